@@ -1,0 +1,57 @@
+"""cnnlab: train, transfer, tune, inspect, detect (YOLO + OpenCV) and deploy convolutional networks.
+
+The public API is imported lazily so ``import cnnlab`` (and ``cnnlab --help``) stays fast:
+
+    import cnnlab
+    run = cnnlab.train(dataset="mnist", model="lenet5", epochs=10)
+    metrics = cnnlab.evaluate(run)
+    model = cnnlab.create_model("resnet18_cifar", num_classes=10)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    # classification core
+    "train": "cnnlab.api",
+    "evaluate": "cnnlab.api",
+    "predict": "cnnlab.api",
+    "load": "cnnlab.api",
+    "demo": "cnnlab.api",
+    "Trainer": "cnnlab.train.trainer",
+    "create_model": "cnnlab.models",
+    "list_models": "cnnlab.models",
+    "register_model": "cnnlab.models",
+    "count_params": "cnnlab.models",
+    "load_dataset": "cnnlab.data",
+    "list_datasets": "cnnlab.data",
+    # look inside / deploy
+    "summary": "cnnlab.inspect.summary",
+    "export": "cnnlab.deploy.export",
+    "benchmark": "cnnlab.deploy.benchmark",
+    # detection
+    "Detector": "cnnlab.detect.detector",
+    "detect_eval": "cnnlab.detect.evaluate",
+    # errors
+    "UserError": "cnnlab.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

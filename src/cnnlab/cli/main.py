@@ -1,0 +1,82 @@
+"""Entry point of the ``cnnlab`` command. Heavy imports happen inside the commands that need them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from cnnlab import __version__
+from cnnlab.errors import UserError
+
+app = typer.Typer(
+    name="cnnlab",
+    help="Convolutional vision toolkit: train, transfer, tune, inspect, detect and deploy CNNs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Each module defines ``register(app)``; add a command group by adding its module here.
+COMMAND_MODULES = [
+    "cnnlab.cli.classify",   # train, evaluate, predict, demo
+    "cnnlab.cli.data",       # datasets, augment-preview
+    "cnnlab.cli.models",     # models
+    "cnnlab.cli.inspect",    # summary, visualize
+    "cnnlab.cli.deploy",     # export, benchmark
+    "cnnlab.cli.detect",     # detect, export-detector, detect-eval
+    "cnnlab.cli.stream",     # stream, sweep
+    "cnnlab.cli.experiments",  # compare, tune, ablate, report, import-keras
+]
+
+for _mod in COMMAND_MODULES:
+    importlib.import_module(_mod).register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cnnlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """cnnlab: convolutional vision from the command line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one red line on stderr and exit code 2."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        app(args=argv, prog_name="cnnlab", standalone_mode=False)
+    except UserError as e:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Errors a user can fix. The CLI prints them as one line and exits non-zero; bugs still raise."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input, files or environment, explained in one line."""
+
+
+class DataError(UserError):
+    """A dataset file is missing, corrupt or has the wrong structure."""
+
+
+class ModelError(UserError):
+    """An unknown model name, a budget overrun or an incompatible checkpoint."""
