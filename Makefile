@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CNNLAB_DATA ?= $(abspath ../shared/data)
 export CNNLAB_DATA
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo test test-all test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -22,7 +22,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# The default run: everything but tests marked slow (real-data tests skip when ../shared/data is absent).
 test: lint
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+test-all: lint
 	$(PY) -m pytest -n 2 -q
 
 test-fast: $(STAMP)

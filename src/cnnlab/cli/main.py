@@ -27,7 +27,8 @@ COMMAND_MODULES = [
     "cnnlab.cli.models",     # models
     "cnnlab.cli.inspect",    # summary, visualize
     "cnnlab.cli.deploy",     # export, benchmark
-    "cnnlab.cli.detect",     # detect, export-detector, detect-eval
+    "cnnlab.cli.detect",     # detect, export-detector
+    "cnnlab.cli.detect_eval",  # detect-eval
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report, import-keras
 ]
