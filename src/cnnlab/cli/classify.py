@@ -1,9 +1,145 @@
-"""CLI commands of the 'classify' group (placeholder module until its commands land)."""
+"""CLI commands of the classification core: ``train``, ``evaluate``, ``predict``, ``demo``.
+
+Thin layers over ``cnnlab.api``; torch is imported only inside the commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from cnnlab.cli.common import console
+
+EXPLICIT = ("dataset", "model", "epochs", "batch", "optimizer", "lr", "seed", "data_dir", "project", "name",
+            "device", "max_params", "schedule", "exist_ok")
+
+
+def _other_options() -> str:
+    from cnnlab.config import TrainConfig
+
+    names = [f"--{n.replace('_', '-')}" for n in TrainConfig.field_names() if n not in EXPLICIT]
+    return ("Any other option of the run config is accepted as --option VALUE (lists as [1,2] or 1,2; "
+            "mappings as YAML, e.g. --augment '{horizontal_flip: true}'; booleans as --flag / --no-flag): "
+            + " ".join(names))
+
+
+def train_command(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file with any run options."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run (folder or last.pt)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="mnist, fashion_mnist, cifar10, cifar100, digits, folder."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name (cnnlab models) or timm/<name>."),
+    epochs: int | None = typer.Option(None, "--epochs", "-e"),
+    batch: int | None = typer.Option(None, "--batch", "-b"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="sgd, adam, adamw, nadam, rmsprop."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    schedule: str | None = typer.Option(None, "--schedule", help="constant, piecewise, step, cosine, onecycle, plateau."),
+    seed: int | None = typer.Option(None, "--seed"),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DATA, then the cache)."),
+    project: str | None = typer.Option(None, "--project", help="Parent folder of runs (default runs)."),
+    name: str | None = typer.Option(None, "--name", help="Run name (default exp, exp2, ...)."),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse the run folder if it exists."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
+    max_params: str | None = typer.Option(None, "--max-params", help="Refuse models over this size, e.g. 30M."),
+) -> None:
+    """Train a classifier; writes <project>/classify/<name>/ (config, history, metrics, weights, plots)."""
+    from cnnlab import api
+    from cnnlab.config import parse_cli_overrides
+
+    explicit = {"dataset": dataset, "model": model, "epochs": epochs, "batch": batch, "optimizer": optimizer,
+                "lr": lr, "schedule": schedule, "seed": seed, "data_dir": data_dir, "project": project,
+                "name": name, "exist_ok": exist_ok or None, "device": device, "max_params": max_params}
+    overrides: dict[str, Any] = {k: v for k, v in explicit.items() if v is not None}
+    overrides.update(parse_cli_overrides(list(ctx.args)))
+    if resume is not None:
+        if config is not None:
+            from cnnlab.errors import UserError
+
+            raise UserError("--resume continues a run with its own config; drop --config")
+        result = api.train(resume=resume, **overrides)
+    else:
+        result = api.train(config, **overrides)
+    _print_metrics(result.metrics, f"results ({result.run_dir})")
+
+
+def _print_metrics(metrics: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for key in ("test_accuracy", "test_top5_accuracy", "test_loss", "val_accuracy", "val_loss", "best_epoch",
+                "epochs", "train_time_s", "images_per_s", "accuracy", "top5_accuracy", "loss", "images",
+                "seconds"):
+        v = metrics.get(key)
+        if v is not None:
+            table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
+    console.print(table)
+
+
+def evaluate_command(
+    source: Path = typer.Argument(..., help="Run folder, checkpoint (.pt) or ONNX model."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Default: the dataset it was trained on."),
+    split: str = typer.Option("test", "--split", help="test, train or val (folder datasets)."),
+    data_dir: str | None = typer.Option(None, "--data-dir"),
+    batch: int = typer.Option(256, "--batch", "-b"),
+    tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
+    runtime: str | None = typer.Option(None, "--runtime", help="torch (checkpoints) or onnxruntime (.onnx)."),
+    device: str = typer.Option("auto", "--device"),
+    per_class: bool = typer.Option(False, "--per-class", help="Print accuracy per class."),
+) -> None:
+    """Evaluate a trained model: loss, top-1/top-5 accuracy, per-class accuracy, confusion matrix."""
+    from cnnlab import api
+
+    result = api.evaluate(source, dataset=dataset, split=split, data_dir=data_dir, batch=batch, tta=tta,
+                          json=json_out, runtime=runtime, device=device)
+    _print_metrics(result, f"{result['dataset']} {split}{' (flip TTA)' if tta else ''}: {source}")
+    if per_class:
+        from rich.table import Table
+
+        table = Table("class", "accuracy", "images")
+        for c, a in result["per_class_accuracy"].items():
+            table.add_row(c, f"{a:.4f}", str(result["support"][c]))
+        console.print(table)
+    if json_out:
+        console.print(f"wrote {json_out}")
+
+
+def predict_command(
+    source: Path = typer.Argument(..., help="Run folder, checkpoint (.pt) or ONNX model."),
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    topk: int = typer.Option(5, "--topk", "-k"),
+    runtime: str | None = typer.Option(None, "--runtime", help="torch or onnxruntime."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the predictions as JSON."),
+) -> None:
+    """Print the top-k classes (with probabilities) of each image."""
+    from cnnlab import api
+
+    results = api.predict(source, [str(p) for p in images], topk=topk, runtime=runtime)
+    for path, top in zip(images, results, strict=True):
+        console.print(f"[bold]{path}[/]: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
+    if json_out:
+        from cnnlab.io import write_json
+
+        write_json(json_out, [{"image": str(p), "top": [{"class": c, "probability": q} for c, q in t]}
+                              for p, t in zip(images, results, strict=True)])
+
+
+def demo_command(
+    project: Path = typer.Option(Path("runs"), "--project", help="Where the demo writes its runs."),
+    part: list[str] | None = typer.Option(None, "--part", help="Run only the parts whose title contains this."),
+) -> None:
+    """The embedded tour: trains and evaluates a small CNN on the bundled digits (no downloads)."""
+    from cnnlab import api
+
+    api.demo(project, parts=part or None)
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
+    app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                epilog=_other_options())(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("predict")(predict_command)
+    app.command("demo")(demo_command)

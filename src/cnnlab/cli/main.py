@@ -30,7 +30,8 @@ COMMAND_MODULES = [
     "cnnlab.cli.detect",     # detect, export-detector
     "cnnlab.cli.detect_eval",  # detect-eval
     "cnnlab.cli.stream",     # stream, sweep
-    "cnnlab.cli.experiments",  # compare, tune, ablate, report, import-keras
+    "cnnlab.cli.experiments",  # compare, tune, ablate, report
+    "cnnlab.cli.transfer",   # import-keras
 ]
 
 for _mod in COMMAND_MODULES:

@@ -1,0 +1,46 @@
+"""A separate virtual environment with Keras 3 + TensorFlow CPU, for side-by-side benchmarks.
+
+Kept outside the repo (in the cnnlab cache folder) so the project's own environment never depends on
+TensorFlow. Created on first use; later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+PACKAGES = ["tensorflow-cpu", "keras", "numpy"]
+
+
+def keras_venv() -> Path:
+    """Path of the Keras venv's python, creating and installing it if needed."""
+    from cnnlab.paths import cache_dir
+
+    root = Path(os.environ.get("CNNLAB_KERAS_VENV", cache_dir() / "bench-venvs" / "keras"))
+    py = root / "bin" / "python"
+    stamp = root / ".installed"
+    if not stamp.is_file():
+        print(f"creating Keras benchmark venv in {root} (one-time, a few minutes)...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(root)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True)
+        stamp.write_text("ok\n")
+    return py
+
+
+def run_in_keras(script: str, *args: str, env: dict | None = None) -> dict:
+    """Run ``script`` (Python source) in the Keras venv; it must print one JSON object last."""
+    py = keras_venv()
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    proc = subprocess.run([str(py), "-c", script, *args], capture_output=True, text=True, env=full_env)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"Keras benchmark failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(keras_venv())

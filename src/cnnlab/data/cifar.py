@@ -1,0 +1,212 @@
+"""CIFAR-10 and CIFAR-100, python version: the official ``.tar.gz`` (or a re-compressed ``.tar.xz``)
+or the extracted ``cifar-10-batches-py/`` / ``cifar-100-python/`` folder. Pickles are read with the
+restricted unpickler; structure (shapes, counts, label range) is validated."""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.data.download import RemoteFile
+from cnnlab.data.official import check_labels
+from cnnlab.data.safe_pickle import safe_loads
+from cnnlab.errors import DataError
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
+
+
+@dataclass(frozen=True)
+class CifarSource:
+    """One CIFAR variant: its batch files (name -> official md5), meta file and label keys."""
+
+    name: str
+    folder: str
+    alt_folders: tuple[str, ...]
+    extracted: str                 # folder name inside the archive
+    archive_stem: str              # e.g. cifar-10-python
+    archive_md5: str
+    url: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+    md5: dict[str, str]
+    label_key: str                 # "labels" or "fine_labels"
+    names_key: str                 # "label_names" or "fine_label_names"
+    num_classes: int
+    coarse: bool = False           # CIFAR-100 also has coarse labels (20 superclasses)
+
+    @property
+    def remotes(self) -> tuple[RemoteFile, ...]:
+        return (RemoteFile(f"{self.archive_stem}.tar.gz", self.archive_md5, (self.url,)),)
+
+    def looked_in(self, root: Path) -> list[Path]:
+        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
+
+    def find(self, root: Path) -> list[Path] | None:
+        for d in self.looked_in(root):
+            ext = d / self.extracted
+            if ext.is_dir() and all((ext / f).is_file() for f in self._members()):
+                return [ext]
+            for suffix in _ARCHIVE_SUFFIXES:
+                if (d / (self.archive_stem + suffix)).is_file():
+                    return [d / (self.archive_stem + suffix)]
+        return None
+
+    def missing(self, root: Path) -> list[RemoteFile]:
+        return [] if self.find(root) else list(self.remotes)
+
+    def _members(self) -> tuple[str, ...]:
+        return (*self.train_files, *self.test_files, self.meta_file)
+
+    def decode(self, files: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        src = files[0]
+        raw = _read_extracted(src, self._members()) if src.is_dir() else None
+        parsed: dict[str, Any] = {}
+        mismatch: list[str] = []
+        for name, data in (raw.items() if raw is not None else _iter_archive(src, self._members())):
+            if hashlib.md5(data).hexdigest() != self.md5[name]:
+                mismatch.append(name)
+            parsed[name] = _normalise_keys(safe_loads(data, f"{src}:{name}"), f"{src}:{name}")
+        missing = [m for m in self._members() if m not in parsed]
+        if missing:
+            raise DataError(f"{src}: missing {self.extracted}/{missing[0]} (truncated or incomplete archive)")
+        meta = parsed[self.meta_file]
+        classes = _names(meta, self.names_key, self.num_classes, f"{src}:{self.meta_file}")
+        out: dict[str, Any] = {"classes": classes, "md5_mismatch": sorted(mismatch)}
+        if self.coarse:
+            out["coarse_classes"] = _names(meta, "coarse_label_names", 20, f"{src}:{self.meta_file}")
+        arrays: dict[str, np.ndarray] = {}
+        for split, names in (("train", self.train_files), ("test", self.test_files)):
+            batches = [self._batch(parsed[n], f"{src}:{n}") for n in names]
+            arrays[f"{split}_images"] = np.concatenate([b[0] for b in batches])
+            arrays[f"{split}_labels"] = np.concatenate([b[1] for b in batches])
+            if self.coarse:
+                arrays[f"{split}_coarse_labels"] = np.concatenate([b[2] for b in batches])
+        return arrays, out
+
+    def _batch(self, d: dict, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        data = d.get("data")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+            raise DataError(f"{source}: 'data' must be a uint8 array of shape (N, 3072), found {desc}")
+        labels = _labels(d, self.label_key, len(data), source)
+        check_labels(labels, self.num_classes, source)
+        coarse = np.zeros(0, np.int64)
+        if self.coarse:
+            coarse = _labels(d, "coarse_labels", len(data), source)
+            check_labels(coarse, 20, source)
+        return data.reshape(-1, 3, 32, 32), labels, coarse
+
+
+def _read_extracted(folder: Path, members: tuple[str, ...]) -> dict[str, bytes]:
+    out = {}
+    for m in members:
+        try:
+            out[m] = (folder / m).read_bytes()
+        except OSError as e:
+            raise DataError(f"{folder / m}: cannot read ({e.strerror or e})") from None
+    return out
+
+
+def _iter_archive(path: Path, members: tuple[str, ...]):
+    """Yield (member basename, bytes) for the wanted members, streaming through the archive once."""
+    wanted = set(members)
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for info in tf:
+                base = info.name.rsplit("/", 1)[-1]
+                if info.isfile() and base in wanted:
+                    f = tf.extractfile(info)
+                    if f is None:  # pragma: no cover
+                        continue
+                    data = f.read()
+                    if len(data) != info.size:
+                        raise DataError(f"{path}: truncated archive ({base} is incomplete)")
+                    wanted.discard(base)
+                    yield base, data
+                    if not wanted:
+                        return
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as e:
+        raise DataError(f"{path}: corrupt or truncated archive ({str(e) or type(e).__name__})") from None
+
+
+def _normalise_keys(obj: Any, source: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(f"{source}: expected a dict, found {type(obj).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _labels(d: dict, key: str, n: int, source: str) -> np.ndarray:
+    if key not in d:
+        raise DataError(f"{source}: missing '{key}'")
+    try:
+        labels = np.asarray(d[key], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{source}: '{key}' is not a list of integers") from None
+    if labels.shape != (n,):
+        raise DataError(f"{source}: {labels.size} '{key}' for {n} images")
+    return labels
+
+
+def _names(meta: dict, key: str, n: int, source: str) -> list[str]:
+    names = meta.get(key)
+    if not isinstance(names, list | tuple) or len(names) != n:
+        raise DataError(f"{source}: '{key}' must list {n} class names")
+    return [x.decode("latin1") if isinstance(x, bytes) else str(x) for x in names]
+
+
+CIFAR10 = CifarSource(
+    name="cifar10", folder="cifar10", alt_folders=("cifar-10", "CIFAR10", "cifar_10", ""),
+    extracted="cifar-10-batches-py", archive_stem="cifar-10-python",
+    archive_md5="c58f30108f718f92721af3b95e74349a",
+    url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    train_files=tuple(f"data_batch_{i}" for i in range(1, 6)), test_files=("test_batch",),
+    meta_file="batches.meta",
+    md5={"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+         "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+         "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
+         "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"},
+    label_key="labels", names_key="label_names", num_classes=10,
+)
+CIFAR100 = CifarSource(
+    name="cifar100", folder="cifar100", alt_folders=("cifar-100", "CIFAR100", "cifar_100", ""),
+    extracted="cifar-100-python", archive_stem="cifar-100-python",
+    archive_md5="eb9058c3a382ffc7106e4002c42a8d85",
+    url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    train_files=("train",), test_files=("test",), meta_file="meta",
+    md5={"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+         "meta": "7973b15100ade9c7d40fb424638fde48"},
+    label_key="fine_labels", names_key="fine_label_names", num_classes=100, coarse=True,
+)
+
+
+def write_cifar_folder(folder: str | Path, source: CifarSource, splits: dict[str, tuple[np.ndarray, ...]],
+                       classes: list[str], coarse_classes: list[str] | None = None) -> Path:
+    """Write batch files in the official python format (protocol 2 pickles); for tests and tools.
+
+    ``splits`` maps each batch file name to ``(images uint8 (N, 3, 32, 32), labels[, coarse labels])``.
+    """
+    import pickle
+
+    from cnnlab.io import atomic_write_bytes
+
+    folder = Path(folder)
+    for name, arrays in splits.items():
+        d: dict[str, Any] = {"batch_label": name, "data": np.asarray(arrays[0], np.uint8).reshape(len(arrays[0]), -1),
+                             source.label_key: [int(x) for x in arrays[1]],
+                             "filenames": [f"img_{i}.png" for i in range(len(arrays[0]))]}
+        if source.coarse:
+            d["coarse_labels"] = [int(x) for x in arrays[2]]
+        atomic_write_bytes(folder / name, pickle.dumps(d, protocol=2))
+    meta: dict[str, Any] = {source.names_key: list(classes)}
+    if source.coarse:
+        meta["coarse_label_names"] = list(coarse_classes or [])
+    atomic_write_bytes(folder / source.meta_file, pickle.dumps(meta, protocol=2))
+    return folder

@@ -1,0 +1,320 @@
+"""``cnnlab.export``: a trained classifier to ONNX (fp32 / INT8 / FP16) or TorchScript, checked after export.
+
+Every export is verified before it is moved into place: ONNX Runtime (or the reloaded TorchScript
+module) runs the same inputs as PyTorch and the largest absolute difference of the logits is reported;
+above the tolerance the export fails and no file is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.deploy.calibration import dataset_sample, run_dataset
+from cnnlab.deploy.metadata import METADATA_KEY, TORCHSCRIPT_EXTRA, build_metadata, dumps
+from cnnlab.deploy.source import TorchSource, load_torch_source
+from cnnlab.errors import ModelError, UserError
+from cnnlab.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript")
+INT8_MODES = ("dynamic", "static")
+MIN_OPSET = 13
+CHECK_BATCH = 3  # not the batch used while exporting, so the dynamic batch axis is exercised
+
+
+@dataclass
+class ExportResult:
+    """What ``export`` wrote and how well it agrees with PyTorch."""
+
+    path: Path
+    format: str
+    precision: str                   # fp32, fp16, int8-dynamic, int8-static
+    max_abs_diff: float              # logits, exported vs PyTorch, on the check inputs
+    tolerance: float | None          # None for INT8 (reported, not enforced)
+    checks: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def lines(self) -> list[str]:
+        """Human-readable summary (what the CLI prints)."""
+        tol = f" (tolerance {self.tolerance:.1e})" if self.tolerance is not None else ""
+        out = [f"exported {self.format} ({self.precision}) -> {self.path} ({self.size_bytes / 1e6:.2f} MB)",
+               f"check: max abs difference vs PyTorch {self.max_abs_diff:.3g}{tol} on "
+               f"{self.checks.get('check_inputs', '')}"]
+        if "top1_agreement" in self.checks:
+            out.append(f"check: top-1 agreement with PyTorch {100 * self.checks['top1_agreement']:.1f} %")
+        if "accuracy_fp32" in self.checks:
+            c = self.checks
+            out.append(f"accuracy on {c['accuracy_samples']} {c['accuracy_split']} images: PyTorch fp32 "
+                       f"{100 * c['accuracy_fp32']:.2f} %, {self.precision} {100 * c['accuracy_exported']:.2f} % "
+                       f"(loss {100 * c['accuracy_loss']:.2f} points)")
+        return out
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' deprecation and tracer warnings (they are about PyTorch, not the model)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _tolerance(ref: np.ndarray, precision: str) -> float | None:
+    scale = max(1.0, float(np.abs(ref).max()))
+    return {"fp32": 1e-3 * scale, "fp16": 3e-2 * scale}.get(precision)
+
+
+def default_output(src: TorchSource, fmt: str, precision: str) -> Path:
+    """``<run>/weights/best.onnx`` (beside the checkpoint, as Ultralytics does) or ``<name>.onnx`` here."""
+    suffix = {"fp32": "", "fp16": ".fp16", "int8-dynamic": ".int8", "int8-static": ".int8"}[precision]
+    ext = ".onnx" if fmt == "onnx" else ".torchscript"
+    if src.run_dir is not None:
+        return src.run_dir / "weights" / f"best{suffix}{ext}"
+    return Path(f"{src.name.replace('/', '_')}{suffix}{ext}")
+
+
+def _torch_logits(model: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).float().numpy()
+
+
+# ------------------------------------------------------------------------------------------ ONNX
+def _export_onnx_fp32(src: TorchSource, path: Path, opset: int) -> None:
+    import torch
+
+    c, h, w = src.input_shape
+    example = torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(0))
+    try:
+        with _quiet():
+            torch.onnx.export(src.model, (example,), str(path), dynamo=False, opset_version=opset,
+                              input_names=["input"], output_names=["logits"], do_constant_folding=True,
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    except Exception as e:  # unsupported operators, bad opsets: one line, not a tracer dump
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"ONNX export of {src.name} failed: {first[:300]}") from None
+
+
+def _set_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, dumps(meta)
+    model.doc_string = f"cnnlab {meta.get('precision')} export of {meta.get('model_spec', {}).get('name', '')}"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _ort_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    from cnnlab.deploy.runtime import load_onnx_classifier
+
+    clf = load_onnx_classifier(path)
+    return np.concatenate([clf(x[i:i + 256]) for i in range(0, len(x), 256)])
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean())
+
+
+def _calibration(src: TorchSource, n: int, calib_data: np.ndarray | None, dataset: str | None,
+                 data_dir: str | os.PathLike | None, seed: int) -> tuple[np.ndarray | None, str]:
+    if calib_data is not None:
+        return np.asarray(calib_data, dtype=np.float32)[:n], "given array"
+    name, ddir, options = run_dataset(src.config)
+    name = dataset or name
+    if not name:
+        return None, ""
+    x, _ = dataset_sample(name, src.preprocess, n, split="train", data_dir=data_dir or ddir,
+                          options=options if not dataset else None, seed=seed)
+    return x, f"{len(x)} {name} training images"
+
+
+def _eval_sample(src: TorchSource, dataset: str | None, data_dir: str | os.PathLike | None, n: int,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, str] | None:
+    name, ddir, options = run_dataset(src.config)
+    name = dataset or name
+    if not name or n <= 0:
+        return None
+    for split in ("test", "val"):
+        try:
+            x, y = dataset_sample(name, src.preprocess, n, split=split, data_dir=data_dir or ddir,
+                                  options=options if not dataset else None, seed=seed)
+            return x, y, split
+        except UserError:
+            continue
+    return None
+
+
+def export(source: Any, format: str = "onnx", output: str | os.PathLike | None = None, *,
+           opset: int = 17, int8: str | None = None, fp16: bool = False, calib_samples: int = 256,
+           calib_dataset: str | None = None, calib_data: np.ndarray | None = None,
+           calib_method: str = "minmax", data_dir: str | os.PathLike | None = None,
+           check_samples: int = 1000, seed: int = 0, **source_options: Any) -> ExportResult:
+    """Export ``source`` (run folder, checkpoint, registry name or nn.Module) and verify the result.
+
+    ONNX: opset ``opset`` (>= 13, default 17), dynamic batch axis, preprocessing and class names as JSON
+    in ``metadata_props["cnnlab"]``. ``int8="dynamic"|"static"`` quantises with ONNX Runtime (static
+    calibrates on ``calib_samples`` training images of the run's dataset, or ``calib_data``);
+    ``fp16=True`` converts to float16. INT8 exports also report accuracy against PyTorch on up to
+    ``check_samples`` test images when the dataset is known. ``source_options`` (classes, mean, std,
+    img_size, in_chans, num_classes) describe a bare nn.Module or registry model.
+    """
+    fmt = str(format).lower()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {format!r} (choose from {', '.join(FORMATS)})")
+    if int8 is not None and int8 not in INT8_MODES:
+        raise UserError(f"--int8 must be one of {', '.join(INT8_MODES)}, got {int8!r}")
+    if int8 and fp16:
+        raise UserError("choose either --int8 or --fp16, not both")
+    if fmt == "torchscript" and (int8 or fp16):
+        raise UserError("--int8 and --fp16 apply to ONNX exports (use --format onnx)")
+    if fmt == "onnx" and opset < MIN_OPSET:
+        raise UserError(f"opset {opset} is too old; use {MIN_OPSET} or newer (17 recommended)")
+    if calib_samples < 1:
+        raise UserError("--calib-samples must be at least 1")
+    src = load_torch_source(source, **source_options)
+    precision = f"int8-{int8}" if int8 else "fp16" if fp16 else "fp32"
+    out = Path(output) if output else default_output(src, fmt, precision)
+    if fmt == "onnx" and out.suffix != ".onnx":
+        raise UserError(f"ONNX output should end in .onnx: {out}")
+    where = src.name if hasattr(source, "forward") else str(src.run_dir or source)
+    meta = build_metadata(src.classes, src.preprocess, precision=precision, model_spec=src.spec, source=where)
+    c, h, w = src.input_shape
+    rng = np.random.default_rng(seed)
+    x_check = rng.standard_normal((CHECK_BATCH, c, h, w)).astype(np.float32)
+    if fmt == "torchscript":
+        return _export_torchscript(src, out, meta, x_check)
+    return _export_onnx(src, out, meta, precision, opset, x_check, calib_samples=calib_samples,
+                        calib_dataset=calib_dataset, calib_data=calib_data, calib_method=calib_method,
+                        data_dir=data_dir, check_samples=check_samples, seed=seed)
+
+
+def _export_onnx(src: TorchSource, out: Path, meta: dict[str, Any], precision: str, opset: int,
+                 x_check: np.ndarray, *, calib_samples: int, calib_dataset: str | None,
+                 calib_data: np.ndarray | None, calib_method: str, data_dir: Any, check_samples: int,
+                 seed: int) -> ExportResult:
+    from cnnlab.deploy import quantize
+
+    checks: dict[str, Any] = {"opset": opset}
+    with tempfile.TemporaryDirectory(prefix="cnnlab-export-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _export_onnx_fp32(src, fp32, opset)
+        _set_onnx_metadata(fp32, {**meta, "precision": "fp32"})
+        final = fp32
+        calib = None
+        if precision == "int8-static":
+            calib, what = _calibration(src, calib_samples, calib_data, calib_dataset, data_dir, seed)
+            if calib is None:
+                raise UserError("static INT8 needs calibration images: export a run folder (its training "
+                                "data is used), pass --calib-dataset NAME, or use --int8 dynamic")
+            final = quantize.quantize_static_onnx(fp32, Path(tmp) / "int8.onnx", calib, method=calib_method)
+            checks.update(calibration=what, calibration_method=calib_method)
+            meta["quantization"] = {"mode": "static", "format": "QDQ", "calibration": what,
+                                    "method": calib_method}
+        elif precision == "int8-dynamic":
+            final = quantize.quantize_dynamic_onnx(fp32, Path(tmp) / "int8.onnx")
+            meta["quantization"] = {"mode": "dynamic"}
+        elif precision == "fp16":
+            final = quantize.convert_fp16_onnx(fp32, Path(tmp) / "fp16.onnx")
+        if final is not fp32:
+            _set_onnx_metadata(final, meta)
+
+        # the check: the same inputs through PyTorch and ONNX Runtime
+        ref = _torch_logits(src.model, x_check)
+        got = _ort_logits(final, x_check)
+        checks["check_inputs"] = f"{len(x_check)} random inputs of shape {list(x_check.shape[1:])}"
+        if precision.startswith("int8"):
+            sample = _eval_sample(src, calib_dataset, data_dir, check_samples, seed)
+            if sample is not None:
+                xs, ys, split = sample
+                ref_s, got_s = _torch_logits(src.model, xs), _ort_logits(final, xs)
+                checks.update(accuracy_samples=len(ys), accuracy_split=split,
+                              accuracy_fp32=_accuracy(ref_s, ys), accuracy_exported=_accuracy(got_s, ys))
+                checks["accuracy_loss"] = checks["accuracy_fp32"] - checks["accuracy_exported"]
+                ref, got = ref_s, got_s
+                checks["check_inputs"] = f"{len(ys)} {split} images"
+            elif calib is not None:
+                ref, got = _torch_logits(src.model, calib), _ort_logits(final, calib)
+                checks["check_inputs"] = f"{len(calib)} calibration images"
+            checks["top1_agreement"] = float((ref.argmax(1) == got.argmax(1)).mean())
+        diff = float(np.abs(ref - got).max())
+        tol = _tolerance(ref, precision)
+        if tol is not None and not diff <= tol:
+            raise ModelError(f"exported model disagrees with PyTorch: max abs difference {diff:.3g} > "
+                             f"tolerance {tol:.3g}; nothing written")
+        if "accuracy_fp32" in checks:
+            meta["reference_accuracy"] = {k: checks[k] for k in
+                                          ("accuracy_samples", "accuracy_split", "accuracy_fp32",
+                                           "accuracy_exported", "accuracy_loss")}
+            _set_onnx_metadata(final, meta)
+        with atomic_path(out) as tmp_out:
+            shutil.copyfile(final, tmp_out)
+    log.info("exported %s (%s): max abs diff %.3g", out, precision, diff)
+    return ExportResult(path=out, format="onnx", precision=precision, max_abs_diff=diff, tolerance=tol,
+                        checks=checks, metadata=meta)
+
+
+# ------------------------------------------------------------------------------------ TorchScript
+def _export_torchscript(src: TorchSource, out: Path, meta: dict[str, Any], x_check: np.ndarray) -> ExportResult:
+    import torch
+
+    c, h, w = src.input_shape
+    example = torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(0))
+    try:
+        with _quiet(), torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.trace(src.model, example, check_trace=False)
+            traced = torch.jit.freeze(traced.eval()) if hasattr(torch.jit, "freeze") else traced
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"TorchScript export of {src.name} failed: {first[:300]}") from None
+    with atomic_path(out) as tmp_out:
+        with _quiet():
+            torch.jit.save(traced, str(tmp_out), _extra_files={TORCHSCRIPT_EXTRA: dumps(meta)})
+            reloaded = torch.jit.load(str(tmp_out), map_location="cpu")
+        ref = _torch_logits(src.model, x_check)
+        got = _torch_logits(reloaded, x_check)
+        diff = float(np.abs(ref - got).max())
+        tol = _tolerance(ref, "fp32")
+        if not diff <= tol:
+            raise ModelError(f"TorchScript module disagrees with PyTorch: max abs difference {diff:.3g} > "
+                             f"tolerance {tol:.3g}; nothing written")
+    checks = {"check_inputs": f"{len(x_check)} random inputs of shape {list(x_check.shape[1:])}"}
+    return ExportResult(path=out, format="torchscript", precision="fp32", max_abs_diff=diff, tolerance=tol,
+                        checks=checks, metadata=meta)
+
+
+def load_torchscript(path: str | os.PathLike) -> tuple[Any, dict[str, Any] | None]:
+    """Load a TorchScript export and its cnnlab metadata (TorchScript runs only TorchScript ops)."""
+    import torch
+
+    from cnnlab.deploy.metadata import parse_metadata
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"TorchScript file not found: {p}")
+    extra = {TORCHSCRIPT_EXTRA: ""}
+    try:
+        with _quiet():
+            module = torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{p}: not a loadable TorchScript file ({first[:200]})") from None
+    return module.eval(), parse_metadata(extra[TORCHSCRIPT_EXTRA] or None)

@@ -1,0 +1,124 @@
+"""ONNX Runtime execution providers and session options (CPU here; CUDA/TensorRT on a Jetson or GPU box)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import UserError
+
+# short names users type -> ONNX Runtime provider names
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dnnl": "DnnlExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "acl": "ACLExecutionProvider",
+    "armnn": "ArmNNExecutionProvider",
+}
+# order used by providers="auto": fastest first, CPU always last
+AUTO_ORDER = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider",
+              "DnnlExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider",
+              "CPUExecutionProvider"]
+
+
+def available_providers() -> list[str]:
+    """Providers compiled into the installed onnxruntime (``onnxruntime-gpu`` on a Jetson adds CUDA/TensorRT)."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16: bool = False,
+                      trt_int8: bool = False, trt_cache_dir: str | os.PathLike | None = None,
+                      device_id: int = 0) -> list[Any]:
+    """Turn ``"tensorrt,cuda,cpu"`` / ``["cuda"]`` / ``"auto"`` / None into ONNX Runtime's provider list.
+
+    None means CPU only. ``auto`` takes every available accelerator, fastest first. CPU is always appended
+    as the fallback for operators an accelerator cannot run. TensorRT options: FP16/INT8 kernels and an
+    engine cache folder (building engines takes minutes on a Jetson; the cache makes later starts fast).
+    """
+    avail = available_providers()
+    given: dict[str, dict[str, Any]] = {}  # entries passed already resolved as (name, options)
+    if providers is None or providers == "":
+        names = ["CPUExecutionProvider"]
+    else:
+        items = providers.split(",") if isinstance(providers, str) else list(providers)
+        given = {p[0]: p[1] for p in items if isinstance(p, tuple)}
+        items = [p[0] if isinstance(p, tuple) else str(p).strip() for p in items]
+        items = [p for p in items if p]
+        if [p.lower() for p in items] == ["auto"]:
+            names = [p for p in AUTO_ORDER if p in avail]
+        else:
+            names = []
+            for p in items:
+                name = PROVIDER_ALIASES.get(p.lower(), p)
+                if name not in avail:
+                    raise UserError(f"execution provider {p!r} is not available in this onnxruntime build "
+                                    f"(available: {', '.join(avail)}); on a Jetson install onnxruntime-gpu "
+                                    "from the Jetson Zoo")
+                if name not in names:
+                    names.append(name)
+    if "CPUExecutionProvider" not in names:
+        names.append("CPUExecutionProvider")
+    out: list[Any] = []
+    for name in names:
+        if name in given:
+            out.append((name, given[name]))
+        elif name == "TensorrtExecutionProvider":
+            opts: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
+                                    "trt_int8_enable": bool(trt_int8)}
+            if trt_cache_dir:
+                Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
+                opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(trt_cache_dir))
+            out.append((name, opts))
+        elif name == "CUDAExecutionProvider":
+            out.append((name, {"device_id": device_id}))
+        else:
+            out.append(name)
+    return out
+
+
+def session_options(threads: int | None = None, *, inter_threads: int = 1,
+                    optimization: str = "all") -> Any:
+    """Session options: intra-op thread count (None: ONNX Runtime's default, one per core), graph optimisation."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = int(inter_threads)
+    levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    so.graph_optimization_level = levels[optimization]
+    so.log_severity_level = 3  # errors only
+    return so
+
+
+def create_session(model: str | os.PathLike | bytes, providers: str | Sequence[str] | None = None,
+                   threads: int | None = None, **provider_kw: Any) -> Any:
+    """An ``onnxruntime.InferenceSession`` for a file or serialised model; unreadable models are UserErrors."""
+    import onnxruntime as ort
+
+    plist = resolve_providers(providers, **provider_kw)
+    names = [p[0] if isinstance(p, tuple) else p for p in plist]
+    opts = [p[1] if isinstance(p, tuple) else {} for p in plist]
+    src = model if isinstance(model, bytes) else str(model)
+    if not isinstance(model, bytes) and not Path(src).is_file():
+        raise UserError(f"ONNX model not found: {src}")
+    try:
+        return ort.InferenceSession(src, sess_options=session_options(threads), providers=names,
+                                    provider_options=opts)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = "model" if isinstance(model, bytes) else src
+        raise UserError(f"{where}: ONNX Runtime cannot load it ({first[:300]})") from None

@@ -1,0 +1,152 @@
+"""INT8 and FP16 versions of ONNX models with ONNX Runtime's own tools.
+
+- dynamic INT8: weights quantised ahead of time, activations at run time (no calibration data);
+- static INT8: weights and activations quantised (QDQ format) with ranges measured on a calibration
+  set (a ``CalibrationDataReader`` over training images), after ``quant_pre_process``;
+- FP16: ``onnxruntime.transformers.float16`` (the converter of onnxconverter-common, shipped inside
+  onnxruntime), keeping float32 inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+             "MatMulInteger", "DynamicQuantizeLinear", "QGemm", "QLinearAdd"}
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def is_quantized(path: str | os.PathLike) -> bool:
+    """True when the ONNX model already contains quantised operators."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in QUANT_OPS for n in model.graph.node)
+
+
+def _input_name(path: str | os.PathLike) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    if len(names) != 1:
+        raise UserError(f"{path}: expected one model input, found {len(names)}")
+    return names[0]
+
+
+def make_calibration_reader(input_name: str, data: np.ndarray, batch_size: int = 16) -> Any:
+    """A ``CalibrationDataReader`` feeding ``data`` (float32 N x C x H x W, normalised) in batches."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class ArrayCalibrationReader(CalibrationDataReader):
+        """Feeds calibration batches to ONNX Runtime's range estimator."""
+
+        def __init__(self) -> None:
+            self._it: Iterator[dict[str, np.ndarray]] = self._batches()
+
+        def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+            for i in range(0, len(data), batch_size):
+                yield {input_name: np.ascontiguousarray(data[i:i + batch_size], dtype=np.float32)}
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = self._batches()
+
+    return ArrayCalibrationReader()
+
+
+def pre_process(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """ONNX Runtime's recommended step before quantisation (shape inference + graph optimisation).
+
+    Falls back to a plain copy when the pre-processing cannot handle the model.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    except Exception as e:  # the symbolic shape inference gives up on some graphs
+        log.warning("quant_pre_process failed (%s); quantising the model as exported", e)
+        shutil.copyfile(src, dst)
+    return Path(dst)
+
+
+def quantize_dynamic_onnx(src: str | os.PathLike, dst: str | os.PathLike, *,
+                          per_channel: bool = False) -> Path:
+    """Dynamic INT8 quantisation (weights int8, activations quantised on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = pre_process(src, Path(tmp) / "prep.onnx")
+        quantize_dynamic(str(prep), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    return Path(dst)
+
+
+def quantize_static_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray, *,
+                         method: str = "minmax", per_channel: bool = True, batch_size: int = 16) -> Path:
+    """Static INT8 quantisation in QDQ format: activation ranges from ``calibration`` (N x C x H x W)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if calibration is None or len(calibration) == 0:
+        raise UserError("static quantisation needs calibration images")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise UserError(f"unknown calibration method {method!r} (choose from {', '.join(methods)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = pre_process(src, Path(tmp) / "prep.onnx")
+        reader = make_calibration_reader(_input_name(prep), calibration, batch_size)
+        quantize_static(str(prep), str(dst), reader, quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, calibrate_method=methods[method])
+    return Path(dst)
+
+
+def convert_fp16_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Float16 weights and compute, float32 inputs/outputs (casts at the edges)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    half = convert_float_to_float16(model, keep_io_types=True)
+    _toposort(half.graph)  # the converter appends its input casts at the end of the node list
+    onnx.save(half, str(dst))
+    return Path(dst)
+
+
+def _toposort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (ONNX requires it)."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or a dangling input: leave the rest as they were
+            ordered.extend(rest)
+            break
+        pending = rest
+    nodes = [type(n)() for n in ordered]
+    for new, old in zip(nodes, ordered, strict=True):
+        new.CopyFrom(old)
+    del graph.node[:]
+    graph.node.extend(nodes)

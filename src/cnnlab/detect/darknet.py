@@ -1,0 +1,271 @@
+"""Interpret a Darknet cfg as a PyTorch module (``DarknetModel``) and load/save its ``.weights``.
+
+    model = load_darknet("yolov3-tiny.cfg", "yolov3-tiny.weights")   # eval mode
+    outputs = model(x)            # list of (B, N_i, 5+C) per [yolo] layer, see YoloLayer
+
+Supported layers: convolutional, maxpool, route, shortcut, upsample, dropout, avgpool, softmax,
+cost and yolo; enough for YOLOv3(-tiny), YOLOv4(-tiny) and Yolo-Fastest cfgs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.detect.darknet_cfg import REQUIRED, Section, format_cfg, parse_cfg_text, read_cfg
+from cnnlab.detect.darknet_layers import (
+    ConvLayer,
+    GlobalAvgPool,
+    MaxPoolLayer,
+    RouteLayer,
+    ShortcutLayer,
+    SoftmaxLayer,
+    UpsampleLayer,
+    YoloLayer,
+    conv_out,
+    init_conv_like_darknet,
+    make_activation,
+    pool_out,
+)
+from cnnlab.errors import UserError
+
+SUPPORTED_LAYERS = ("convolutional", "conv", "maxpool", "max", "route", "shortcut", "upsample", "dropout",
+                    "avgpool", "avg", "softmax", "cost", "yolo")
+
+
+@dataclass
+class Shape:
+    """Channels and spatial size of a layer output at the cfg's input size."""
+
+    c: int
+    h: int
+    w: int
+
+
+class DarknetModel(nn.Module):
+    """A Darknet network as a PyTorch module, built from its cfg sections.
+
+    With [yolo] layers, ``forward`` returns a list with one tensor per [yolo] layer: decoded
+    ``(B, H*W*A, 5+C)`` rows when ``self.decode`` is True (the default), else the raw
+    ``(B, A*(5+C), H, W)`` maps. Without [yolo] layers it returns the last layer's output
+    (flattened to ``(B, C)`` when it is 1x1: classifier cfgs).
+    """
+
+    def __init__(self, sections: list[Section], source: str = "<cfg>") -> None:
+        super().__init__()
+        if not sections or sections[0].type not in ("net", "network"):
+            raise UserError(f"{source}: the first section must be [net]")
+        net = sections[0]
+        self.source = source
+        self.sections = [Section(s.type, dict(s.options), s.line) for s in sections]
+        self.width = net.get_int("width", 416)
+        self.height = net.get_int("height", 416)
+        self.channels = net.get_int("channels", 3)
+        self.decode = True
+        self.layers = nn.ModuleList()
+        self.types: list[str] = []
+        self.shapes: list[Shape] = []
+        self.yolo_indices: list[int] = []
+        shape = Shape(self.channels, self.height, self.width)
+        for i, sec in enumerate(sections[1:]):
+            layer, shape = self._build(i, sec, shape)
+            self.layers.append(layer)
+            self.types.append(_canonical(sec.type))
+            self.shapes.append(shape)
+        # outputs referenced later by route/shortcut are kept during forward, the rest dropped
+        self.keep: set[int] = set()
+        for layer in self.layers:
+            if isinstance(layer, (RouteLayer, ShortcutLayer)):
+                self.keep.update(layer.sources)
+        yolo = [self.layers[i] for i in self.yolo_indices]
+        self.num_classes = yolo[0].classes if yolo else (self.shapes[-1].c if self.shapes else 0)
+        if yolo and any(y.classes != self.num_classes for y in yolo):
+            raise UserError(f"{source}: [yolo] layers disagree on the number of classes")
+
+    # -- construction ---------------------------------------------------------------------------
+    def _where(self, i: int, sec: Section) -> str:
+        return f"{self.source} line {sec.line} [{sec.type}] (layer {i}): "
+
+    def _abs_index(self, i: int, ref: int, sec: Section) -> int:
+        j = i + ref if ref < 0 else ref
+        if not 0 <= j < i:
+            raise UserError(f"{self._where(i, sec)}refers to layer {ref}, which is not an earlier layer")
+        return j
+
+    def _build(self, i: int, sec: Section, inp: Shape) -> tuple[nn.Module, Shape]:
+        t = _canonical(sec.type)
+        where = self._where(i, sec)
+        if t == "convolutional":
+            filters = sec.get_int("filters", 1)
+            size = sec.get_int("size", 1)
+            stride = sec.get_int("stride", 1)
+            sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
+            dilation = sec.get_int("dilation", 1) if size > 1 else 1
+            padding = sec.get_int("padding", 0)
+            if sec.get_int("pad", 0):
+                padding = size // 2 * dilation
+            groups = sec.get_int("groups", 1)
+            if filters < 1 or size < 1 or groups < 1 or sx < 1 or sy < 1:
+                raise UserError(f"{where}filters, size, stride and groups must be positive")
+            if inp.c % groups or filters % groups:
+                raise UserError(f"{where}groups={groups} must divide the input channels ({inp.c}) "
+                                f"and filters ({filters})")
+            for key in ("xnor", "binary"):
+                if sec.get_int(key, 0):
+                    raise UserError(f"{where}{key}=1 convolutions are not supported")
+            make_activation(sec.get_str("activation", "logistic"), where)  # validates the name
+            layer = ConvLayer(inp.c, filters, size, (sy, sx), padding, groups,
+                              bool(sec.get_int("batch_normalize", 0)), sec.get_str("activation", "logistic"),
+                              dilation)
+            init_conv_like_darknet(layer)
+            out = Shape(filters, conv_out(inp.h, size, sy, padding, dilation),
+                        conv_out(inp.w, size, sx, padding, dilation))
+        elif t == "maxpool":
+            if sec.get_int("maxpool_depth", 0):
+                raise UserError(f"{where}maxpool_depth is not supported")
+            size = sec.get_int("size", 1)
+            stride = sec.get_int("stride", 1)
+            sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
+            padding = sec.get_int("padding", size - 1)
+            if sx != sy:
+                raise UserError(f"{where}different stride_x and stride_y are not supported for maxpool")
+            layer = MaxPoolLayer(size, (sy, sx), padding)
+            out = Shape(inp.c, pool_out(inp.h, size, sy, padding), pool_out(inp.w, size, sx, padding))
+        elif t == "route":
+            refs = sec.get_ints("layers", REQUIRED)
+            if not refs:
+                raise UserError(f"{where}'layers' is empty")
+            sources = [self._abs_index(i, r, sec) for r in refs]
+            groups, group_id = sec.get_int("groups", 1), sec.get_int("group_id", 0)
+            if groups < 1 or not 0 <= group_id < groups:
+                raise UserError(f"{where}group_id={group_id} must be in [0, groups={groups})")
+            shapes = [self.shapes[j] for j in sources]
+            if any((s.h, s.w) != (shapes[0].h, shapes[0].w) for s in shapes):
+                sizes = ", ".join(f"layer {j}: {s.w}x{s.h}" for j, s in zip(sources, shapes))
+                raise UserError(f"{where}cannot concatenate outputs of different sizes ({sizes})")
+            if any(s.c % groups for s in shapes):
+                raise UserError(f"{where}groups={groups} does not divide the routed channels")
+            layer = RouteLayer(sources, groups, group_id)
+            out = Shape(sum(s.c // groups for s in shapes), shapes[0].h, shapes[0].w)
+        elif t == "shortcut":
+            refs = sec.get_ints("from", REQUIRED)
+            sources = [self._abs_index(i, r, sec) for r in refs]
+            wtype = sec.get_str("weights_type", "none").lower()
+            if wtype != "none":
+                raise UserError(f"{where}weights_type={wtype} shortcuts are not supported")
+            for j in sources:
+                s = self.shapes[j]
+                if (s.h, s.w) != (inp.h, inp.w):
+                    raise UserError(f"{where}from={j - i} has size {s.w}x{s.h}, the previous layer {inp.w}x{inp.h}")
+            layer = ShortcutLayer(sources, sec.get_str("activation", "linear"))
+            make_activation(layer.activation, where)
+            out = inp
+        elif t == "upsample":
+            stride = sec.get_int("stride", 2)
+            if stride < 1:
+                raise UserError(f"{where}stride must be >= 1 (downsampling upsample layers are not supported)")
+            layer = UpsampleLayer(stride, sec.get_float("scale", 1.0))
+            out = Shape(inp.c, inp.h * stride, inp.w * stride)
+        elif t == "dropout":
+            layer = nn.Dropout(sec.get_float("probability", 0.5))
+            out = inp
+        elif t == "avgpool":
+            layer = GlobalAvgPool()
+            out = Shape(inp.c, 1, 1)
+        elif t == "softmax":
+            layer = SoftmaxLayer()
+            out = inp
+        elif t == "cost":
+            layer = nn.Identity()
+            out = inp
+        elif t == "yolo":
+            layer = self._build_yolo(i, sec, inp, where)
+            self.yolo_indices.append(i)
+            out = inp
+        else:
+            raise UserError(f"{where}unknown layer type [{sec.type}] (supported: "
+                            f"{', '.join(s for s in SUPPORTED_LAYERS if s not in ('conv', 'max', 'avg'))})")
+        if out.h < 1 or out.w < 1:
+            raise UserError(f"{where}output would be empty ({out.w}x{out.h}) at the cfg input size "
+                            f"{self.width}x{self.height}")
+        return layer, out
+
+    def _build_yolo(self, i: int, sec: Section, inp: Shape, where: str) -> YoloLayer:
+        classes = sec.get_int("classes", 20)
+        flat = sec.get_floats("anchors", [])
+        if len(flat) % 2 or not flat:
+            raise UserError(f"{where}'anchors' needs an even, non-empty list of numbers")
+        all_anchors = [(flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
+        num = sec.get_int("num", len(all_anchors))
+        mask = sec.get_ints("mask", list(range(num)))
+        if any(not 0 <= m < len(all_anchors) for m in mask):
+            raise UserError(f"{where}mask {mask} refers to anchors beyond the {len(all_anchors)} given")
+        expected = len(mask) * (classes + 5)
+        if i == 0 or self.types[i - 1] != "convolutional" or inp.c != expected:
+            prev = f"the layer before it outputs {inp.c} channels"
+            if i > 0 and self.types[i - 1] == "convolutional":
+                prev = f"the convolutional layer before it has filters={inp.c}"
+            raise UserError(f"{where}{prev}; expected filters = len(mask)*(classes+5) = "
+                            f"{len(mask)}*({classes}+5) = {expected}")
+        return YoloLayer([all_anchors[m] for m in mask], classes, sec.get_float("scale_x_y", 1.0),
+                         bool(sec.get_int("new_coords", 0)), mask, all_anchors)
+
+    # -- running ----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        img_hw = (x.shape[2], x.shape[3])
+        cache: dict[int, torch.Tensor] = {}
+        yolo_out: list[torch.Tensor] = []
+        for i, (layer, t) in enumerate(zip(self.layers, self.types)):
+            if t == "route":
+                x = layer([cache[j] for j in layer.sources])
+            elif t == "shortcut":
+                x = layer(x, [cache[j] for j in layer.sources])
+            elif t == "yolo":
+                yolo_out.append(layer(x, img_hw) if self.decode else x)
+            else:
+                x = layer(x)
+            if i in self.keep:
+                cache[i] = x
+        if self.yolo_indices:
+            return yolo_out
+        return x.flatten(1) if x.dim() == 4 and x.shape[2] == x.shape[3] == 1 else x
+
+    # -- description ------------------------------------------------------------------------------
+    @property
+    def yolo_layers(self) -> list[YoloLayer]:
+        return [self.layers[i] for i in self.yolo_indices]  # type: ignore[misc]
+
+    def to_cfg(self) -> str:
+        """The cfg text this model was built from."""
+        return format_cfg(self.sections)
+
+    def conv_layers(self) -> list[ConvLayer]:
+        return [m for m in self.layers if isinstance(m, ConvLayer)]
+
+
+def _canonical(t: str) -> str:
+    return {"conv": "convolutional", "max": "maxpool", "avg": "avgpool"}.get(t, t)
+
+
+def model_from_cfg(cfg: str | os.PathLike | list[Section]) -> DarknetModel:
+    """Build a ``DarknetModel`` (Darknet-style random init) from a cfg path, cfg text or sections."""
+    if isinstance(cfg, list):
+        return DarknetModel(cfg)
+    if isinstance(cfg, str) and "\n" in cfg:
+        return DarknetModel(parse_cfg_text(cfg), source="<cfg text>")
+    return DarknetModel(read_cfg(cfg), source=str(cfg))
+
+
+def load_darknet(cfg: str | os.PathLike | list[Section], weights: str | os.PathLike | None = None,
+                 device: str | torch.device = "cpu") -> DarknetModel:
+    """Build the network of ``cfg``, load Darknet ``weights`` if given; eval mode on ``device``."""
+    from cnnlab.detect.darknet_weights import load_darknet_weights
+
+    model = model_from_cfg(cfg)
+    if weights is not None:
+        load_darknet_weights(model, Path(weights))
+    return model.eval().to(device)

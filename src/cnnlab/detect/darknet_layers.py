@@ -1,0 +1,197 @@
+"""PyTorch modules for Darknet layer types (convolutional, maxpool, route, shortcut, upsample, yolo, ...)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import UserError
+
+DARKNET_BN_EPS = 1e-5
+
+
+def make_activation(name: str, where: str = "") -> nn.Module:
+    """The module for a Darknet ``activation=`` value."""
+    name = name.strip().lower()
+    table = {
+        "linear": nn.Identity,
+        "leaky": lambda: nn.LeakyReLU(0.1),
+        "relu": nn.ReLU,
+        "relu6": nn.ReLU6,
+        "mish": nn.Mish,
+        "swish": nn.SiLU,
+        "logistic": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "elu": nn.ELU,
+        "selu": nn.SELU,
+        "gelu": nn.GELU,
+        "hardswish": nn.Hardswish,
+    }
+    if name not in table:
+        raise UserError(f"{where}unsupported activation {name!r} (supported: {', '.join(sorted(table))})")
+    return table[name]()
+
+
+class ConvLayer(nn.Module):
+    """``[convolutional]``: conv (bias only without BN) -> BatchNorm -> activation."""
+
+    def __init__(self, in_ch: int, filters: int, size: int, stride: tuple[int, int], padding: int,
+                 groups: int, batch_normalize: bool, activation: str, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, filters, size, stride=stride, padding=padding, groups=groups,
+                              dilation=dilation, bias=not batch_normalize)
+        self.bn = nn.BatchNorm2d(filters, eps=DARKNET_BN_EPS) if batch_normalize else None
+        self.act = make_activation(activation)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.act(x)
+
+
+class MaxPoolLayer(nn.Module):
+    """``[maxpool]`` with Darknet's padding: ``padding`` (default size-1) split as ``pad//2`` before.
+
+    ``size=2 stride=1`` (YOLOv3-tiny) therefore pads one row/column at the bottom/right only, so the
+    output keeps the input size.
+    """
+
+    def __init__(self, size: int, stride: tuple[int, int], padding: int) -> None:
+        super().__init__()
+        self.size, self.stride, self.padding = size, stride, padding
+        self.before = padding // 2
+        self.after = padding - self.before
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.before == self.after and self.before <= self.size // 2:
+            return F.max_pool2d(x, self.size, self.stride, padding=self.before)
+        x = F.pad(x, (self.before, self.after, self.before, self.after), value=float("-inf"))
+        return F.max_pool2d(x, self.size, self.stride)
+
+
+class RouteLayer(nn.Module):
+    """``[route]``: concatenate earlier outputs along channels, optionally taking one of ``groups`` slices."""
+
+    def __init__(self, sources: list[int], groups: int = 1, group_id: int = 0) -> None:
+        super().__init__()
+        self.sources, self.groups, self.group_id = sources, groups, group_id
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        if self.groups > 1:
+            inputs = [t.chunk(self.groups, dim=1)[self.group_id] for t in inputs]
+        return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+
+
+class ShortcutLayer(nn.Module):
+    """``[shortcut]``: add earlier outputs to the previous one (extra channels pass through), then activate."""
+
+    def __init__(self, sources: list[int], activation: str = "linear") -> None:
+        super().__init__()
+        self.sources = sources
+        self.act = make_activation(activation)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
+        for o in others:
+            if o.shape[1] == x.shape[1]:
+                x = x + o
+            else:
+                c = min(o.shape[1], x.shape[1])
+                x = torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
+        return self.act(x)
+
+
+class UpsampleLayer(nn.Module):
+    """``[upsample]``: nearest-neighbour upsampling by ``stride`` (values times ``scale``)."""
+
+    def __init__(self, stride: int, scale: float = 1.0) -> None:
+        super().__init__()
+        self.stride, self.scale = stride, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=float(self.stride), mode="nearest")
+        return x * self.scale if self.scale != 1.0 else x
+
+
+class GlobalAvgPool(nn.Module):
+    """``[avgpool]``: global average pooling to 1x1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class SoftmaxLayer(nn.Module):
+    """``[softmax]`` over channels (classifier cfgs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=1)
+
+
+class YoloLayer(nn.Module):
+    """``[yolo]``: decode one detection scale into ``(B, H*W*A, 5+C)`` rows, in OpenCV's layout.
+
+    Row order is (cell y, cell x, anchor); columns are cx, cy, w, h (fractions of the network input),
+    objectness, then objectness * class probability for each class (what OpenCV's Darknet importer
+    outputs). ``new_coords=1`` (scaled-YOLOv4) expects already-logistic inputs and uses
+    ``wh = (2*t)^2 * anchor``.
+    """
+
+    def __init__(self, anchors: list[tuple[float, float]], classes: int, scale_x_y: float = 1.0,
+                 new_coords: bool = False, mask: list[int] | None = None,
+                 all_anchors: list[tuple[float, float]] | None = None) -> None:
+        super().__init__()
+        self.classes, self.scale_x_y, self.new_coords = classes, scale_x_y, new_coords
+        self.mask = mask or list(range(len(anchors)))
+        self.all_anchors = all_anchors or anchors
+        self.num_anchors = len(anchors)
+        self.pixel_output = False  # True: YOLOv5-style rows (pixels, objectness, class probabilities)
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor, img_hw: tuple[int, int]) -> torch.Tensor:
+        b, _, h, w = x.shape
+        a, n = self.num_anchors, self.classes + 5
+        p = x.view(b, a, n, h, w).permute(0, 3, 4, 1, 2)  # B, H, W, A, 5+C
+        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
+                                torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
+        grid = torch.stack((gx, gy), dim=-1).view(1, h, w, 1, 2)
+        size = torch.tensor([w, h], dtype=x.dtype, device=x.device)
+        img = torch.tensor([img_hw[1], img_hw[0]], dtype=x.dtype, device=x.device)
+        s = self.scale_x_y
+        if self.new_coords:
+            xy = p[..., 0:2] * s - 0.5 * (s - 1)
+            wh = (p[..., 2:4] * 2) ** 2 * self.anchors
+            obj, cls = p[..., 4:5], p[..., 5:]
+        else:
+            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
+            wh = torch.exp(p[..., 2:4]) * self.anchors
+            obj, cls = torch.sigmoid(p[..., 4:5]), torch.sigmoid(p[..., 5:])
+        if self.pixel_output:
+            out = torch.cat(((xy + grid) / size * img, wh, obj, cls), dim=-1)
+        else:
+            out = torch.cat(((xy + grid) / size, wh / img, obj, obj * cls), dim=-1)
+        return out.reshape(b, h * w * a, n)
+
+
+def conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Output length of a convolution."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def pool_out(size: int, k: int, s: int, padding: int) -> int:
+    """Output length of a Darknet maxpool (total padding ``padding``)."""
+    return (size + padding - k) // s + 1
+
+
+def init_conv_like_darknet(layer: ConvLayer) -> None:
+    """Darknet's initialisation: uniform(-scale, scale) with scale = sqrt(2 / (k*k*c/groups))."""
+    w = layer.conv.weight
+    fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+    scale = math.sqrt(2.0 / fan_in)
+    nn.init.uniform_(w, -scale, scale)
+    if layer.conv.bias is not None:
+        nn.init.zeros_(layer.conv.bias)

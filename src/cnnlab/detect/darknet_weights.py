@@ -1,0 +1,120 @@
+"""Darknet ``.weights`` files: read into / write from a ``DarknetModel``, bounds-checked.
+
+Layout: a header of int32 ``major, minor, revision`` and ``seen`` (int64 when
+``major*10 + minor >= 2``, else int32), then float32 values layer by layer. For each
+convolutional layer: with batch norm ``beta (bias), gamma (scale), running mean, running var``,
+without it the conv bias; then the conv weights ``(filters, in/groups, k, k)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.detect.darknet_layers import ConvLayer
+from cnnlab.errors import UserError
+
+
+@dataclass
+class WeightsHeader:
+    major: int = 0
+    minor: int = 2
+    revision: int = 0
+    seen: int = 0
+
+    @property
+    def seen_is_int64(self) -> bool:
+        return self.major * 10 + self.minor >= 2 and self.major < 1000 and self.minor < 1000
+
+    @property
+    def nbytes(self) -> int:
+        return 12 + (8 if self.seen_is_int64 else 4)
+
+
+def _conv_tensors(layer: ConvLayer) -> list[torch.Tensor]:
+    """The tensors of one conv layer in file order."""
+    if layer.bn is not None:
+        bn = layer.bn
+        return [bn.bias, bn.weight, bn.running_mean, bn.running_var, layer.conv.weight]
+    return [layer.conv.bias, layer.conv.weight]
+
+
+def _layers_in_order(model, cutoff: int | None) -> list[ConvLayer]:
+    layers = list(model.layers) if cutoff is None else list(model.layers)[:cutoff]
+    return [m for m in layers if isinstance(m, ConvLayer)]
+
+
+def expected_count(model, cutoff: int | None = None) -> int:
+    """Number of float32 values the weights file of ``model`` holds (first ``cutoff`` layers)."""
+    return sum(t.numel() for layer in _layers_in_order(model, cutoff) for t in _conv_tensors(layer))
+
+
+def read_header(data: bytes, path: Path) -> WeightsHeader:
+    """Parse the header at the start of ``data``."""
+    if len(data) < 16:
+        raise UserError(f"{path}: too short for a Darknet weights file ({len(data)} bytes)")
+    major, minor, revision = (int(v) for v in np.frombuffer(data, dtype="<i4", count=3))
+    h = WeightsHeader(major, minor, revision)
+    if h.seen_is_int64:
+        if len(data) < 20:
+            raise UserError(f"{path}: truncated header ({len(data)} bytes)")
+        h.seen = int(np.frombuffer(data, dtype="<i8", count=1, offset=12)[0])
+    else:
+        h.seen = int(np.frombuffer(data, dtype="<i4", count=1, offset=12)[0])
+    return h
+
+
+def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = None) -> WeightsHeader:
+    """Fill ``model``'s conv/BN tensors from a Darknet weights file.
+
+    The file must hold exactly the values the cfg needs (only its first ``cutoff`` layers when
+    given, e.g. ``darknet53.conv.74``); a truncated or oversized file is a ``UserError`` naming
+    both counts, and nothing is loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    header = read_header(data, path)
+    body = len(data) - header.nbytes
+    need = expected_count(model, cutoff)
+    if body % 4:
+        raise UserError(f"{path}: {body} bytes after the header is not a whole number of float32 values")
+    have = body // 4
+    if have != need:
+        what = "truncated" if have < need else "oversized"
+        raise UserError(f"{path}: {what} weights file: the cfg needs {need} float32 values after the "
+                        f"header, the file has {have} (wrong cfg for these weights?)")
+    values = np.frombuffer(data, dtype="<f4", offset=header.nbytes)
+    pos = 0
+    with torch.no_grad():
+        for layer in _layers_in_order(model, cutoff):
+            for t in _conv_tensors(layer):
+                n = t.numel()
+                t.copy_(torch.from_numpy(values[pos:pos + n].copy()).view_as(t))
+                pos += n
+    return header
+
+
+def darknet_weights_bytes(model, header: WeightsHeader | None = None) -> bytes:
+    """The Darknet weights file content of ``model``."""
+    header = header or WeightsHeader()
+    head = np.array([header.major, header.minor, header.revision], dtype="<i4").tobytes()
+    head += np.array([header.seen], dtype="<i8" if header.seen_is_int64 else "<i4").tobytes()
+    parts = [t.detach().cpu().float().numpy().astype("<f4").ravel()
+             for layer in _layers_in_order(model, None) for t in _conv_tensors(layer)]
+    return head + (np.concatenate(parts).tobytes() if parts else b"")
+
+
+def save_darknet_weights(model, path: str | os.PathLike, header: WeightsHeader | None = None) -> Path:
+    """Write ``model`` as a Darknet weights file (version 0.2.0, int64 ``seen``), atomically."""
+    from cnnlab.io import atomic_write_bytes
+
+    return atomic_write_bytes(path, darknet_weights_bytes(model, header))

@@ -1,0 +1,723 @@
+"""Labelled detection datasets: YOLO txt, COCO JSON and Pascal VOC XML into one internal format.
+
+Every loader returns a `DetectionDataset` whose ``samples`` are `DetectionSample` objects (xyxy pixel
+boxes, int class ids) and whose ``names`` are the class names. Broken files raise a one-line
+`DataError` naming the file (and the line or entry); images without labels are negatives, as in
+Ultralytics; label files without an image are reported as a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.detect.types import DetectionSample
+from cnnlab.errors import DataError, UserError
+
+IMG_FORMATS = (".bmp", ".jpeg", ".jpg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".mpo", ".pfm")
+COORD_TOLERANCE = 0.01  # normalised YOLO coordinates may overshoot [0, 1] by this much (then clipped)
+VOC_NAMES = [
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "tvmonitor",
+]
+# COCO's 80 training classes use category ids 1..90 with gaps (Ultralytics' coco80_to_coco91_class).
+COCO80_TO_COCO91 = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
+    85, 86, 87, 88, 89, 90,
+]
+COCO80_FIRST_NAMES = ("person", "bicycle", "car", "motorcycle", "airplane")
+
+
+@dataclass
+class DetectionDataset:
+    """A labelled detection dataset in the internal format, plus what is needed to export it."""
+
+    samples: list[DetectionSample]
+    names: list[str]
+    format: str                                    # "yolo" | "coco" | "voc"
+    source: Path
+    image_ids: list[int] = field(default_factory=list)     # COCO image id of each sample
+    category_ids: list[int] = field(default_factory=list)  # COCO category id of each class index
+    warnings: list[str] = field(default_factory=list)
+    names_inferred: bool = False                   # True when no names were given or found
+
+    def __post_init__(self) -> None:
+        if not self.image_ids:
+            self.image_ids = default_image_ids(self.samples)
+        if not self.category_ids:
+            self.category_ids = default_category_ids(self.names)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_boxes(self) -> int:
+        return int(sum(len(s) for s in self.samples))
+
+    def instances_per_class(self) -> np.ndarray:
+        """Number of labelled boxes of each class index."""
+        counts = np.zeros(len(self.names), dtype=np.int64)
+        for s in self.samples:
+            np.add.at(counts, s.class_ids[s.class_ids < len(self.names)], 1)
+        return counts
+
+
+# --------------------------------------------------------------------------------------------------
+# entry points
+
+def load_detection_dataset(spec: str | os.PathLike, split: str = "val", names: Any = None,
+                           images: str | os.PathLike | None = None, keep_difficult: bool = False,
+                           warn: bool = True) -> tuple[list[DetectionSample], list[str]]:
+    """Load ``spec`` (data.yaml | YOLO images dir | COCO json | VOC dir) -> ``(samples, names)``.
+
+    See `load_detection_data` for the options; this is the contract's short form.
+    """
+    ds = load_detection_data(spec, split=split, names=names, images=images,
+                             keep_difficult=keep_difficult, warn=warn)
+    return ds.samples, ds.names
+
+
+def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any = None,
+                        images: str | os.PathLike | None = None, keep_difficult: bool = False,
+                        warn: bool = True) -> DetectionDataset:
+    """Load a labelled detection dataset from any of the supported layouts.
+
+    spec: an Ultralytics ``data.yaml`` (``split`` picks train/val/test), a YOLO images folder (labels
+    in the sibling ``labels`` folder, or beside the images), a ``.txt`` list of images, a COCO
+    instances ``.json`` (``images`` = its image folder when not found beside it), or a Pascal VOC
+    folder (``Annotations`` + ``JPEGImages`` [+ ``ImageSets/Main/<split>.txt``], or XML beside images).
+    names: list of class names, ``{id: name}``, or a ``.names``/``.txt``/``.yaml`` file.
+    keep_difficult: keep VOC objects marked ``difficult`` (dropped by default, as Ultralytics does).
+    warn: emit the dataset's warnings (orphan label files, duplicates...) with `warnings.warn`.
+    """
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"dataset not found: {path}")
+    given = read_names(names) if names is not None else None
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in (".yaml", ".yml"):
+        ds = _load_data_yaml(path, split, given, images, keep_difficult)
+    elif path.is_file() and suffix == ".json":
+        ds = load_coco(path, images=images, names=given)
+    elif path.is_file() and suffix == ".txt":
+        ds = load_yolo(_read_image_list(path, path.parent), given, source=path, check_orphans=False)
+    elif path.is_dir():
+        ds = _load_dir(path, split, given, images, keep_difficult)
+    else:
+        raise UserError(
+            f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images folder "
+            "or a VOC folder)"
+        )
+    if not ds.samples:
+        raise DataError(f"{path}: no images found")
+    if warn:
+        for w in ds.warnings:
+            warnings.warn(w, UserWarning, stacklevel=2)
+    return ds
+
+
+def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
+              keep_difficult: bool) -> DetectionDataset:
+    for yaml_name in ("data.yaml", "dataset.yaml"):
+        if (path / yaml_name).is_file():
+            return _load_data_yaml(path / yaml_name, split, names, images, keep_difficult)
+    if (path / "Annotations").is_dir() or (any(path.glob("*.xml")) and not any(path.glob("*.txt"))):
+        return load_voc(path, split=split, names=names, images=images, keep_difficult=keep_difficult)
+    ann = path / "annotations"
+    if ann.is_dir():
+        found = sorted(ann.glob(f"instances_{split}*.json")) or sorted(ann.glob("instances_*.json"))
+        if found:
+            return load_coco(found[0], images=images, names=names)
+    img_root = path
+    if (path / "images").is_dir():
+        img_root = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
+    files = _find_images(img_root)
+    if not files:
+        raise DataError(f"{path}: no images found (looked for {', '.join(IMG_FORMATS)})")
+    return load_yolo(files, names, source=path)
+
+
+# --------------------------------------------------------------------------------------------------
+# class names
+
+def read_names(names: Any) -> list[str]:
+    """Class names from a list, a ``{id: name}`` dict, or a ``.names``/``.txt``/``.yaml`` file."""
+    if isinstance(names, (list, tuple)):
+        return [str(n) for n in names]
+    if isinstance(names, dict):
+        return _names_from_dict(names, "names")
+    path = Path(names).expanduser()
+    if not path.is_file():
+        raise UserError(f"names file not found: {path}")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from cnnlab.io import read_yaml
+
+        data = read_yaml(path)
+        if isinstance(data, dict) and "names" in data:
+            data = data["names"]
+        if isinstance(data, dict):
+            return _names_from_dict(data, str(path))
+        if isinstance(data, list):
+            return [str(n) for n in data]
+        raise UserError(f"{path}: expected a list of names or a 'names:' key")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: unreadable names file ({e})") from None
+    out = [line.strip() for line in text.splitlines() if line.strip()]
+    if not out:
+        raise UserError(f"{path}: names file is empty")
+    return out
+
+
+def _names_from_dict(d: dict, where: str) -> list[str]:
+    try:
+        items = sorted((int(k), str(v)) for k, v in d.items())
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: names must map integer class ids to names") from None
+    if [k for k, _ in items] != list(range(len(items))):
+        raise UserError(f"{where}: class ids of names must be 0..{len(items) - 1} without gaps")
+    return [v for _, v in items]
+
+
+def default_category_ids(names: list[str]) -> list[int]:
+    """COCO category ids for class indices: COCO's 1..90 ids for the 80 COCO names, else 1..N."""
+    if len(names) == 80 and tuple(names[:5]) == COCO80_FIRST_NAMES:
+        return list(COCO80_TO_COCO91)
+    return list(range(1, len(names) + 1))
+
+
+def default_image_ids(samples: list[DetectionSample]) -> list[int]:
+    """Image ids for COCO export: the numeric file stems when all are numeric and unique, else 1..N."""
+    stems = [s.image_path.stem for s in samples]
+    if stems and all(st.isdigit() for st in stems) and len({int(st) for st in stems}) == len(stems):
+        return [int(st) for st in stems]
+    return list(range(1, len(samples) + 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# images
+
+def _find_images(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_FORMATS and p.is_file())
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image as OpenCV will load it (EXIF rotation applied); header read only."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(f"missing image: {path}")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                orientation = im.getexif().get(0x0112, 1)
+            except Exception:  # broken EXIF: keep the stored size
+                orientation = 1
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"unreadable image: {path} ({type(e).__name__})") from None
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return int(w), int(h)
+
+
+def _read_image_list(path: Path, root: Path) -> list[Path]:
+    """Images listed one per line in a .txt file (paths relative to ``root`` or absolute)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: unreadable image list ({e})") from None
+    files = []
+    for i, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        p = Path(line)
+        if not p.is_absolute():
+            p = (root / line).resolve() if (root / line).exists() else (path.parent / line).resolve()
+        if p.suffix.lower() not in IMG_FORMATS:
+            raise DataError(f"{path}:{i}: not an image file: {line}")
+        files.append(p)
+    return files
+
+
+# --------------------------------------------------------------------------------------------------
+# YOLO txt
+
+def img2label_path(image: Path) -> Path:
+    """Label file of an image, as Ultralytics finds it: the last ``/images/`` becomes ``/labels/``."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    s = str(image)
+    s = sb.join(s.rsplit(sa, 1)) if sa in s else s
+    return Path(s).with_suffix(".txt")
+
+
+def parse_yolo_label_file(path: Path, num_classes: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Parse a YOLO label file -> (class ids (N,), normalised cx cy w h (N, 4), duplicates removed).
+
+    Lines are ``class cx cy w h`` (or a polygon ``class x1 y1 x2 y2 ...``, turned into its box).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: unreadable label file ({type(e).__name__})") from None
+    cls_list: list[int] = []
+    boxes: list[list[float]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        n = len(parts)
+        if n != 5 and not (n >= 7 and n % 2 == 1):
+            raise DataError(
+                f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 "
+                f"x3 y3 ...'), got {n}"
+            )
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            bad = next(v for v in parts if not _is_float(v))
+            raise DataError(f"{path}:{lineno}: not a number: {bad!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise DataError(f"{path}:{lineno}: non-finite value")
+        c = values[0]
+        if c != int(c) or c < 0:
+            raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0]}")
+        if num_classes is not None and int(c) >= num_classes:
+            raise DataError(
+                f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} names: "
+                f"0..{num_classes - 1})"
+            )
+        coords = values[1:]
+        for v in coords:
+            if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
+                raise DataError(
+                    f"{path}:{lineno}: coordinate {v:g} outside [0, 1] (YOLO labels are normalised to "
+                    "the image size)"
+                )
+        if n == 5:
+            box = coords
+        else:  # polygon -> enclosing box (cx cy w h)
+            xs, ys = coords[0::2], coords[1::2]
+            x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
+            box = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+        cls_list.append(int(c))
+        boxes.append(box)
+    cls = np.asarray(cls_list, dtype=np.int64)
+    arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    dup = 0
+    if len(cls):
+        rows = np.concatenate([cls[:, None].astype(np.float32), arr], axis=1)
+        _, keep = np.unique(rows, axis=0, return_index=True)
+        if len(keep) < len(rows):
+            dup = len(rows) - len(keep)
+            keep = np.sort(keep)
+            cls, arr = cls[keep], arr[keep]
+    return cls, arr, dup
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
+              check_orphans: bool = True) -> DetectionDataset:
+    """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`."""
+    names_inferred = False
+    if names is None:
+        names = _names_beside_labels(image_files)
+    samples, warns = [], []
+    used_labels: set[Path] = set()
+    duplicates = []
+    parsed = []
+    for img in image_files:
+        img = Path(img)
+        w, h = image_size(img)
+        lbl = img2label_path(img)
+        if lbl.is_file():
+            used_labels.add(lbl.resolve())
+            cls, nb, dup = parse_yolo_label_file(lbl, len(names) if names is not None else None)
+            if dup:
+                duplicates.append(f"{lbl.name} ({dup})")
+        else:
+            cls, nb = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+        parsed.append((img, w, h, cls, nb))
+    if names is None:
+        max_id = max((int(p[3].max()) for p in parsed if len(p[3])), default=-1)
+        names = [str(i) for i in range(max_id + 1)]
+        names_inferred = True
+        warns.append(
+            f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
+            "(pass names=... / --names)"
+        )
+    from cnnlab.detect.metrics import clip_boxes, yolo2xyxy
+
+    for img, w, h, cls, nb in parsed:
+        boxes = clip_boxes(yolo2xyxy(nb, w, h), w, h) if len(nb) else np.zeros((0, 4), np.float32)
+        samples.append(DetectionSample(img, w, h, boxes.astype(np.float32), cls))
+    if duplicates:
+        warns.append(f"removed duplicate labels in {len(duplicates)} files: {', '.join(duplicates[:5])}")
+    if check_orphans:
+        orphans = _orphan_labels(image_files, used_labels)
+        if orphans:
+            shown = ", ".join(str(p) for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+            warns.append(f"{len(orphans)} label file(s) have no image and were ignored: {shown}")
+    return DetectionDataset(samples, list(names), "yolo", Path(source or "."), warnings=warns,
+                            names_inferred=names_inferred)
+
+
+def _names_beside_labels(image_files: list[Path]) -> list[str] | None:
+    """LabelImg writes ``classes.txt`` into the labels folder: use it when no names were given."""
+    for img in image_files[:1]:
+        cand = img2label_path(Path(img)).parent / "classes.txt"
+        if cand.is_file():
+            return read_names(cand)
+    return None
+
+
+def _orphan_labels(image_files: list[Path], used: set[Path]) -> list[Path]:
+    label_dirs = {img2label_path(Path(f)).parent for f in image_files}
+    orphans = []
+    for d in sorted(label_dirs):
+        if not d.is_dir():
+            continue
+        for t in sorted(d.glob("*.txt")):
+            if t.name != "classes.txt" and t.resolve() not in used:
+                orphans.append(t)
+    return orphans
+
+
+def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
+                    keep_difficult: bool) -> DetectionDataset:
+    """An Ultralytics data.yaml: ``path`` (root), ``train``/``val``/``test`` and ``names``."""
+    from cnnlab.io import read_yaml
+
+    cfg = read_yaml(path)
+    if not isinstance(cfg, dict):
+        raise DataError(f"{path}: expected a mapping with path/train/val/names")
+    if names is None:
+        if "names" not in cfg:
+            raise DataError(f"{path}: no 'names:' (the class names) in the data file")
+        raw = cfg["names"]
+        if isinstance(raw, dict):
+            names = _names_from_dict(raw, f"{path}: names")
+        elif isinstance(raw, list):
+            names = [str(n) for n in raw]
+        else:
+            raise DataError(f"{path}: 'names' must be a list or a mapping id -> name")
+        if "nc" in cfg and int(cfg["nc"]) != len(names):
+            raise DataError(f"{path}: nc is {cfg['nc']} but {len(names)} names are given")
+    root = Path(str(cfg.get("path") or "")).expanduser()
+    if not root.is_absolute():  # beside the yaml file, else (as Ultralytics) the working folder
+        beside = (path.parent / root).resolve()
+        root = beside if beside.exists() or not root.exists() else root.resolve()
+    if split not in cfg or cfg[split] in (None, ""):
+        have = [k for k in ("train", "val", "test") if cfg.get(k)]
+        raise DataError(f"{path}: no '{split}' split (it has: {', '.join(have) or 'none'})")
+    entries = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
+    files: list[Path] = []
+    for entry in entries:
+        p = Path(str(entry)).expanduser()
+        p = p if p.is_absolute() else root / p
+        if p.is_dir():
+            if (p / "Annotations").is_dir():
+                return load_voc(p, split=split, names=names, keep_difficult=keep_difficult)
+            files += _find_images(p)
+        elif p.is_file() and p.suffix.lower() == ".txt":
+            files += _read_image_list(p, root)
+        elif p.is_file() and p.suffix.lower() == ".json":
+            return load_coco(p, images=images, names=names)
+        else:
+            hint = " (cnnlab never downloads datasets named in a data.yaml)" if cfg.get("download") else ""
+            raise DataError(f"{path}: {split} path not found: {p}{hint}")
+    if not files:
+        raise DataError(f"{path}: no images in the {split} split")
+    return load_yolo(files, names, source=path,
+                     check_orphans=all(Path(str(e)).suffix.lower() != ".txt" for e in entries))
+
+
+# --------------------------------------------------------------------------------------------------
+# COCO JSON
+
+def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
+              names: list[str] | None = None) -> DetectionDataset:
+    """A COCO instances JSON (``images``, ``annotations``, ``categories``) -> `DetectionDataset`.
+
+    Category ids (e.g. COCO's 1..90 with gaps) map to contiguous class indices in id order, or to the
+    positions of their names in ``names`` when given. Crowd annotations are skipped (as Ultralytics).
+    """
+    from cnnlab.io import read_json
+
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict) or "images" not in data:
+        raise DataError(f"{path}: not a COCO instances file (no 'images' list)")
+    imgs, anns, cats = data.get("images"), data.get("annotations", []), data.get("categories")
+    if not isinstance(imgs, list) or not isinstance(anns, list):
+        raise DataError(f"{path}: 'images' and 'annotations' must be lists")
+    if not isinstance(cats, list) or not cats:
+        raise DataError(f"{path}: no 'categories' list")
+    cat_name: dict[int, str] = {}
+    for i, c in enumerate(cats):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or "name" not in c:
+            raise DataError(f"{path}: categories[{i}]: needs an integer 'id' and a 'name'")
+        cat_name[c["id"]] = str(c["name"])
+    if names is None:
+        order = sorted(cat_name)
+        names = [cat_name[k] for k in order]
+        cat_to_cls = {k: i for i, k in enumerate(order)}
+        category_ids = order
+    else:
+        pos = {n: i for i, n in enumerate(names)}
+        cat_to_cls = {}
+        for k, n in cat_name.items():
+            if n not in pos:
+                raise DataError(f"{path}: category {n!r} (id {k}) is not in the given names")
+            cat_to_cls[k] = pos[n]
+        fallback = default_category_ids(names)
+        inv = {v: k for k, v in cat_to_cls.items()}
+        category_ids = [inv.get(i, fallback[i]) for i in range(len(names))]
+
+    id_to_idx: dict[Any, int] = {}
+    for i, im in enumerate(imgs):
+        if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
+            raise DataError(f"{path}: images[{i}]: needs 'id' and 'file_name'")
+        if im["id"] in id_to_idx:
+            raise DataError(f"{path}: images[{i}]: duplicate image id {im['id']}")
+        id_to_idx[im["id"]] = i
+    img_dir = _coco_image_dir(path, imgs, images)
+
+    boxes: list[list[list[float]]] = [[] for _ in imgs]
+    classes: list[list[int]] = [[] for _ in imgs]
+    skipped = 0
+    for j, a in enumerate(anns):
+        where = f"{path}: annotations[{j}]"
+        if not isinstance(a, dict):
+            raise DataError(f"{where}: not an object")
+        if a.get("image_id") not in id_to_idx:
+            raise DataError(f"{where}: image_id {a.get('image_id')!r} is not in 'images'")
+        if a.get("category_id") not in cat_to_cls:
+            raise DataError(f"{where}: category_id {a.get('category_id')!r} is not in 'categories'")
+        bb = a.get("bbox")
+        if not (isinstance(bb, list) and len(bb) == 4 and all(isinstance(v, (int, float)) for v in bb)):
+            raise DataError(f"{where}: bbox must be 4 numbers [x, y, width, height]")
+        if a.get("iscrowd", 0) or bb[2] <= 0 or bb[3] <= 0:
+            skipped += 1
+            continue
+        k = id_to_idx[a["image_id"]]
+        boxes[k].append([bb[0], bb[1], bb[0] + bb[2], bb[1] + bb[3]])
+        classes[k].append(cat_to_cls[a["category_id"]])
+
+    samples = []
+    for i, im in enumerate(imgs):
+        file = img_dir / str(im["file_name"])
+        w, h = im.get("width"), im.get("height")
+        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+            w, h = image_size(file)
+        elif not file.is_file():
+            raise DataError(f"missing image: {file} (images[{i}] of {path})")
+        b = np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4)
+        if len(b):
+            b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
+            b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+        samples.append(DetectionSample(file, w, h, b, np.asarray(classes[i], dtype=np.int64)))
+    warns = [f"{path}: skipped {skipped} crowd or empty annotations"] if skipped else []
+    return DetectionDataset(samples, list(names), "coco", path,
+                            image_ids=[im["id"] for im in imgs], category_ids=list(category_ids),
+                            warnings=warns)
+
+
+def _coco_image_dir(path: Path, imgs: list[dict], images: Any) -> Path:
+    if images is not None:
+        d = Path(images).expanduser()
+        if not d.is_dir():
+            raise UserError(f"image folder not found: {d}")
+        return d
+    if not imgs:
+        return path.parent
+    first = str(imgs[0]["file_name"])
+    stem = path.stem.split("_", 1)[-1]  # instances_val2017 -> val2017
+    base = path.parent
+    candidates = [base, base / "images", base.parent / "images" / stem, base.parent / stem,
+                  base.parent / "images", base / stem]
+    for d in candidates:
+        if (d / first).is_file():
+            return d
+    raise DataError(f"{path}: cannot find its images (e.g. {first}); pass images=DIR (--images DIR)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Pascal VOC XML
+
+def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | None = None,
+             images: str | os.PathLike | None = None, keep_difficult: bool = False) -> DetectionDataset:
+    """Pascal VOC XML annotations (parsed with defusedxml) -> `DetectionDataset`.
+
+    ``root`` is a VOC year folder (``Annotations``, ``JPEGImages``, ``ImageSets/Main/<split>.txt``) or
+    a folder of XML files beside their images (LabelImg). Boxes are kept as written (VOC pixels).
+    """
+    root = Path(root)
+    ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
+    if images is not None:
+        img_dir: Path | None = Path(images)
+    else:
+        img_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else None
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if split_file.is_file():
+        ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+        xml_files = [ann_dir / f"{i}.xml" for i in ids]
+        for i, f in enumerate(xml_files, 1):
+            if not f.is_file():
+                raise DataError(f"{split_file}:{i}: annotation not found: {f}")
+    else:
+        xml_files = sorted(ann_dir.glob("*.xml"))
+    if not xml_files:
+        raise DataError(f"{root}: no VOC .xml annotations found")
+    parsed = [_parse_voc_xml(f, img_dir, keep_difficult) for f in xml_files]
+    if names is None:
+        found = sorted({n for p in parsed for n in p[3]})
+        names = list(VOC_NAMES) if set(found) <= set(VOC_NAMES) else found
+    pos = {n: i for i, n in enumerate(names)}
+    samples = []
+    for f, (file, w, h, objs, boxes) in zip(xml_files, parsed):
+        for n in objs:
+            if n not in pos:
+                raise DataError(f"{f}: unknown class {n!r} (not in the {len(names)} names)")
+        cls = np.asarray([pos[n] for n in objs], dtype=np.int64)
+        samples.append(DetectionSample(file, w, h, np.asarray(boxes, np.float32).reshape(-1, 4), cls))
+    return DetectionDataset(samples, list(names), "voc", root)
+
+
+def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
+                   ) -> tuple[Path, int, int, list[str], list[list[float]]]:
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml.ElementTree as ET
+    from defusedxml import DefusedXmlException
+
+    try:
+        tree = ET.parse(path)
+    except ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else "?"
+        raise DataError(f"{path}:{line}: malformed XML ({str(e).split(':')[0]})") from None
+    except DefusedXmlException as e:
+        raise DataError(f"{path}: refused unsafe XML ({type(e).__name__})") from None
+    root = tree.getroot()
+    if root.tag != "annotation":
+        raise DataError(f"{path}: not a VOC annotation (root element <{root.tag}>)")
+    filename = (root.findtext("filename") or "").strip()
+    file = _voc_image(path, filename, img_dir)
+    w = _int_or_zero(root.findtext("size/width"))
+    h = _int_or_zero(root.findtext("size/height"))
+    if w <= 0 or h <= 0:
+        w, h = image_size(file)
+    elif not file.is_file():
+        raise DataError(f"missing image: {file} (named by {path})")
+    objs, boxes = [], []
+    for k, obj in enumerate(root.iter("object"), 1):
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise DataError(f"{path}: <object> {k} has no <name>")
+        if not keep_difficult and (obj.findtext("difficult") or "0").strip() == "1":
+            continue
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise DataError(f"{path}: <object> {k} ({name}) has no <bndbox>")
+        try:
+            x1, y1, x2, y2 = (float(bb.findtext(t) or "") for t in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError:
+            raise DataError(f"{path}: <object> {k} ({name}): bndbox needs numeric xmin/ymin/xmax/ymax") \
+                from None
+        if x2 < x1 or y2 < y1:
+            raise DataError(f"{path}: <object> {k} ({name}): xmax/ymax smaller than xmin/ymin")
+        objs.append(name)
+        boxes.append([min(max(x1, 0), w), min(max(y1, 0), h), min(x2, w), min(y2, h)])
+    return file, w, h, objs, boxes
+
+
+def _int_or_zero(text: str | None) -> int:
+    try:
+        return int(float(text or 0))
+    except ValueError:
+        return 0
+
+
+def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
+    dirs = [d for d in (img_dir, xml.parent, xml.parent.parent / "JPEGImages") if d is not None]
+    if filename:
+        for d in dirs:
+            if (d / filename).is_file():
+                return d / filename
+    for d in dirs:
+        for ext in IMG_FORMATS:
+            if (d / (xml.stem + ext)).is_file():
+                return d / (xml.stem + ext)
+    raise DataError(f"missing image: {filename or xml.stem} (named by {xml})")
+
+
+# --------------------------------------------------------------------------------------------------
+# converters
+
+def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[str] | None = None,
+                 path: str | os.PathLike | None = None) -> dict:
+    """The dataset as a COCO instances dict (written atomically to ``path`` when given)."""
+    from cnnlab.detect.metrics import xyxy2xywh
+
+    if not isinstance(dataset, DetectionDataset):
+        if names is None:
+            raise ValueError("to_coco_json(samples, names): names are required with a list of samples")
+        dataset = DetectionDataset(list(dataset), list(names), "yolo", Path("."))
+    names = dataset.names
+    images, annotations = [], []
+    for s, img_id in zip(dataset.samples, dataset.image_ids):
+        images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
+        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": img_id,
+                "category_id": int(dataset.category_ids[int(c)]),
+                "bbox": [round(float(v), 3) for v in box],
+                "area": round(float(box[2] * box[3]), 3), "iscrowd": 0,
+            })
+    out = {
+        "info": {"description": f"converted by cnnlab from {dataset.source}"},
+        "images": images, "annotations": annotations,
+        "categories": [{"id": int(cid), "name": n, "supercategory": ""}
+                       for cid, n in zip(dataset.category_ids, names)],
+    }
+    if path is not None:
+        from cnnlab.io import write_json
+
+        write_json(path, out)
+    return out
+
+
+def write_yolo_labels(dataset: DetectionDataset, out_dir: str | os.PathLike,
+                      data_yaml: bool = True) -> Path:
+    """Write one YOLO txt label file per image into ``out_dir`` (+ a names-only ``data.yaml``)."""
+    from cnnlab.detect.metrics import xyxy2yolo
+    from cnnlab.io import atomic_write_text, write_yaml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for s in dataset.samples:
+        rows = xyxy2yolo(s.boxes, s.width, s.height) if len(s) else np.zeros((0, 4))
+        lines = [f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) for c, r in zip(s.class_ids, rows)]
+        atomic_write_text(out / f"{s.image_path.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    if data_yaml:
+        write_yaml(out / "data.yaml", {"names": dict(enumerate(dataset.names))})
+    return out

@@ -1,0 +1,133 @@
+"""``Detector``: one YOLO detector API over three backends, with the same pre- and post-processing.
+
+    det = Detector(cfg="yolo-fastest-1.1.cfg", weights="yolo-fastest-1.1.weights",
+                   names="coco.names", backend="opencv", imgsz=320)
+    found = det(cv2.imread("street.jpg"))          # Detections in original-image pixels
+    blob, meta = det.preprocess(img); raw = det.infer(blob); found = det.postprocess(raw, meta)
+
+The three stages are separate so a real-time pipeline can time and overlap them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.detect.backends import create_backend
+from cnnlab.detect.names import COCO80, load_names
+from cnnlab.detect.processing import (
+    ImageMeta,
+    guess_format,
+    input_hw,
+    postprocess_output,
+    preprocess_image,
+)
+from cnnlab.detect.source import resolve_model_source
+from cnnlab.detect.types import Detections
+from cnnlab.errors import UserError
+
+
+class Detector:
+    """A YOLO detector: Darknet cfg+weights, a cnnlab checkpoint/run folder, or a YOLO ONNX export.
+
+    ``imgsz`` is the network input (an int for square, or (width, height)); ``None`` uses the
+    model's own size (the cfg's [net] width/height or the ONNX input). An ONNX file with a fixed
+    input size always runs at that size. ``conf`` thresholds objectness * class probability;
+    ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the aspect ratio (grey border)
+    instead of a plain resize.
+    """
+
+    def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+                 model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
+                 backend: str = "torch", imgsz: int | tuple[int, int] | None = 416, conf: float = 0.25,
+                 iou: float = 0.45, letterbox: bool = True, device: str = "cpu", max_det: int = 300) -> None:
+        if not 0.0 <= conf <= 1.0:
+            raise UserError(f"conf must be in [0, 1], got {conf}")
+        if not 0.0 <= iou <= 1.0:
+            raise UserError(f"iou must be in [0, 1], got {iou}")
+        if max_det < 1:
+            raise UserError(f"max_det must be >= 1, got {max_det}")
+        self.conf, self.iou, self.letterbox, self.max_det = float(conf), float(iou), bool(letterbox), int(max_det)
+        self.source = resolve_model_source(cfg, weights, model)
+        requested = input_hw(imgsz) if imgsz is not None else None
+        self.backend = create_backend(backend, self.source, requested, device)
+        b = self.backend
+        if b.fixed_hw is not None:
+            self.input_hw = b.fixed_hw
+        else:
+            self.input_hw = requested or b.native_hw or (416, 416)
+        self.names = self._resolve_names(names)
+        self.output_format = b.output_format or ""
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _resolve_names(self, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
+        b = self.backend
+        if names is None:
+            if self.source.names_file is not None:
+                resolved = load_names(self.source.names_file)
+            elif b.names:
+                resolved = list(b.names)
+            else:
+                n = b.num_classes
+                resolved = list(COCO80) if n in (None, 80) else [str(i) for i in range(n)]
+        elif isinstance(names, (str, os.PathLike)):
+            resolved = load_names(Path(names))
+        else:
+            resolved = [str(n) for n in names]
+        if b.num_classes is not None and len(resolved) != b.num_classes:
+            raise UserError(f"{len(resolved)} class names given but the model predicts {b.num_classes} classes")
+        return resolved
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        """Network input as (width, height)."""
+        return self.input_hw[1], self.input_hw[0]
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    # -- the three stages -------------------------------------------------------------------------
+    def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, ImageMeta]:
+        """Letterbox (or resize) to the input size, BGR->RGB, /255: ``(blob (1,3,H,W) float32, meta)``."""
+        return preprocess_image(image_bgr, self.imgsz, self.letterbox)
+
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+        """Run the backend on a blob; raw outputs in ``self.output_format``."""
+        raw = self.backend.infer(blob)
+        if not self.output_format:  # a foreign ONNX export: decide its layout once from the shape
+            self.output_format = guess_format(np.asarray(raw[0]).shape, len(self.names))
+        return raw
+
+    def postprocess(self, raw: list[np.ndarray], meta: ImageMeta) -> Detections:
+        """Decode, threshold at ``conf``, class-aware NMS at ``iou``, boxes back to the original image."""
+        if not self.output_format:
+            self.output_format = guess_format(np.asarray(raw[0]).shape, len(self.names))
+        return postprocess_output(raw, self.output_format, meta, self.names, self.conf, self.iou, self.max_det)
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        """Detect objects in one BGR image; ``timing`` holds milliseconds per stage."""
+        t0 = time.perf_counter()
+        blob, meta = self.preprocess(image_bgr)
+        t1 = time.perf_counter()
+        raw = self.infer(blob)
+        t2 = time.perf_counter()
+        det = self.postprocess(raw, meta)
+        t3 = time.perf_counter()
+        det.timing = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return det
+
+    def warmup(self, runs: int = 1) -> None:
+        """Run the model on a blank image (first calls allocate and are slow)."""
+        img = np.full((self.input_hw[0], self.input_hw[1], 3), 114, np.uint8)
+        for _ in range(runs):
+            self(img)
+
+    def __repr__(self) -> str:
+        w, h = self.imgsz
+        return (f"Detector(backend={self.backend_name!r}, model={self.source.describe()!r}, imgsz={w}x{h}, "
+                f"classes={len(self.names)}, conf={self.conf}, iou={self.iou}, letterbox={self.letterbox})")

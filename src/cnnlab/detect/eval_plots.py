@@ -1,0 +1,98 @@
+"""Plots of a detection evaluation (matplotlib, Agg, PNG): PR curve, P/R/F1-vs-confidence curves and
+the confusion matrix, in the layout Ultralytics users know."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_LEGEND = 20  # more classes than this: thin grey lines, no per-class legend
+
+
+def _figure(size=(9, 6)):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 1, figsize=size, tight_layout=True)
+    return plt, fig, ax
+
+
+def _save(plt, fig, path: Path, dpi: int = 150) -> Path:
+    from cnnlab.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_pr_curve(result: dict[str, Any], path: str | Path) -> Path:
+    """Precision against recall at IoU 0.5 (COCO's 101 recall points), per class and mean."""
+    plt, fig, ax = _figure()
+    pr = result["pr_curve"]
+    rec = np.asarray(pr["recall"])
+    per_class = pr["precision"]
+    many = len(per_class) > MAX_LEGEND
+    for name, prec in per_class.items():
+        ap50 = result["per_class"][name]["AP50"]
+        if many:
+            ax.plot(rec, prec, linewidth=1, color="grey")
+        else:
+            ax.plot(rec, prec, linewidth=1, label=f"{name} {ap50:.3f}")
+    ax.plot(rec, pr["mean"], linewidth=3, color="blue", label=f"all classes {result['mAP50']:.3f} mAP@0.5")
+    ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.01),
+           title="Precision-Recall Curve")
+    ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
+    return _save(plt, fig, Path(path))
+
+
+def plot_conf_curve(result: dict[str, Any], metric: str, path: str | Path) -> Path:
+    """``metric`` (precision | recall | f1) against confidence at IoU 0.5, per class and mean."""
+    plt, fig, ax = _figure()
+    cc = result["conf_curves"]
+    x = np.asarray(cc["conf"])
+    curves = cc[metric]
+    many = len(curves) > MAX_LEGEND
+    for name, y in curves.items():
+        ax.plot(x, y, linewidth=1, **({"color": "grey"} if many else {"label": name}))
+    label = {"f1": "F1", "precision": "Precision", "recall": "Recall"}[metric]
+    if curves:
+        mean = np.mean(list(curves.values()), axis=0)
+        i = int(mean.argmax()) if metric == "f1" else None
+        tag = f" {mean[i]:.2f} at {x[i]:.3f}" if i is not None else ""
+        ax.plot(x, mean, linewidth=3, color="blue", label=f"all classes{tag}")
+    ax.set(xlabel="Confidence", ylabel=label, xlim=(0, 1), ylim=(0, 1.01),
+           title=f"{label}-Confidence Curve")
+    ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
+    return _save(plt, fig, Path(path))
+
+
+def plot_confusion_matrix(result: dict[str, Any], path: str | Path, normalize: bool = True) -> Path:
+    """Confusion matrix image (rows predicted, columns true; last row/column = background)."""
+    cm = result["confusion_matrix"]
+    m = np.asarray(cm["matrix"], dtype=np.float64)
+    names = cm["names"]
+    if normalize:
+        m = m / (m.sum(0, keepdims=True) + 1e-9)
+    n = len(names)
+    size = min(max(6.0, 0.12 * n + 4), 14.0)
+    plt, fig, ax = _figure((size * 1.15, size))
+    shown = np.where(m == 0, np.nan, m)
+    im = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    font = max(3, min(10, int(240 / n)))
+    ax.set_xticks(range(n), names, rotation=90, fontsize=font)
+    ax.set_yticks(range(n), names, fontsize=font)
+    if n <= 30:
+        for (r, c), v in np.ndenumerate(m):
+            if v:
+                ax.text(c, r, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center",
+                        fontsize=font, color="white" if v > 0.5 * np.nanmax(shown) else "black")
+    ax.set(xlabel="True", ylabel="Predicted",
+           title=f"Confusion Matrix{' Normalized' if normalize else ''} "
+                 f"(conf {cm['conf']}, IoU {cm['iou']})")
+    return _save(plt, fig, Path(path))

@@ -1,0 +1,130 @@
+"""Export a Darknet/YOLO model to a self-contained ONNX file with the decoding inside the graph.
+
+The ONNX takes ``images`` float32 (1, 3, H, W) (RGB, /255) and returns ``output0`` float32
+(1, N, 5+C) in the YOLOv5 convention: cx, cy, w, h in input pixels, objectness, class
+probabilities; N = sum over [yolo] layers of H_i*W_i*anchors. Metadata (``metadata_props``)
+records ``cnnlab_format=yolov5``, ``names`` (JSON), ``imgsz`` ([w, h]) and ``letterbox``, so
+``Detector(model="m.onnx")`` needs no other file, and any YOLOv5-style consumer can read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.detect.darknet import DarknetModel
+from cnnlab.detect.processing import input_hw
+from cnnlab.errors import UserError
+
+DEFAULT_OPSET = 17
+
+
+class YoloV5Head(nn.Module):
+    """Runs a ``DarknetModel`` and concatenates its [yolo] outputs as YOLOv5-style rows."""
+
+    def __init__(self, model: DarknetModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.model(x), dim=1)
+
+
+@contextlib.contextmanager
+def pixel_outputs(model: DarknetModel) -> Iterator[None]:
+    """Temporarily switch the [yolo] layers to YOLOv5-style (pixel) rows."""
+    layers = model.yolo_layers
+    before = [y.pixel_output for y in layers]
+    try:
+        for y in layers:
+            y.pixel_output = True
+        yield
+    finally:
+        for y, b in zip(layers, before):
+            y.pixel_output = b
+
+
+@dataclass
+class ExportResult:
+    path: Path | None
+    onnx_bytes: bytes
+    output_shape: tuple[int, ...]
+    max_abs_diff: float | None   # ONNX Runtime vs PyTorch on a random input (None when not checked)
+
+
+def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list[str] | None = None,
+                  letterbox: bool = True, opset: int = DEFAULT_OPSET) -> bytes:
+    """Serialise ``model`` (decoding included) to ONNX bytes with cnnlab metadata."""
+    import onnx
+
+    if not model.yolo_indices:
+        raise UserError("the cfg has no [yolo] layer: nothing to export as a detector")
+    if opset < 17:
+        raise UserError(f"opset must be >= 17, got {opset}")
+    h, w = input_hw(imgsz)
+    model = model.eval()
+    buf = io.BytesIO()
+    with pixel_outputs(model), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(YoloV5Head(model), (torch.zeros(1, model.channels, h, w),), buf, dynamo=False,
+                          opset_version=opset, input_names=["images"], output_names=["output0"],
+                          do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = {"cnnlab_format": "yolov5", "imgsz": json.dumps([w, h]), "letterbox": json.dumps(bool(letterbox)),
+            "names": json.dumps(list(names or [str(i) for i in range(model.num_classes)])),
+            "source": model.source}
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "cnnlab"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def check_against_torch(model: DarknetModel, data: bytes, imgsz: int | tuple[int, int], seed: int = 0
+                        ) -> tuple[float, tuple[int, ...]]:
+    """Max abs difference between ONNX Runtime and PyTorch outputs on one random input."""
+    import onnxruntime as ort
+
+    h, w = input_hw(imgsz)
+    x = torch.rand(1, model.channels, h, w, generator=torch.Generator().manual_seed(seed))
+    with pixel_outputs(model), torch.no_grad():
+        ref = YoloV5Head(model.eval())(x).numpy()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    if out.shape != ref.shape:
+        raise UserError(f"exported ONNX gives shape {out.shape}, PyTorch {ref.shape}")
+    return float(np.abs(out - ref).max()), tuple(out.shape)
+
+
+def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = None,
+                    output: str | os.PathLike | None = None, imgsz: int | tuple[int, int] | None = None,
+                    names: list[str] | None = None, letterbox: bool = True, opset: int = DEFAULT_OPSET,
+                    check: bool = True) -> ExportResult:
+    """Export a Darknet cfg (+ weights) to ONNX; check it against PyTorch with ONNX Runtime.
+
+    ``imgsz`` defaults to the cfg's [net] width/height; ``output`` to ``<cfg stem>.onnx`` beside
+    the cfg. The file is written atomically.
+    """
+    from cnnlab.detect.darknet import load_darknet
+    from cnnlab.io import atomic_write_bytes
+
+    model = load_darknet(cfg, weights)
+    size = imgsz or (model.width, model.height)
+    data = onnx_bytes_of(model, size, names, letterbox, opset)
+    diff, shape = check_against_torch(model, data, size) if check else (None, ())
+    path = Path(output) if output is not None else Path(cfg).with_suffix(".onnx")
+    if path.suffix.lower() != ".onnx":
+        raise UserError(f"output must end in .onnx, got {path}")
+    atomic_write_bytes(path, data)
+    return ExportResult(path, data, shape, diff)

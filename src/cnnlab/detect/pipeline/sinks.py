@@ -1,0 +1,284 @@
+"""Pipeline outputs: window, video file, image files, JSON lines and the web live view.
+
+Each sink has ``open()``, ``write(result)`` and ``close()``; ``close`` is always called, also on
+Ctrl-C, so videos are finalised (playable) and JSON lines are complete. ``needs_image`` says whether
+the sink uses the annotated frame (the pipeline skips drawing when no sink does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cnnlab.errors import UserError
+
+if TYPE_CHECKING:
+    from cnnlab.detect.types import Detections
+
+log = logging.getLogger("cnnlab.stream")
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline knows about one processed frame."""
+
+    index: int                       # running frame number (0-based)
+    position: int                    # frame number / image index in the source
+    image: np.ndarray                # the captured frame (BGR)
+    detections: Detections
+    stages_ms: dict[str, float]      # this frame's stage times (output: the previous frame's)
+    stats: dict[str, Any]            # live figures: fps, mean_fps, stages_ms (moving avg), ...
+    timestamp: float                 # wall-clock time (time.time()) of capture
+    annotated: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready record of the frame (no pixels)."""
+        return {
+            "frame": self.index, "position": self.position, "time": round(self.timestamp, 6),
+            "width": int(self.image.shape[1]), "height": int(self.image.shape[0]),
+            "detections": self.detections.to_dicts(),
+            "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
+            "fps": round(float(self.stats.get("fps", 0.0)), 3),
+        }
+
+
+class Sink:
+    """Base class: a pipeline output."""
+
+    needs_image = True
+    name = "sink"
+
+    def open(self) -> None:
+        """Acquire resources (called before the first frame)."""
+
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources; must be safe to call more than once."""
+
+    @property
+    def stop_requested(self) -> bool:
+        """True when the sink asks the pipeline to stop (e.g. 'q' pressed in the window)."""
+        return False
+
+
+def gui_available() -> bool:
+    """Whether this OpenCV build can open windows (the headless wheels cannot)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
+    return True
+
+
+class WindowSink(Sink):
+    """Show the annotated frames with ``cv2.imshow``; 'q' or Esc stops the pipeline."""
+
+    name = "window"
+
+    def __init__(self, title: str = "cnnlab stream") -> None:
+        self.title = title
+        self._stop = False
+        self._open = False
+
+    def open(self) -> None:
+        import cv2
+
+        if not gui_available():
+            raise UserError("--show needs an OpenCV build with GUI support; this one is headless "
+                            "(opencv-python-headless). Use --web to watch in a browser, or install "
+                            "opencv-python in place of opencv-python-headless")
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise UserError(f"cannot open a window (no display?): {str(e).strip().splitlines()[-1]}; "
+                            "use --web instead") from None
+        self._open = True
+
+    def write(self, result: FrameResult) -> None:
+        import cv2
+
+        cv2.imshow(self.title, result.annotated if result.annotated is not None else result.image)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    def close(self) -> None:
+        if self._open:
+            import cv2
+
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+            self._open = False
+
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class VideoSink(Sink):
+    """Write annotated frames to a video file (``.mp4``: mp4v, ``.avi``/``.mkv``: MJPG).
+
+    The video is written beside the target under a temporary name and renamed into place when it
+    is closed, so the file at ``path`` is always a complete, playable video.
+    """
+
+    name = "video"
+
+    def __init__(self, path: str | Path, fps: float | None = None, fourcc: str | None = None) -> None:
+        self.path = Path(path)
+        ext = self.path.suffix.lower()
+        if fourcc is None and ext not in FOURCC:
+            raise UserError(f"unsupported video extension {ext or '(none)'!r} for {self.path}: "
+                            f"use one of {', '.join(sorted(FOURCC))}")
+        self.fourcc = fourcc or FOURCC[ext]
+        # fps None: the pipeline picks the file's own rate, else --max-fps, else the device's, else 25.
+        self.fps_auto = not (fps and fps > 0)
+        self.fps = 25.0 if self.fps_auto else float(fps)
+        self._writer: Any = None
+        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.frames = 0
+        self.size: tuple[int, int] | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: FrameResult) -> None:
+        import cv2
+
+        image = result.annotated if result.annotated is not None else result.image
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
+                                           self.fps, (w, h))
+            if not self._writer.isOpened():
+                self._writer = None
+                raise UserError(f"cannot write video {self.path} with codec {self.fourcc}")
+            self.size = (w, h)
+        elif (w, h) != self.size:   # a reconnected stream may change size: keep the file consistent
+            image = cv2.resize(image, self.size)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+        elif self._tmp.exists():
+            self._tmp.unlink()
+
+
+class ImageSink(Sink):
+    """Save annotated frames as numbered image files (``frame_000000.jpg``) in a folder."""
+
+    name = "images"
+
+    def __init__(self, folder: str | Path, ext: str = ".jpg", every: int = 1) -> None:
+        self.folder = Path(folder)
+        self.ext = ext if ext.startswith(".") else "." + ext
+        self.every = max(1, int(every))
+        self.frames = 0
+
+    def open(self) -> None:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UserError(f"--save-frames: {self.folder} exists and is not a folder")
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: FrameResult) -> None:
+        import cv2
+
+        from cnnlab.io import atomic_write_bytes
+
+        if result.index % self.every:
+            return
+        image = result.annotated if result.annotated is not None else result.image
+        ok, buf = cv2.imencode(self.ext, image)
+        if not ok:
+            raise UserError(f"cannot encode frames as {self.ext}")
+        atomic_write_bytes(self.folder / f"frame_{result.index:06d}{self.ext}", buf.tobytes())
+        self.frames += 1
+
+
+class JsonlSink(Sink):
+    """One JSON object per frame (detections, stage times, fps), written whole and flushed."""
+
+    name = "jsonl"
+    needs_image = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._f: Any = None
+        self.lines = 0
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror}") from None
+
+    def write(self, result: FrameResult) -> None:
+        self._f.write(json.dumps(result.to_record(), separators=(",", ":")) + "\n")
+        self._f.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+class WebSink(Sink):
+    """Serve the annotated frames and live figures in a browser (see `cnnlab.detect.web`)."""
+
+    name = "web"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+                 quality: int = 80, max_viewers: int = 16) -> None:
+        from cnnlab.detect.web import LiveViewServer
+
+        self.server = LiveViewServer(host, port, token=token, quality=quality, max_viewers=max_viewers)
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def open(self) -> None:
+        self.server.start()
+        self._started = True
+
+    def write(self, result: FrameResult) -> None:
+        self.server.publish(result.annotated if result.annotated is not None else result.image)
+        self.server.update_stats(result.stats)
+
+    def close(self) -> None:
+        if self._started:
+            self.server.stop()
+            self._started = False
+
+
+class CallbackSink(Sink):
+    """Call ``fn(result)`` for every frame (e.g. to collect detections, as the sweep does)."""
+
+    name = "callback"
+
+    def __init__(self, fn, needs_image: bool = False) -> None:
+        self.fn = fn
+        self.needs_image = needs_image
+
+    def write(self, result: FrameResult) -> None:
+        self.fn(result)

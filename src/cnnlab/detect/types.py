@@ -1,0 +1,120 @@
+"""Plain data types of the detection contract (docs/architecture.md): `Detections` (what every
+detector backend returns for one image) and `DetectionSample` (one labelled image of a dataset).
+
+Owned by the detection-evaluation work (issue 3); extend additively, keep the contract's fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _as_boxes(boxes: Any) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float32)
+    if arr.size == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    return arr.reshape(-1, 4)
+
+
+def _as_1d(values: Any, dtype: type) -> np.ndarray:
+    return np.asarray(values, dtype=dtype).reshape(-1)
+
+
+@dataclass
+class Detections:
+    """Boxes of one image, in original-image pixels, with scores, class ids and per-stage timing."""
+
+    boxes: np.ndarray            # float32 (N, 4) xyxy in original-image pixels
+    scores: np.ndarray           # float32 (N,)
+    class_ids: np.ndarray        # int64 (N,)
+    names: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+
+    def __post_init__(self) -> None:
+        self.boxes = _as_boxes(self.boxes)
+        self.scores = _as_1d(self.scores, np.float32)
+        self.class_ids = _as_1d(self.class_ids, np.int64)
+        n = len(self.boxes)
+        if len(self.scores) != n or len(self.class_ids) != n:
+            raise ValueError(
+                f"Detections: {n} boxes but {len(self.scores)} scores and {len(self.class_ids)} class ids"
+            )
+        self.names = list(self.names)
+        self.timing = dict(self.timing)
+
+    @classmethod
+    def empty(cls, names: list[str] | None = None, timing: dict[str, float] | None = None
+              ) -> Detections:
+        """No detections (an image where nothing was found)."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                   list(names or []), dict(timing or {}))
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def name_of(self, class_id: int) -> str:
+        """The class name of ``class_id`` (its number when the model has no name for it)."""
+        cid = int(class_id)
+        return self.names[cid] if 0 <= cid < len(self.names) else str(cid)
+
+    def select(self, index: Any) -> Detections:
+        """A new `Detections` with the rows picked by a boolean mask or an index array."""
+        idx = np.asarray(index)
+        if idx.dtype != bool:
+            idx = idx.astype(np.int64).reshape(-1)
+        return Detections(self.boxes[idx], self.scores[idx], self.class_ids[idx],
+                          list(self.names), dict(self.timing))
+
+    def filter(self, conf: float | None = None, classes: list[int] | None = None) -> Detections:
+        """Keep detections with score >= ``conf`` and (optionally) a class id in ``classes``."""
+        keep = np.ones(len(self), dtype=bool)
+        if conf is not None:
+            keep &= self.scores >= conf
+        if classes is not None:
+            keep &= np.isin(self.class_ids, np.asarray(list(classes), dtype=np.int64))
+        return self.select(keep)
+
+    def to_dicts(self) -> list[dict]:
+        """One plain dict per detection: class_id, name, score, box [x1, y1, x2, y2]."""
+        return [
+            {"class_id": int(c), "name": self.name_of(int(c)), "score": round(float(s), 6),
+             "box": [round(float(v), 2) for v in b]}
+            for b, s, c in zip(self.boxes, self.scores, self.class_ids)
+        ]
+
+    @classmethod
+    def from_dicts(cls, items: list[dict], names: list[str] | None = None) -> Detections:
+        """Inverse of `to_dicts`."""
+        boxes = [[float(v) for v in d["box"]] for d in items]
+        return cls(np.asarray(boxes, np.float32), np.asarray([float(d["score"]) for d in items], np.float32),
+                   np.asarray([int(d["class_id"]) for d in items], np.int64), list(names or []))
+
+
+@dataclass
+class DetectionSample:
+    """One image of a labelled detection dataset: path, size, and its boxes (xyxy pixels)."""
+
+    image_path: Path
+    width: int
+    height: int
+    boxes: np.ndarray            # float32 (N, 4) xyxy pixels
+    class_ids: np.ndarray        # int64 (N,)
+
+    def __post_init__(self) -> None:
+        self.image_path = Path(self.image_path)
+        self.width = int(self.width)
+        self.height = int(self.height)
+        self.boxes = _as_boxes(self.boxes)
+        self.class_ids = _as_1d(self.class_ids, np.int64)
+        if len(self.boxes) != len(self.class_ids):
+            raise ValueError(
+                f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "
+                f"{len(self.class_ids)} class ids"
+            )
+
+    def __len__(self) -> int:
+        return int(len(self.boxes))

@@ -1,0 +1,112 @@
+"""The seam between experiments and training: ``train_fn(config, callbacks, run_dir) -> metrics``.
+
+``tune`` and ``ablate`` only ever call a train function with this signature, so tests can pass a
+fast fake objective while real searches use :func:`cnnlab_train` (``cnnlab.train``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import UserError
+
+TrainFn = Callable[[dict[str, Any], list[Any], Path], Mapping[str, Any]]
+
+# options an experiment sets itself for each of its runs
+_OUTPUT_KEYS = ("project", "name", "exist_ok")
+
+
+def load_base_config(config: Any) -> dict[str, Any]:
+    """The base run config as a plain dict: from a YAML path, a mapping or a TrainConfig."""
+    if config is None:
+        return {}
+    if hasattr(config, "to_dict"):
+        return dict(config.to_dict())
+    if isinstance(config, Mapping):
+        return dict(config)
+    from cnnlab.io import read_yaml
+
+    data = read_yaml(config)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{config}: a config file must be a mapping of option: value")
+    return data
+
+
+def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Map ``null`` on an option that cannot be null (e.g. ``augment: null``) to its default (off)."""
+    import dataclasses
+    import typing
+
+    from cnnlab.config import TrainConfig, _allows_none
+
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
+    out = dict(config)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in out and out[f.name] is None and not _allows_none(hints[f.name]):
+            out[f.name] = getattr(defaults, f.name)
+    return out
+
+
+def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
+    """Raise a one-line UserError if ``config`` is not a valid training config."""
+    from cnnlab.config import TrainConfig
+
+    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in _OUTPUT_KEYS}),
+                          source=source)
+
+
+def cnnlab_train(config: dict[str, Any], callbacks: list[Any], run_dir: Path) -> dict[str, Any]:
+    """Train one run with ``cnnlab.train`` into ``run_dir``; return its metrics (+ ``run_dir``)."""
+    import cnnlab
+
+    run_dir = Path(run_dir)
+    cfg = normalise_config(config)
+    cfg.update(project=str(run_dir.parent), name=run_dir.name, exist_ok=True)
+    result = cnnlab.train(cfg, callbacks=callbacks)
+    metrics = dict(getattr(result, "metrics", None) or {})
+    metrics["run_dir"] = str(getattr(result, "run_dir", run_dir))
+    return metrics
+
+
+def metric_value(metrics: Mapping[str, Any], metric: str) -> float:
+    """``metrics[metric]`` as a float; a UserError naming the available metrics when it is missing."""
+    value = metrics.get(metric)
+    if value is None and "." in metric:
+        from cnnlab.experiments.overrides import get_dotted
+
+        value = get_dotted(metrics, metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        available = sorted(k for k, v in metrics.items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool))
+        raise UserError(f"metric {metric!r} not in the run's metrics (available: {', '.join(available)})")
+    return float(value)
+
+
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers among ``metrics`` (what a trials table shows)."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
+            out[str(k)] = float(v)
+    return out
+
+
+def default_direction(metric: str) -> str:
+    """``minimize`` for losses and errors, ``maximize`` for everything else (accuracies)."""
+    m = metric.lower()
+    return "minimize" if any(w in m for w in ("loss", "error", "time", "latency")) else "maximize"
+
+
+def check_direction(direction: str | None, metric: str) -> str:
+    direction = (direction or default_direction(metric)).lower()
+    aliases = {"max": "maximize", "min": "minimize", "maximise": "maximize", "minimise": "minimize"}
+    direction = aliases.get(direction, direction)
+    if direction not in ("maximize", "minimize"):
+        raise UserError(f"direction must be maximize or minimize, got {direction!r}")
+    return direction

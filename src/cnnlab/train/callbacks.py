@@ -1,0 +1,199 @@
+"""Training callbacks in the Keras vocabulary: checkpoints, early stopping, history, TensorBoard.
+
+A callback sees the trainer; set ``trainer.stop_training = True`` to stop after the current epoch.
+An exception raised in ``on_epoch_end`` (e.g. ``optuna.TrialPruned``) propagates out of the trainer
+after the built-in checkpoint callbacks of that epoch have written ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.errors import UserError
+from cnnlab.io import atomic_write_text, write_json
+from cnnlab.train.optim import monitor_mode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnlab.train.trainer import Trainer
+
+
+class Callback:
+    """Base class: override any hook. ``state_dict``/``load_state_dict`` make a callback resumable."""
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Called once before the first epoch (also after a resume)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after each epoch (``epoch`` counts from 1) with the epoch's metrics."""
+
+    def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        """Called once after the last epoch (not when training was interrupted by an exception)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def _better(mode: str, value: float, best: float | None, min_delta: float = 0.0) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def _monitored(logs: dict[str, Any], monitor: str) -> tuple[str, float | None]:
+    """The monitored value; without validation data ``val_x`` falls back to ``x`` (training metric)."""
+    if logs.get(monitor) is not None:
+        return monitor, logs[monitor]
+    alt = monitor.removeprefix("val_")
+    return alt, logs.get(alt)
+
+
+class ModelCheckpoint(Callback):
+    """Write ``last.pt`` every epoch and ``best.pt`` when ``monitor`` improves (mode auto, as in Keras)."""
+
+    def __init__(self, weights_dir: str | os.PathLike, monitor: str = "val_accuracy", mode: str = "auto",
+                 save_last: bool = True, save_period: int = 0):
+        self.dir = Path(weights_dir)
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor) if mode == "auto" else mode
+        self.save_last = save_last
+        self.save_period = save_period
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        from cnnlab.train.checkpoint import save_checkpoint
+
+        name, value = _monitored(logs, self.monitor)
+        improved = _better(self.mode, value, self.best)
+        if improved:
+            self.best, self.best_epoch = float(value), epoch
+        ckpt = trainer.checkpoint(epoch, logs)  # includes this callback's updated state
+        if self.save_last:
+            save_checkpoint(self.dir / "last.pt", ckpt)
+        if improved:
+            save_checkpoint(self.dir / "best.pt", ckpt)
+        if self.save_period and epoch % self.save_period == 0:
+            save_checkpoint(self.dir / f"epoch{epoch}.pt", ckpt)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "val_accuracy", patience: int = 10, min_delta: float = 0.0,
+                 mode: str = "auto"):
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.mode = monitor_mode(monitor) if mode == "auto" else mode
+        self.best: float | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        _, value = _monitored(logs, self.monitor)
+        if _better(self.mode, value, self.best, self.min_delta):
+            self.best, self.wait = float(value), 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+            trainer.log(f"early stopping: {self.monitor} did not improve for {self.patience} epochs")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state.get("best"), int(state.get("wait", 0))
+
+
+class HistoryLogger(Callback):
+    """``history.csv`` (rewritten atomically every epoch) and ``history.json`` from ``trainer.history``."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        write_history(self.run_dir, trainer.history)
+
+
+def write_history(run_dir: str | os.PathLike, history: list[dict[str, Any]]) -> None:
+    """Write ``history.csv`` and ``history.json`` atomically."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(Path(run_dir) / "history.csv", buf.getvalue())
+    write_json(Path(run_dir) / "history.json", history)
+
+
+class ProgressLogger(Callback):
+    """One line per epoch: metrics, learning rate, time and throughput."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        parts = [f"epoch {epoch}/{trainer.epochs}"]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5_accuracy"):
+            if logs.get(key) is not None:
+                parts.append(f"{key} {logs[key]:.4f}")
+        parts.append(f"lr {logs['lr']:.3g}")
+        parts.append(f"{logs['epoch_time']:.1f}s ({logs['images_per_s']:.0f} img/s)")
+        trainer.log("  ".join(parts))
+
+
+class TensorBoard(Callback):
+    """Scalars of every epoch to ``<run>/tensorboard`` (needs the ``tensorboard`` package)."""
+
+    def __init__(self, log_dir: str | os.PathLike):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("tensorboard logging needs the 'tensorboard' package: pip install tensorboard") from None
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        for k, v in logs.items():
+            if isinstance(v, (int, float)) and k != "epoch":
+                self.writer.add_scalar(k, v, epoch)
+        self.writer.flush()
+
+    def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        self.writer.close()
+
+
+class LambdaCallback(Callback):
+    """Callback from plain functions (Keras' LambdaCallback)."""
+
+    def __init__(self, on_train_begin=None, on_epoch_end=None, on_train_end=None):
+        self._begin, self._epoch, self._end = on_train_begin, on_epoch_end, on_train_end
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self._begin:
+            self._begin(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if self._epoch:
+            self._epoch(trainer, epoch, logs)
+
+    def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        if self._end:
+            self._end(trainer, logs)

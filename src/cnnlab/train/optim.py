@@ -1,0 +1,267 @@
+"""Optimisers and learning-rate schedules, each a registry entry (add one = one entry + one test).
+
+Schedules are stepped per iteration where that is their definition (warm-up, piecewise in steps,
+cosine, one-cycle) and per epoch where it is not (reduce-on-plateau); ``Schedule`` hides the
+difference from the trainer: call ``step_batch()`` after every optimiser step and
+``step_epoch(logs)`` after every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.config import TrainConfig
+from cnnlab.errors import UserError
+
+# ---------------------------------------------------------------------------------------------
+# optimisers
+
+OptimizerBuilder = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
+OPTIMIZERS: dict[str, OptimizerBuilder] = {}
+
+
+def register_optimizer(name: str) -> Callable[[OptimizerBuilder], OptimizerBuilder]:
+    def deco(fn: OptimizerBuilder) -> OptimizerBuilder:
+        OPTIMIZERS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_optimizer("sgd")
+def _sgd(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+@register_optimizer("adam")
+def _adam(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+@register_optimizer("adamw")
+def _adamw(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+@register_optimizer("nadam")
+def _nadam(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.NAdam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+@register_optimizer("rmsprop")
+def _rmsprop(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    # Keras defaults: rho 0.9, eps 1e-7
+    return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
+
+
+def list_optimizers() -> list[str]:
+    return sorted(OPTIMIZERS)
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict]:
+    """Two groups: weights with ``weight_decay``; 1-d params (biases, norm scales) without, unless asked."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim > 1 or decay_norm_and_bias else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``cfg.optimizer`` over ``model``'s trainable parameters."""
+    name = cfg.optimizer.lower()
+    if name not in OPTIMIZERS:
+        raise UserError(_unknown("optimizer", cfg.optimizer, OPTIMIZERS))
+    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
+    if not any(g["params"] for g in groups):
+        raise UserError("the model has no trainable parameters")
+    return OPTIMIZERS[name](groups, cfg)
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of absolute values of the weight tensors (not biases or norm scales)."""
+    terms = [p.abs().sum() for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+# ---------------------------------------------------------------------------------------------
+# schedules: each builder returns a multiplier function of the global step (or a torch scheduler)
+
+ScheduleBuilder = Callable[[TrainConfig, int, int], Callable[[int], float] | None]
+SCHEDULES: dict[str, ScheduleBuilder] = {}
+
+
+def register_schedule(name: str) -> Callable[[ScheduleBuilder], ScheduleBuilder]:
+    def deco(fn: ScheduleBuilder) -> ScheduleBuilder:
+        SCHEDULES[name] = fn
+        return fn
+
+    return deco
+
+
+@register_schedule("constant")
+def _constant(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    return lambda step: 1.0
+
+
+@register_schedule("piecewise")
+def _piecewise(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    scale = 1 if cfg.boundary_unit == "steps" else steps_per_epoch
+    bounds = [float(b) * scale for b in cfg.boundaries]
+    if bounds != sorted(bounds):
+        raise UserError(f"piecewise boundaries must increase, got {cfg.boundaries}")
+    factors = cfg.factors if isinstance(cfg.factors, list) else [cfg.factors] * len(bounds)
+    if len(factors) != len(bounds):
+        raise UserError(f"piecewise: {len(bounds)} boundaries but {len(factors)} factors")
+
+    def fn(step: int) -> float:
+        m = 1.0
+        for b, f in zip(bounds, factors, strict=True):
+            if step >= b:
+                m *= f
+        return m
+
+    return fn
+
+
+@register_schedule("step")
+def _step(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    if cfg.step_size < 1:
+        raise UserError(f"step_size must be >= 1 epoch, got {cfg.step_size}")
+    return lambda step: cfg.gamma ** (step // (cfg.step_size * steps_per_epoch))
+
+
+@register_schedule("cosine")
+def _cosine(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
+    floor = cfg.min_lr / cfg.lr
+    span = max(1, total_steps - warm)
+
+    def fn(step: int) -> float:
+        t = min(1.0, max(0, step - warm) / span)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return fn
+
+
+@register_schedule("onecycle")
+def _onecycle(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> None:
+    return None  # built as torch.optim.lr_scheduler.OneCycleLR in Schedule
+
+
+@register_schedule("plateau")
+def _plateau(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    return lambda step: 1.0  # warm-up only; the decay is torch's ReduceLROnPlateau in Schedule
+
+
+def list_schedules() -> list[str]:
+    return sorted(SCHEDULES)
+
+
+def monitor_mode(monitor: str) -> str:
+    """``max`` for accuracies, ``min`` for losses (Keras' mode='auto')."""
+    return "max" if "acc" in monitor else "min"
+
+
+class Schedule:
+    """Learning-rate schedule of one run: per-step multiplier (with warm-up), one-cycle or plateau."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+        name = cfg.schedule.lower()
+        if name not in SCHEDULES:
+            raise UserError(_unknown("schedule", cfg.schedule, SCHEDULES))
+        self.name = name
+        self.optimizer = optimizer
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        total = cfg.epochs * self.steps_per_epoch
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self.monitor = cfg.monitor
+        if name == "onecycle":
+            self.torch_sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=cfg.max_lr or cfg.lr, total_steps=total, pct_start=cfg.pct_start)
+            return
+        base = SCHEDULES[name](cfg, self.steps_per_epoch, total)
+        warm = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        start = cfg.warmup_start
+
+        def multiplier(step: int) -> float:
+            m = base(step)
+            if step < warm:
+                m *= start + (1 - start) * step / warm
+            return m
+
+        self.torch_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        if name == "plateau":
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode=monitor_mode(cfg.monitor), factor=cfg.plateau_factor,
+                patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+            self._plateau_scale = 1.0
+
+    def step_batch(self) -> None:
+        """Advance one optimiser step."""
+        if self.plateau is None:
+            self.torch_sched.step()
+            return
+        # LambdaLR (warm-up) sets lr = base * m; keep the plateau reductions on top of it
+        self.torch_sched.step()
+        for g in self.optimizer.param_groups:
+            g["lr"] *= self._plateau_scale
+
+    def step_epoch(self, logs: dict[str, float]) -> None:
+        """Advance one epoch (reduce-on-plateau looks at ``logs[monitor]``)."""
+        if self.plateau is None:
+            return
+        value = logs.get(self.monitor)
+        if value is None:
+            value = logs.get(self.monitor.removeprefix("val_"))
+        if value is None:
+            return
+        before = self.optimizer.param_groups[0]["lr"]
+        self.plateau.step(value)
+        after = self.optimizer.param_groups[0]["lr"]
+        if before > 0:
+            self._plateau_scale *= after / before
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"name": self.name, "torch": _plain_state(self.torch_sched.state_dict())}
+        if self.plateau is not None:
+            state["plateau"] = _plain_state(self.plateau.state_dict())
+            state["plateau_scale"] = self._plateau_scale
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise UserError(f"checkpoint used schedule {state.get('name')!r}, config says {self.name!r}")
+        sched_state = dict(state["torch"])
+        if isinstance(self.torch_sched, torch.optim.lr_scheduler.LambdaLR):
+            sched_state["lr_lambdas"] = [None] * len(self.optimizer.param_groups)
+        self.torch_sched.load_state_dict(sched_state)
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
+            self._plateau_scale = float(state["plateau_scale"])
+
+
+def _plain_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Drop callables (lambdas) so the state loads with ``weights_only``."""
+    return {k: v for k, v in state.items() if k != "lr_lambdas" and not callable(v)}
+
+
+def _unknown(kind: str, name: str, registry: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(registry), n=2)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; choose from {', '.join(sorted(registry))}"
