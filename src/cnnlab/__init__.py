@@ -34,6 +34,9 @@ _LAZY = {
     "summary": "cnnlab.inspect.summary",
     "export": "cnnlab.deploy.export",
     "benchmark": "cnnlab.deploy.benchmark",
+    # experiments
+    "tune": "cnnlab.experiments.tune",
+    "ablate": "cnnlab.experiments.ablate",
     # detection
     "Detector": "cnnlab.detect.detector",
     "detect_eval": "cnnlab.detect.evaluate",

@@ -30,7 +30,7 @@ from cnnlab.train.metrics import confusion_report, plot_confusion, plot_curves
 from cnnlab.train.trainer import Trainer, evaluate_model, resolve_device, seed_everything
 
 # options that may change when resuming a run (anything else must match the original run)
-RESUME_OVERRIDES = ("epochs", "device", "workers", "verbose", "plots", "tensorboard", "patience")
+RESUME_OVERRIDES = ("epochs", "device", "threads", "workers", "verbose", "plots", "tensorboard", "patience")
 
 
 # -----------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def load_split(name: str, split: str, data_dir: str | None, options: dict[str, A
 
 def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBundle:
     """Datasets and loaders of a run: train (minus validation), validation and test."""
-    from cnnlab.data import AugmentConfig, kfold_splits, make_loader, validation_split
+    from cnnlab.data import kfold_splits, make_loader, validation_split
 
     opts = _dataset_options(cfg)
     full = load_split(cfg.dataset, "train", cfg.data_dir, opts)
@@ -193,10 +193,9 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBund
     test_ds = _optional_split(cfg, "test", opts)
     classes = list(full.classes)
     mean, std = tuple(full.mean), tuple(full.std)
-    augment = AugmentConfig.from_dict(cfg.augment) if cfg.augment else None
-    common = {"device": str(device), "num_classes": len(classes), "mean": mean, "std": std}
-    if cfg.workers:
-        common["workers"] = cfg.workers
+    augment = cfg.augment or None
+    common = {"device": str(device), "num_classes": len(classes), "mean": mean, "std": std,
+              "num_workers": cfg.workers}
     train = make_loader(train_ds, cfg.batch, shuffle=True, augment=augment, seed=cfg.seed, **common)
     eval_batch = max(cfg.batch, 256)
     val = make_loader(val_ds, eval_batch, shuffle=False, **common) if val_ds is not None else None
@@ -207,14 +206,22 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBund
 
 
 def _optional_split(cfg: TrainConfig, split: str, opts: dict[str, Any]) -> Any | None:
-    from cnnlab.errors import DataError
+    """The ``split`` of the run's dataset, or None when the dataset has no such split."""
+    from cnnlab.data.registry import get_entry
 
-    try:
-        return load_split(cfg.dataset, split, cfg.data_dir, opts)
-    except DataError as e:
-        if "split" in str(e).lower() or "no " in str(e).lower():
+    name = cfg.dataset
+    root = opts.get("root") or cfg.data_dir
+    if Path(str(name)).is_dir() and "/" in str(name):
+        name, root = "folder", name
+    entry = get_entry(name)
+    if split not in entry.splits:
+        return None
+    if entry.name == "folder":
+        from cnnlab.data.folder import split_dirs
+
+        if not root or split not in split_dirs(Path(root).expanduser()):
             return None
-        raise
+    return load_split(cfg.dataset, split, cfg.data_dir, opts)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -228,11 +235,21 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
     ``config`` is a TrainConfig, a dict or a YAML file; keyword ``overrides`` win over it.
     ``resume`` (a run folder or its ``last.pt``) continues an interrupted run from its last epoch.
     """
-    ckpt = None
+    ckpt, run_dir = None, None
     if resume is not None:
         run_dir, cfg, ckpt = _resume_state(resume, overrides)
     else:
         cfg = resolve_config(config, **overrides)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, ckpt, run_dir, callbacks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks: Sequence[Callback]) -> TrainResult:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
     if device.type == "cuda" and not cfg.deterministic:
@@ -250,7 +267,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
         load_weights(model, init.get("ema") or init["model"], init.get("model_spec"), str(cfg.weights))
         say(f"initialised from {cfg.weights}")
 
-    if ckpt is None:
+    if run_dir is None:
         run_dir = new_run_dir(cfg.project, "classify", cfg.name, exist_ok=cfg.exist_ok)
         cfg.to_yaml(run_dir / CONFIG)
     say(f"run folder {run_dir}  ({data.num_train} train / {data.num_val} validation images, "
@@ -498,7 +515,7 @@ def register_demo_part(title: str) -> Callable[[DemoPart], DemoPart]:
 @register_demo_part("Classification: train a small CNN on the bundled digits")
 def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
     run = train(dataset="digits", model="lenet5", epochs=12, batch=64, optimizer="adam", lr=2e-3,
-                schedule="cosine", seed=0, project=str(project), name="demo", verbose=1)
+                schedule="cosine", seed=0, project=str(project), name="demo", verbose=1, threads=1)
     ev = evaluate(run.run_dir, tta=False)
     sample = predict(run.run_dir, [_digits_image(i) for i in range(3)], topk=3)
     say(f"test accuracy {ev['accuracy']:.4f} (top-5 {ev['top5_accuracy']:.4f}) on {ev['images']} images")

@@ -31,7 +31,7 @@ class TrainConfig:
     folds: int = 0                       # k > 1: validation is fold `fold` of k stratified folds
     fold: int = 0
     subset: int | None = None            # use only this many training images (quick runs)
-    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
+    augment: dict[str, Any] | str = field(default_factory=dict)  # AugmentConfig fields or a preset name
     # model
     model: str = "lenet5"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +81,8 @@ class TrainConfig:
     verbose: int = 1                     # 0 silent, 1 progress bar + epoch lines, 2 epoch lines only
     # where it runs and where results go
     device: str = "auto"                 # auto, cpu, cuda, cuda:1
-    workers: int = 0                     # DataLoader workers (folder datasets)
+    threads: int | None = None           # torch CPU threads (None = torch's default)
+    workers: int | None = None           # DataLoader workers for on-disk folders (None = auto)
     project: str = "runs"
     name: str = "exp"
     exist_ok: bool = False

@@ -1,9 +1,131 @@
-"""CLI commands of the 'data' group (placeholder module until its commands land)."""
+"""CLI commands of the 'data' group: ``datasets`` (list, download) and ``augment-preview``."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
+
+from cnnlab.cli.common import console
+
+
+def _floats(text: str | None, what: str) -> list[float] | float | None:
+    """Parse ``0.3`` or ``0.8,1.0`` into a float or a [lo, hi] list."""
+    if text is None:
+        return None
+    from cnnlab.errors import UserError
+
+    try:
+        parts = [float(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise UserError(f"{what}: expected a number or LO,HI, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts
+    raise UserError(f"{what}: expected a number or LO,HI, got {text!r}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
+    datasets_app = typer.Typer(help="List the datasets (where they are read from, present or not); "
+                                    "`datasets download NAME` fetches one.", no_args_is_help=False)
+
+    @datasets_app.callback(invoke_without_command=True)
+    def datasets(ctx: typer.Context,
+                 data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DATA, "
+                                                        "then ~/.cache/cnnlab/data).")) -> None:
+        """List the datasets with where they would be read from and whether they are present."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.table import Table
+
+        from cnnlab.data.registry import dataset_status, list_datasets
+        from cnnlab.paths import data_root
+
+        table = Table(title=f"datasets (data root: {data_root(data_dir)})")
+        for col in ("name", "present", "splits", "location", "description"):
+            table.add_column(col, overflow="fold")
+        for name in list_datasets():
+            row = dataset_status(name, data_dir)
+            style = {"yes": "green", "built-in": "green", "no": "red"}.get(row["present"], "yellow")
+            table.add_row(name, f"[{style}]{row['present']}[/]", "/".join(row["splits"]), row["location"],
+                          row["description"])
+        console.print(table)
+
+    @datasets_app.command("download")
+    def download(name: str = typer.Argument(..., help="Dataset name, e.g. mnist, cifar10."),
+                 data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root to download into."),
+                 mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="Mirror base URL to try "
+                                                            "first (repeatable; also $CNNLAB_DATA_MIRRORS).")) -> None:
+        """Download a dataset's official files (md5-verified) and check that they decode."""
+        from cnnlab.data.registry import download_dataset
+
+        files = download_dataset(name, data_dir, mirrors=mirror or None)
+        for f in files:
+            console.print(f"[green]ok[/] {f}")
+
+    app.add_typer(datasets_app, name="datasets")
+
+    @app.command("augment-preview")
+    def augment_preview_cmd(
+        dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name or image folder."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root (or the folder for 'folder')."),
+        split: str = typer.Option("train", "--split"),
+        config: Optional[str] = typer.Option(None, "--config", help="YAML with augmentation options "
+                                             "(top level or under 'augment')."),
+        preset: Optional[str] = typer.Option(None, "--preset", help="none, standard, keras_course, textbook, "
+                                             "mixup, cutmix."),
+        rotation_range: Optional[float] = typer.Option(None, "--rotation-range", help="Degrees."),
+        width_shift_range: Optional[float] = typer.Option(None, "--width-shift-range", help="Fraction of width."),
+        height_shift_range: Optional[float] = typer.Option(None, "--height-shift-range"),
+        zoom_range: Optional[str] = typer.Option(None, "--zoom-range", help="Z or LO,HI."),
+        brightness_range: Optional[str] = typer.Option(None, "--brightness-range", help="LO,HI multiplier."),
+        horizontal_flip: Optional[bool] = typer.Option(None, "--horizontal-flip/--no-horizontal-flip"),
+        vertical_flip: Optional[bool] = typer.Option(None, "--vertical-flip/--no-vertical-flip"),
+        fill_mode: Optional[str] = typer.Option(None, "--fill-mode", help="nearest, reflect, constant, wrap."),
+        crop_padding: Optional[int] = typer.Option(None, "--crop-padding", help="Pad then random-crop (px)."),
+        cutout: Optional[int] = typer.Option(None, "--cutout", help="Cutout square side (px)."),
+        cutout_prob: Optional[float] = typer.Option(None, "--cutout-prob"),
+        mixup_alpha: Optional[float] = typer.Option(None, "--mixup-alpha"),
+        cutmix_alpha: Optional[float] = typer.Option(None, "--cutmix-alpha"),
+        mix_prob: Optional[float] = typer.Option(None, "--mix-prob"),
+        img_size: Optional[int] = typer.Option(None, "--img-size", help="Image size for folder datasets."),
+        out: str = typer.Option("augment_preview.png", "--out", "-o", help="PNG to write."),
+        n: int = typer.Option(8, "--n", help="Samples per row."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Save a grid image: original samples and one row per configured augmentation."""
+        from cnnlab.data.augment import AugmentConfig
+        from cnnlab.data.preview import augment_preview
+        from cnnlab.errors import UserError
+        from cnnlab.io import read_yaml
+
+        spec: dict = {}
+        if preset:
+            spec["preset"] = preset
+        if config:
+            loaded = read_yaml(config) or {}
+            if not isinstance(loaded, dict):
+                raise UserError(f"{config}: expected a mapping of augmentation options")
+            section = loaded.get("augment", loaded)
+            if isinstance(section, str):
+                section = {"preset": section}
+            if not isinstance(section, dict):
+                raise UserError(f"{config}: 'augment' must be a preset name or a mapping")
+            spec.update(section)
+        flags = {"rotation_range": rotation_range, "width_shift_range": width_shift_range,
+                 "height_shift_range": height_shift_range, "zoom_range": _floats(zoom_range, "--zoom-range"),
+                 "brightness_range": _floats(brightness_range, "--brightness-range"),
+                 "horizontal_flip": horizontal_flip, "vertical_flip": vertical_flip, "fill_mode": fill_mode,
+                 "crop_padding": crop_padding, "cutout": cutout, "cutout_prob": cutout_prob,
+                 "mixup_alpha": mixup_alpha, "cutmix_alpha": cutmix_alpha, "mix_prob": mix_prob}
+        spec.update({k: v for k, v in flags.items() if v is not None})
+        if not spec:
+            spec = {"preset": "standard"}
+            console.print("no augmentation options given: previewing the 'standard' preset")
+        cfg = AugmentConfig.from_dict(spec)
+        options = {"img_size": img_size} if img_size else {}
+        path = augment_preview(dataset, cfg, out=out, n=n, split=split, data_dir=data_dir, seed=seed, **options)
+        console.print(f"saved {path} (rows: original, {', '.join(cfg.enabled_ops())}"
+                      f"{', all combined' if len(cfg.enabled_ops()) > 1 else ''})")

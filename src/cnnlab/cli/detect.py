@@ -1,9 +1,115 @@
-"""CLI commands of the 'detect' group (placeholder module until its commands land)."""
+"""CLI commands ``detect`` and ``export-detector``: thin layers over ``cnnlab.detect``.
+
+torch, cv2 and onnxruntime are imported only inside the commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from cnnlab.cli.common import console, err_console
+
+
+def detect_command(
+    source: str = typer.Argument(..., help="An image, a folder of images, a glob ('imgs/*.jpg') or a video file."),
+    cfg: Path | None = typer.Option(None, "--cfg", help="Darknet .cfg (with --weights)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (with --cfg)."),
+    model: Path | None = typer.Option(None, "--model", "-m",
+                                      help="A .onnx export, a detection checkpoint (.pt) or a folder holding one."),
+    names: Path | None = typer.Option(None, "--names", help="Class names: .names (one per line) or YAML."),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch, opencv or onnxruntime."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's)."),
+    conf: float = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability)."),
+    iou: float = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS."),
+    letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Keep the aspect ratio (grey border) "
+                                   "or plainly resize to the input size."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime)."),
+    max_det: int = typer.Option(300, "--max-det", help="At most this many boxes per image."),
+    save_json: Path | None = typer.Option(None, "--save-json", help="Also write all detections to this JSON file."),
+    save_csv: Path | None = typer.Option(None, "--save-csv", help="Also write all detections to this CSV file."),
+    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
+    name: str = typer.Option("exp", "--name", help="Run name (exp, exp2, ... when taken)."),
+    no_save: bool = typer.Option(False, "--no-save", help="Write no run folder (no annotated images/video)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-image lines."),
+) -> None:
+    """Detect objects with a YOLO model; annotated images/video, JSON and CSV go to <project>/detect/<name>/."""
+    from cnnlab.detect.detector import Detector
+    from cnnlab.detect.predict import detect_source
+
+    detector = Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
+                        conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det)
+    if quiet:
+        run = detect_source(source, detector, save=not no_save, project=project, name=name,
+                            save_json=save_json, save_csv=save_csv)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("detect", total=None)
+
+            def on_frame(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total or None)
+
+            run = detect_source(source, detector, save=not no_save, project=project, name=name,
+                                save_json=save_json, save_csv=save_csv, on_frame=on_frame)
+    if not quiet and len(run.results) <= 20:
+        for r in run.results:
+            counts: dict[str, int] = {}
+            for c in r.detections.class_ids:
+                key = r.detections.name_of(int(c))
+                counts[key] = counts.get(key, 0) + 1
+            found = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
+            where = Path(r.source).name + ("" if r.frame is None else f" #{r.frame}")
+            console.print(f"{where} ({r.width}x{r.height}): {found}")
+    _print_timing(run, detector)
+    if run.run_dir is not None:
+        console.print(f"results saved to [bold]{run.run_dir}[/]")
+    for p in (save_json, save_csv):
+        if p is not None:
+            console.print(f"wrote {p}")
+
+
+def _print_timing(run, detector) -> None:
+    from rich.table import Table
+
+    w, h = detector.imgsz
+    table = Table(title="time per stage", caption=f"{detector.backend_name} backend, input {w}x{h}, "
+                  f"{len(run.results)} frame(s), {run.num_detections} detection(s)")
+    table.add_column("stage")
+    table.add_column("ms / frame", justify="right")
+    total = 0.0
+    for stage, ms in run.timing_ms.items():
+        table.add_row(stage, f"{ms:.1f}")
+        total += ms
+    table.add_row("total", f"{total:.1f}", end_section=True)
+    table.add_row("frames / s (whole loop)", f"{run.fps:.1f}")
+    console.print(table)
+
+
+def export_detector_command(
+    cfg: Path = typer.Option(..., "--cfg", help="Darknet .cfg."),
+    weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (omit for random weights)."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size of the ONNX (default: the cfg's width)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output .onnx (default: beside the cfg)."),
+    names: Path | None = typer.Option(None, "--names", help="Class names to store in the ONNX metadata."),
+    letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Preprocessing recorded in metadata."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
+) -> None:
+    """Export a Darknet model to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style; checked vs PyTorch."""
+    from cnnlab.detect.export import export_detector
+    from cnnlab.detect.names import load_names
+
+    name_list = load_names(names) if names is not None else None
+    result = export_detector(cfg, weights, output=output, imgsz=imgsz, names=name_list, letterbox=letterbox,
+                             opset=opset)
+    console.print(f"exported {result.path} (output {tuple(result.output_shape)}, opset {opset})")
+    console.print(f"max abs diff vs PyTorch (onnxruntime): {result.max_abs_diff:.3g}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
+    app.command("detect")(detect_command)
+    app.command("export-detector")(export_detector_command)

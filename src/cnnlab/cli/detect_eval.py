@@ -1,9 +1,67 @@
-"""CLI commands of the 'detect_eval' group (placeholder module until its commands land)."""
+"""CLI command ``cnnlab detect-eval``: mAP of a detector (or of saved predictions) on a labelled dataset."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def detect_eval_cmd(
+    data: Path = typer.Argument(..., help="data.yaml, YOLO images folder, COCO .json or VOC folder."),
+    cfg: Path = typer.Option(None, "--cfg", help="Darknet .cfg of the detector."),
+    weights: Path = typer.Option(None, "--weights", help="Darknet .weights (or checkpoint) of the detector."),
+    names: Path = typer.Option(None, "--names", help="Class names (.names/.txt/.yaml) of dataset and model."),
+    model: str = typer.Option(None, "--model", help="A detector run folder or an .onnx file."),
+    backend: str = typer.Option("torch", "--backend", help="torch | opencv | onnxruntime."),
+    imgsz: int = typer.Option(416, "--imgsz", help="Network input size."),
+    conf: float = typer.Option(0.001, "--conf", help="Confidence threshold (low for mAP)."),
+    iou: float = typer.Option(0.6, "--iou", help="NMS IoU threshold."),
+    device: str = typer.Option("cpu", "--device", help="Device of the torch backend."),
+    predictions: Path = typer.Option(None, "--predictions",
+                                     help="Saved detections: COCO results JSON or 'cnnlab detect' JSON."),
+    split: str = typer.Option("val", "--split", help="Split of a data.yaml / VOC folder."),
+    images: Path = typer.Option(None, "--images", help="Image folder of a COCO .json."),
+    max_det: int = typer.Option(100, "--max-det", help="Detections per image and class counted (COCO)."),
+    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
+    name: str = typer.Option("val", "--name", help="Run name: runs/detect/<name> (val, val2, ...)."),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse runs/detect/<name> if it exists."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR/F1 curves and confusion matrices."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+) -> None:
+    """mAP@0.5 and mAP@0.5:0.95 (COCO protocol) with per-class AP, PR curve and confusion matrix."""
+    import warnings
+
+    from cnnlab.cli.common import console, err_console
+    from cnnlab.errors import UserError
+
+    if predictions is not None and (cfg or weights or model):
+        raise UserError("give either --predictions or a detector (--cfg/--weights/--model), not both")
+    if predictions is None and not (cfg or weights or model):
+        raise UserError("nothing to evaluate: give --cfg/--weights (or --model) or --predictions FILE")
+    if backend not in ("torch", "opencv", "onnxruntime"):
+        raise UserError(f"unknown backend {backend!r}: choose torch, opencv or onnxruntime")
+
+    from cnnlab.detect.evaluate import detect_eval, rich_table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect_eval(
+            data, predictions=predictions, names=names, split=split, images=images, cfg=cfg,
+            weights=weights, model=model, backend=backend, imgsz=imgsz, conf=conf, iou=iou,
+            device=device, max_det=max_det, project=project, name=name, exist_ok=exist_ok,
+            plots=plots, json=json_out, verbose=True,
+        )
+    for w in result["warnings"]:
+        err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    console.print(rich_table(result))
+    if result["speed_ms"]:
+        console.print("speed per image: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result["speed_ms"].items()))
+    console.print(f"results saved to [bold]{result['run_dir']}[/]")
+    if json_out is not None:
+        console.print(f"metrics written to {json_out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the main app."""
+    """Add ``detect-eval`` to the main app."""
+    app.command("detect-eval")(detect_eval_cmd)

@@ -1,9 +1,75 @@
-"""CLI commands of the 'experiments' group (placeholder module until its commands land)."""
+"""CLI commands of the 'experiments' group: tune, ablate (compare, report, import-keras join later).
+
+Thin layers over :func:`cnnlab.experiments.tune.tune` and :func:`cnnlab.experiments.ablate.ablate`;
+optuna, torch and matplotlib are imported inside the commands only.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from cnnlab.cli.common import console
+
+
+def tune_command(
+    config: Path = typer.Argument(..., help="Base run config (YAML, as for cnnlab train --config)."),
+    space: Path = typer.Option(..., "--space", help="Search space YAML: option: {grid|choice|uniform|loguniform|int: ...}."),
+    sampler: str = typer.Option("tpe", "--sampler", help="grid, random or tpe."),
+    trials: str = typer.Option(None, "--trials", help="Number of trials, or 'auto' (top-x % rule; default; grid: whole grid)."),
+    top: float = typer.Option(0.05, "--top", help="--trials auto: the top fraction to land in."),
+    confidence: float = typer.Option(0.95, "--confidence", help="--trials auto: the chance of landing there."),
+    metric: str = typer.Option("val_accuracy", "--metric", help="Run metric to optimise."),
+    direction: str = typer.Option(None, "--direction", help="maximize or minimize (default: minimize losses, else maximize)."),
+    pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none (per-epoch pruning)."),
+    storage: str = typer.Option(None, "--storage", help="Database URL shared by workers (postgresql://user:pass@host/db); "
+                                                        "default: SQLite in the search folder."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    project: str = typer.Option("runs", "--project", help="Project folder."),
+    name: str = typer.Option("tune", "--name", help="Search name: the folder <project>/tune/<name>; the same name resumes."),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write Optuna's plots (PNG)."),
+) -> None:
+    """Search hyperparameters with Optuna (resumable; several workers or machines can share one search)."""
+    from cnnlab.experiments.tune import tune
+
+    result = tune(config, space, sampler=sampler, trials=trials, top=top, confidence=confidence, metric=metric,
+                  direction=direction, pruner=pruner, storage=storage, workers=workers, project=project,
+                  name=name, seed=seed, plots=plots, log=console.print)
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
+    console.print(f"trials: {counts or 'none'}")
+    if result.best_value is not None:
+        params = ", ".join(f"{k}={v!r}" for k, v in result.best_params.items())
+        console.print(f"best {metric} = {result.best_value:.4f} with {params}")
+        console.print(f"best config: {result.best_config}  (cnnlab train --config {result.best_config})")
+    console.print(f"trials table: {result.run_dir / 'trials.md'}; plots: {result.run_dir / 'plots'}")
+
+
+def ablate_command(
+    config: Path = typer.Argument(..., help="Base run config (YAML, as for cnnlab train --config)."),
+    factors: Path = typer.Option(..., "--factors", help="Factors YAML: factor: {on: {overrides}, off: {overrides}}."),
+    folds: int = typer.Option(5, "--folds", help="Stratified folds of the training set per cell."),
+    metric: str = typer.Option("val_accuracy", "--metric", help="Run metric to compare."),
+    direction: str = typer.Option(None, "--direction", help="maximize or minimize (default: minimize losses, else maximize)."),
+    project: str = typer.Option("runs", "--project", help="Project folder."),
+    name: str = typer.Option("ablate", "--name", help="Study name: the folder <project>/ablate/<name>; the same name resumes."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the box plot (PNG)."),
+) -> None:
+    """Full-factorial ablation, each cell cross-validated over k folds (table + box plot; resumable)."""
+    from cnnlab.experiments.ablate import ablate
+
+    result = ablate(config, factors, folds, metric=metric, direction=direction, project=project, name=name,
+                    plots=plots, log=console.print)
+    console.print(result.files["table_md"].read_text(encoding="utf-8"), markup=False)
+    if result.best:
+        console.print(f"best cell: {result.best}")
+    for key in ("table_csv", "box_plot"):
+        if key in result.files:
+            console.print(f"{key.replace('_', ' ')}: {result.files[key]}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
+    app.command("tune")(tune_command)
+    app.command("ablate")(ablate_command)

@@ -1,9 +1,179 @@
-"""CLI commands of the 'stream' group (placeholder module until its commands land)."""
+"""CLI commands ``stream`` (real-time detection with honest FPS, web live view) and ``sweep`` (capture
+resolution x input size x FPS grid scored with mAP): thin layers over ``cnnlab.detect.pipeline``.
+
+torch and cv2 are imported only inside the commands. The model options are those of ``cnnlab detect``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from cnnlab.cli.common import console, err_console, parse_size
+
+# -- model options, the same as `cnnlab detect` -----------------------------------------------------
+CFG = typer.Option(None, "--cfg", help="Darknet .cfg (with --weights).")
+WEIGHTS = typer.Option(None, "--weights", help="Darknet .weights (with --cfg).")
+MODEL = typer.Option(None, "--model", "-m", help="A .onnx export, a detection checkpoint (.pt) or a folder holding one.")
+NAMES = typer.Option(None, "--names", help="Class names: .names (one per line) or YAML.")
+BACKEND = typer.Option("torch", "--backend", "-b", help="torch, opencv or onnxruntime.")
+CONF = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability).")
+IOU = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS.")
+LETTERBOX = typer.Option(True, "--letterbox/--no-letterbox",
+                         help="Keep the aspect ratio (grey border) or plainly resize to the input size.")
+DEVICE = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime).")
+MAX_DET = typer.Option(300, "--max-det", help="At most this many boxes per image.")
+
+
+def _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det):
+    from cnnlab.detect.detector import Detector
+
+    return Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
+                    conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det)
+
+
+def stream_command(
+    source: str = typer.Argument(..., help="Webcam index (0), video file, rtsp:// or http:// URL, or a folder of images."),
+    cfg: Path | None = CFG,
+    weights: Path | None = WEIGHTS,
+    model: Path | None = MODEL,
+    names: Path | None = NAMES,
+    backend: str = BACKEND,
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's)."),
+    conf: float = CONF,
+    iou: float = IOU,
+    letterbox: bool = LETTERBOX,
+    device: str = DEVICE,
+    max_det: int = MAX_DET,
+    capture: str | None = typer.Option(None, "--capture", help="Capture resolution WxH, e.g. 640x480 (webcams are "
+                                       "asked for it; files/streams are resized to it)."),
+    capture_fps: float | None = typer.Option(None, "--capture-fps", help="Frame rate to ask the camera for."),
+    max_fps: float | None = typer.Option(None, "--max-fps", help="Cap the pipeline's rate (sleeps only the rest of "
+                                         "each period; the achieved rate is shown)."),
+    web: str | None = typer.Option(None, "--web", help="Serve the live view at HOST:PORT (e.g. 127.0.0.1:8000, "
+                                   "or just 8000)."),
+    host: str | None = typer.Option(None, "--host", help="Host for --web (0.0.0.0 to let other machines watch)."),
+    token: str | None = typer.Option(None, "--token", help="Access token for the web view ('auto': a random one)."),
+    save: Path | None = typer.Option(None, "--save", help="Write the annotated video here (.mp4 or .avi)."),
+    save_jsonl: Path | None = typer.Option(None, "--save-jsonl", help="Write detections, one JSON line per frame."),
+    save_frames: Path | None = typer.Option(None, "--save-frames", help="Write annotated frames as images here."),
+    show: bool = typer.Option(False, "--show", help="Show a window (needs OpenCV with GUI support; q quits)."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Draw FPS and stage times on the frames."),
+    log_every: float = typer.Option(5.0, "--log-every", help="Seconds between log lines (0: none)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the run summary to this JSON file."),
+) -> None:
+    """Real-time detection on a camera, video, stream or image folder, with honest FPS and stage times."""
+    import secrets
+
+    from cnnlab.detect.pipeline import Pipeline, build_sinks
+    from cnnlab.detect.web import DEFAULT_HOST, parse_web_address
+    from cnnlab.errors import UserError
+
+    if host is not None and web is None:
+        web = "8000"
+    web_addr = None
+    if web is not None:
+        h, port = parse_web_address(web)
+        if host is not None:
+            h = host
+        web_addr = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+        if token == "auto":
+            token = secrets.token_urlsafe(12)
+        if token is None and h not in (DEFAULT_HOST, "localhost", "::1"):
+            err_console.print(f"[yellow]warning:[/] the live view on {h} has no --token: anyone on the network "
+                              "can watch")
+    elif token is not None:
+        raise UserError("--token only applies to the web view (--web HOST:PORT)")
+    size = parse_size(capture) if capture else None
+    detector = _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det)
+    w, h = detector.imgsz
+    console.print(f"model: {detector.backend_name} backend, input {w}x{h}, {len(detector.names)} classes")
+    sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)
+    pipeline = Pipeline(detector, source, sinks, capture=size, capture_fps=capture_fps, max_fps=max_fps,
+                        overlay=overlay, duration=duration, max_frames=max_frames,
+                        log_every=log_every or None, logger=lambda m: err_console.print(m, soft_wrap=True))
+    summary = pipeline.run()
+    _print_summary(summary)
+    if json_out is not None:
+        from cnnlab.io import write_json
+
+        write_json(json_out, summary.to_dict())
+        console.print(f"wrote {json_out}")
+
+
+def _print_summary(summary) -> None:
+    from rich.table import Table
+
+    cap = f", max {summary.max_fps:g}" if summary.max_fps else ""
+    table = Table(title=f"{summary.frames} frames in {summary.seconds:.1f} s: {summary.fps:.1f} FPS achieved{cap}"
+                        f" (stopped by {summary.stopped_by})")
+    table.add_column("stage")
+    table.add_column("mean ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    for stage, ms in summary.stages_ms.items():
+        table.add_row(stage, f"{ms:.1f}", f"{summary.stages_p95_ms[stage]:.1f}")
+    table.add_row("total work", f"{summary.frame_ms:.1f}", "", end_section=True)
+    table.add_row("capture -> processing latency", f"{summary.latency_ms:.1f}", "")
+    console.print(table)
+    if summary.dropped:
+        console.print(f"{summary.dropped} stale frames skipped (live source faster than the pipeline)")
+    if summary.reconnects:
+        console.print(f"{summary.reconnects} reconnects")
+    for kind, where in summary.outputs.items():
+        if kind != "web":
+            console.print(f"{kind}: {where}")
+
+
+def sweep_command(
+    data: Path = typer.Argument(..., help="Labelled detection data played as frames: data.yaml, YOLO images folder "
+                                "(e.g. coco128/images/train2017), COCO .json or VOC folder."),
+    video: Path | None = typer.Option(None, "--video", help="A labelled video: frame i is scored against image i "
+                                      "of DATA."),
+    cfg: Path | None = CFG,
+    weights: Path | None = WEIGHTS,
+    model: Path | None = MODEL,
+    names: Path | None = NAMES,
+    backend: str = BACKEND,
+    conf: float = typer.Option(0.001, "--conf", help="Confidence threshold (low, as for mAP)."),
+    iou: float = IOU,
+    letterbox: bool = LETTERBOX,
+    device: str = DEVICE,
+    max_det: int = MAX_DET,
+    captures: str = typer.Option("320x240,640x480", "--captures", help="Capture resolutions (frames are resized "
+                                 "to each first)."),
+    sizes: str = typer.Option("160,320", "--sizes", help="Network input sizes (multiples of 32)."),
+    fps: str = typer.Option("24,40", "--fps", help="FPS settings (the pipeline's --max-fps)."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
+    split: str = typer.Option("val", "--split", help="Split of a data.yaml."),
+    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
+    name: str = typer.Option("exp", "--name", help="Run name (exp, exp2, ... when taken)."),
+) -> None:
+    """The course's grid (capture resolution x input size x FPS) run through the pipeline: mAP, real FPS, stage times."""
+    from cnnlab.detect.pipeline.sweep import parse_grid, run_sweep
+
+    cap_list = parse_grid(captures, parse_size)
+    size_list = parse_grid(sizes, int)
+    fps_list = parse_grid(fps, float)
+
+    def factory(size: int):
+        return _detector(cfg, weights, model, names, backend, size, conf, iou, letterbox, device, max_det)
+
+    opts = {"cfg": str(cfg) if cfg else None, "weights": str(weights) if weights else None,
+            "model": str(model) if model else None, "backend": backend, "conf": conf, "iou": iou,
+            "letterbox": letterbox}
+    result = run_sweep(data, factory, video=video, captures=cap_list, sizes=size_list, fps=fps_list, limit=limit,
+                       split=split, names=names, project=project, name=name, config={"model": opts})
+    if result.rows:
+        console.print((result.run_dir / "results.md").read_text())
+    if not result.complete:
+        err_console.print("[yellow]interrupted:[/] the finished cells were saved")
+    console.print(f"results saved to [bold]{result.run_dir}[/]")
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
+    app.command("stream")(stream_command)
+    app.command("sweep")(sweep_command)

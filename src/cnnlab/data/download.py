@@ -90,8 +90,14 @@ class _ChecksumMismatch(Exception):
 
 def _fetch(url: str, dest: Path, md5: str | None, quiet: bool) -> None:
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     req = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
     with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:

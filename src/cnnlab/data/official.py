@@ -97,8 +97,9 @@ def decode_cached(source: OfficialSource, files: list[Path], cache: bool | None 
         train = arrays.get("train_images")
         if train is None:  # pragma: no cover - every official source has a train split
             train = arrays["test_images"]
-        from cnnlab.data.dataset import channel_stats  # stats of the training images, for normalisation
         import torch
+
+        from cnnlab.data.dataset import channel_stats  # stats of the training images, for normalisation
 
         mean, std = channel_stats(torch.from_numpy(np.require(train, requirements=["C", "W"])))
         meta = {**meta, "mean": list(mean), "std": list(std), "source": [str(f) for f in files]}
@@ -108,7 +109,7 @@ def decode_cached(source: OfficialSource, files: list[Path], cache: bool | None 
     if bad:
         shown = ", ".join(bad[:4]) + (", ..." if len(bad) > 4 else "")
         warnings.warn(f"{source.name}: {len(bad)} local file(s) differ from the official md5 ({shown}); "
-                      f"their structure is valid, loading them anyway", DataChecksumWarning, stacklevel=3)
+                      f"their structure is valid, loading them anyway", DataChecksumWarning, stacklevel=4)
     return Decoded(arrays, meta, files)
 
 

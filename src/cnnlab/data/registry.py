@@ -39,13 +39,19 @@ def register_dataset(entry: DatasetEntry) -> DatasetEntry:
     return entry
 
 
+def _ensure_builtins() -> None:
+    import cnnlab.data.builtin  # noqa: F401  (registers the built-in datasets on first use)
+
+
 def list_datasets() -> list[str]:
     """Names of the registered datasets."""
+    _ensure_builtins()
     return sorted(_REGISTRY)
 
 
 def get_entry(name: str) -> DatasetEntry:
     """The registry entry of ``name`` (``fashion-mnist`` and ``Fashion_MNIST`` are accepted too)."""
+    _ensure_builtins()
     key = str(name).strip().lower().replace("-", "_")
     if key in _REGISTRY:
         return _REGISTRY[key]
@@ -62,6 +68,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     ``label_mode`` ("fine"/"coarse", cifar100); ``root``, ``img_size``, ``in_chans``, ``in_memory``
     (folder); ``cache`` (decoded cache on/off), ``mirrors`` (download base URLs), ``quiet``.
     """
+    _ensure_builtins()
     if name not in _REGISTRY and ("/" in str(name) or os.sep in str(name) or Path(str(name)).is_dir()):
         options.setdefault("root", name)
         name = "folder"

@@ -62,6 +62,7 @@ class Detector:
             self.input_hw = requested or b.native_hw or (416, 416)
         self.names = self._resolve_names(names)
         self.output_format = b.output_format or ""
+        import torchvision.ops  # noqa: F401  (NMS; imported now so the first frame's timing is fair)
 
     # -- set-up -----------------------------------------------------------------------------------
     def _resolve_names(self, names: str | os.PathLike | Sequence[str] | None) -> list[str]:

@@ -72,6 +72,8 @@ def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list
     if opset < 17:
         raise UserError(f"opset must be >= 17, got {opset}")
     h, w = input_hw(imgsz)
+    if names is not None and len(names) != model.num_classes:
+        raise UserError(f"{len(names)} class names given but the model predicts {model.num_classes} classes")
     model = model.eval()
     buf = io.BytesIO()
     with pixel_outputs(model), warnings.catch_warnings(), torch.no_grad():

@@ -53,12 +53,16 @@ def load_source(source: Any, num_classes: int = 10, in_chans: int | None = None,
     path = Path(text)
     if path.exists():
         return _load_run(path)
+    from cnnlab.errors import ModelError
     from cnnlab.models import create_model, get_entry, is_model_name
 
     if not is_model_name(text):
         if any(ch in text for ch in "/\\") or path.suffix:
             raise UserError(f"no such run folder or checkpoint: {text}")
-        get_entry(text)  # raises ModelError with close matches
+        try:
+            get_entry(text)
+        except ModelError as e:
+            raise ModelError(f"no run folder or checkpoint named {text!r}, and {e}") from None
     import torch
 
     if not text.startswith("timm/"):

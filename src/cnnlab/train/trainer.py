@@ -108,6 +108,12 @@ def _safe_len(loader: Any) -> int | None:
         return None
 
 
+def _interactive() -> bool:
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
 class _Bar:
     """A transient rich progress bar with a free-text info field."""
 
@@ -234,7 +240,7 @@ class Trainer:
         hits = torch.zeros(2, dtype=torch.int64, device=self.device)
         seen = 0
         total = _safe_len(self.train_loader)
-        show = cfg.verbose == 1
+        show = cfg.verbose == 1 and _interactive()
         bar = _Bar(f"epoch {epoch}/{self.epochs}", total) if show else contextlib.nullcontext(None)
         with bar as prog:
             task = prog.add_task(f"epoch {epoch}/{self.epochs}", total=total) if prog is not None else None

@@ -224,7 +224,7 @@ class Pipeline:
                 stats = self._live_stats(n, len(dets), latency_ms)
                 annotated = None
                 if draw is not None:
-                    annotated = draw(frame.image.copy(), dets)
+                    annotated = draw(frame.image, dets)      # draw_detections returns a copy
                     if self.overlay:
                         draw_overlay(annotated, stats)
                 t3 = time.perf_counter()

@@ -1,0 +1,466 @@
+"""``cnnlab.benchmark``: latency percentiles and throughput per runtime x batch size x thread count.
+
+Runtimes: PyTorch eager (``torch``), ``torch.compile`` (``compile``), ONNX Runtime fp32
+(``onnxruntime``), INT8 static QDQ (``onnxruntime-int8``), INT8 dynamic (``onnxruntime-int8-dynamic``)
+and FP16 (``onnxruntime-fp16``). A cell that cannot run (e.g. torch.compile failing, a torch runtime for
+an ``.onnx`` file) is reported in its row, never a crash of the whole benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.deploy.timing import measure
+from cnnlab.errors import UserError
+
+RUNTIMES = ("torch", "compile", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-dynamic",
+            "onnxruntime-fp16")
+DEFAULT_RUNTIMES = ("torch", "compile", "onnxruntime", "onnxruntime-int8")
+ALIASES = {"eager": "torch", "pytorch": "torch", "torch-eager": "torch", "torch.compile": "compile",
+           "inductor": "compile", "ort": "onnxruntime", "onnx": "onnxruntime", "int8": "onnxruntime-int8",
+           "ort-int8": "onnxruntime-int8", "onnxruntime-int8-static": "onnxruntime-int8",
+           "int8-dynamic": "onnxruntime-int8-dynamic", "fp16": "onnxruntime-fp16",
+           "ort-fp16": "onnxruntime-fp16"}
+TORCH_RUNTIMES = ("torch", "compile")
+COLUMNS = ["runtime", "batch", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "images_per_s",
+           "vs_torch", "iters", "status"]
+CALIBRATION_SAMPLES = 64
+
+
+@dataclass
+class BenchmarkResult:
+    """Header (machine, versions, model) and one row per runtime x batch x threads."""
+
+    header: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"header": self.header, "results": self.rows}
+
+    def markdown(self) -> str:
+        """A Markdown report: header as a list, then the table."""
+        h = self.header
+        lines = [f"### Benchmark: {h['model']}", "",
+                 f"- source: `{h['source']}`; input {'x'.join(map(str, h['input_shape']))}"
+                 + (f"; {h['params']:,} parameters" if h.get("params") else ""),
+                 f"- device: {h['device']}",
+                 f"- versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()),
+                 f"- onnxruntime providers: {', '.join(h['providers'])}",
+                 f"- timing: {h['timing']}"]
+        if h.get("calibration"):
+            lines.append(f"- INT8 calibration: {h['calibration']}")
+        lines += ["", markdown_table(self.rows)]
+        return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The result rows as a GitHub Markdown table."""
+    names = {"p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms", "mean_ms": "mean ms",
+             "images_per_s": "images/s", "vs_torch": "vs torch"}
+    out = ["| " + " | ".join(names.get(c, c) for c in COLUMNS) + " |",
+           "|" + "|".join("---:" if c not in ("runtime", "status") else "---" for c in COLUMNS) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v).replace("|", "/")
+
+
+# ------------------------------------------------------------------------------------- parsing
+def parse_int_list(value: str | int | Sequence[int], what: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]`` (positive, de-duplicated, in order)."""
+    items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
+    out: list[int] = []
+    for item in items:
+        try:
+            n = int(str(item).strip())
+        except ValueError:
+            raise UserError(f"{what}: expected comma-separated integers, got {value!r}") from None
+        if n < 1:
+            raise UserError(f"{what}: values must be >= 1, got {n}")
+        if n not in out:
+            out.append(n)
+    if not out:
+        raise UserError(f"{what}: give at least one value")
+    return out
+
+
+def parse_runtimes(value: str | Sequence[str]) -> list[str]:
+    """Runtime names (with aliases such as ``eager``, ``ort``, ``int8``) -> canonical names."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        name = ALIASES.get(item.strip().lower(), item.strip().lower())
+        if not name:
+            continue
+        if name not in RUNTIMES:
+            raise UserError(f"unknown runtime {item!r} (choose from {', '.join(RUNTIMES)})")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise UserError("give at least one runtime")
+    return out
+
+
+def parse_iters(value: str | int | None) -> int | None:
+    """``auto`` (time-based) -> None; a number -> that many timed iterations."""
+    if value is None or str(value).lower() == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise UserError(f"--iters: expected 'auto' or a number, got {value!r}") from None
+    if n < 1:
+        raise UserError("--iters must be >= 1")
+    return n
+
+
+def parse_input(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
+    """``3x224x224`` (CxHxW) -> (3, 224, 224)."""
+    if value is None:
+        return None
+    parts = value.lower().replace("×", "x").split("x") if isinstance(value, str) else list(value)
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}") from None
+    if len(dims) != 3 or min(dims) < 1:
+        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}")
+    return dims  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------- environment
+def device_info() -> str:
+    """CPU model and core count (or the GPU when onnxruntime providers include CUDA/TensorRT)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    from cnnlab import __version__
+
+    out = {"cnnlab": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "onnxruntime", "onnx", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            try:
+                out[pkg] = md.version(f"{pkg}-gpu")
+            except md.PackageNotFoundError:
+                continue
+    return out
+
+
+# ------------------------------------------------------------------------------------- the model
+@dataclass
+class _Subject:
+    """What is measured: a torch model and/or an ONNX file, with the input shape."""
+
+    name: str
+    source: str
+    input_shape: tuple[int, int, int]
+    torch_model: Any | None = None
+    torch_note: str = ""            # why torch runtimes are unavailable
+    onnx_path: Path | None = None
+    onnx_quantized: bool = False
+    params: int | None = None
+    calibration: np.ndarray | None = None
+    calibration_note: str = ""
+
+
+def _default_img_size(model: Any) -> int | None:
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    return int(size[-1]) if size else None
+
+
+def _subject(source: Any, input_shape: tuple[int, int, int] | None, num_classes: int, workdir: Path,
+             need_onnx: bool, seed: int) -> _Subject:
+    import torch
+
+    from cnnlab.deploy.source import TorchSource, is_torchscript, load_torch_source
+
+    p = Path(str(source))
+    if not isinstance(source, torch.nn.Module) and p.suffix.lower() == ".onnx":
+        from cnnlab.deploy.quantize import is_quantized
+        from cnnlab.deploy.runtime import load_onnx_classifier
+
+        clf = load_onnx_classifier(p)
+        shape = input_shape or ((clf.in_chans, clf.img_size, clf.img_size) if clf.img_size else None)
+        if shape is None:
+            raise UserError(f"{p}: the model does not fix its input size; pass --input CxHxW")
+        return _Subject(name=p.name, source=str(p), input_shape=shape, onnx_path=p,
+                        onnx_quantized=is_quantized(p),
+                        torch_note="an .onnx file has no PyTorch model (benchmark the run or checkpoint)")
+    if not isinstance(source, torch.nn.Module) and p.is_file() and (p.suffix == ".torchscript"
+                                                                     or is_torchscript(p)):
+        from cnnlab.deploy.export import load_torchscript
+        from cnnlab.deploy.metadata import Preprocess
+
+        module, meta = load_torchscript(p)
+        pre = Preprocess.from_dict((meta or {}).get("preprocess") or {})
+        shape = input_shape or ((pre.in_chans, pre.img_size, pre.img_size) if pre.img_size else None)
+        if shape is None:
+            raise UserError(f"{p}: unknown input size; pass --input CxHxW")
+        src = TorchSource(model=module, classes=list((meta or {}).get("classes") or []), preprocess=pre,
+                          name=p.name)
+    else:
+        opts: dict[str, Any] = {"num_classes": num_classes}
+        if input_shape:
+            opts.update(in_chans=input_shape[0], img_size=input_shape[1])
+        src = load_torch_source(source, **opts)
+        if not src.preprocess.img_size:
+            src.preprocess.img_size = (input_shape[1] if input_shape else None) or _default_img_size(src.model)
+        shape = input_shape or src.input_shape
+    src.preprocess.in_chans, src.preprocess.img_size = shape[0], shape[1]
+    params = sum(int(t.numel()) for t in src.model.parameters())
+    subj = _Subject(name=src.name, source=str(source) if not isinstance(source, torch.nn.Module) else src.name,
+                    input_shape=shape, torch_model=src.model, params=params)
+    if need_onnx:
+        subj.onnx_path, subj.calibration, subj.calibration_note = _to_onnx(src, shape, workdir, seed)
+    return subj
+
+
+def _to_onnx(src: Any, shape: tuple[int, int, int], workdir: Path,
+             seed: int) -> tuple[Path | None, np.ndarray | None, str]:
+    """Export the torch model once (checked); calibration images from the run's data, else random."""
+    from cnnlab.deploy.calibration import dataset_sample, run_dataset
+    from cnnlab.deploy.export import export
+
+    calib, note = None, ""
+    name, ddir, options = run_dataset(src.config)
+    if name:
+        try:
+            calib, _ = dataset_sample(name, src.preprocess, CALIBRATION_SAMPLES, data_dir=ddir,
+                                      options=options, seed=seed)
+            note = f"{len(calib)} {name} training images"
+        except UserError as e:
+            note = f"random inputs ({name} unavailable: {e})"
+    if calib is None:
+        calib = np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape)).astype(np.float32)
+        note = note or f"{CALIBRATION_SAMPLES} random inputs (no dataset; fine for timing, not accuracy)"
+    path = workdir / "model.onnx"
+    export(src, output=path, check_samples=0)
+    return path, calib, note
+
+
+# ------------------------------------------------------------------------------------- runners
+class _Runners:
+    """Builds the callable for a (runtime, threads) pair, caching sessions and compiled models."""
+
+    def __init__(self, subj: _Subject, workdir: Path, providers: Any) -> None:
+        self.subj, self.workdir, self.providers = subj, workdir, providers
+        self._files: dict[str, Path | Exception] = {}
+        self._sessions: dict[tuple[str, int], Any] = {}
+        self._compiled: dict[int, Any] = {}
+
+    def unavailable(self, runtime: str) -> str | None:
+        s = self.subj
+        if runtime in TORCH_RUNTIMES and s.torch_model is None:
+            return s.torch_note
+        if runtime == "compile" and _is_scripted(s.torch_model):
+            return "torch.compile does not take TorchScript modules"
+        if runtime.startswith("onnxruntime") and s.onnx_path is None:
+            return "no ONNX model"
+        if runtime.startswith("onnxruntime-") and s.onnx_quantized:
+            return "the ONNX model is already quantised (see the onnxruntime rows)"
+        return None
+
+    def _file(self, runtime: str) -> Path:
+        from cnnlab.deploy import quantize
+
+        s = self.subj
+        assert s.onnx_path is not None
+        if runtime == "onnxruntime":
+            return s.onnx_path
+        if runtime not in self._files:
+            dst = self.workdir / f"{runtime}.onnx"
+            try:
+                if runtime == "onnxruntime-int8":
+                    quantize.quantize_static_onnx(s.onnx_path, dst, s.calibration)
+                elif runtime == "onnxruntime-int8-dynamic":
+                    quantize.quantize_dynamic_onnx(s.onnx_path, dst)
+                else:
+                    quantize.convert_fp16_onnx(s.onnx_path, dst)
+                self._files[runtime] = dst
+            except Exception as e:  # reported in each cell of this runtime
+                self._files[runtime] = e
+        f = self._files[runtime]
+        if isinstance(f, Exception):
+            raise f
+        return f
+
+    def make(self, runtime: str, threads: int, x: np.ndarray) -> Callable[[], object]:
+        import torch
+
+        if runtime in TORCH_RUNTIMES:
+            torch.set_num_threads(threads)
+            model = self.subj.torch_model
+            if runtime == "compile":
+                if threads not in self._compiled:
+                    torch._dynamo.reset()  # compiled kernels fix their thread count at compile time
+                    self._compiled = {threads: torch.compile(model, dynamic=False)}
+                model = self._compiled[threads]
+            xt = torch.from_numpy(x)
+
+            def run_torch() -> object:
+                with torch.inference_mode():
+                    return model(xt)
+
+            return run_torch
+        from cnnlab.deploy.providers import create_session
+
+        key = (runtime, threads)
+        if key not in self._sessions:
+            self._sessions[key] = create_session(self._file(runtime), self.providers, threads=threads)
+        sess = self._sessions[key]
+        feed = {sess.get_inputs()[0].name: x}
+        return lambda: sess.run(None, feed)
+
+
+def _is_scripted(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.jit.ScriptModule)
+
+
+def _short_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(e).__name__}: {first}"[:160]
+
+
+# ------------------------------------------------------------------------------------- benchmark
+def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str | Sequence[int] | None = None,
+              runtimes: str | Sequence[str] = DEFAULT_RUNTIMES, iters: str | int | None = "auto", *,
+              min_time: float = 1.0, min_iters: int = 20, max_time: float = 30.0, warmup: int | None = None,
+              input_size: str | Sequence[int] | None = None, num_classes: int = 10,
+              providers: str | Sequence[str] | None = None, json: str | os.PathLike | None = None,
+              md: str | os.PathLike | None = None, progress: bool = False, seed: int = 0) -> BenchmarkResult:
+    """Measure ``source`` (registry name with random weights, run folder, checkpoint, .onnx or TorchScript).
+
+    For every runtime x batch size x thread count: warm-up, then timed calls (``iters="auto"``: at least
+    ``min_time`` seconds and ``min_iters`` calls); latency p50/p90/p99 and images/s. ``threads`` defaults
+    to 1 and all cores. Writes JSON (``json``) and Markdown (``md``) when asked.
+    """
+    import torch
+
+    from cnnlab.io import atomic_write_text, write_json
+
+    batches = parse_int_list(batch, "--batch")
+    thread_list = parse_int_list(threads if threads is not None else [1, os.cpu_count() or 1], "--threads")
+    rts = parse_runtimes(runtimes)
+    n_iters = parse_iters(iters)
+    shape = parse_input(input_size)
+    if min_time <= 0:
+        raise UserError("min_time must be positive")
+    prev_threads = torch.get_num_threads()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
+        workdir = Path(tmp)
+        need_onnx = any(r.startswith("onnxruntime") for r in rts)
+        subj = _subject(source, shape, num_classes, workdir, need_onnx, seed)
+        from cnnlab.deploy.providers import resolve_providers
+
+        plist = resolve_providers(providers)
+        header = {
+            "model": subj.name, "source": subj.source, "input_shape": list(subj.input_shape),
+            "params": subj.params, "device": device_info(), "platform": platform.platform(),
+            "versions": library_versions(), "providers": [p[0] if isinstance(p, tuple) else p for p in plist],
+            "batch": batches, "threads": thread_list, "runtimes": rts,
+            "timing": (f"{n_iters} timed calls" if n_iters else
+                       f"time-based: >= {min_time:g} s and >= {min_iters} calls per cell") + ", after warm-up",
+            "calibration": subj.calibration_note if any(r == "onnxruntime-int8" for r in rts) else "",
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        runners = _Runners(subj, workdir, plist)
+        rng = np.random.default_rng(seed)
+        inputs = {b: rng.standard_normal((b, *subj.input_shape)).astype(np.float32) for b in batches}
+        cells = [(r, b, t) for r in rts for t in thread_list for b in batches]
+        bar = _progress(progress, len(cells))
+        try:
+            for rt, b, t in cells:
+                bar.describe(f"{rt} batch {b} threads {t}")
+                row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t}
+                reason = runners.unavailable(rt)
+                if reason:
+                    row["status"] = f"skipped: {reason}"
+                else:
+                    try:
+                        fn = runners.make(rt, t, inputs[b])
+                        timing = measure(fn, b, iters=n_iters, min_time=min_time, min_iters=min_iters,
+                                         max_time=max_time, warmup=warmup)
+                        row.update(timing.to_dict(), status="ok")
+                    except Exception as e:  # a failing cell (compile error, unsupported op) is a result
+                        row["status"] = f"error: {_short_error(e)}"
+                rows.append(row)
+                bar.advance()
+        finally:
+            bar.close()
+            torch.set_num_threads(prev_threads)
+    _add_speedups(rows)
+    result = BenchmarkResult(header=header, rows=rows)
+    if json:
+        write_json(json, result.to_dict())
+    if md:
+        atomic_write_text(md, result.markdown())
+    return result
+
+
+def _add_speedups(rows: list[dict[str, Any]]) -> None:
+    """``vs_torch``: throughput relative to PyTorch eager at the same batch size and thread count."""
+    base = {(r["batch"], r["threads"]): r.get("images_per_s") for r in rows if r["runtime"] == "torch"}
+    for r in rows:
+        ref = base.get((r["batch"], r["threads"]))
+        r["vs_torch"] = r["images_per_s"] / ref if ref and r.get("images_per_s") else None
+
+
+class _progress:
+    """A rich progress bar (or nothing) over the benchmark cells."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("benchmark", total=total)
+
+    def describe(self, text: str) -> None:
+        if self.bar:
+            self.bar.update(self.task, description=text)
+
+    def advance(self) -> None:
+        if self.bar:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()

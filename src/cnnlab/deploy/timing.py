@@ -1,0 +1,75 @@
+"""Latency measurement: warm-up, then time-based repetition until the figures are stable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    """Latencies (seconds) of repeated calls of one function with one batch size."""
+
+    latencies: np.ndarray
+    batch: int
+
+    @property
+    def iters(self) -> int:
+        return int(self.latencies.size)
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1e3)
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self.latencies.mean() * 1e3)
+
+    @property
+    def std_ms(self) -> float:
+        return float(self.latencies.std() * 1e3)
+
+    @property
+    def throughput(self) -> float:
+        """Images per second at this batch size (batch / mean latency)."""
+        return float(self.batch / self.latencies.mean())
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"p50_ms": self.percentile_ms(50), "p90_ms": self.percentile_ms(90),
+                "p99_ms": self.percentile_ms(99), "mean_ms": self.mean_ms, "std_ms": self.std_ms,
+                "images_per_s": self.throughput, "iters": self.iters}
+
+
+def measure(fn: Callable[[], object], batch: int, *, iters: int | None = None, min_time: float = 1.0,
+            min_iters: int = 20, max_time: float = 30.0, warmup: int | None = None,
+            warmup_time: float = 0.25) -> Timing:
+    """Time ``fn`` (one call = one batch of ``batch`` images).
+
+    Warm-up: ``warmup`` calls, or (auto) at least 3 calls and ``warmup_time`` seconds. Then exactly
+    ``iters`` calls, or (auto) until both ``min_time`` seconds and ``min_iters`` calls are reached,
+    stopping early only past ``max_time`` seconds (with at least 5 calls) for very slow models.
+    """
+    clock = time.perf_counter
+    start = clock()
+    n = 0
+    while (warmup is not None and n < warmup) or (warmup is None and (n < 3 or clock() - start < warmup_time)):
+        fn()
+        n += 1
+        if warmup is None and clock() - start > max_time:
+            break
+    lat: list[float] = []
+    begin = clock()
+    while True:
+        t0 = clock()
+        fn()
+        lat.append(clock() - t0)
+        if iters is not None:
+            if len(lat) >= iters:
+                break
+            continue
+        elapsed = clock() - begin
+        if (elapsed >= min_time and len(lat) >= min_iters) or (elapsed >= max_time and len(lat) >= 5):
+            break
+    return Timing(np.asarray(lat, dtype=np.float64), batch)

@@ -1,0 +1,245 @@
+"""The course's parameter sweep, done honestly: capture resolution x network input size x FPS setting,
+each cell run through the real pipeline on a labelled image sequence (or a labelled video), scored
+with mAP, and timed per stage. Writes ``runs/sweep/<name>/`` with results.csv, results.md and a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.detect.pipeline.runner import Pipeline
+from cnnlab.detect.pipeline.sinks import CallbackSink, FrameResult
+from cnnlab.detect.pipeline.sources import ImageSequenceSource, VideoCaptureSource
+from cnnlab.detect.pipeline.timing import STAGES
+from cnnlab.errors import UserError
+
+log = logging.getLogger("cnnlab.stream")
+
+#: The course's grid (Jetson Nano term project).
+COURSE_CAPTURES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480))
+COURSE_SIZES: tuple[int, ...] = (160, 320)
+COURSE_FPS: tuple[float, ...] = (24.0, 40.0)
+
+COLUMNS = ["capture", "imgsz", "max_fps", "frames", "mAP50", "mAP50_95", "achieved_fps", "frame_ms",
+           *[f"{s}_ms" for s in STAGES], "dropped"]
+
+
+@dataclass
+class SweepResult:
+    """The run folder and one row per grid cell (see `COLUMNS`)."""
+
+    run_dir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True          # False when Ctrl-C ended the sweep early (finished cells kept)
+
+    def best(self, key: str = "mAP50") -> dict[str, Any]:
+        return max(self.rows, key=lambda r: r[key])
+
+
+def _map_classes(det_names: Sequence[str], data_names: Sequence[str]) -> np.ndarray | None:
+    """Detector class id -> dataset class id (-1: not in the dataset); None when identical."""
+    if list(det_names) == list(data_names) or not det_names:
+        return None
+    index = {n: i for i, n in enumerate(data_names)}
+    mapping = np.array([index.get(n, -1) for n in det_names], np.int64)
+    if (mapping < 0).all():
+        raise UserError("none of the detector's class names occur in the dataset's names "
+                        "(pass --names to match them)")
+    return mapping
+
+
+def _rescale(result: FrameResult, sample: Any, mapping: np.ndarray | None) -> Any:
+    """Detections of a (resized) frame in the pixels of the labelled image, with dataset class ids."""
+    from cnnlab.detect.types import Detections
+
+    d = result.detections
+    h, w = result.image.shape[:2]
+    boxes = d.boxes * np.array([sample.width / w, sample.height / h] * 2, np.float32)
+    cids = d.class_ids if mapping is None else mapping[np.clip(d.class_ids, 0, len(mapping) - 1)]
+    keep = cids >= 0
+    return Detections(boxes[keep], d.scores[keep], cids[keep], d.names)
+
+
+def parse_grid(text: str | Sequence[Any], kind: Callable[[str], Any]) -> list[Any]:
+    """``"320x240,640x480"`` / ``"160,320"`` -> a list (a sequence is returned as a list)."""
+    if not isinstance(text, str):
+        return [kind(str(t)) if not isinstance(t, (int, float, tuple)) else t for t in text]
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UserError(f"empty list: {text!r}")
+    out = []
+    for t in items:
+        try:
+            out.append(kind(t))
+        except ValueError:
+            raise UserError(f"invalid value {t!r} in {text!r}") from None
+    return out
+
+
+def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
+              video: str | Path | None = None,
+              captures: Sequence[tuple[int, int]] = COURSE_CAPTURES,
+              sizes: Sequence[int] = COURSE_SIZES, fps: Sequence[float] = COURSE_FPS,
+              limit: int | None = None, split: str = "val", names: Any = None,
+              project: str | Path = "runs", name: str = "exp", progress: bool = True,
+              config: dict[str, Any] | None = None) -> SweepResult:
+    """Run the pipeline for every (capture, input size, FPS cap) and score each cell with mAP.
+
+    data: a labelled detection dataset (data.yaml, YOLO images folder, COCO json, VOC folder); its
+    images are played as frames in order. With ``video``, frames come from that file instead and
+    frame ``i`` is scored against sample ``i`` of ``data`` (a labelled video). Each frame is resized
+    to the capture resolution first (a simulated camera) and predictions are scaled back to the
+    labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size.
+    """
+    from cnnlab.detect.data import load_detection_dataset
+    from cnnlab.detect.evaluate import evaluate_detections
+    from cnnlab.io import atomic_write_text, write_json, write_yaml
+    from cnnlab.runs import new_run_dir
+
+    samples, data_names = load_detection_dataset(data, split=split, names=names)
+    if limit is not None:
+        if limit < 1:
+            raise UserError("--limit must be >= 1")
+        samples = samples[:limit]
+    if video is not None and not Path(video).is_file():
+        raise UserError(f"video not found: {video}")
+    grid = list(itertools.product(captures, sizes, fps))
+    if not grid:
+        raise UserError("the sweep grid is empty")
+    run_dir = new_run_dir(project, "sweep", name)
+    write_yaml(run_dir / "config.yaml", {
+        "data": str(data), "video": str(video) if video else None, "split": split, "images": len(samples),
+        "captures": [f"{w}x{h}" for w, h in captures], "sizes": list(sizes), "fps": list(fps),
+        **(config or {})})
+
+    detectors: dict[int, Any] = {}
+    rows: list[dict[str, Any]] = []
+    interrupted = False
+    bar = _progress(progress)
+    with bar:
+        task = bar.add_task("sweep", total=len(grid))
+        for (cw, ch), size, cap_fps in grid:
+            bar.update(task, description=f"{cw}x{ch} imgsz {size} max {cap_fps:g} fps")
+            if size not in detectors:
+                detectors[size] = detector_factory(size)
+                if hasattr(detectors[size], "warmup"):
+                    detectors[size].warmup(2)
+            det = detectors[size]
+            mapping = _map_classes(getattr(det, "names", []), data_names)
+            preds: dict[int, Any] = {}
+
+            def collect(r: FrameResult, mapping=mapping, preds=preds) -> None:
+                if 0 <= r.position < len(samples):
+                    preds[r.position] = _rescale(r, samples[r.position], mapping)
+
+            if video is not None:
+                source: Any = VideoCaptureSource(str(video), "file", size=(cw, ch))
+            else:
+                source = ImageSequenceSource([s.image_path for s in samples], size=(cw, ch), name=str(data))
+            # The collector asks for the drawn frame, so drawing is timed as in the course's loop.
+            p = Pipeline(det, source, [CallbackSink(collect, needs_image=True)], max_fps=cap_fps,
+                         max_frames=len(samples), log_every=None)
+            summary = p.run()
+            if summary.stopped_by == "interrupt":     # Ctrl-C: keep the finished cells, stop here
+                interrupted = True
+                break
+            metrics = evaluate_detections(samples, preds, data_names)
+            row = {"capture": f"{cw}x{ch}", "imgsz": size, "max_fps": cap_fps, "frames": summary.frames,
+                   "mAP50": float(metrics["mAP50"]), "mAP50_95": float(metrics["mAP50_95"]),
+                   "achieved_fps": summary.fps, "frame_ms": summary.frame_ms,
+                   **{f"{s}_ms": summary.stages_ms.get(s, 0.0) for s in STAGES},
+                   "dropped": summary.dropped}
+            rows.append(row)
+            log.info("%s imgsz %d max %g fps: mAP50 %.3f, %.1f FPS", row["capture"], size, cap_fps,
+                     row["mAP50"], row["achieved_fps"])
+            bar.advance(task)
+
+    result = SweepResult(run_dir, rows, complete=not interrupted)
+    if not rows:
+        return result
+    atomic_write_text(run_dir / "results.csv", rows_to_csv(rows))
+    atomic_write_text(run_dir / "results.md", rows_to_markdown(rows))
+    write_json(run_dir / "metrics.json", {"rows": rows, "best_mAP50": result.best("mAP50"),
+                                           "fastest": result.best("achieved_fps"),
+                                           "complete": result.complete,
+                                           "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    plot_sweep(rows, run_dir / "sweep.png")
+    return result
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), disable=not enabled, transient=False)
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def rows_to_markdown(rows: list[dict[str, Any]]) -> str:
+    """The course's table, honest version: mAP and the rate actually achieved per cell."""
+    head = ["capture", "imgsz", "max FPS", "mAP@0.5", "mAP@0.5:0.95", "achieved FPS", "frame ms",
+            *[f"{s} ms" for s in STAGES]]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = [r["capture"], str(r["imgsz"]), f"{r['max_fps']:g}", f"{r['mAP50']:.3f}",
+                 f"{r['mAP50_95']:.3f}", f"{r['achieved_fps']:.1f}", f"{r['frame_ms']:.1f}",
+                 *[f"{r[f'{s}_ms']:.1f}" for s in STAGES]]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Two panels: mAP@0.5 per cell, and achieved vs configured FPS with the stage breakdown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnnlab.io import atomic_path
+
+    labels = [f"{r['capture']}\n{r['imgsz']} px\n{r['max_fps']:g} fps" for r in rows]
+    x = np.arange(len(rows))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows) + 4), 4.5))
+    ax1.bar(x, [r["mAP50"] for r in rows], color="tab:blue", label="mAP@0.5")
+    ax1.bar(x, [r["mAP50_95"] for r in rows], color="tab:cyan", width=0.5, label="mAP@0.5:0.95")
+    ax1.set_xticks(x, labels, fontsize=7)
+    ax1.set_ylabel("mAP")
+    ax1.set_title("accuracy per setting")
+    ax1.legend(fontsize=8)
+    bottom = np.zeros(len(rows))
+    for s in STAGES:
+        vals = np.array([r[f"{s}_ms"] for r in rows])
+        ax2.bar(x, vals, bottom=bottom, label=f"{s}")
+        bottom += vals
+    ax2.set_ylabel("ms per frame (stages)")
+    ax2.set_xticks(x, labels, fontsize=7)
+    ax2.legend(fontsize=7, loc="upper left")
+    ax3 = ax2.twinx()
+    ax3.plot(x, [r["achieved_fps"] for r in rows], "ko-", label="achieved FPS")
+    ax3.plot(x, [r["max_fps"] for r in rows], "r_", markersize=18, mew=2, label="max FPS setting")
+    ax3.set_ylabel("FPS")
+    ax3.set_ylim(bottom=0)
+    ax3.legend(fontsize=7, loc="upper right")
+    ax2.set_title("speed per setting")
+    fig.tight_layout()
+    with atomic_path(path.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

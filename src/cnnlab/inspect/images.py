@@ -1,0 +1,127 @@
+"""Images for the visualisations: default sample photos, model input tensors, grids and PNG output."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import UserError
+
+SAMPLE_IMAGES = ("china.jpg", "flower.jpg")  # bundled with scikit-learn, so everything works offline
+GRID_GAP = 2  # pixels between grid tiles and around the border
+
+
+def load_image(image: str | Path | np.ndarray | None = None) -> np.ndarray:
+    """An RGB uint8 HxWx3 array from a file, an array, or a scikit-learn sample photo.
+
+    None gives ``china.jpg``; ``china``/``china.jpg``/``flower``/``flower.jpg`` (when no such file
+    exists) give scikit-learn's bundled photos.
+    """
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise UserError(f"expected an HxWx3 image array, got shape {arr.shape}")
+        if arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        arr = arr[:, :, :3]
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(arr)
+    name = "china.jpg" if image is None else str(image)
+    path = Path(name)
+    if not path.is_file():
+        key = name if name.endswith(".jpg") else f"{name}.jpg"
+        if key in SAMPLE_IMAGES:
+            from sklearn.datasets import load_sample_image
+
+            return np.ascontiguousarray(load_sample_image(key))
+        raise UserError(f"image not found: {name} (or use a bundled sample: {', '.join(SAMPLE_IMAGES)})")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+
+
+def to_input(image: np.ndarray, preprocess: dict[str, Any]) -> Any:
+    """A normalised float tensor (1, C, S, S) from an RGB uint8 image and a preprocess spec
+    (``mean``, ``std`` on the [0, 1] scale, ``img_size``, ``in_chans``): resized with antialiasing,
+    converted to grey (ITU-R 601 luma) for one-channel models."""
+    import torch
+    import torch.nn.functional as F
+
+    size = int(preprocess["img_size"])
+    chans = int(preprocess["in_chans"])
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    if chans == 1:
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (x * w).sum(1, keepdim=True)
+    elif chans != 3:
+        raise UserError(f"cannot feed an RGB image to a model with {chans} input channels")
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(preprocess["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(preprocess["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def normalise(a: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1] (a constant array becomes zeros)."""
+    a = a.astype(np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def grid_shape(n: int, tile_h: int, tile_w: int, cols: int | None = None) -> tuple[int, int, int, int]:
+    """(rows, cols, height, width) of a grid of ``n`` tiles with GRID_GAP pixels between and around."""
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    return rows, cols, rows * tile_h + (rows + 1) * GRID_GAP, cols * tile_w + (cols + 1) * GRID_GAP
+
+
+def make_grid(tiles: list[np.ndarray], scale: int = 1, background: float = 1.0) -> np.ndarray:
+    """Arrange HxWx3 float tiles in [0, 1] (all the same size) in a near-square grid, each enlarged by
+    ``scale`` (nearest neighbour); returns an RGB float array."""
+    if not tiles:
+        raise UserError("nothing to draw")
+    th, tw = tiles[0].shape[0] * scale, tiles[0].shape[1] * scale
+    rows, cols, height, width = grid_shape(len(tiles), th, tw)
+    canvas = np.full((height, width, 3), background, dtype=np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = GRID_GAP + r * (th + GRID_GAP), GRID_GAP + c * (tw + GRID_GAP)
+        big = np.repeat(np.repeat(tile, scale, axis=0), scale, axis=1)
+        canvas[y:y + th, x:x + tw] = big
+    return canvas
+
+
+def colorize(a: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """A 2-D array in [0, 1] to an RGB float image through a matplotlib colormap."""
+    import matplotlib
+
+    return matplotlib.colormaps[cmap](np.clip(a, 0.0, 1.0))[..., :3].astype(np.float32)
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Save an RGB image (uint8, or float in [0, 1]) as a PNG of exactly its pixel size, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from cnnlab.io import atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise UserError(f"output must be a .png file, got {path.name}")
+    arr = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else np.clip(rgb, 0.0, 1.0)
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, arr, format="png")
+    return path

@@ -1,0 +1,16 @@
+"""``transfer``: a known backbone (timm or cnnlab) with a new head; see cnnlab.models.transfer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.models.registry import register_model
+from cnnlab.models.transfer import TransferNet
+
+
+@register_model(input_size=(3, 224, 224))
+def transfer(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, backbone: str = "resnet50",
+             head_hidden: int = 0, head_dropout: float = 0.0, backbone_kwargs: dict[str, Any] | None = None
+             ) -> TransferNet:
+    """Backbone by familiar or timm name + new head; resizes and normalises its input itself."""
+    return TransferNet(backbone, num_classes, in_chans, img_size, head_hidden, head_dropout, backbone_kwargs)

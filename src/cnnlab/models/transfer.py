@@ -1,0 +1,299 @@
+"""Transfer learning: a known backbone with a new head, pretrained weights, freezing, parameter groups.
+
+A :class:`TransferNet` takes images on the [0, 1] scale at any size: it resizes them to the backbone's
+input size and applies the backbone's own normalisation inside ``forward``, so a 32x32 CIFAR batch
+feeds a 224x224 ImageNet network and an exported model carries its preprocessing with it.
+
+Familiar (Keras) names map to timm architectures through :data:`ALIASES`; ``mobilenet`` maps to
+cnnlab's own ``mobilenet_v1``, whose layer names match Keras so its ImageNet ``.h5`` loads directly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ModelError, UserError
+
+# familiar name (lower case, no separators) -> backbone ("timm/<name>" or a cnnlab model)
+ALIASES: dict[str, str] = {
+    "vgg16": "timm/vgg16",
+    "vgg19": "timm/vgg19",
+    "resnet50": "timm/resnet50",
+    "resnet50v2": "timm/resnetv2_50",
+    "resnet101v2": "timm/resnetv2_101",
+    "resnet152v2": "timm/resnetv2_152",
+    "inceptionv3": "timm/inception_v3",
+    "inceptionresnetv2": "timm/inception_resnet_v2",
+    "xception": "timm/legacy_xception",
+    "densenet121": "timm/densenet121",
+    "densenet169": "timm/densenet169",
+    "densenet201": "timm/densenet201",
+    "mobilenet": "mobilenet_v1",
+    "mobilenetv1": "mobilenet_v1",
+    "mobilenetv2": "timm/mobilenetv2_100",
+    "mobilenetv3large": "timm/mobilenetv3_large_100",
+    "mobilenetv3small": "timm/mobilenetv3_small_100",
+    "efficientnetb0": "timm/efficientnet_b0",
+    "efficientnetb1": "timm/efficientnet_b1",
+}
+
+
+def resolve_backbone(name: str) -> str:
+    """Map a familiar name (``ResNet50V2``, ``EfficientNet-B0``) or ``timm/<name>`` to a backbone id."""
+    if name.startswith("timm/"):
+        return name
+    key = re.sub(r"[\s_\-.]", "", name.lower())
+    if key in ALIASES:
+        return ALIASES[key]
+    import timm
+
+    if timm.is_model(name):
+        return f"timm/{name}"
+    import difflib
+
+    close = difflib.get_close_matches(key, list(ALIASES), n=4, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ModelError(f"unknown backbone {name!r}{hint} (familiar names: {', '.join(sorted(ALIASES))}; "
+                     "or any timm architecture as timm/<name>)")
+
+
+class TransferNet(nn.Module):
+    """Backbone (features, globally pooled) + a new classification head; preprocessing inside."""
+
+    def __init__(self, backbone: str, num_classes: int, in_chans: int = 3, input_size: int | None = None,
+                 head_hidden: int = 0, head_dropout: float = 0.0, backbone_kwargs: dict | None = None) -> None:
+        super().__init__()
+        self.backbone_name = resolve_backbone(backbone)
+        kwargs = dict(backbone_kwargs or {})
+        if self.backbone_name.startswith("timm/"):
+            import timm
+
+            self.backbone = timm.create_model(self.backbone_name[5:], pretrained=False, num_classes=0,
+                                              in_chans=in_chans, **kwargs)
+            cfg = self.backbone.pretrained_cfg
+            mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+            default_size = int(cfg.get("input_size", (3, 224, 224))[-1])
+            self.stages = [f["module"] for f in getattr(self.backbone, "feature_info", [])]
+        else:
+            from cnnlab.models.registry import create_model
+
+            net = create_model(self.backbone_name, num_classes=1, in_chans=in_chans, **kwargs)
+            if not hasattr(net, "features"):
+                raise ModelError(f"{self.backbone_name} cannot be used as a backbone (no `features`)")
+            self.backbone = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.backbone.num_features = net.num_features
+            mean, std, default_size = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224
+            self.stages = []
+        if in_chans != len(mean):  # grey images on an RGB backbone: average the statistics
+            mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+        self.input_size = int(input_size or default_size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        feats = self.backbone.num_features
+        layers: list[nn.Module] = []
+        if head_hidden:
+            layers += [nn.Linear(feats, head_hidden), nn.ReLU(inplace=True)]
+            feats = head_hidden
+        if head_dropout:
+            layers.append(nn.Dropout(head_dropout))
+        layers.append(nn.Linear(feats, num_classes))
+        self.head = nn.Sequential(*layers)
+        self.freeze_bn = True
+
+    # the trainer feeds images on the [0, 1] scale to models that declare this
+    cnnlab_input = {"mean": 0.0, "std": 1.0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return self.head(self.backbone((x - self.mean) / self.std))
+
+    def train(self, mode: bool = True) -> TransferNet:
+        """Like ``nn.Module.train``, but frozen BatchNorm layers stay in eval mode (``freeze_bn``)."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
+                        p.requires_grad for p in m.parameters(recurse=False)):
+                    m.eval()
+        return self
+
+
+# ----------------------------------------------------------------------------- pretrained weights
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a safetensors file or a torch file (weights only, never code)."""
+    from cnnlab.io import torch_load_safe
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pretrained weights not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:  # safetensors raises its own error types
+            raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    obj = torch_load_safe(path)
+    for key in ("state_dict", "model", "model_state_dict"):  # common wrappers, cnnlab checkpoints too
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path}: does not hold a state dict of tensors")
+    return obj
+
+
+def load_backbone_weights(model: TransferNet, path: str | Path) -> dict[str, int]:
+    """Load pretrained backbone weights from a local file into ``model``.
+
+    Accepts safetensors, a torch state dict (or a cnnlab checkpoint) for timm backbones, and Keras
+    ``.h5`` weights for ``mobilenet_v1``. Classifier weights in the file are ignored; the first
+    convolution is adapted when the channel count differs (timm's ``adapt_input_conv``); any other
+    shape mismatch is a one-line error listing the first mismatches. Returns counts of loaded/skipped.
+    """
+    path = Path(path)
+    if path.suffix in (".h5", ".hdf5"):
+        from cnnlab.models.keras_import import load_keras_weights
+
+        if model.backbone_name != "mobilenet_v1":
+            raise UserError(f"{path}: Keras .h5 weights load into the 'mobilenet' backbone only")
+        loaded = load_keras_weights(model.backbone[0], path, prefix="")
+        return {"loaded": len(loaded), "skipped": 0}
+    state = read_state_dict(path)
+    state = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in state.items()}
+    own = model.backbone.state_dict()
+    head_names = _classifier_prefixes(model.backbone)
+    loadable, skipped, mismatched = {}, 0, []
+    for k, v in state.items():
+        if k not in own:
+            skipped += 1
+            continue
+        if own[k].shape != v.shape:
+            if v.dim() == 4 and own[k].dim() == 4 and own[k].shape[0] == v.shape[0] and own[k].shape[2:] == v.shape[2:]:
+                from timm.models import adapt_input_conv
+
+                v = adapt_input_conv(own[k].shape[1], v)
+            else:
+                mismatched.append(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}")
+                continue
+        loadable[k] = v
+    if mismatched:
+        raise UserError(f"{path}: {len(mismatched)} weight shapes do not fit {model.backbone_name} "
+                        f"(e.g. {'; '.join(mismatched[:2])})")
+    missing = [k for k in own if k not in loadable and not k.endswith("num_batches_tracked")
+               and not any(k.startswith(h) for h in head_names)]
+    if missing:
+        raise UserError(f"{path}: {len(missing)} backbone weights missing for {model.backbone_name} "
+                        f"(e.g. {', '.join(missing[:3])}); is it the right architecture?")
+    model.backbone.load_state_dict(loadable, strict=False)
+    return {"loaded": len(loadable), "skipped": skipped}
+
+
+def _classifier_prefixes(backbone: nn.Module) -> list[str]:
+    names = []
+    getter = getattr(backbone, "get_classifier", None)
+    if getter is not None:
+        clf = getter()
+        for n, m in backbone.named_modules():
+            if m is clf and n:
+                names.append(n + ".")
+    return names
+
+
+def load_hub_weights(model: TransferNet) -> None:
+    """Download (or read from the local hub cache) timm's pretrained weights for the backbone."""
+    if not model.backbone_name.startswith("timm/"):
+        raise UserError(f"no hub weights for {model.backbone_name}; pass a local file with --pretrained PATH")
+    import timm
+
+    name = model.backbone_name[5:]
+    try:
+        ref = timm.create_model(name, pretrained=True, num_classes=0,
+                                in_chans=model.mean.shape[1])
+    except Exception as e:  # network, cache or hub errors all end the same way for the user
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"pretrained weights for {name} are not available offline and could not be "
+                        f"downloaded ({reason}); pass a local file with --pretrained PATH") from None
+    model.backbone.load_state_dict(ref.state_dict())
+
+
+# ----------------------------------------------------------------------------- freezing
+def backbone_layers(model: TransferNet) -> list[tuple[str, nn.Module]]:
+    """The backbone's leaf modules that own parameters, in forward order (Keras' ``base.layers``)."""
+    return [(n, m) for n, m in model.backbone.named_modules()
+            if n and not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+
+
+def freeze(model: TransferNet, spec: str | int | float | None) -> dict[str, int]:
+    """Freeze part of the backbone; the head always trains.
+
+    ``spec``: ``none`` (train everything), ``all`` (whole backbone frozen), a fraction such as ``0.5``
+    (the first half of the backbone's layers), an integer N (the first N layers, as Keras'
+    ``base.layers[:N]``), ``last`` (all but the last stage) or a module name such as ``stages.3`` /
+    ``layer4`` (everything before that module; it and what follows train).
+    """
+    layers = backbone_layers(model)
+    n = len(layers)
+    text = str(spec).strip().lower() if spec is not None else "none"
+    if text in ("none", "0", ""):
+        cut = 0
+    elif text == "all":
+        cut = n
+    elif re.fullmatch(r"\d+", text):
+        cut = min(int(text), n)
+    elif re.fullmatch(r"0?\.\d+|1\.0*", text):
+        cut = int(round(float(text) * n))
+    else:
+        stage = model.stages[-1] if text == "last" and model.stages else str(spec)
+        names = [name for name, _ in layers]
+        idx = next((i for i, name in enumerate(names) if name == stage or name.startswith(stage + ".")), None)
+        if idx is None:
+            options = ", ".join(model.stages) if model.stages else "a module name of the backbone"
+            raise UserError(f"freeze: no backbone stage {str(spec)!r} (stages: {options}; or none, all, "
+                            f"a fraction like 0.5, or a layer count)")
+        cut = idx
+    for i, (_, m) in enumerate(layers):
+        for p in m.parameters(recurse=False):
+            p.requires_grad = i >= cut
+    for p in model.head.parameters():
+        p.requires_grad = True
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return {"frozen_layers": cut, "layers": n, "trainable": trainable, "frozen": frozen}
+
+
+def param_groups(model: nn.Module, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:
+    """Optimiser parameter groups: the head at ``lr``, the backbone at ``backbone_lr`` (default ``lr``)."""
+    head = [p for p in getattr(model, "head", nn.Module()).parameters() if p.requires_grad]
+    head_ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head, "lr": lr, "name": "head"}]
+    if body:
+        groups.append({"params": body, "lr": lr if backbone_lr is None else backbone_lr, "name": "backbone"})
+    return groups
+
+
+def create_transfer_model(backbone: str, num_classes: int, in_chans: int = 3, input_size: int | None = None,
+                          pretrained: str | bool | None = None, freeze_spec: str | None = "none",
+                          head_hidden: int = 0, head_dropout: float = 0.0, freeze_bn: bool = True,
+                          backbone_kwargs: dict[str, Any] | None = None) -> TransferNet:
+    """A backbone with a new head for ``num_classes``, optionally pretrained and partly frozen."""
+    from cnnlab.models.registry import create_model
+
+    model = create_model("transfer", num_classes=num_classes, in_chans=in_chans, img_size=input_size,
+                         backbone=backbone, head_hidden=head_hidden, head_dropout=head_dropout,
+                         **({"backbone_kwargs": backbone_kwargs} if backbone_kwargs else {}))
+    model.freeze_bn = freeze_bn
+    if pretrained is True or (isinstance(pretrained, str) and pretrained.lower() in ("hub", "true", "imagenet")):
+        load_hub_weights(model)
+    elif pretrained:
+        load_backbone_weights(model, pretrained)
+    freeze(model, freeze_spec)
+    return model

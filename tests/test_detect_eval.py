@@ -1,0 +1,300 @@
+"""Detection evaluation: a hand-made case with known AP, parity with a direct pycocotools COCOeval,
+confusion matrix, IoU utilities, saved predictions, detect_eval run folders."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.detect.data import DetectionDataset, load_detection_data
+from cnnlab.detect.evaluate import (
+    confusion_matrix,
+    detect_eval,
+    evaluate_detections,
+    load_predictions,
+    to_coco_results,
+)
+from cnnlab.detect.metrics import (
+    box_area,
+    box_iou,
+    clip_boxes,
+    cxcywh2xyxy,
+    xywh2xyxy,
+    xyxy2cxcywh,
+    xyxy2xywh,
+    xyxy2yolo,
+    yolo2xyxy,
+)
+from cnnlab.detect.types import Detections, DetectionSample
+from cnnlab.errors import UserError
+
+
+def _det(boxes, scores, classes, names=("a", "b")) -> Detections:
+    return Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32),
+                      np.asarray(classes, np.int64), list(names))
+
+
+def _hand_case():
+    """One 200x200 image. Class "a": GT A=[0,0,100,100] and B=[100,100,200,200]; class "b": GT C.
+
+    Detections of "a", in score order:
+      d1 0.9 = A exactly (IoU 1)            -> TP at every IoU threshold
+      d2 0.8 far from both (IoU 0)          -> FP
+      d3 0.7 = [100,100,200,162.5] on B     -> IoU 6250/10000 = 0.625: TP at t in {.50,.55,.60},
+                                               FP at the 7 thresholds .65...95
+    Detection of "b": C exactly -> AP 1 at every threshold.
+    """
+    s = DetectionSample(Path("x.png"), 200, 200,
+                        np.array([[0, 0, 100, 100], [100, 100, 200, 200], [0, 150, 40, 190]], np.float32),
+                        np.array([0, 0, 1]))
+    d = _det([[0, 0, 100, 100], [150, 0, 190, 40], [100, 100, 200, 162.5], [0, 150, 40, 190]],
+             [0.9, 0.8, 0.7, 0.95], [0, 0, 0, 1])
+    return [s], {0: d}
+
+
+def test_hand_made_case_has_known_ap():
+    # Class "a" at IoU 0.5: PR points (R, P) = (0.5, 1), (0.5, 1/2), (1, 2/3). COCO interpolates the
+    # precision envelope (max precision at recall >= r) at 101 recall points 0, 0.01, ..., 1:
+    # the 51 points r <= 0.5 get precision 1, the 50 points r > 0.5 get 2/3.
+    #   AP50(a) = (51 * 1 + 50 * 2/3) / 101 = 253/303
+    # At the 7 thresholds where d3 is a FP, recall stops at 0.5: AP = 51/101 = 153/303.
+    #   AP50_95(a) = (3 * 253/303 + 7 * 153/303) / 10 = 1830/3030 = 61/101
+    # Class "b" is detected exactly: AP 1. The mAP is the mean over the two classes.
+    samples, preds = _hand_case()
+    r = evaluate_detections(samples, preds, ["a", "b"])
+    ap50_a, ap_a = Fraction(253, 303), Fraction(61, 101)
+    assert r["per_class"]["a"]["AP50"] == pytest.approx(float(ap50_a), abs=1e-12)
+    assert r["per_class"]["a"]["AP50_95"] == pytest.approx(float(ap_a), abs=1e-12)
+    assert r["per_class"]["b"]["AP50"] == pytest.approx(1.0) and r["per_class"]["b"]["AP50_95"] == pytest.approx(1.0)
+    assert r["mAP50"] == pytest.approx(float((ap50_a + 1) / 2), abs=1e-12)   # 278/303
+    assert r["mAP50_95"] == pytest.approx(float((ap_a + 1) / 2), abs=1e-12)  # 81/101
+    assert r["per_class"]["a"]["instances"] == 2 and r["instances"] == 3 and r["detections"] == 4
+    # the PR curve at IoU 0.5 is the interpolated envelope described above
+    pr = np.asarray(r["pr_curve"]["precision"]["a"])
+    assert pr.shape == (101,) and np.allclose(pr[:51], 1) and np.allclose(pr[51:], 2 / 3)
+
+
+def test_no_detections_and_no_ground_truth():
+    samples, _ = _hand_case()
+    r = evaluate_detections(samples, {}, ["a", "b"])
+    assert r["mAP50"] == 0.0 and r["mAP50_95"] == 0.0 and r["per_class"]["a"]["AP50"] == 0.0
+    empty = [DetectionSample(Path("e.png"), 10, 10, np.zeros((0, 4)), np.zeros(0))]
+    r = evaluate_detections(empty, {0: _det([[0, 0, 5, 5]], [0.5], [0])}, ["a", "b"])
+    assert r["mAP50"] == 0.0 and r["per_class"] == {}
+    assert r["confusion_matrix"]["matrix"][0][2] == 1  # a false positive on background
+
+
+def test_out_of_range_detections_are_ignored_not_crashing():
+    samples, preds = _hand_case()
+    d = preds[0]
+    bad = Detections(np.vstack([d.boxes, [[0, 0, 9, 9]]]), np.append(d.scores, 0.99),
+                     np.append(d.class_ids, 5), d.names)
+    r = evaluate_detections(samples, {0: bad}, ["a", "b"])
+    assert r["ignored_detections"] == 1
+    assert r["mAP50"] == pytest.approx(278 / 303)
+    with pytest.raises(ValueError, match="sample indices"):
+        evaluate_detections(samples, {3: d}, ["a", "b"])
+
+
+def _random_case(seed=0, n_img=6, nc=4):
+    rng = np.random.default_rng(seed)
+    samples, preds = [], {}
+    for i in range(n_img):
+        w, h = int(rng.integers(200, 400)), int(rng.integers(200, 400))
+        n = int(rng.integers(0, 8))
+        xy = rng.uniform(0, [w * 0.7, h * 0.7], (n, 2))
+        wh = rng.uniform(8, [w * 0.3, h * 0.3], (n, 2))
+        gt = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        cls = rng.integers(0, nc, n)
+        samples.append(DetectionSample(Path(f"{i}.jpg"), w, h, gt, cls))
+        # detections: jittered GT (sometimes with the wrong class) plus random false positives
+        keep = rng.random(n) < 0.8
+        jit = gt[keep] + rng.normal(0, 6, (int(keep.sum()), 4))
+        dcls = np.where(rng.random(int(keep.sum())) < 0.85, cls[keep], rng.integers(0, nc, int(keep.sum())))
+        m = int(rng.integers(0, 5))
+        fxy = rng.uniform(0, [w * 0.8, h * 0.8], (m, 2))
+        fp = np.concatenate([fxy, fxy + rng.uniform(5, 60, (m, 2))], 1)
+        boxes = np.concatenate([jit, fp]).astype(np.float32)
+        preds[i] = Detections(boxes, rng.uniform(0.01, 1, len(boxes)),
+                              np.concatenate([dcls, rng.integers(0, nc, m)]), [])
+    return samples, preds, [f"c{k}" for k in range(nc)]
+
+
+def test_map_equals_direct_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    samples, preds, names = _random_case(seed=3, n_img=8, nc=4)
+    r = evaluate_detections(samples, preds, names)
+    # the same data written as COCO files (different ids on purpose) and scored by pycocotools directly
+    gt = {"images": [], "annotations": [], "categories": [{"id": 10 + k, "name": n} for k, n in enumerate(names)]}
+    dts = []
+    for i, s in enumerate(samples):
+        gt["images"].append({"id": 100 + i, "width": s.width, "height": s.height, "file_name": s.image_path.name})
+        for b, c in zip(s.boxes.tolist(), s.class_ids.tolist()):
+            gt["annotations"].append({"id": len(gt["annotations"]) + 7, "image_id": 100 + i,
+                                      "category_id": 10 + c, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                                      "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0})
+        for b, sc, c in zip(preds[i].boxes.tolist(), preds[i].scores.tolist(), preds[i].class_ids.tolist()):
+            dts.append({"image_id": 100 + i, "category_id": 10 + c,
+                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": sc})
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dts))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(tmp_path / "gt.json"))
+        coco_dt = coco_gt.loadRes(str(tmp_path / "dt.json"))
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert 0.2 < ev.stats[1] < 0.95  # a non-trivial case
+    assert r["mAP50_95"] == pytest.approx(ev.stats[0], abs=1e-9)
+    assert r["mAP50"] == pytest.approx(ev.stats[1], abs=1e-9)
+    assert list(r["coco_stats"].values()) == pytest.approx([max(v, 0) for v in ev.stats], abs=1e-9)
+    for k, n in enumerate(names):
+        p = ev.eval["precision"][:, :, k, 0, -1]
+        if n in r["per_class"]:
+            assert r["per_class"][n]["AP50_95"] == pytest.approx(p[p > -1].mean(), abs=1e-9)
+            assert r["per_class"][n]["AP50"] == pytest.approx(p[0][p[0] > -1].mean(), abs=1e-9)
+
+
+def test_precision_recall_at_best_f1():
+    samples, preds = _hand_case()
+    r = evaluate_detections(samples, preds, ["a", "b"])
+    a = r["per_class"]["a"]
+    # the best mean-F1 confidence lies where class "a" keeps d1 (and d2): P 1/2 .. 1, R 1/2 .. 1
+    assert 0 < a["precision"] <= 1 and 0.5 <= a["recall"] <= 1
+    assert 0 <= r["conf_best_f1"] <= 1 and 0 < r["f1"] <= 1
+    assert len(r["conf_curves"]["f1"]["a"]) == len(r["conf_curves"]["conf"])
+
+
+def test_confusion_matrix_counts():
+    # GT: a at A, b at C, a at D. Detections: A labelled "b" (class confusion), C labelled "b" (correct),
+    # a low-score box (below conf 0.25, ignored), a background FP. D is missed.
+    s = DetectionSample(Path("x.png"), 300, 300,
+                        np.array([[0, 0, 100, 100], [150, 150, 250, 250], [0, 200, 50, 250]]),
+                        np.array([0, 1, 0]))
+    d = _det([[2, 2, 100, 100], [150, 150, 250, 245], [0, 200, 50, 250], [200, 0, 260, 60]],
+             [0.9, 0.8, 0.1, 0.6], [1, 1, 0, 0])
+    m = confusion_matrix([s], {0: d}, 2, conf=0.25, iou_thres=0.45)
+    expected = np.array([[0, 0, 1],    # predicted a: the background FP
+                         [1, 1, 0],    # predicted b: true a (confused), true b (correct)
+                         [1, 0, 0]])   # background: the missed a
+    np.testing.assert_array_equal(m, expected)
+
+
+# ------------------------------------------------------------------------------------------ IoU utilities
+
+def test_box_iou_and_conversions():
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15]], np.float32)
+    b = np.array([[0, 0, 10, 10], [10, 10, 20, 20], [0, 0, 5, 10]], np.float32)
+    iou = box_iou(a, b)
+    assert isinstance(iou, np.ndarray) and iou.shape == (2, 3)
+    np.testing.assert_allclose(iou, [[1, 0, 0.5], [25 / 175, 25 / 175, 0]], atol=1e-6)
+    assert box_iou(a, np.zeros((0, 4))).shape == (2, 0)
+    t = box_iou(torch.tensor(a), torch.tensor(b))
+    assert isinstance(t, torch.Tensor) and torch.allclose(t, torch.tensor(iou))
+    np.testing.assert_allclose(xyxy2xywh(a), [[0, 0, 10, 10], [5, 5, 10, 10]])
+    np.testing.assert_allclose(xywh2xyxy(xyxy2xywh(a)), a)
+    np.testing.assert_allclose(xyxy2cxcywh(a), [[5, 5, 10, 10], [10, 10, 10, 10]])
+    np.testing.assert_allclose(cxcywh2xyxy(xyxy2cxcywh(a)), a)
+    np.testing.assert_allclose(yolo2xyxy([[0.5, 0.5, 0.2, 0.4]], 100, 50), [[40, 15, 60, 35]])
+    np.testing.assert_allclose(xyxy2yolo([[40, 15, 60, 35]], 100, 50), [[0.5, 0.5, 0.2, 0.4]], atol=1e-6)
+    np.testing.assert_allclose(box_area(a), [100, 100])
+    np.testing.assert_allclose(clip_boxes([[-5, -5, 120, 40]], 100, 30), [[0, 0, 100, 30]])
+
+
+def test_detections_helpers():
+    d = _det([[0, 0, 1, 1], [1, 1, 2, 2]], [0.2, 0.9], [0, 1])
+    assert len(d) == 2 and len(Detections.empty(["a"])) == 0
+    assert len(d.filter(conf=0.5)) == 1 and d.filter(classes=[0]).scores.tolist() == pytest.approx([0.2])
+    dicts = d.to_dicts()
+    assert dicts[1] == {"class_id": 1, "name": "b", "score": 0.9, "box": [1.0, 1.0, 2.0, 2.0]}
+    assert Detections.from_dicts(dicts, d.names).class_ids.tolist() == [0, 1]
+    with pytest.raises(ValueError):
+        Detections(np.zeros((2, 4)), np.zeros(1), np.zeros(2))
+
+
+# ------------------------------------------------------------------------------------------ detect_eval
+
+def _dataset(tmp_path: Path) -> DetectionDataset:
+    from PIL import Image
+
+    samples, preds = _hand_case()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.new("RGB", (200, 200)).save(tmp_path / "images" / "7.png")
+    Image.new("RGB", (200, 100)).save(tmp_path / "images" / "8.png")
+    lines = [f"{c} {(b[0] + b[2]) / 400} {(b[1] + b[3]) / 400} {(b[2] - b[0]) / 200} {(b[3] - b[1]) / 200}"
+             for b, c in zip(samples[0].boxes.tolist(), samples[0].class_ids.tolist())]
+    (tmp_path / "labels" / "7.txt").write_text("\n".join(lines) + "\n")
+    return load_detection_data(tmp_path / "images", names=["a", "b"], warn=False)
+
+
+def test_predictions_files_coco_results_and_cnnlab_json(tmp_path):
+    ds = _dataset(tmp_path)
+    _, preds = _hand_case()
+    assert ds.image_ids == [7, 8]
+    coco = to_coco_results(preds, ds)
+    assert coco[0]["image_id"] == 7 and coco[0]["category_id"] == 1
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    got, warns = load_predictions(tmp_path / "coco.json", ds)
+    assert not warns and len(got[0]) == 4 and len(got[1]) == 0
+    r = evaluate_detections(ds.samples, got, ds.names)
+    assert r["mAP50"] == pytest.approx(278 / 303, abs=1e-6)
+    # the JSON written by `cnnlab detect`: per image its path and to_dicts() of its detections
+    doc = {"images": [{"image": str(tmp_path / "images" / "7.png"), "detections": preds[0].to_dicts()},
+                      {"image": "elsewhere/unknown.png", "detections": []}]}
+    (tmp_path / "det.json").write_text(json.dumps(doc))
+    got2, warns2 = load_predictions(tmp_path / "det.json", ds)
+    assert len(got2[0]) == 4 and any("not in the dataset" in w for w in warns2)
+    (tmp_path / "bad.json").write_text(json.dumps({"what": 1}))
+    with pytest.raises(UserError, match="not a predictions file"):
+        load_predictions(tmp_path / "bad.json", ds)
+
+
+def test_detect_eval_with_a_detector_writes_run_folder(tmp_path):
+    ds = _dataset(tmp_path)
+    _, preds = _hand_case()
+    calls = []
+
+    def detector(image_bgr):  # any callable image -> Detections works; the names map classes by name
+        calls.append(image_bgr.shape)
+        if image_bgr.shape[:2] == (200, 200):
+            d = preds[0]
+            return Detections(d.boxes, d.scores, 1 - d.class_ids, ["b", "a"], {"inference": 2.0})
+        return Detections.empty(["b", "a"], {"inference": 4.0})
+
+    detector.names = ["b", "a"]
+    r = detect_eval(ds, detector=detector, project=tmp_path / "runs", name="val", verbose=False,
+                    json=tmp_path / "m.json")
+    assert sorted(calls) == [(100, 200, 3), (200, 200, 3)]
+    assert r["mAP50"] == pytest.approx(278 / 303) and r["speed_ms"] == {"inference": 3.0}
+    run = Path(r["run_dir"])
+    assert run == tmp_path / "runs" / "detect" / "val"
+    for f in ("metrics.json", "config.yaml", "per_class.csv", "per_class.md", "PR_curve.png",
+              "F1_curve.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
+              "predictions.json", "confusion_matrix.csv"):
+        assert (run / f).is_file(), f
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["mAP50_95"] == pytest.approx(81 / 101) and "pr_curve" not in metrics
+    assert json.loads((tmp_path / "m.json").read_text())["mAP50"] == pytest.approx(278 / 303)
+    assert (run / "per_class.csv").read_text().splitlines()[0] == "class,images,instances,P,R,mAP50,mAP50-95"
+    # the saved COCO predictions evaluate to the same numbers; a second run gets val2
+    r2 = detect_eval(ds, predictions=run / "predictions.json", project=tmp_path / "runs", plots=False,
+                     verbose=False)
+    assert r2["mAP50_95"] == pytest.approx(r["mAP50_95"], abs=1e-4)
+    assert Path(r2["run_dir"]).name == "val2"
+
+
+def test_detect_eval_needs_something_to_evaluate(tmp_path):
+    ds = _dataset(tmp_path)
+    with pytest.raises(UserError, match="nothing to evaluate"):
+        detect_eval(ds, save=False, verbose=False)

@@ -1,0 +1,68 @@
+"""From-scratch architectures: forward shapes at their usual inputs, exact parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.models import count_params, create_model
+
+
+def _forward(name, in_chans, size, num_classes=10, **kw):
+    model = create_model(name, num_classes=num_classes, in_chans=in_chans, img_size=size, **kw).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, in_chans, size, size))
+    assert out.shape == (2, num_classes)
+    assert torch.isfinite(out).all()
+    return model
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mnist_cnn", "cifar10_cnn", "vgg11_bn_cifar", "course_cifar100",
+                                  "resnet18_cifar", "preact_resnet18", "wrn_d_k"])
+@pytest.mark.parametrize("in_chans,size", [(1, 8), (1, 28), (3, 32)])
+def test_forward_shapes_digits_mnist_cifar(name, in_chans, size):
+    _forward(name, in_chans, size)
+
+
+@pytest.mark.parametrize("name", ["vgg16_bn_cifar", "resnet34_cifar", "wrn16_8"])
+def test_forward_shapes_bigger_nets(name):
+    _forward(name, 3, 32, num_classes=100)
+
+
+def test_lenet5_exact_count_on_mnist():
+    # conv 6*(5*5*1)+6 = 156, conv 16*(5*5*6)+16 = 2416, 400*120+120, 120*84+84, 84*10+10
+    model = create_model("lenet5", in_chans=1, img_size=28)
+    assert count_params(model) == (156 + 2416 + 48120 + 10164 + 850, 0) == (61706, 0)
+
+
+def test_textbook_cnn_counts():
+    # MNIST C-C-P-FC (Keras mnist_cnn example): 1,199,882
+    assert count_params(create_model("mnist_cnn", in_chans=1, img_size=28)) == (1_199_882, 0)
+    # CIFAR-10 CNN with unpadded convs: the textbook's 0.89 M
+    assert count_params(create_model("cifar10_cnn")) == (890_410, 0)
+    # the Keras cifar10_cnn example's padding ("same" then "valid"): 1,250,858
+    assert count_params(create_model("cifar10_cnn", padding="keras")) == (1_250_858, 0)
+
+
+def test_course_cifar100_matches_reported_size():
+    model = create_model("course_cifar100", num_classes=100)
+    trainable, non_trainable = count_params(model)
+    assert non_trainable == 2 * (64 + 128 + 256 + 256 + 4 * 512)  # BN moving mean/var
+    assert round((trainable + non_trainable) / 1e6, 2) == 9.28
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p == 0.2]
+    assert len(drops) == 8  # after each conv
+    pools = {type(m).__name__ for m in model.modules()}
+    assert {"MaxPool2d", "AvgPool2d"} <= pools
+
+
+def test_wrn28_10_size_and_dropout():
+    model = create_model("wrn28_10", drop_rate=0.3)
+    assert sum(count_params(model)) == 36_497_146
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.3 for m in model.modules())
+
+
+def test_resnet18_cifar_has_3x3_stem_and_no_maxpool():
+    model = create_model("resnet18_cifar")
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    assert count_params(model)[0] == 11_173_962

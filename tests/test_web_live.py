@@ -1,0 +1,182 @@
+"""The web live view: routes and token, MJPEG to several viewers without slowing the detector, and the
+page in a real headless Chromium (Debian's, driven by Playwright) showing a changing image and FPS."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from cnnlab.detect.pipeline import CallbackSink, Pipeline, WebSink
+from cnnlab.detect.web import BOUNDARY, LiveViewServer, parse_web_address
+from cnnlab.errors import UserError
+from test_stream_units import FakeDetector, FakeLiveSource, make_frame
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _get(url: str, headers: dict | None = None, timeout: float = 5.0):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.headers.get("Content-Type"), r.read()
+
+
+def test_parse_web_address():
+    assert parse_web_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_web_address(":8080") == ("127.0.0.1", 8080)
+    assert parse_web_address("8081") == ("127.0.0.1", 8081)
+    assert parse_web_address("localhost") == ("localhost", 8000)
+    assert parse_web_address(None) == ("127.0.0.1", 8000)
+    assert parse_web_address("[::1]:7000") == ("::1", 7000)
+    with pytest.raises(UserError):
+        parse_web_address("host:notaport")
+    with pytest.raises(UserError):
+        parse_web_address("host:70000")
+
+
+def test_routes_token_snapshot_and_stats():
+    import cv2
+
+    with LiveViewServer("127.0.0.1", 0, token="s3cret") as srv:
+        base = f"http://127.0.0.1:{srv.port}"
+        assert srv.url == f"{base}/?token=s3cret"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _get(base + "/")
+        assert e.value.code == 401
+        with pytest.raises(urllib.error.HTTPError):
+            _get(base + "/stats?token=wrong")
+        status, ctype, body = _get(base + "/?token=s3cret")
+        assert status == 200 and ctype.startswith("text/html")
+        assert b"stream.mjpg?token=s3cret" in body and b'id="fps"' in body
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _get(base + "/snapshot.jpg?token=s3cret")
+        assert e.value.code == 503                              # nothing published yet
+        srv.publish(make_frame(5))
+        srv.update_stats({"fps": 12.5, "mean_fps": 12.0, "frames": 6, "stages_ms": {"inference": 3.0}})
+        _, ctype, jpeg = _get(base + "/snapshot.jpg", headers={"Authorization": "Bearer s3cret"})
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert ctype == "image/jpeg" and img.shape == (120, 160, 3)
+        stats = json.loads(_get(base + "/stats?token=s3cret")[2])
+        assert stats["fps"] == 12.5 and stats["viewers"] == 0 and stats["stages_ms"]["inference"] == 3.0
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _get(base + "/nope?token=s3cret")
+        assert e.value.code == 404
+
+
+def test_port_in_use_is_a_user_error():
+    with LiveViewServer("127.0.0.1", 0) as srv, pytest.raises(UserError, match="cannot serve"):
+        LiveViewServer("127.0.0.1", srv.port).start()
+
+
+def _read_mjpeg(url: str, stop: threading.Event, counts: list, slot: int, delay: float = 0.0) -> None:
+    """A viewer: read multipart JPEG parts until ``stop`` (``delay``: a slow client's pause per part)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert BOUNDARY in r.headers["Content-Type"]
+            while not stop.is_set():
+                line = r.readline()
+                if not line:
+                    return
+                if line.lower().startswith(b"content-length:"):
+                    n = int(line.split(b":")[1])
+                    r.readline()
+                    data = r.read(n)
+                    assert data[:2] == b"\xff\xd8"             # a JPEG
+                    counts[slot] += 1
+                    if delay:
+                        time.sleep(delay)
+    except OSError:
+        pass
+
+
+def test_several_viewers_do_not_slow_the_detector():
+    det = FakeDetector(delay=0.015)
+    stamps = []
+    web = WebSink("127.0.0.1", 0)
+    p = Pipeline(det, FakeLiveSource(fps=200, size=(320, 240)),
+                 [web, CallbackSink(lambda r: stamps.append(time.perf_counter()))], duration=3.2,
+                 log_every=None)
+    runner = threading.Thread(target=p.run)
+    runner.start()
+    while not web._started:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    time.sleep(1.4)
+    stop = threading.Event()
+    counts = [0] * 5
+    url = f"http://127.0.0.1:{web.server.port}/stream.mjpg"
+    viewers = [threading.Thread(target=_read_mjpeg, args=(url, stop, counts, i, 0.3 if i == 4 else 0.0))
+               for i in range(5)]                              # 4 viewers + 1 very slow one
+    for v in viewers:
+        v.start()
+    t1 = time.perf_counter() + 0.3                              # let the viewers connect
+    time.sleep(1.4)
+    peak_viewers = web.server.broadcaster.viewers
+    stop.set()
+    runner.join(10)
+    for v in viewers:
+        v.join(5)
+
+    def rate(a, b):
+        n = sum(a <= s < b for s in stamps)
+        return n / (b - a)
+
+    alone = rate(t0 + 0.2, t0 + 1.3)
+    watched = rate(t1, t1 + 1.1)
+    assert peak_viewers == 5
+    assert min(counts[:4]) >= 15, counts                       # every fast viewer got a live stream
+    assert counts[4] <= 8                                      # the slow one skipped frames...
+    assert abs(watched - alone) / alone <= 0.10, (alone, watched)   # ...and nobody slowed the detector
+
+
+def _browser():
+    pw = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (run .ci/setup-chromium.sh)")
+    return pw
+
+
+def test_page_in_headless_chromium_shows_changing_image_and_fps():
+    pw = _browser()
+    web = WebSink("127.0.0.1", 0, token="tok")
+    p = Pipeline(FakeDetector(delay=0.01), FakeLiveSource(fps=30, size=(320, 240)), [web], duration=20,
+                 log_every=None)
+    runner = threading.Thread(target=p.run)
+    runner.start()
+    try:
+        while not web._started:
+            time.sleep(0.01)
+        with pw.sync_playwright() as play:
+            browser = play.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"])
+            try:
+                page = browser.new_page()
+                page.goto(web.url)
+                page.wait_for_function("document.getElementById('view').naturalWidth > 0", timeout=10_000)
+                page.wait_for_function("parseFloat(document.getElementById('fps').textContent) > 0",
+                                       timeout=10_000)
+                fps = float(page.text_content("#fps"))
+                view = page.locator("#view")
+                first = view.screenshot()
+                time.sleep(0.5)
+                second = view.screenshot()
+                size = page.evaluate("[document.getElementById('view').naturalWidth,"
+                                     " document.getElementById('view').naturalHeight]")
+                stages = page.text_content("#stages")
+            finally:
+                browser.close()
+    finally:
+        p.stop()
+        runner.join(10)
+    assert 5 < fps < 40
+    assert size == [320, 240]
+    assert first != second                                     # the image is live
+    assert "inference" in stages
