@@ -284,7 +284,7 @@ def test_yolo_to_coco_json_and_back(tmp_path):
     assert len(doc["annotations"]) == 3 and [c["id"] for c in doc["categories"]] == [1, 2]
     back = load_detection_data(tmp_path / "coco.json", images=root / "images", warn=False)
     assert back.names == ["cat", "dog"]
-    for s, t in zip(ds.samples, back.samples):
+    for s, t in zip(ds.samples, back.samples, strict=True):
         np.testing.assert_allclose(s.boxes, t.boxes, atol=1e-3)
         assert s.class_ids.tolist() == t.class_ids.tolist()
     out = write_yolo_labels(back, tmp_path / "labels_again")

@@ -138,11 +138,11 @@ def test_map_equals_direct_pycocotools(tmp_path):
     dts = []
     for i, s in enumerate(samples):
         gt["images"].append({"id": 100 + i, "width": s.width, "height": s.height, "file_name": s.image_path.name})
-        for b, c in zip(s.boxes.tolist(), s.class_ids.tolist()):
+        for b, c in zip(s.boxes.tolist(), s.class_ids.tolist(), strict=True):
             gt["annotations"].append({"id": len(gt["annotations"]) + 7, "image_id": 100 + i,
                                       "category_id": 10 + c, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                                       "area": (b[2] - b[0]) * (b[3] - b[1]), "iscrowd": 0})
-        for b, sc, c in zip(preds[i].boxes.tolist(), preds[i].scores.tolist(), preds[i].class_ids.tolist()):
+        for b, sc, c in zip(preds[i].boxes.tolist(), preds[i].scores.tolist(), preds[i].class_ids.tolist(), strict=True):
             dts.append({"image_id": 100 + i, "category_id": 10 + c,
                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": sc})
     (tmp_path / "gt.json").write_text(json.dumps(gt))
@@ -233,7 +233,7 @@ def _dataset(tmp_path: Path) -> DetectionDataset:
     Image.new("RGB", (200, 200)).save(tmp_path / "images" / "7.png")
     Image.new("RGB", (200, 100)).save(tmp_path / "images" / "8.png")
     lines = [f"{c} {(b[0] + b[2]) / 400} {(b[1] + b[3]) / 400} {(b[2] - b[0]) / 200} {(b[3] - b[1]) / 200}"
-             for b, c in zip(samples[0].boxes.tolist(), samples[0].class_ids.tolist())]
+             for b, c in zip(samples[0].boxes.tolist(), samples[0].class_ids.tolist(), strict=True)]
     (tmp_path / "labels" / "7.txt").write_text("\n".join(lines) + "\n")
     return load_detection_data(tmp_path / "images", names=["a", "b"], warn=False)
 
@@ -250,8 +250,10 @@ def test_predictions_files_coco_results_and_cnnlab_json(tmp_path):
     r = evaluate_detections(ds.samples, got, ds.names)
     assert r["mAP50"] == pytest.approx(278 / 303, abs=1e-6)
     # the JSON written by `cnnlab detect`: per image its path and to_dicts() of its detections
-    doc = {"images": [{"image": str(tmp_path / "images" / "7.png"), "detections": preds[0].to_dicts()},
-                      {"image": "elsewhere/unknown.png", "detections": []}]}
+    doc = {"names": ["a", "b"], "results": [
+        {"source": str(tmp_path / "images" / "7.png"), "frame": None, "width": 200, "height": 200,
+         "detections": preds[0].to_dicts()},
+        {"source": "elsewhere/unknown.png", "frame": None, "width": 9, "height": 9, "detections": []}]}
     (tmp_path / "det.json").write_text(json.dumps(doc))
     got2, warns2 = load_predictions(tmp_path / "det.json", ds)
     assert len(got2[0]) == 4 and any("not in the dataset" in w for w in warns2)
@@ -298,3 +300,26 @@ def test_detect_eval_needs_something_to_evaluate(tmp_path):
     ds = _dataset(tmp_path)
     with pytest.raises(UserError, match="nothing to evaluate"):
         detect_eval(ds, save=False, verbose=False)
+
+
+def test_dataset_subset_keeps_ids(tmp_path):
+    ds = _dataset(tmp_path)
+    sub = ds.subset([1])
+    assert len(sub) == 1 and sub.image_ids == [8] and sub.names == ds.names
+    assert ds.subset(slice(0, 1)).image_ids == [7]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_yolo_fastest_on_coco128_subset(shared_data):
+    """The real detector end to end on 24 coco128 images (torch backend, 320 px)."""
+    yolo = shared_data("yolo")
+    ds = load_detection_data(shared_data("coco128") / "images" / "train2017", names=yolo / "coco.names",
+                             warn=False).subset(slice(0, 24))
+    from cnnlab.detect.detector import Detector
+
+    det = Detector(cfg=yolo / "yolo-fastest-1.1-xl.cfg", weights=yolo / "yolo-fastest-1.1-xl.weights",
+                   names=yolo / "coco.names", backend="torch", imgsz=320, conf=0.001, iou=0.6)
+    r = detect_eval(ds, detector=det, save=False, verbose=False)
+    assert 0.2 < r["mAP50"] <= 1.0 and 0.05 < r["mAP50_95"] < r["mAP50"]
+    assert r["images"] == 24 and set(r["speed_ms"]) >= {"preprocess", "inference", "postprocess"}

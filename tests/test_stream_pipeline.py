@@ -184,7 +184,7 @@ def test_detector_without_stages_uses_its_timing():
 
             return Detections.empty(self.names, {"preprocess": 1.0, "inference": 5.0, "postprocess": 2.0})
 
-    summary = Pipeline(Plain(), FakeLiveSource(fps=200, n=10), log_every=None).run()
+    summary = Pipeline(Plain(), FakeLiveSource(fps=200, n=10), latest_only=False, log_every=None).run()
     assert summary.frames == 10
     assert summary.stages_ms["inference"] == pytest.approx(5.0)
     assert summary.stages_ms["postprocess"] == pytest.approx(2.0)
@@ -234,3 +234,31 @@ def test_ctrl_c_leaves_playable_video_and_complete_jsonl(tmp_path):
     assert len(lines) == frames >= 15
     assert all(json.loads(line)["frame"] == i for i, line in enumerate(lines))
     assert count_video_frames(tmp_path / "o.mp4") == frames
+
+
+def test_overlap_runs_output_stages_beside_inference_with_identical_results(tmp_path):
+    video = write_video(tmp_path / "in.avi", 24)
+    runs = {}
+    for overlap in (False, True):
+        got = []
+        s = Pipeline(FakeDetector(delay=0.02, post_delay=0.01), video,
+                     [CallbackSink(lambda r, got=got: got.append((r.index, r.position, r.detections.to_dicts())))],
+                     overlap=overlap, log_every=None).run()
+        runs[overlap] = (s, got)
+    (seq, seq_got), (ovl, ovl_got) = runs[False], runs[True]
+    assert seq_got == ovl_got and len(ovl_got) == 24           # same frames, same order, same boxes
+    assert ovl.overlap and not seq.overlap
+    # sequential: 1/(20 + 10 ms) ~ 33 FPS; overlapped: the 20 ms inference sets the pace (~50 FPS)
+    assert ovl.fps > seq.fps * 1.25, (seq.fps, ovl.fps)
+    assert ovl.stages_ms["postprocess"] >= 10 and ovl.frame_ms > 1000 / ovl.fps
+
+
+def test_error_in_output_thread_surfaces_and_stops_cleanly():
+    def boom(r):
+        if r.index == 3:
+            raise ValueError("sink failed")
+
+    p = Pipeline(FakeDetector(), FakeLiveSource(fps=200), [CallbackSink(boom)], log_every=None)
+    with pytest.raises(ValueError, match="sink failed"):
+        p.run()
+    assert p.capture.ended or not p.capture._thread.is_alive()

@@ -29,8 +29,9 @@ class FakeDetector:
 
     names = ["person", "car"]
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, post_delay: float = 0.0) -> None:
         self.delay = delay
+        self.post_delay = post_delay
         self.calls = 0
         self.seen: list[int] = []          # the frame code of every image seen (see `frame_code`)
 
@@ -45,6 +46,8 @@ class FakeDetector:
         return blob
 
     def postprocess(self, raw, meta):
+        if self.post_delay:
+            time.sleep(self.post_delay)
         h, w = meta["shape"]
         boxes = np.array([[0.1 * w, 0.2 * h, 0.5 * w, 0.8 * h]], np.float32)
         return Detections(boxes, np.array([0.9], np.float32), np.array([0], np.int64), self.names)
@@ -184,13 +187,16 @@ def test_throttle_sleeps_only_the_rest_of_the_period():
         t[0] += d
 
     th = Throttle(10.0, clock=lambda: t[0], sleep=sleep)
-    assert th.wait() == 0.0            # first frame starts the schedule
+    th.start()                         # the first frame starts the schedule
     t[0] += 0.03                       # 30 ms of work in a 100 ms period
     assert th.wait() == pytest.approx(0.07)
     t[0] += 0.25                       # a slow frame: no sleep, no burst afterwards
     assert th.wait() == 0.0
     t[0] += 0.01
     assert th.wait() == pytest.approx(0.09)
+    assert t[0] == pytest.approx(0.45) and sum(slept) == pytest.approx(0.16)
+    unstarted = Throttle(10.0, clock=lambda: t[0], sleep=sleep)
+    assert unstarted.wait() == 0.0     # without start() the first wait starts the schedule
     assert Throttle(None).wait() == 0.0
     with pytest.raises(ValueError):
         Throttle(0)

@@ -10,8 +10,14 @@ import torch
 
 from cnnlab.errors import ModelError, UserError
 from cnnlab.models import create_model
-from cnnlab.train.checkpoint import (load_checkpoint, load_weights, model_from_checkpoint, rng_state,
-                                     save_checkpoint, set_rng_state)
+from cnnlab.train.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    model_from_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 def ckpt_of(net, **extra):

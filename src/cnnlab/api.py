@@ -23,8 +23,14 @@ from cnnlab.config import TrainConfig, check_keys
 from cnnlab.errors import UserError
 from cnnlab.io import read_yaml, write_json
 from cnnlab.runs import CONFIG, checkpoint_path, new_run_dir, resolve_run, write_run_metrics
-from cnnlab.train.callbacks import (Callback, EarlyStopping, HistoryLogger, ModelCheckpoint, ProgressLogger,
-                                    TensorBoard)
+from cnnlab.train.callbacks import (
+    Callback,
+    EarlyStopping,
+    HistoryLogger,
+    ModelCheckpoint,
+    ProgressLogger,
+    TensorBoard,
+)
 from cnnlab.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint
 from cnnlab.train.metrics import confusion_report, plot_confusion, plot_curves
 from cnnlab.train.trainer import Trainer, evaluate_model, resolve_device, seed_everything
@@ -251,6 +257,8 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
 
 def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks: Sequence[Callback]) -> TrainResult:
     device = resolve_device(cfg.device)
+    if cfg.tensorboard:
+        TensorBoard.check_available()
     seed_everything(cfg.seed, cfg.deterministic)
     if device.type == "cuda" and not cfg.deterministic:
         torch.backends.cudnn.benchmark = True
@@ -514,24 +522,25 @@ def register_demo_part(title: str) -> Callable[[DemoPart], DemoPart]:
 
 @register_demo_part("Classification: train a small CNN on the bundled digits")
 def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    run = train(dataset="digits", model="lenet5", epochs=12, batch=64, optimizer="adam", lr=2e-3,
-                schedule="cosine", seed=0, project=str(project), name="demo", verbose=1, threads=1)
-    ev = evaluate(run.run_dir, tta=False)
-    sample = predict(run.run_dir, [_digits_image(i) for i in range(3)], topk=3)
-    say(f"test accuracy {ev['accuracy']:.4f} (top-5 {ev['top5_accuracy']:.4f}) on {ev['images']} images")
-    for i, top in enumerate(sample):
-        say(f"  test image {i}: " + ", ".join(f"{c} {p:.2f}" for c, p in top))
-    for f in ("config.yaml", "history.csv", "metrics.json", "weights/best.pt", "weights/last.pt",
-              "curves.png", "confusion.png"):
-        say(f"  {run.run_dir / f}")
-    return {"run_dir": str(run.run_dir), "test_accuracy": ev["accuracy"]}
-
-
-def _digits_image(i: int) -> np.ndarray:
     from cnnlab.data import load_dataset
 
-    ds = load_dataset("digits", split="test")
-    return ds.images[i].permute(1, 2, 0).numpy()
+    run = train(dataset="digits", model="mnist_cnn", epochs=20, batch=32, optimizer="adam", lr=1e-3,
+                schedule="cosine", seed=0, project=str(project), name="demo", verbose=2, threads=1)
+    ev = evaluate(run.run_dir, json=run.run_dir / "evaluate.json")
+    say(f"evaluate: test accuracy {ev['accuracy']:.4f}, top-5 {ev['top5_accuracy']:.4f} on {ev['images']} "
+        f"digits ({ev['images_per_s']:.0f} images/s)")
+    test = load_dataset("digits", split="test")
+    images = [test.images[i].permute(1, 2, 0).numpy() for i in range(4)]
+    for i, top in enumerate(predict(run.run_dir, images, topk=3)):
+        say(f"predict: test image {i} (a {test.classes[int(test.labels[i])]}): "
+            + ", ".join(f"{c} {p:.2f}" for c, p in top))
+    say("the run folder:")
+    for f in ("config.yaml", "history.csv", "metrics.json", "evaluate.json", "weights/best.pt",
+              "weights/last.pt", "curves.png", "confusion.png"):
+        say(f"  {run.run_dir / f}")
+    say(f"next: cnnlab evaluate {run.run_dir} --tta | cnnlab predict {run.run_dir} IMAGE.png | "
+        f"cnnlab train --config {run.run_dir / 'config.yaml'} --epochs 30")
+    return {"run_dir": str(run.run_dir), "test_accuracy": ev["accuracy"]}
 
 
 def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None) -> dict[str, Any]:

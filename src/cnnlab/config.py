@@ -154,6 +154,17 @@ class TrainConfig:
             raise UserError(f"verbose must be 0, 1 or 2, got {self.verbose}")
 
 
+# names users bring from Keras / timm / Ultralytics -> ours (suggested in unknown-option errors)
+ALIASES = {
+    "learning_rate": "lr", "lr0": "lr", "batch_size": "batch", "epoch": "epochs", "opt": "optimizer",
+    "scheduler": "schedule", "lr_schedule": "schedule", "sched": "schedule", "wd": "weight_decay",
+    "smoothing": "label_smoothing", "clip_grad": "grad_clip", "clip_grad_norm": "grad_clip",
+    "imgsz": "img_size", "image_size": "img_size", "input_size": "img_size", "arch": "model", "data": "dataset",
+    "model_ema": "ema", "model_ema_decay": "ema", "mixed_precision": "amp", "num_workers": "workers",
+    "early_stopping": "patience", "checkpoint_period": "save_period", "period": "save_period",
+}
+
+
 def check_keys(data: dict[str, Any], source: str = "config") -> None:
     """Raise a UserError naming unknown option names, with close matches."""
     known = TrainConfig.field_names()
@@ -162,7 +173,8 @@ def check_keys(data: dict[str, Any], source: str = "config") -> None:
         return
     hints = []
     for k in unknown:
-        close = difflib.get_close_matches(str(k).replace("-", "_"), known, n=2, cutoff=0.6)
+        key = str(k).replace("-", "_").lower()
+        close = [ALIASES[key]] if key in ALIASES else difflib.get_close_matches(key, known, n=2, cutoff=0.6)
         hints.append(f"{k!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
     raise UserError(f"{source}: unknown option{'s' if len(unknown) > 1 else ''} " + ", ".join(hints))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from cnnlab.cli.common import console
@@ -33,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
     @datasets_app.callback(invoke_without_command=True)
     def datasets(ctx: typer.Context,
-                 data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DATA, "
+                 data_dir: str | None = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DATA, "
                                                         "then ~/.cache/cnnlab/data).")) -> None:
         """List the datasets with where they would be read from and whether they are present."""
         if ctx.invoked_subcommand is not None:
@@ -55,42 +53,42 @@ def register(app: typer.Typer) -> None:
 
     @datasets_app.command("download")
     def download(name: str = typer.Argument(..., help="Dataset name, e.g. mnist, cifar10."),
-                 data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root to download into."),
-                 mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="Mirror base URL to try "
+                 data_dir: str | None = typer.Option(None, "--data-dir", help="Data root to download into."),
+                 mirror: list[str] | None = typer.Option(None, "--mirror", help="Mirror base URL to try "
                                                             "first (repeatable; also $CNNLAB_DATA_MIRRORS).")) -> None:
         """Download a dataset's official files (md5-verified) and check that they decode."""
         from cnnlab.data.registry import download_dataset
 
         files = download_dataset(name, data_dir, mirrors=mirror or None)
         for f in files:
-            console.print(f"[green]ok[/] {f}")
+            console.print(f"[green]ok[/] {f}", soft_wrap=True)
 
     app.add_typer(datasets_app, name="datasets")
 
     @app.command("augment-preview")
     def augment_preview_cmd(
         dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name or image folder."),
-        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data root (or the folder for 'folder')."),
+        data_dir: str | None = typer.Option(None, "--data-dir", help="Data root (or the folder for 'folder')."),
         split: str = typer.Option("train", "--split"),
-        config: Optional[str] = typer.Option(None, "--config", help="YAML with augmentation options "
+        config: str | None = typer.Option(None, "--config", help="YAML with augmentation options "
                                              "(top level or under 'augment')."),
-        preset: Optional[str] = typer.Option(None, "--preset", help="none, standard, keras_course, textbook, "
+        preset: str | None = typer.Option(None, "--preset", help="none, standard, keras_course, textbook, "
                                              "mixup, cutmix."),
-        rotation_range: Optional[float] = typer.Option(None, "--rotation-range", help="Degrees."),
-        width_shift_range: Optional[float] = typer.Option(None, "--width-shift-range", help="Fraction of width."),
-        height_shift_range: Optional[float] = typer.Option(None, "--height-shift-range"),
-        zoom_range: Optional[str] = typer.Option(None, "--zoom-range", help="Z or LO,HI."),
-        brightness_range: Optional[str] = typer.Option(None, "--brightness-range", help="LO,HI multiplier."),
-        horizontal_flip: Optional[bool] = typer.Option(None, "--horizontal-flip/--no-horizontal-flip"),
-        vertical_flip: Optional[bool] = typer.Option(None, "--vertical-flip/--no-vertical-flip"),
-        fill_mode: Optional[str] = typer.Option(None, "--fill-mode", help="nearest, reflect, constant, wrap."),
-        crop_padding: Optional[int] = typer.Option(None, "--crop-padding", help="Pad then random-crop (px)."),
-        cutout: Optional[int] = typer.Option(None, "--cutout", help="Cutout square side (px)."),
-        cutout_prob: Optional[float] = typer.Option(None, "--cutout-prob"),
-        mixup_alpha: Optional[float] = typer.Option(None, "--mixup-alpha"),
-        cutmix_alpha: Optional[float] = typer.Option(None, "--cutmix-alpha"),
-        mix_prob: Optional[float] = typer.Option(None, "--mix-prob"),
-        img_size: Optional[int] = typer.Option(None, "--img-size", help="Image size for folder datasets."),
+        rotation_range: float | None = typer.Option(None, "--rotation-range", help="Degrees."),
+        width_shift_range: float | None = typer.Option(None, "--width-shift-range", help="Fraction of width."),
+        height_shift_range: float | None = typer.Option(None, "--height-shift-range"),
+        zoom_range: str | None = typer.Option(None, "--zoom-range", help="Z or LO,HI."),
+        brightness_range: str | None = typer.Option(None, "--brightness-range", help="LO,HI multiplier."),
+        horizontal_flip: bool | None = typer.Option(None, "--horizontal-flip/--no-horizontal-flip"),
+        vertical_flip: bool | None = typer.Option(None, "--vertical-flip/--no-vertical-flip"),
+        fill_mode: str | None = typer.Option(None, "--fill-mode", help="nearest, reflect, constant, wrap."),
+        crop_padding: int | None = typer.Option(None, "--crop-padding", help="Pad then random-crop (px)."),
+        cutout: int | None = typer.Option(None, "--cutout", help="Cutout square side (px)."),
+        cutout_prob: float | None = typer.Option(None, "--cutout-prob"),
+        mixup_alpha: float | None = typer.Option(None, "--mixup-alpha"),
+        cutmix_alpha: float | None = typer.Option(None, "--cutmix-alpha"),
+        mix_prob: float | None = typer.Option(None, "--mix-prob"),
+        img_size: int | None = typer.Option(None, "--img-size", help="Image size for folder datasets."),
         out: str = typer.Option("augment_preview.png", "--out", "-o", help="PNG to write."),
         n: int = typer.Option(8, "--n", help="Samples per row."),
         seed: int = typer.Option(0, "--seed"),
@@ -128,4 +126,4 @@ def register(app: typer.Typer) -> None:
         options = {"img_size": img_size} if img_size else {}
         path = augment_preview(dataset, cfg, out=out, n=n, split=split, data_dir=data_dir, seed=seed, **options)
         console.print(f"saved {path} (rows: original, {', '.join(cfg.enabled_ops())}"
-                      f"{', all combined' if len(cfg.enabled_ops()) > 1 else ''})")
+                      f"{', all combined' if len(cfg.enabled_ops()) > 1 else ''})", soft_wrap=True)

@@ -35,6 +35,8 @@ def detect_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-image lines."),
 ) -> None:
     """Detect objects with a YOLO model; annotated images/video, JSON and CSV go to <project>/detect/<name>/."""
+    from rich.markup import escape
+
     from cnnlab.detect.detector import Detector
     from cnnlab.detect.predict import detect_source
 
@@ -63,13 +65,13 @@ def detect_command(
                 counts[key] = counts.get(key, 0) + 1
             found = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
             where = Path(r.source).name + ("" if r.frame is None else f" #{r.frame}")
-            console.print(f"{where} ({r.width}x{r.height}): {found}")
+            console.print(escape(f"{where} ({r.width}x{r.height}): {found}"))
     _print_timing(run, detector)
     if run.run_dir is not None:
-        console.print(f"results saved to [bold]{run.run_dir}[/]")
+        console.print(f"results saved to [bold]{escape(str(run.run_dir))}[/]")
     for p in (save_json, save_csv):
         if p is not None:
-            console.print(f"wrote {p}")
+            console.print(escape(f"wrote {p}"))
 
 
 def _print_timing(run, detector) -> None:
@@ -106,7 +108,8 @@ def export_detector_command(
     result = export_detector(cfg, weights, output=output, imgsz=imgsz, names=name_list, letterbox=letterbox,
                              opset=opset)
     console.print(f"exported {result.path} (output {tuple(result.output_shape)}, opset {opset})")
-    console.print(f"max abs diff vs PyTorch (onnxruntime): {result.max_abs_diff:.3g}")
+    console.print(f"max abs diff vs PyTorch (onnxruntime): {result.max_abs_diff:.3g} "
+                  f"(largest output value {result.max_abs_output:.3g}; boxes are in pixels)")
 
 
 def register(app: typer.Typer) -> None:

@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
         out, res = save_gradcam(source, output or _default_out(source, "gradcam"), image=image,
                                 class_idx=class_idx, layer=layer)
-        label = f" ({res.class_name})" if res.class_name else ""
+        label = f" ({res.class_name})" if res.class_name and res.class_name != str(res.class_idx) else ""
         console.print(f"class {res.class_idx}{label}, logit {res.score:.3f}, layer {res.layer}")
         console.print(f"wrote {out}")
 

@@ -56,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one red line on stderr and exit code 2."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
-        app(args=argv, prog_name="cnnlab", standalone_mode=False)
+        # standalone_mode=False: click returns an Exit's code instead of raising it
+        result = app(args=argv, prog_name="cnnlab", standalone_mode=False)
     except UserError as e:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

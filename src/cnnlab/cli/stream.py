@@ -62,6 +62,8 @@ def stream_command(
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Draw FPS and stage times on the frames."),
+    overlap: bool = typer.Option(True, "--overlap/--no-overlap", help="Run post-processing, drawing and outputs "
+                                 "beside inference (threads) or strictly one after another."),
     log_every: float = typer.Option(5.0, "--log-every", help="Seconds between log lines (0: none)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the run summary to this JSON file."),
 ) -> None:
@@ -93,7 +95,7 @@ def stream_command(
     console.print(f"model: {detector.backend_name} backend, input {w}x{h}, {len(detector.names)} classes")
     sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)
     pipeline = Pipeline(detector, source, sinks, capture=size, capture_fps=capture_fps, max_fps=max_fps,
-                        overlay=overlay, duration=duration, max_frames=max_frames,
+                        overlay=overlay, overlap=overlap, duration=duration, max_frames=max_frames,
                         log_every=log_every or None, logger=lambda m: err_console.print(m, soft_wrap=True))
     summary = pipeline.run()
     _print_summary(summary)

@@ -16,13 +16,12 @@ _COMMON = ("cache", "mirrors", "quiet")
 def _official(source: Any):
     def load(split: str, data_dir: Any, download: bool, cache: bool | None = None, mirrors: Any = None,
              quiet: bool = False, label_mode: str = "fine"):
+        if label_mode not in ("fine", "coarse"):
+            raise UserError(f"{source.name}: label_mode must be 'fine' or 'coarse', not {label_mode!r}")
         files = ensure_files(source, data_dir, download, mirrors=mirrors, quiet=quiet)
         decoded = decode_cached(source, files, cache=cache)
-        if getattr(source, "coarse", False):
-            if label_mode not in ("fine", "coarse"):
-                raise UserError(f"{source.name}: label_mode must be 'fine' or 'coarse', not {label_mode!r}")
-            if label_mode == "coarse":
-                return to_array_dataset(source, decoded, split, "coarse_labels", "coarse_classes")
+        if label_mode == "coarse" and getattr(source, "coarse", False):
+            return to_array_dataset(source, decoded, split, "coarse_labels", "coarse_classes")
         return to_array_dataset(source, decoded, split)
 
     return load

@@ -98,7 +98,9 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
     root = data_root(data_dir)
     found = entry.source.find(root)
     if found:
-        row.update(location=", ".join(str(f) for f in found), present="yes")
+        parents = {f.parent for f in found}
+        where = f"{found[0].parent}/" if len(found) > 1 and len(parents) == 1 else ", ".join(map(str, found))
+        row.update(location=where, present="yes")
     else:
         missing = entry.source.missing(root)
         row.update(location=str(root / entry.source.folder),

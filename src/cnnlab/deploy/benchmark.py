@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.deploy.device import device_info, library_versions
 from cnnlab.deploy.timing import measure
 from cnnlab.errors import UserError
 
@@ -53,7 +54,7 @@ class BenchmarkResult:
                  f"- source: `{h['source']}`; input {'x'.join(map(str, h['input_shape']))}"
                  + (f"; {h['params']:,} parameters" if h.get("params") else ""),
                  f"- device: {h['device']}",
-                 f"- versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()),
+                 "- versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()),
                  f"- onnxruntime providers: {', '.join(h['providers'])}",
                  f"- timing: {h['timing']}"]
         if h.get("calibration"):
@@ -144,38 +145,6 @@ def parse_input(value: str | Sequence[int] | None) -> tuple[int, int, int] | Non
     return dims  # type: ignore[return-value]
 
 
-# ------------------------------------------------------------------------------------- environment
-def device_info() -> str:
-    """CPU model and core count (or the GPU when onnxruntime providers include CUDA/TensorRT)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    from cnnlab import __version__
-
-    out = {"cnnlab": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "onnxruntime", "onnx", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            try:
-                out[pkg] = md.version(f"{pkg}-gpu")
-            except md.PackageNotFoundError:
-                continue
-    return out
-
-
 # ------------------------------------------------------------------------------------- the model
 @dataclass
 class _Subject:
@@ -230,7 +199,7 @@ def _subject(source: Any, input_shape: tuple[int, int, int] | None, num_classes:
         src = TorchSource(model=module, classes=list((meta or {}).get("classes") or []), preprocess=pre,
                           name=p.name)
     else:
-        opts: dict[str, Any] = {"num_classes": num_classes}
+        opts: dict[str, Any] = {} if isinstance(source, torch.nn.Module) else {"num_classes": num_classes}
         if input_shape:
             opts.update(in_chans=input_shape[0], img_size=input_shape[1])
         src = load_torch_source(source, **opts)
@@ -323,7 +292,8 @@ class _Runners:
             model = self.subj.torch_model
             if runtime == "compile":
                 if threads not in self._compiled:
-                    torch._dynamo.reset()  # compiled kernels fix their thread count at compile time
+                    if self._compiled:  # compiled kernels fix their thread count at compile time
+                        torch._dynamo.reset()
                     self._compiled = {threads: torch.compile(model, dynamic=False)}
                 model = self._compiled[threads]
             xt = torch.from_numpy(x)
@@ -406,7 +376,9 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
         try:
             for rt, b, t in cells:
                 bar.describe(f"{rt} batch {b} threads {t}")
-                row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t}
+                row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t,
+                                       **dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
+                                                        "images_per_s", "iters"))}
                 reason = runners.unavailable(rt)
                 if reason:
                     row["status"] = f"skipped: {reason}"

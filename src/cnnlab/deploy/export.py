@@ -81,7 +81,7 @@ def _tolerance(ref: np.ndarray, precision: str) -> float | None:
 
 def default_output(src: TorchSource, fmt: str, precision: str) -> Path:
     """``<run>/weights/best.onnx`` (beside the checkpoint, as Ultralytics does) or ``<name>.onnx`` here."""
-    suffix = {"fp32": "", "fp16": ".fp16", "int8-dynamic": ".int8", "int8-static": ".int8"}[precision]
+    suffix = {"fp32": "", "fp16": ".fp16", "int8-dynamic": ".int8-dynamic", "int8-static": ".int8"}[precision]
     ext = ".onnx" if fmt == "onnx" else ".torchscript"
     if src.run_dir is not None:
         return src.run_dir / "weights" / f"best{suffix}{ext}"
@@ -126,7 +126,7 @@ def _set_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
 def _ort_logits(path: Path, x: np.ndarray) -> np.ndarray:
     from cnnlab.deploy.runtime import load_onnx_classifier
 
-    clf = load_onnx_classifier(path)
+    clf = load_onnx_classifier(path, providers="cpu")  # the reference check, whatever $CNNLAB_PROVIDERS says
     return np.concatenate([clf(x[i:i + 256]) for i in range(0, len(x), 256)])
 
 
@@ -191,6 +191,9 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
     if calib_samples < 1:
         raise UserError("--calib-samples must be at least 1")
     src = load_torch_source(source, **source_options)
+    if not src.classes:  # a bare module: name the classes by index, as many as it has outputs
+        src.classes = [str(i) for i in range(_torch_logits(src.model, np.zeros((1, *src.input_shape),
+                                                                                np.float32)).shape[-1])]
     precision = f"int8-{int8}" if int8 else "fp16" if fp16 else "fp32"
     out = Path(output) if output else default_output(src, fmt, precision)
     if fmt == "onnx" and out.suffix != ".onnx":

@@ -7,6 +7,7 @@ and timm's ImageNet class names for 1000-class models.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -75,10 +76,15 @@ def imagenet_preprocess() -> Preprocess:
 
 def imagenet_classes() -> list[str]:
     """The 1000 ImageNet-1k class names (WordNet descriptions) bundled with timm, in index order."""
+    return list(_imagenet_classes())
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_classes() -> tuple[str, ...]:
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
-    return [info.index_to_description(i) for i in range(info.num_classes())]
+    return tuple(info.index_to_description(i) for i in range(info.num_classes()))
 
 
 def build_metadata(classes: list[str], preprocess: Preprocess, *, precision: str = "fp32",

@@ -36,15 +36,26 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16: bool = False,
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16: bool | None = None,
                       trt_int8: bool = False, trt_cache_dir: str | os.PathLike | None = None,
                       device_id: int = 0) -> list[Any]:
     """Turn ``"tensorrt,cuda,cpu"`` / ``["cuda"]`` / ``"auto"`` / None into ONNX Runtime's provider list.
 
-    None means CPU only. ``auto`` takes every available accelerator, fastest first. CPU is always appended
-    as the fallback for operators an accelerator cannot run. TensorRT options: FP16/INT8 kernels and an
-    engine cache folder (building engines takes minutes on a Jetson; the cache makes later starts fast).
+    None means ``$CNNLAB_PROVIDERS`` if set (so ``cnnlab predict/evaluate m.onnx`` use a Jetson's GPU
+    without extra flags), else CPU only. ``auto`` takes every available accelerator, fastest first. CPU is
+    always appended as the fallback for operators an accelerator cannot run. TensorRT: FP16 kernels
+    (``trt_fp16``, default ``$CNNLAB_TRT_FP16``), INT8 (for QDQ models), and an engine cache
+    (``trt_cache_dir``, default ``$CNNLAB_TRT_CACHE`` or ``~/.cache/cnnlab/trt-engines``): building
+    engines takes minutes on a Jetson, the cache makes later starts fast.
     """
+    if providers is None:
+        providers = os.environ.get("CNNLAB_PROVIDERS") or None
+    if trt_fp16 is None:
+        trt_fp16 = _env_flag("CNNLAB_TRT_FP16")
     avail = available_providers()
     given: dict[str, dict[str, Any]] = {}  # entries passed already resolved as (name, options)
     if providers is None or providers == "":
@@ -75,15 +86,21 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
         elif name == "TensorrtExecutionProvider":
             opts: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
                                     "trt_int8_enable": bool(trt_int8)}
-            if trt_cache_dir:
-                Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
-                opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(trt_cache_dir))
+            cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or _trt_cache_default())
+            cache.mkdir(parents=True, exist_ok=True)
+            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
             out.append((name, opts))
         elif name == "CUDAExecutionProvider":
             out.append((name, {"device_id": device_id}))
         else:
             out.append(name)
     return out
+
+
+def _trt_cache_default() -> Path:
+    from cnnlab.paths import cache_dir
+
+    return cache_dir() / "trt-engines"
 
 
 def session_options(threads: int | None = None, *, inter_threads: int = 1,

@@ -15,8 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.deploy.metadata import METADATA_KEY, Preprocess, imagenet_classes, imagenet_preprocess, \
-    parse_metadata
+from cnnlab.deploy.metadata import (
+    METADATA_KEY,
+    Preprocess,
+    imagenet_classes,
+    imagenet_preprocess,
+    parse_metadata,
+)
 from cnnlab.deploy.preprocess import preprocess_batch
 from cnnlab.deploy.providers import create_session
 from cnnlab.errors import UserError

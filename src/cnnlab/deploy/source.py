@@ -63,12 +63,24 @@ def _preprocess_from(d: dict[str, Any] | None, spec: dict[str, Any] | None, *, m
     return Preprocess.from_dict(d)
 
 
+def _first_conv_channels(model: Any) -> int | None:
+    """Input channels of the first convolution (how many channels a bare module expects)."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.conv._ConvNd):
+            return int(m.in_channels)
+    return None
+
+
 def from_module(model: Any, *, classes: list[str] | None = None, mean=None, std=None, img_size=None,
-                in_chans=None, name: str | None = None) -> TorchSource:
+                in_chans=None, num_classes: int | None = None, name: str | None = None) -> TorchSource:
     """Wrap a plain ``nn.Module``; ``model.cnnlab_spec`` (from ``create_model``) fills in what it can."""
     spec = getattr(model, "cnnlab_spec", None)
+    if in_chans is None and not (spec or {}).get("in_chans"):
+        in_chans = len(mean) if mean is not None else _first_conv_channels(model)
     pre = _preprocess_from(None, spec, mean=mean, std=std, img_size=img_size, in_chans=in_chans)
-    n = (spec or {}).get("num_classes")
+    n = (spec or {}).get("num_classes") or num_classes
     classes = list(classes) if classes is not None else [str(i) for i in range(n)] if n else []
     return TorchSource(model=model.eval().cpu(), classes=classes, preprocess=pre,
                        name=name or (spec or {}).get("name") or type(model).__name__, spec=spec)

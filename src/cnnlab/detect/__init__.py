@@ -1,1 +1,52 @@
-"""cnnlab.detect"""
+"""cnnlab.detect: YOLO detection (Darknet cfg/weights in PyTorch, three backends, evaluation, pipeline).
+
+Names are imported lazily so ``import cnnlab.detect`` does not load torch or OpenCV:
+
+    from cnnlab.detect import Detector, draw_detections
+    det = Detector(cfg="yolov3-tiny.cfg", weights="yolov3-tiny.weights", backend="opencv")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Detector": "cnnlab.detect.detector",
+    "Detections": "cnnlab.detect.types",
+    "DetectionSample": "cnnlab.detect.types",
+    "draw_detections": "cnnlab.detect.draw",
+    "DarknetModel": "cnnlab.detect.darknet",
+    "load_darknet": "cnnlab.detect.darknet",
+    "model_from_cfg": "cnnlab.detect.darknet",
+    "read_cfg": "cnnlab.detect.darknet_cfg",
+    "write_cfg": "cnnlab.detect.darknet_cfg",
+    "load_darknet_weights": "cnnlab.detect.darknet_weights",
+    "save_darknet_weights": "cnnlab.detect.darknet_weights",
+    "yolov3": "cnnlab.detect.yolo",
+    "yolov3_tiny": "cnnlab.detect.yolo",
+    "export_detector": "cnnlab.detect.export",
+    "detect_source": "cnnlab.detect.predict",
+    "load_names": "cnnlab.detect.names",
+    "list_backends": "cnnlab.detect.backends",
+    "register_backend": "cnnlab.detect.backends",
+    "save_detector_checkpoint": "cnnlab.detect.checkpoint",
+    "load_detector_checkpoint": "cnnlab.detect.checkpoint",
+    "evaluate_detections": "cnnlab.detect.evaluate",
+    "load_detection_dataset": "cnnlab.detect.data",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnlab.detect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -48,7 +48,7 @@ def load_detector_checkpoint(path: str | os.PathLike):
     if int(ckpt.get("version", 0)) > VERSION:
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this cnnlab reads")
     model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
-    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=True)
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match its cfg ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected tensors)")

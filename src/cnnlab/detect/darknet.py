@@ -145,7 +145,7 @@ class DarknetModel(nn.Module):
                 raise UserError(f"{where}group_id={group_id} must be in [0, groups={groups})")
             shapes = [self.shapes[j] for j in sources]
             if any((s.h, s.w) != (shapes[0].h, shapes[0].w) for s in shapes):
-                sizes = ", ".join(f"layer {j}: {s.w}x{s.h}" for j, s in zip(sources, shapes))
+                sizes = ", ".join(f"layer {j}: {s.w}x{s.h}" for j, s in zip(sources, shapes, strict=True))
                 raise UserError(f"{where}cannot concatenate outputs of different sizes ({sizes})")
             if any(s.c % groups for s in shapes):
                 raise UserError(f"{where}groups={groups} does not divide the routed channels")
@@ -219,7 +219,7 @@ class DarknetModel(nn.Module):
         img_hw = (x.shape[2], x.shape[3])
         cache: dict[int, torch.Tensor] = {}
         yolo_out: list[torch.Tensor] = []
-        for i, (layer, t) in enumerate(zip(self.layers, self.types)):
+        for i, (layer, t) in enumerate(zip(self.layers, self.types, strict=True)):
             if t == "route":
                 x = layer([cache[j] for j in layer.sources])
             elif t == "shortcut":

@@ -63,6 +63,14 @@ class DetectionDataset:
     def num_boxes(self) -> int:
         return int(sum(len(s) for s in self.samples))
 
+    def subset(self, indices: Any) -> DetectionDataset:
+        """A dataset of the samples at ``indices`` (same names and category ids)."""
+        idx = [int(i) for i in np.arange(len(self.samples))[indices]] if not isinstance(indices, list) \
+            else [int(i) for i in indices]
+        return DetectionDataset([self.samples[i] for i in idx], list(self.names), self.format, self.source,
+                                [self.image_ids[i] for i in idx], list(self.category_ids), list(self.warnings),
+                                self.names_inferred)
+
     def instances_per_class(self) -> np.ndarray:
         """Number of labelled boxes of each class index."""
         counts = np.zeros(len(self.names), dtype=np.int64)
@@ -594,7 +602,7 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
         names = list(VOC_NAMES) if set(found) <= set(VOC_NAMES) else found
     pos = {n: i for i, n in enumerate(names)}
     samples = []
-    for f, (file, w, h, objs, boxes) in zip(xml_files, parsed):
+    for f, (file, w, h, objs, boxes) in zip(xml_files, parsed, strict=True):
         for n in objs:
             if n not in pos:
                 raise DataError(f"{f}: unknown class {n!r} (not in the {len(names)} names)")
@@ -684,9 +692,9 @@ def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[
         dataset = DetectionDataset(list(dataset), list(names), "yolo", Path("."))
     names = dataset.names
     images, annotations = [], []
-    for s, img_id in zip(dataset.samples, dataset.image_ids):
+    for s, img_id in zip(dataset.samples, dataset.image_ids, strict=True):
         images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids):
+        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
             annotations.append({
                 "id": len(annotations) + 1, "image_id": img_id,
                 "category_id": int(dataset.category_ids[int(c)]),
@@ -697,7 +705,7 @@ def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[
         "info": {"description": f"converted by cnnlab from {dataset.source}"},
         "images": images, "annotations": annotations,
         "categories": [{"id": int(cid), "name": n, "supercategory": ""}
-                       for cid, n in zip(dataset.category_ids, names)],
+                       for cid, n in zip(dataset.category_ids, names, strict=True)],
     }
     if path is not None:
         from cnnlab.io import write_json
@@ -716,7 +724,7 @@ def write_yolo_labels(dataset: DetectionDataset, out_dir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:
         rows = xyxy2yolo(s.boxes, s.width, s.height) if len(s) else np.zeros((0, 4))
-        lines = [f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) for c, r in zip(s.class_ids, rows)]
+        lines = [f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) for c, r in zip(s.class_ids, rows, strict=True)]
         atomic_write_text(out / f"{s.image_path.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
     if data_yaml:
         write_yaml(out / "data.yaml", {"names": dict(enumerate(dataset.names))})

@@ -62,8 +62,8 @@ def plot_conf_curve(result: dict[str, Any], metric: str, path: str | Path) -> Pa
     label = {"f1": "F1", "precision": "Precision", "recall": "Recall"}[metric]
     if curves:
         mean = np.mean(list(curves.values()), axis=0)
-        i = int(mean.argmax()) if metric == "f1" else None
-        tag = f" {mean[i]:.2f} at {x[i]:.3f}" if i is not None else ""
+        # the F1 peak as reported in the metrics (Ultralytics: argmax of the smoothed mean F1)
+        tag = f" {result['f1']:.2f} at {result['conf_best_f1']:.3f}" if metric == "f1" else ""
         ax.plot(x, mean, linewidth=3, color="blue", label=f"all classes{tag}")
     ax.set(xlabel="Confidence", ylabel=label, xlim=(0, 1), ylim=(0, 1.01),
            title=f"{label}-Confidence Curve")

@@ -96,7 +96,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
         "detections": int(sum(len(p) for p in preds.values())),
         "ignored_detections": dropped,
         "per_class": per_class,
-        "coco_stats": dict(zip(COCO_STAT_NAMES, [max(v, 0.0) if has_gt else 0.0 for v in stats])),
+        "coco_stats": dict(zip(COCO_STAT_NAMES, [max(v, 0.0) if has_gt else 0.0 for v in stats], strict=True)),
         "coco_summary": summary,
         "pr_curve": {"recall": rec_thrs.tolist(), "precision": pr, "mean": mean_pr},
         "conf_curves": {"conf": curves["x"].tolist(),
@@ -118,7 +118,7 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
     images, anns = [], []
     for i, s in enumerate(samples):
         images.append({"id": i + 1, "width": s.width, "height": s.height, "file_name": s.image_path.name})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids):
+        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
             if 0 <= c < num_classes:
                 w, h = float(box[2]), float(box[3])
                 anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(c) + 1,
@@ -127,7 +127,7 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
     dts = []
     for i, det in sorted(predictions.items()):
         ok = (det.class_ids >= 0) & (det.class_ids < num_classes)
-        for box, score, c in zip(xyxy2xywh(det.boxes[ok]), det.scores[ok], det.class_ids[ok]):
+        for box, score, c in zip(xyxy2xywh(det.boxes[ok]), det.scores[ok], det.class_ids[ok], strict=True):
             dts.append({"image_id": i + 1, "category_id": int(c) + 1,
                         "bbox": [float(v) for v in box], "score": float(score)})
     with contextlib.redirect_stdout(io.StringIO()):
@@ -279,7 +279,7 @@ def load_predictions(path: str | os.PathLike, dataset: DetectionDataset
 
 def _from_coco_results(path: Path, data: list, ds: DetectionDataset):
     idx_of: dict[Any, int] = {}
-    for i, (img_id, s) in enumerate(zip(ds.image_ids, ds.samples)):
+    for i, (img_id, s) in enumerate(zip(ds.image_ids, ds.samples, strict=True)):
         idx_of[img_id] = i
         idx_of.setdefault(s.image_path.stem, i)
         idx_of.setdefault(s.image_path.name, i)
@@ -329,7 +329,9 @@ def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
         if src is None or not isinstance(dets, list):
             raise DataError(f"{path}: entry [{j}] needs an image path ('image') and a 'detections' list")
         p = Path(src)
-        i = by_path.get(str(p.resolve()) if p.is_absolute() else str((path.parent / p).resolve()))
+        i = by_path.get(str(p.resolve()))  # absolute, or relative to the working folder
+        if i is None and not p.is_absolute():
+            i = by_path.get(str((path.parent / p).resolve()))
         if i is None:
             i = by_name.get(p.name, by_name.get(p.stem))
         if i is None:
@@ -361,7 +363,7 @@ def to_coco_results(predictions: dict[int, Detections], dataset: DetectionDatase
 
     out = []
     for i, det in sorted(predictions.items()):
-        for box, score, c in zip(xyxy2xywh(det.boxes), det.scores, det.class_ids):
+        for box, score, c in zip(xyxy2xywh(det.boxes), det.scores, det.class_ids, strict=True):
             if 0 <= c < len(dataset.category_ids):
                 out.append({"image_id": dataset.image_ids[i], "category_id": int(dataset.category_ids[c]),
                             "bbox": [round(float(v), 3) for v in box], "score": round(float(score), 5)})
@@ -514,12 +516,12 @@ def write_run_folder(run: Path, result: dict[str, Any], ds: DetectionDataset,
     atomic_write_text(run / "coco_summary.txt", result["coco_summary"] + "\n")
     cm = result["confusion_matrix"]
     header = "predicted\\true," + ",".join(_csv(n) for n in cm["names"])
-    lines = [header] + [_csv(n) + "," + ",".join(str(v) for v in row) for n, row in zip(cm["names"], cm["matrix"])]
+    lines = [header] + [_csv(n) + "," + ",".join(str(v) for v in row) for n, row in zip(cm["names"], cm["matrix"], strict=True)]
     atomic_write_text(run / "confusion_matrix.csv", "\n".join(lines) + "\n")
     if preds is not None:
         write_json(run / "predictions.json", to_coco_results(preds, ds))
     if plots:
-        from cnnlab.detect.eval_plots import plot_confusion_matrix, plot_conf_curve, plot_pr_curve
+        from cnnlab.detect.eval_plots import plot_conf_curve, plot_confusion_matrix, plot_pr_curve
 
         plot_pr_curve(result, run / "PR_curve.png")
         plot_conf_curve(result, "f1", run / "F1_curve.png")

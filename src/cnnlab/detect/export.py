@@ -50,7 +50,7 @@ def pixel_outputs(model: DarknetModel) -> Iterator[None]:
             y.pixel_output = True
         yield
     finally:
-        for y, b in zip(layers, before):
+        for y, b in zip(layers, before, strict=True):
             y.pixel_output = b
 
 
@@ -59,7 +59,8 @@ class ExportResult:
     path: Path | None
     onnx_bytes: bytes
     output_shape: tuple[int, ...]
-    max_abs_diff: float | None   # ONNX Runtime vs PyTorch on a random input (None when not checked)
+    max_abs_diff: float | None   # ONNX Runtime vs PyTorch on a random image (None when not checked)
+    max_abs_output: float | None  # largest |output| of that check (box sizes are in pixels)
 
 
 def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list[str] | None = None,
@@ -94,19 +95,21 @@ def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list
 
 
 def check_against_torch(model: DarknetModel, data: bytes, imgsz: int | tuple[int, int], seed: int = 0
-                        ) -> tuple[float, tuple[int, ...]]:
-    """Max abs difference between ONNX Runtime and PyTorch outputs on one random input."""
+                        ) -> tuple[float, float, tuple[int, ...]]:
+    """(max abs difference, max abs output, shape): ONNX Runtime vs PyTorch on one smooth random image."""
     import onnxruntime as ort
 
+    from cnnlab.detect.synthetic import random_images
+
     h, w = input_hw(imgsz)
-    x = torch.rand(1, model.channels, h, w, generator=torch.Generator().manual_seed(seed))
+    x = random_images(1, h, w, seed)[:, :model.channels]
     with pixel_outputs(model), torch.no_grad():
         ref = YoloV5Head(model.eval())(x).numpy()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     if out.shape != ref.shape:
         raise UserError(f"exported ONNX gives shape {out.shape}, PyTorch {ref.shape}")
-    return float(np.abs(out - ref).max()), tuple(out.shape)
+    return float(np.abs(out - ref).max()), float(np.abs(ref).max()), tuple(out.shape)
 
 
 def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = None,
@@ -124,9 +127,9 @@ def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = 
     model = load_darknet(cfg, weights)
     size = imgsz or (model.width, model.height)
     data = onnx_bytes_of(model, size, names, letterbox, opset)
-    diff, shape = check_against_torch(model, data, size) if check else (None, ())
+    diff, biggest, shape = check_against_torch(model, data, size) if check else (None, None, ())
     path = Path(output) if output is not None else Path(cfg).with_suffix(".onnx")
     if path.suffix.lower() != ".onnx":
         raise UserError(f"output must end in .onnx, got {path}")
     atomic_write_bytes(path, data)
-    return ExportResult(path, data, shape, diff)
+    return ExportResult(path, data, shape, diff, biggest)

@@ -83,7 +83,7 @@ class Detections:
         return [
             {"class_id": int(c), "name": self.name_of(int(c)), "score": round(float(s), 6),
              "box": [round(float(v), 2) for v in b]}
-            for b, s, c in zip(self.boxes, self.scores, self.class_ids)
+            for b, s, c in zip(self.boxes, self.scores, self.class_ids, strict=True)
         ]
 
     @classmethod

@@ -167,7 +167,7 @@ def tune(
 
     run_dir = new_run_dir(project, "tune", name, exist_ok=True)
     url = normalise_url(storage) if storage and storage != "sqlite-default" else default_storage_url(run_dir)
-    shared = not (storage in (None, "sqlite-default"))
+    shared = storage not in (None, "sqlite-default")
     study_name = f"cnnlab-tune-{run_dir.name}"
     job = _Job(base=base, space=space.to_dict(), metric=metric, direction=direction, sampler=sampler,
                pruner=pruner, n_trials=n_trials, storage_url=url, study_name=study_name,
@@ -327,9 +327,10 @@ def _is_surplus(study: Any, trial: Any, job: _Job) -> bool:
     return len(before) >= job.n_trials
 
 
-def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None) -> int:
+def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None, study: Any = None) -> int:
     """Run trials until the budget (or the grid) is used up; returns how many this worker finished."""
-    study, _ = _open_study(job, create=False, worker=worker)
+    if study is None:
+        study, _ = _open_study(job, create=False, worker=worker)
     finished = 0
     while True:
         fail_stale(study)
@@ -431,7 +432,7 @@ def _run_workers(job: _Job, workers: int, study: Any, show: bool) -> None:
             bar.update(task, completed=min(total, _count(study, finished=True)), info=best)
 
         if workers == 1:
-            work(job, 0, on_trial_end=update)
+            work(job, 0, on_trial_end=update, study=study)
             update()
             return
         import multiprocessing as mp

@@ -88,7 +88,6 @@ def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
     import numpy as np
     import optuna
     import optuna.visualization.matplotlib as ovm
-
     from optuna.trial import TrialState
 
     done = [t for t in visible_trials(study) if t.state == TrialState.COMPLETE]

@@ -3,7 +3,9 @@ plus the preprocessing it expects."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ DEFAULT_STD = 0.5
 
 @dataclass
 class ModelSource:
-    """A model in eval mode and how to feed it (the checkpoint contract's ``preprocess`` keys)."""
+    """A model (run folders and names load in eval mode) and how to feed it (the checkpoint contract's ``preprocess`` keys)."""
 
     model: Any
     preprocess: dict[str, Any]            # mean, std (per channel, [0, 1] scale), img_size, in_chans
@@ -25,6 +27,17 @@ class ModelSource:
     classes: list[str] | None = None
     run_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[Any]:
+    """Put ``model`` in eval mode for the duration and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def default_preprocess(in_chans: int, img_size: int) -> dict[str, Any]:
@@ -45,7 +58,9 @@ def load_source(source: Any, num_classes: int = 10, in_chans: int | None = None,
         spec = getattr(source, "cnnlab_spec", None) or {}
         c = in_chans or spec.get("in_chans") or 3
         s = img_size or spec.get("img_size") or 32
-        return ModelSource(source.eval(), default_preprocess(c, s), spec.get("name", type(source).__name__))
+        return ModelSource(source, default_preprocess(c, s), spec.get("name", type(source).__name__))
+    if _is_loaded_model(source):
+        return _from_loaded(source, Path(str(getattr(source, "source", "model"))))
     if not isinstance(source, (str, os.PathLike)):
         raise UserError(f"expected a model, a model name, a run folder or a checkpoint, got "
                         f"{type(source).__name__}")
@@ -81,10 +96,22 @@ def _load_run(path: Path) -> ModelSource:
         from cnnlab.api import load
     except ImportError as e:  # pragma: no cover - api.py is written by another part of the project
         raise UserError(f"cannot load {path}: cnnlab.api is not available ({e})") from None
-    loaded = load(path)
-    pre = {"mean": list(loaded.mean), "std": list(loaded.std), "img_size": int(loaded.img_size),
+    return _from_loaded(load(path), path)
+
+
+def _is_loaded_model(obj: Any) -> bool:
+    """True for ``cnnlab.api.LoadedModel`` (checked by shape, so this module does not import the API)."""
+    return all(hasattr(obj, a) for a in ("model", "mean", "std", "img_size", "in_chans", "classes"))
+
+
+def _from_loaded(loaded: Any, path: Path) -> ModelSource:
+    if getattr(loaded, "runtime", "torch") != "torch":
+        raise UserError(f"{path}: inspecting layers needs a PyTorch model (a run folder or .pt checkpoint), "
+                        f"not a {loaded.runtime} model")
+    spec = loaded.spec if isinstance(loaded.spec, dict) else {}
+    img_size = loaded.img_size or spec.get("img_size") or 224
+    pre = {"mean": list(loaded.mean), "std": list(loaded.std), "img_size": int(img_size),
            "in_chans": int(loaded.in_chans)}
     run_dir = path if path.is_dir() else (path.parent.parent if path.parent.name == "weights" else None)
-    name = (loaded.spec or {}).get("name", path.stem) if isinstance(loaded.spec, dict) else path.stem
-    return ModelSource(loaded.model.eval(), pre, str(name), classes=list(loaded.classes or []) or None,
-                       run_dir=run_dir, extra={"loaded": loaded})
+    return ModelSource(loaded.model.eval(), pre, str(spec.get("name", path.stem)),
+                       classes=list(loaded.classes or []) or None, run_dir=run_dir, extra={"loaded": loaded})

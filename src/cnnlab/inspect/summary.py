@@ -182,7 +182,7 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
     """
     import torch
 
-    from cnnlab.inspect.source import load_source
+    from cnnlab.inspect.source import eval_mode, load_source
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UserError(f"batch must be a positive integer, got {batch!r}")
@@ -193,12 +193,8 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
         pre = src.preprocess
         size = (pre["in_chans"], pre["img_size"], pre["img_size"])
     net = src.model
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         records, out_shape, flops_total, notes = _trace(net, size, torch.device(device))
-    finally:
-        net.train(was_training)
 
     from cnnlab.models import count_params
 

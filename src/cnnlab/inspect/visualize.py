@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnlab.errors import UserError
 from cnnlab.inspect.images import colorize, load_image, make_grid, normalise, save_png, to_input
-from cnnlab.inspect.source import ModelSource, load_source
+from cnnlab.inspect.source import ModelSource, eval_mode, load_source
 
 MIN_TILE = 64  # feature maps are enlarged (nearest) to at least this many pixels per side
 
@@ -93,7 +93,7 @@ def feature_maps(source: Any, image: Any = None, layer: str | None = None) -> tu
     captured: list[Any] = []
     handle = module.register_forward_hook(lambda m, i, o: captured.append(_first_tensor(o).detach().clone()))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model(x)
     finally:
         handle.remove()
@@ -155,7 +155,7 @@ def grad_cam(source: Any, image: Any = None, class_idx: int | None = None,
     acts: list[Any] = []
     handle = module.register_forward_hook(lambda m, i, o: acts.append(_first_tensor(o)))
     try:
-        with _no_inplace(model), torch.enable_grad():
+        with _no_inplace(model), eval_mode(model), torch.enable_grad():
             x = x.clone().requires_grad_(True)
             logits = model(x)
             if not acts:
@@ -217,7 +217,7 @@ def _last_spatial_layer(model: Any, x: Any) -> str:
 
         handles.append(m.register_forward_hook(hook))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model(x)
     finally:
         for h in handles:

@@ -164,11 +164,18 @@ class TensorBoard(Callback):
     """Scalars of every epoch to ``<run>/tensorboard`` (needs the ``tensorboard`` package)."""
 
     def __init__(self, log_dir: str | os.PathLike):
+        self.check_available()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    @staticmethod
+    def check_available() -> None:
+        """A one-line UserError when the tensorboard package is missing."""
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            import tensorboard  # noqa: F401
         except ImportError:
             raise UserError("tensorboard logging needs the 'tensorboard' package: pip install tensorboard") from None
-        self.writer = SummaryWriter(str(log_dir))
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         for k, v in logs.items():

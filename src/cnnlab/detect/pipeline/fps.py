@@ -63,12 +63,16 @@ class Throttle:
         self._next: float | None = None
         self.slept = 0.0   # seconds slept in total (time handed back by the throttle)
 
+    def start(self, t: float | None = None) -> None:
+        """Begin the schedule: the first period starts now (or at ``t``), when the first frame starts."""
+        self._next = (self._clock() if t is None else t) + self.period
+
     def wait(self) -> float:
-        """Sleep until the next period starts; return the seconds slept (0 when unthrottled/late)."""
+        """Call when a frame is done: sleep for the rest of its period; return the seconds slept."""
         if not self.period:
             return 0.0
         now = self._clock()
-        if self._next is None:
+        if self._next is None:          # no start(): the first frame's period starts here
             self._next = now + self.period
             return 0.0
         delay = self._next - now

@@ -4,6 +4,7 @@ sinks, each stage timed, with an optional `--max-fps` throttle and clean shutdow
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
@@ -25,7 +26,7 @@ from cnnlab.detect.pipeline.sinks import (
     WebSink,
     WindowSink,
 )
-from cnnlab.detect.pipeline.sources import CaptureThread, FrameSource, open_source
+from cnnlab.detect.pipeline.sources import CaptureThread, Frame, FrameSource, open_source
 from cnnlab.detect.pipeline.timing import STAGES, StageTimes, format_stages
 from cnnlab.errors import UserError
 
@@ -52,6 +53,7 @@ class PipelineSummary:
     stopped_by: str                     # end | duration | max_frames | interrupt | stop | window
     source: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    overlap: bool = False               # post-processing/drawing/outputs ran on their own thread
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +62,18 @@ class PipelineSummary:
         cap = f" (max {self.max_fps:g})" if self.max_fps else ""
         return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.2f} FPS{cap}; "
                 f"{format_stages(self.stages_ms)}; dropped {self.dropped}; stopped by {self.stopped_by}")
+
+
+@dataclass
+class _Work:
+    """A frame between inference and the output stage."""
+
+    frame: Frame
+    raw: Any
+    meta: Any
+    dets: Any | None                    # set when the detector has no separate stages
+    stages: dict[str, float]
+    latency_ms: float
 
 
 def _default_draw() -> Callable[[np.ndarray, Any], np.ndarray]:
@@ -75,6 +89,11 @@ class Pipeline:
     and ``postprocess`` are timed separately when present, otherwise ``detector(image)`` is called
     and its ``Detections.timing`` is used. Live sources keep only the newest frame; files are
     processed frame by frame. ``max_fps`` caps the rate by sleeping only what is left of each period.
+
+    With ``overlap`` (default) the stages run concurrently: post-processing, drawing and the sinks of
+    frame k run on an output thread while frame k+1 is inferred (a hand-off queue of 2), and for files
+    the capture thread also preprocesses. Stage times are then work per frame, and 1/FPS can be less
+    than their sum. A window (``--show``) keeps everything on the calling thread.
     """
 
     def __init__(self, detector: Any, source: int | str | Path | FrameSource,
@@ -84,7 +103,7 @@ class Pipeline:
                  draw: Callable[[np.ndarray, Any], np.ndarray] | None = None,
                  duration: float | None = None, max_frames: int | None = None,
                  log_every: float | None = 5.0, logger: Callable[[str], None] | None = None,
-                 handle_sigint: bool = True, max_reconnects: int | None = None) -> None:
+                 handle_sigint: bool = True, max_reconnects: int | None = None, overlap: bool = True) -> None:
         if max_fps is not None and max_fps <= 0:
             raise UserError("--max-fps must be positive")
         if duration is not None and duration <= 0:
@@ -105,6 +124,7 @@ class Pipeline:
         self.logger = logger or log.info
         self.handle_sigint = handle_sigint
         self.max_reconnects = max_reconnects
+        self.overlap = overlap
         self.capture: CaptureThread | None = None
         self.times = StageTimes()
         self.meter = FpsMeter(30)
@@ -172,13 +192,96 @@ class Pipeline:
         except ValueError:   # pragma: no cover - not in the main interpreter
             return None
 
+    def _prepare(self, image: np.ndarray) -> tuple[Any, Any, float]:
+        """Preprocess on the capture thread (file sources with overlap): ``(blob, meta, ms)``."""
+        t = time.perf_counter()
+        blob, meta = self.detector.preprocess(image)
+        return blob, meta, (time.perf_counter() - t) * 1e3
+
+    def _infer(self, frame: Frame, t_asked: float) -> _Work:
+        """Capture wait, preprocess (unless done on the capture thread) and inference of one frame."""
+        t1 = time.perf_counter()
+        stages = {"capture": (t1 - t_asked) * 1e3}
+        latency_ms = (t1 - frame.captured_at) * 1e3
+        if not self._staged:
+            dets, det_ms = self._detect(frame.image)
+            return _Work(frame, None, None, dets, {**stages, **det_ms}, latency_ms)
+        prepared = frame.meta.pop("prepared", None)
+        if prepared is None:
+            prepared = self._prepare(frame.image)
+        blob, meta, stages["preprocess"] = prepared
+        t2 = time.perf_counter()
+        raw = self.detector.infer(blob)
+        stages["inference"] = (time.perf_counter() - t2) * 1e3
+        return _Work(frame, raw, meta, None, stages, latency_ms)
+
+    def _finish(self, work: _Work) -> None:
+        """Postprocess, draw, write to every sink, and account for one frame."""
+        stages = work.stages
+        dets = work.dets
+        if dets is None:
+            t = time.perf_counter()
+            dets = self.detector.postprocess(work.raw, work.meta)
+            stages["postprocess"] = (time.perf_counter() - t) * 1e3
+        n = self._done
+        t2 = time.perf_counter()
+        stats = self._live_stats(n, len(dets), work.latency_ms)
+        annotated = None
+        if self._draw_fn is not None:
+            annotated = self._draw_fn(work.frame.image, dets)      # draw_detections returns a copy
+            if self.overlay:
+                draw_overlay(annotated, stats)
+        t3 = time.perf_counter()
+        stages["draw"] = (t3 - t2) * 1e3
+        stages["output"] = self._last_output_ms       # this frame's output time is known only after
+        frame = work.frame
+        result = FrameResult(n, frame.position, frame.image, dets, stages, stats,
+                             time.time() - (time.perf_counter() - frame.captured_at), annotated)
+        for s in self.sinks:
+            s.write(result)
+        self._last_output_ms = stages["output"] = (time.perf_counter() - t3) * 1e3
+        self.times.add(stages)
+        self._latency_sum += work.latency_ms
+        self._done += 1
+        self.meter.tick()
+        if any(s.stop_requested for s in self.sinks):
+            self.stop("window")
+        if time.perf_counter() >= self._next_log:
+            self._next_log += self.log_every or float("inf")
+            self.logger(self._log_line(self._done))
+
+    def _output_loop(self, q: queue.Queue) -> None:
+        """The output thread (overlap mode): finish frames in order until the None sentinel."""
+        try:
+            while (work := q.get()) is not None:
+                self._finish(work)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run() on the caller's thread
+            self._out_error = e
+            self.stop("error")
+            while q.get() is not None:      # keep draining so the producer never blocks
+                pass
+
+    def _hand_over(self, q: queue.Queue, item: _Work | None, worker: threading.Thread) -> None:
+        """Blocking put into the bounded hand-off queue that gives up if the output thread died."""
+        while True:
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if not worker.is_alive():
+                    return
+
     def run(self) -> PipelineSummary:
         """Process frames until the source ends, a limit is reached, or `stop` / Ctrl-C."""
         need_image = any(s.needs_image for s in self.sinks)
-        draw = (self._draw or _default_draw()) if need_image else None
+        self._draw_fn = (self._draw or _default_draw()) if need_image else None
+        # Windows must be driven from the thread that created them: no output thread with --show.
+        overlap = self.overlap and not any(isinstance(s, WindowSink) for s in self.sinks)
         throttle = Throttle(self.max_fps)
+        latest = self.source.live if self.latest_only is None else self.latest_only
+        prepare = self._prepare if (overlap and self._staged and not latest) else None
         self.capture = CaptureThread(self.source, self.buffer_size, self.latest_only,
-                                     max_reconnects=self.max_reconnects)
+                                     max_reconnects=self.max_reconnects, prepare=prepare)
         self.capture.start()
         info = self.source.info
         for s in self.sinks:
@@ -186,8 +289,11 @@ class Pipeline:
                 s.fps = (info.fps if not self.source.live and info.fps else None) or self.max_fps or info.fps or 25.0
         opened: list[Sink] = []
         old_handler = None
-        latency_sum = 0.0
-        n = 0
+        self._done, self._latency_sum, self._last_output_ms = 0, 0.0, 0.0
+        self._out_error = None
+        handoff: queue.Queue = queue.Queue(maxsize=2)
+        worker = threading.Thread(target=self._output_loop, args=(handoff,), name="pipeline-output", daemon=True)
+        submitted = 0
         t_start = time.perf_counter()
         try:
             for s in self.sinks:
@@ -198,11 +304,13 @@ class Pipeline:
                 if isinstance(s, WebSink):
                     self.logger(f"live view: {s.url}")
             old_handler = self._install_sigint()
+            if overlap:
+                worker.start()
             t_start = time.perf_counter()
-            next_log = t_start + (self.log_every or float("inf"))
-            last_output_ms = 0.0
+            throttle.start(t_start)
+            self._next_log = t_start + (self.log_every or float("inf"))
             while not self._stop.is_set():
-                if self.max_frames is not None and n >= self.max_frames:
+                if self.max_frames is not None and submitted >= self.max_frames:
                     self._stopped_by = "max_frames"
                     break
                 if self.duration is not None and time.perf_counter() - t_start >= self.duration:
@@ -212,44 +320,24 @@ class Pipeline:
                 try:
                     frame = self.capture.get(timeout=0.25)
                 except TimeoutError:
-                    continue        # nothing yet (slow camera / reconnecting): re-check the limits
+                    throttle.reset()   # nothing yet (slow camera / reconnecting): re-check the limits
+                    continue
                 if frame is None:
                     self._stopped_by = "end"
                     break
-                t1 = time.perf_counter()
-                latency_ms = (t1 - frame.captured_at) * 1e3
-                dets, det_ms = self._detect(frame.image)
-                t2 = time.perf_counter()
-                stages = {"capture": (t1 - t0) * 1e3, **det_ms}
-                stats = self._live_stats(n, len(dets), latency_ms)
-                annotated = None
-                if draw is not None:
-                    annotated = draw(frame.image, dets)      # draw_detections returns a copy
-                    if self.overlay:
-                        draw_overlay(annotated, stats)
-                t3 = time.perf_counter()
-                stages["draw"] = (t3 - t2) * 1e3
-                stages["output"] = last_output_ms     # this frame's output time is known only after
-                result = FrameResult(frame.index, frame.position, frame.image, dets, stages, stats,
-                                     time.time() - (time.perf_counter() - frame.captured_at), annotated)
-                for s in self.sinks:
-                    s.write(result)
-                t4 = time.perf_counter()
-                last_output_ms = (t4 - t3) * 1e3
-                stages["output"] = last_output_ms
-                self.times.add(stages)
-                latency_sum += latency_ms
-                n += 1
-                if any(s.stop_requested for s in self.sinks):
-                    self.stop("window")
+                work = self._infer(frame, t0)
+                submitted += 1
+                if overlap:
+                    self._hand_over(handoff, work, worker)
+                else:
+                    self._finish(work)
                 throttle.wait()
-                self.meter.tick()
-                if time.perf_counter() >= next_log:
-                    next_log += self.log_every or float("inf")
-                    self.logger(self._log_line(n))
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
+            if worker.is_alive():                   # let the output thread finish what it was given
+                self._hand_over(handoff, None, worker)
+                worker.join(30)
             t_end = time.perf_counter()
             self.capture.stop()
             errors = []
@@ -258,17 +346,21 @@ class Pipeline:
                     s.close()
                 except Exception as e:  # noqa: BLE001 - close every sink, report after
                     errors.append(e)
+            if self._out_error is not None:
+                raise self._out_error
             if errors:
                 raise errors[0]
+        n = self._done
         seconds = max(t_end - t_start, 1e-9)
         cs = self.capture.stats
         mean = self.times.mean()
         summary = PipelineSummary(
             frames=n, seconds=seconds, fps=n / seconds if n else 0.0, max_fps=self.max_fps,
             stages_ms=mean, stages_p95_ms=self.times.percentile(95), frame_ms=sum(mean.values()),
-            latency_ms=latency_sum / n if n else 0.0, captured=cs.captured, dropped=cs.dropped,
+            latency_ms=self._latency_sum / n if n else 0.0, captured=cs.captured, dropped=cs.dropped,
             reconnects=cs.reconnects, max_buffered=cs.max_buffered, buffer_bound=self.capture.bound,
-            stopped_by=self._stopped_by, source=info.to_dict(), outputs=_outputs(self.sinks))
+            stopped_by=self._stopped_by, source=info.to_dict(), outputs=_outputs(self.sinks),
+            overlap=overlap)
         self.stats = self._live_stats(max(n - 1, 0), 0, 0.0) | {"running": False}
         return summary
 

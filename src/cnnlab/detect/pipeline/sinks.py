@@ -28,8 +28,8 @@ log = logging.getLogger("cnnlab.stream")
 class FrameResult:
     """Everything the pipeline knows about one processed frame."""
 
-    index: int                       # running frame number (0-based)
-    position: int                    # frame number / image index in the source
+    index: int                       # processed-frame number (0-based, no gaps)
+    position: int                    # frame number / image index in the source (gaps: dropped frames)
     image: np.ndarray                # the captured frame (BGR)
     detections: Detections
     stages_ms: dict[str, float]      # this frame's stage times (output: the previous frame's)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -284,9 +285,13 @@ class CaptureThread:
     """
 
     def __init__(self, source: FrameSource, buffer_size: int = 4, latest_only: bool | None = None,
-                 backoff: tuple[float, float] = (0.5, 10.0), max_reconnects: int | None = None) -> None:
+                 backoff: tuple[float, float] = (0.5, 10.0), max_reconnects: int | None = None,
+                 prepare: Callable[[np.ndarray], Any] | None = None) -> None:
         self.source = source
         self.latest_only = source.live if latest_only is None else latest_only
+        # Work done on every frame before buffering (result in frame.meta["prepared"]); only for
+        # sources that hand over every frame, so no work is spent on frames that would be dropped.
+        self.prepare = None if self.latest_only else prepare
         self.bound = 1 if self.latest_only else max(1, int(buffer_size))
         self.backoff = backoff
         self.max_reconnects = max_reconnects
@@ -329,6 +334,8 @@ class CaptureThread:
         pos = getattr(self.source, "position", self._position)
         self._position += 1
         frame = Frame(self.stats.captured, image, time.perf_counter(), int(pos))
+        if self.prepare is not None:
+            frame.meta["prepared"] = self.prepare(image)
         with self._cond:
             if self.latest_only:
                 if self._buf:

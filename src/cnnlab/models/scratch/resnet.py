@@ -62,7 +62,7 @@ class ResNet(nn.Module):
         self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
         cin = 64
         stages = []
-        for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers)):
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             blocks = []
             for j in range(n):
                 blocks.append(block(cin, width, stride=2 if (i > 0 and j == 0) else 1))
@@ -74,6 +74,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(drop_rate)
+        self.num_features = cin  # channels reaching the head (timm's convention)
         self.fc = nn.Linear(cin, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

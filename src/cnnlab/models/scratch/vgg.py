@@ -45,6 +45,7 @@ class VGG(nn.Module):
                 layers.append(nn.Dropout(conv_drop_rate))
             cin = v
         self.features = nn.Sequential(*layers)
+        self.num_features = cin  # channels reaching the head (timm's convention)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(drop_rate)
