@@ -58,7 +58,7 @@ def run_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
 
     target, course, cfg = RUNS[key]
     cfg = dict(cfg, project=args.project, name=key + ("_quick" if args.quick else ""), exist_ok=True,
-               seed=args.seed, verbose=args.verbose, data_dir=args.data_dir)
+               seed=args.seed, verbose=args.verbose, data_dir=args.data_dir, threads=args.threads)
     if args.quick:
         cfg.update(epochs=1, subset=2000)
     if args.epochs:
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="data root (default $CNNLAB_DATA)")
     p.add_argument("--project", default=str(REPO / "runs" / "bench"))
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--write", action="store_true", help="write docs/benchmarks.md even with --quick")
     args = p.parse_args(argv)
 

@@ -133,6 +133,7 @@ def test_offline_message_is_one_line(tmp_path, net_guard, cli):
     assert "\n" not in msg and "could not be downloaded" in msg
     assert str(tmp_path / "fashion-mnist" / "train-images-idx3-ubyte.gz") in msg
     assert net_guard, "the official address was tried (and blocked)"
+    assert not (tmp_path / "fashion-mnist").exists()  # no empty folder left behind
     code, _, err = cli("datasets", "download", "cifar10", "--data-dir", tmp_path)
     assert code == 2 and "cifar-10-python.tar.gz" in err and "Traceback" not in err
 
@@ -147,3 +148,15 @@ def test_local_files_never_touch_the_network(tmp_path, net_guard, monkeypatch):
         load_dataset("mnist", "test", data_dir=tmp_path, download=True)
         load_dataset("digits", download=True)
     assert net_guard == []
+
+
+def test_read_only_data_root_is_not_written(tmp_path, net_guard):
+    root = tmp_path / "shared"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        with pytest.raises(DataError, match="not writable"):
+            load_dataset("cifar100", data_dir=root, download=True, quiet=True)
+        assert list(root.iterdir()) == [] and net_guard == []
+    finally:
+        root.chmod(0o755)

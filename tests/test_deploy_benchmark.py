@@ -110,3 +110,15 @@ def test_benchmark_cli(cli, tmp_path):
     assert code == 2 and "--batch" in err
     code, _, err = cli("benchmark", "mnist_cnn", "--runtimes", "tflite")
     assert code == 2 and "unknown runtime" in err
+
+
+@pytest.mark.slow
+def test_real_torch_compile_cell_runs_or_reports():
+    from cnnlab.deploy.benchmark import benchmark
+
+    res = benchmark(tiny(), batch=[1], threads=[1], runtimes="torch,compile", iters=5, input_size="1x8x8")
+    row = res.rows[-1]
+    assert row["runtime"] == "compile"
+    assert row["status"] == "ok" or row["status"].startswith("error:")
+    if row["status"] == "ok":
+        assert row["iters"] == 5 and row["vs_torch"] > 0

@@ -157,7 +157,7 @@ def test_map_equals_direct_pycocotools(tmp_path):
     assert 0.2 < ev.stats[1] < 0.95  # a non-trivial case
     assert r["mAP50_95"] == pytest.approx(ev.stats[0], abs=1e-9)
     assert r["mAP50"] == pytest.approx(ev.stats[1], abs=1e-9)
-    assert list(r["coco_stats"].values()) == pytest.approx([max(v, 0) for v in ev.stats], abs=1e-9)
+    assert [v if v is not None else -1 for v in r["coco_stats"].values()] == pytest.approx(ev.stats, abs=1e-9)
     for k, n in enumerate(names):
         p = ev.eval["precision"][:, :, k, 0, -1]
         if n in r["per_class"]:
@@ -323,3 +323,18 @@ def test_yolo_fastest_on_coco128_subset(shared_data):
     r = detect_eval(ds, detector=det, save=False, verbose=False)
     assert 0.2 < r["mAP50"] <= 1.0 and 0.05 < r["mAP50_95"] < r["mAP50"]
     assert r["images"] == 24 and set(r["speed_ms"]) >= {"preprocess", "inference", "postprocess"}
+
+
+def test_detect_eval_takes_the_model_names_when_the_data_has_none(tmp_path):
+    ds = _dataset(tmp_path)
+    unnamed = load_detection_data(tmp_path / "images", warn=False)
+    assert unnamed.names_inferred and unnamed.names == ["0", "1"]
+    _, preds = _hand_case()
+
+    def detector(image_bgr):
+        return preds[0] if image_bgr.shape[0] == 200 else Detections.empty(["a", "b"])
+
+    detector.names = ["a", "b"]
+    r = detect_eval(unnamed, detector=detector, save=False, verbose=False)
+    assert set(r["per_class"]) == {"a", "b"} and r["mAP50"] == pytest.approx(278 / 303)
+    assert unnamed.names == ["0", "1"] and ds.names == ["a", "b"]  # the caller's dataset is untouched

@@ -125,3 +125,23 @@ def test_sweep_bad_input(tmp_path):
         run_sweep(tmp_path / "missing", RectDetector, project=tmp_path, progress=False)
     with pytest.raises(UserError, match="limit"):
         run_sweep(images, RectDetector, limit=0, names=["box"], project=tmp_path, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_sweep_yolo_fastest_on_coco128(shared_data, tmp_path):
+    from cnnlab.detect.detector import Detector
+
+    images = shared_data("coco128/images/train2017")
+    yolo = shared_data("yolo")
+
+    def factory(size):
+        return Detector(cfg=yolo / "yolo-fastest-1.1-xl.cfg", weights=yolo / "yolo-fastest-1.1-xl.weights",
+                        names=yolo / "coco.names", backend="opencv", imgsz=size, conf=0.001)
+
+    with pytest.warns(UserWarning, match="no image"):      # coco128 has 2 label files without image
+        res = run_sweep(images, factory, captures=[(640, 480)], sizes=[320], fps=[100], limit=12,
+                        names=yolo / "coco.names", project=tmp_path, progress=False)
+    (row,) = res.rows
+    assert row["frames"] == 12
+    assert 0.1 < row["mAP50"] <= 1.0 and row["mAP50_95"] < row["mAP50"]

@@ -8,6 +8,7 @@ official addresses. Nothing here runs unless a file is missing and a download wa
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -75,10 +76,10 @@ def download_file(urls: Sequence[str], dest: str | os.PathLike, md5: str | None,
             return dest
         except _ChecksumMismatch as e:
             checksum_error = str(e)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
             code = getattr(e, "code", None)
-            errors.append(f"{url}: {f'HTTP {code}' if code else reason}")
+            errors.append(f"{url}: {f'HTTP {code}' if code else reason or type(e).__name__}")
     if checksum_error:
         raise DataError(checksum_error)
     raise DownloadFailed("; ".join(errors) if errors else "no download address")
@@ -106,6 +107,7 @@ def _fetch(url: str, dest: Path, md5: str | None, quiet: bool) -> None:
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
                             TransferSpeedColumn(), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True, disable=quiet)
+        # the destination folder is only created once the server has answered
         with progress, atomic_path(dest) as tmp, open(tmp, "wb") as out:
             task = progress.add_task(f"download {dest.name}", total=int(total) if total else None)
             while chunk := resp.read(_CHUNK):

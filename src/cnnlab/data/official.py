@@ -64,21 +64,22 @@ def ensure_files(source: OfficialSource, data_dir: str | os.PathLike | None, dow
         raise DataError(f"{source.name}: {missing[0].name} not found under {root} "
                         f"({_looked(source, root)}); put the official file at {target / missing[0].name} "
                         f"or allow a download")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{source.name}: {missing[0].name} is missing and {target} is not writable "
-                        f"({e.strerror or e}); put the official file there or use another --data-dir") from None
-    if not os.access(target, os.W_OK):
-        raise DataError(f"{source.name}: {missing[0].name} is missing and {target} is not writable; "
-                        f"put the official file there or use another --data-dir")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not os.access(existing, os.W_OK) or not existing.stat().st_mode & 0o222:  # read-only, even for root
+        raise DataError(f"{source.name}: {missing[0].name} is missing and {existing} is not writable; "
+                        f"put the official file at {target / missing[0].name} or use another --data-dir")
+    created = not target.exists()
     for remote in missing:
         try:
             download_file(candidate_urls(remote, source.folder, mirrors), target / remote.name, remote.md5,
                           quiet=quiet)
-        except DownloadFailed as e:
-            raise DataError(f"{source.name}: {remote.name} is missing and could not be downloaded ({e}); "
-                            f"put the official file at {target / remote.name}") from None
+        except (DownloadFailed, DataError) as e:
+            if created and target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # leave no empty folder behind
+            if isinstance(e, DownloadFailed):
+                raise DataError(f"{source.name}: {remote.name} is missing and could not be downloaded ({e}); "
+                                f"put the official file at {target / remote.name}") from None
+            raise
     files = source.find(root)
     if files is None:  # pragma: no cover - downloaded files are always found
         raise DataError(f"{source.name}: files still missing after download in {target}")

@@ -145,12 +145,12 @@ def load_torch_source(source: Any, **options: Any) -> TorchSource:
     if isinstance(source, torch.nn.Module):
         return from_module(source, **options)
     p = Path(str(source))
-    if p.is_dir() or (p.is_file() and p.suffix in (".pt", ".pth", ".ckpt")):
-        if p.is_file() and is_torchscript(p):
-            raise UserError(f"{p} is a TorchScript file; export from the run folder or checkpoint instead")
-        return from_run(p)
-    if p.suffix == ".onnx":
+    if p.suffix.lower() == ".onnx":
         raise UserError(f"{p} is already an ONNX model; export needs a run folder, checkpoint or model name")
+    if p.is_file() and is_torchscript(p):
+        raise UserError(f"{p} is a TorchScript file; export from the run folder or checkpoint instead")
+    if p.is_dir() or p.is_file():
+        return from_run(p)
     if p.suffix or os.sep in str(source):
         raise UserError(f"not found: {source} (expected a run folder, a checkpoint or a model name)")
     return from_registry(str(source), **{k: v for k, v in options.items()

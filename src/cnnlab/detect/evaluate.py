@@ -96,7 +96,8 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
         "detections": int(sum(len(p) for p in preds.values())),
         "ignored_detections": dropped,
         "per_class": per_class,
-        "coco_stats": dict(zip(COCO_STAT_NAMES, [max(v, 0.0) if has_gt else 0.0 for v in stats], strict=True)),
+        # COCO's -1 (no ground truth in that area range) becomes None (null in metrics.json)
+        "coco_stats": dict(zip(COCO_STAT_NAMES, [v if v >= 0 else None for v in stats], strict=True)),
         "coco_summary": summary,
         "pr_curve": {"recall": rec_thrs.tolist(), "precision": pr, "mean": mean_pr},
         "conf_curves": {"conf": curves["x"].tolist(),
@@ -468,10 +469,13 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
             detector = Detector(cfg=cfg, weights=weights, model=model, names=det_names, backend=backend,
                                 imgsz=imgsz, conf=conf, iou=iou, device=device)
             source = f"{backend}:{model or cfg}"
-        if ds.names_inferred and getattr(detector, "names", None):
-            ds.names = list(detector.names)
-            ds.category_ids = []
-            ds.__post_init__()
+        if ds.names_inferred and getattr(detector, "names", None):  # label ids are the model's ids
+            import dataclasses
+
+            from cnnlab.detect.data import default_category_ids
+
+            ds = dataclasses.replace(ds, names=list(detector.names), names_inferred=False,
+                                     category_ids=default_category_ids(list(detector.names)))
         preds, speed, w = run_detector(detector, ds, verbose=verbose)
         warns += w
     result = evaluate_detections(ds.samples, preds, ds.names, max_det=max_det)

@@ -131,6 +131,11 @@ class Pipeline:
         self.stats: dict[str, Any] = {}
         self._stop = threading.Event()
         self._stopped_by = "end"
+        # per-run state, reset by run(); written by whichever thread finishes frames
+        self._done, self._latency_sum, self._last_output_ms = 0, 0.0, 0.0
+        self._next_log = float("inf")
+        self._draw_fn: Callable[[np.ndarray, Any], np.ndarray] | None = None
+        self._out_error: BaseException | None = None
         self._staged = all(callable(getattr(detector, m, None)) for m in ("preprocess", "infer", "postprocess"))
 
     # -- control ----------------------------------------------------------------------------------
@@ -304,11 +309,11 @@ class Pipeline:
                 if isinstance(s, WebSink):
                     self.logger(f"live view: {s.url}")
             old_handler = self._install_sigint()
-            if overlap:
-                worker.start()
             t_start = time.perf_counter()
             throttle.start(t_start)
             self._next_log = t_start + (self.log_every or float("inf"))
+            if overlap:
+                worker.start()
             while not self._stop.is_set():
                 if self.max_frames is not None and submitted >= self.max_frames:
                     self._stopped_by = "max_frames"
