@@ -1,7 +1,7 @@
 """Real-time pipeline vs pure inference vs the course's sequential loop, on the shared pedestrian video
 with Yolo-Fastest. Writes the `stream_fps` section of docs/benchmarks.md.
 
-    nice -n 10 .venv/bin/python benchmarks/stream_fps.py [--frames 120] [--backend opencv] [--imgsz 320]
+    nice -n 10 .venv/bin/python benchmarks/stream_fps.py [--frames 50] [--rounds 4] [--backend opencv]
 
 Variants (same first N frames of the video, each run ``--rounds`` times interleaved; median kept):
 - inference only: ``detector.infer`` on blobs prepared in advance (the model's pure rate);
@@ -98,8 +98,8 @@ def bench_course_loop(det, video: Path, n: int, fps_setting: float | None) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=120)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--backend", default="opencv")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--fps-setting", type=float, default=24.0)
@@ -118,7 +118,7 @@ def main() -> None:
     n = len(frames)
     fs = args.fps_setting
     runs: dict[str, list[float]] = {}
-    stages: dict[str, dict] = {}
+    stages: dict[str, list[dict]] = {}
 
     variants = {
         "inference only (model)": lambda: bench_inference(det, blobs),
@@ -144,8 +144,9 @@ def main() -> None:
              "vs inference only": f"{100 * (v / pure - 1):+.1f} %"} for k, v in fps.items()]
     table = markdown_table(rows)
     print(table)
-    st = dict(stages["out"])
-    busy, busy_plain, busy_seq = st.pop("busy"), stages["plain"]["busy"], stages["seq"]["busy"]
+    st = _median_stages(stages["out"])
+    busy, busy_plain, busy_seq = st.pop("busy"), _median_stages(stages["plain"])["busy"], \
+        _median_stages(stages["seq"])["busy"]
     stage_line = ", ".join(f"{k} {v:.1f}" for k, v in st.items())
     plain = fps["pipeline, no outputs"]
     out = fps["pipeline, draw + overlay + JSONL"]
@@ -159,12 +160,13 @@ The machine is shared (2 cores, other jobs running), so absolute rates move betw
 {table}
 - Pipeline vs the model's pure inference rate (separate runs): **{100 * (plain / pure - 1):+.1f} %** without
   outputs, **{100 * (out / pure - 1):+.1f} %** with drawing, overlay and JSON lines (aim: no worse than -5 %).
-- Within the same run (immune to the machine's changing load): the model was busy inferring
+- Within the same run (robust to the machine's changing load; median over the rounds): the model was busy inferring
   **{100 * busy_plain:.1f} %** of the wall time without outputs, **{100 * busy:.1f} %** with outputs (overlapped),
   **{100 * busy_seq:.1f} %** with `--no-overlap`; the rest is what the pipeline adds (100 % = pure inference rate).
   Decoding and preprocessing run on the capture thread, post-processing, drawing and the sinks on the
   output thread, all overlapped with inference.
-- Pipeline stage means with outputs (ms, work per frame; overlapped stages may sum to more than 1/FPS):
+- Pipeline stage means with outputs (ms, median over the rounds; work per frame, so overlapped stages may sum
+  to more than 1/FPS):
   {stage_line}.
 - The course's "FPS {fs:g}" setting was a fixed {int(1000 / fs)} ms delay after the work: it achieved
   **{course_set:.1f} FPS**. The pipeline's `--max-fps {fs:g}` sleeps only what is left of each period and achieved
@@ -174,8 +176,12 @@ The machine is shared (2 cores, other jobs running), so absolute rates move betw
 
 
 def _keep(store: dict, key: str, result: tuple[float, dict]) -> float:
-    store[key] = result[1]
+    store.setdefault(key, []).append(result[1])
     return result[0]
+
+
+def _median_stages(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 if __name__ == "__main__":

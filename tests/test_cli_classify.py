@@ -71,6 +71,9 @@ def test_cli_resume_matches_uninterrupted(cli, tmp_path):
 def test_bad_input_is_one_line_exit_2(cli, tmp_path):
     line = one_line_error(*_code_err(cli("train", "--model", "lenet6", "--dataset", "digits")))
     assert "lenet5" in line  # close match suggested
+    line = one_line_error(*_code_err(cli("train", *FAST, "--optimizer", "adan")))
+    assert "did you mean adam" in line
+    assert not (tmp_path / "runs" / "classify").exists()  # refused before a run folder was made
 
     (tmp_path / "bad.yaml").write_text("epochs: 1\nlearning_rate: 0.1\n")
     line = one_line_error(*_code_err(cli("train", "--config", "bad.yaml")))

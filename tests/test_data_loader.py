@@ -78,6 +78,9 @@ def test_digits_end_to_end_and_bad_input():
     assert x.shape == (64, 1, 8, 8) and y.shape == (64,)
     with pytest.raises(UserError, match="batch size"):
         make_loader(train, 0, shuffle=True)
+    from cnnlab.data.registry import get_entry
+
+    assert get_entry("CIFAR-10").name == "cifar10" and get_entry("FashionMNIST").name == "fashion_mnist"
     with pytest.raises(UserError, match="unknown dataset 'mnits'; did you mean mnist"):
         load_dataset("mnits")
     with pytest.raises(UserError, match="splits train, test"):

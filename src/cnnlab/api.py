@@ -33,6 +33,7 @@ from cnnlab.train.callbacks import (
 )
 from cnnlab.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint
 from cnnlab.train.metrics import confusion_report, plot_confusion, plot_curves
+from cnnlab.train.optim import check_config
 from cnnlab.train.trainer import Trainer, evaluate_model, resolve_device, seed_everything
 
 # options that may change when resuming a run (anything else must match the original run)
@@ -128,7 +129,9 @@ def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None,
         cfg = TrainConfig.from_yaml(config)
     else:
         raise UserError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
-    return cfg.replace(**overrides) if overrides else cfg
+    cfg = cfg.replace(**overrides) if overrides else cfg
+    cfg.validate()
+    return cfg
 
 
 # -----------------------------------------------------------------------------------------------
@@ -257,6 +260,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
 
 def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks: Sequence[Callback]) -> TrainResult:
     device = resolve_device(cfg.device)
+    check_config(cfg)
     if cfg.tensorboard:
         TensorBoard.check_available()
     seed_everything(cfg.seed, cfg.deterministic)

@@ -55,6 +55,9 @@ def get_entry(name: str) -> DatasetEntry:
     key = str(name).strip().lower().replace("-", "_")
     if key in _REGISTRY:
         return _REGISTRY[key]
+    for entry in _REGISTRY.values():  # cifar_10, fashionmnist, ...
+        if entry.name.replace("_", "") == key.replace("_", ""):
+            return entry
     close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(list_datasets())}"
     raise UserError(f"unknown dataset {name!r}{hint}")

@@ -193,7 +193,7 @@ def load_spec(spec: str | Path | Mapping[str, Any] | CompareSpec) -> CompareSpec
     """A spec from a YAML file, a mapping or an already parsed :class:`CompareSpec`."""
     if isinstance(spec, CompareSpec):
         return spec
-    if isinstance(spec, Mapping) or isinstance(spec, list):
+    if isinstance(spec, (Mapping, list)):
         return parse_spec(spec)
     from cnnlab.io import read_yaml
 

@@ -167,6 +167,17 @@ def list_schedules() -> list[str]:
     return sorted(SCHEDULES)
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Fail fast (before a run folder exists) on an unknown optimiser or schedule name."""
+    if cfg.optimizer.lower() not in OPTIMIZERS:
+        raise UserError(_unknown("optimizer", cfg.optimizer, OPTIMIZERS))
+    if cfg.schedule.lower() not in SCHEDULES:
+        raise UserError(_unknown("schedule", cfg.schedule, SCHEDULES))
+    if cfg.schedule.lower() == "piecewise" and not cfg.boundaries:
+        raise UserError("schedule piecewise needs boundaries, e.g. --boundaries [10000,25000,40000] "
+                        "--boundary-unit steps")
+
+
 def monitor_mode(monitor: str) -> str:
     """``max`` for accuracies, ``min`` for losses (Keras' mode='auto')."""
     return "max" if "acc" in monitor else "min"

@@ -1,0 +1,422 @@
+"""Many models (or one model under several settings) trained with the same data and budget, one table.
+
+    cnnlab compare spec.yaml --name backbones
+    cnnlab.compare("spec.yaml", name="backbones")
+
+The spec (see :mod:`cnnlab.experiments.compare_spec`) holds shared training settings and a list of
+entries. Every entry is trained with ``cnnlab.train`` into its own run folder inside
+``<project>/compare/<name>/`` (``classify/<entry>``), then the folder gets one table as
+``comparison.md``, ``comparison.csv`` and ``comparison.html`` (parameters, FLOPs, train / validation /
+test accuracy and loss, top-5, training and evaluation time, images/s) and ``curves.png`` with every
+entry's validation-accuracy curve (by epoch and by training time).
+
+A failing entry is reported in the table (status + one-line reason) and the others go on. Running the
+same spec again skips the entries already done, resumes a half-finished one from its ``last.pt`` and
+retries failed ones; an entry whose settings changed is trained again.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import UserError
+from cnnlab.experiments.compare_spec import CompareSpec, Entry, fingerprint, load_spec
+from cnnlab.io import atomic_path, atomic_write_text, read_json, write_json, write_yaml
+from cnnlab.train.callbacks import Callback
+
+KIND = "cnnlab.compare"
+RESULTS = "results.json"
+SPEC_FILE = "compare.yaml"
+SUMMARY = "summary.json"
+TABLE = "comparison"
+CURVES = "curves.png"
+ENTRY_TASK = "classify"   # cnnlab.train puts each entry's run in <compare folder>/classify/<entry>
+
+COLUMNS = [
+    "entry", "model", "status", "params_trainable", "params_total", "mflops", "epochs",
+    "train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
+    "test_top5_accuracy", "train_time_s", "eval_time_s", "train_images_per_s", "eval_images_per_s",
+    "best", "note",
+]
+COLUMN_HELP = {
+    "params_trainable": "trainable parameters", "params_total": "all parameters",
+    "mflops": "forward FLOPs per image, millions (cnnlab.inspect.summary)",
+    "epochs": "epochs trained", "train_accuracy": "training accuracy of the last epoch",
+    "train_loss": "training loss of the last epoch",
+    "val_accuracy": "validation accuracy at the best epoch", "val_loss": "validation loss at the best epoch",
+    "test_accuracy": "test accuracy of the best checkpoint", "test_loss": "test loss of the best checkpoint",
+    "test_top5_accuracy": "test top-5 accuracy", "train_time_s": "seconds spent in training epochs",
+    "eval_time_s": "seconds to evaluate the test split", "train_images_per_s": "training throughput",
+    "eval_images_per_s": "evaluation throughput", "best": "* = highest test accuracy",
+}
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` returns: the folder, one row per entry, the files written."""
+
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    files: dict[str, Path] = field(default_factory=dict)
+    best: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)   # trained, resumed, skipped, failed
+
+    def __fspath__(self) -> str:
+        return str(self.run_dir)
+
+
+class TimeBudget(Callback):
+    """Stop training once the next epoch would take the run past ``seconds`` of training time.
+
+    Training time is the trainer's ``train_time`` (epochs only, validation excluded), which a resumed
+    run carries over. The first epoch always runs; after that the run stops when the time spent plus
+    the mean epoch time so far would exceed the budget, so no entry gets more than its budget unless
+    a single epoch is longer than the whole budget.
+    """
+
+    def __init__(self, seconds: float):
+        if seconds <= 0:
+            raise UserError(f"time budget must be > 0 seconds, got {seconds}")
+        self.seconds = float(seconds)
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        spent = float(trainer.train_time)
+        done = max(1, len(trainer.history) or epoch)
+        per_epoch = spent / done
+        if epoch < trainer.epochs and spent + per_epoch > self.seconds:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+            trainer.log(f"time budget: stopping after epoch {epoch} ({spent:.1f}s of {self.seconds:.0f}s used)")
+
+
+# -- the comparison -------------------------------------------------------------------------------------
+
+
+def compare(
+    spec: str | Path | Mapping[str, Any] | CompareSpec,
+    *,
+    project: str | Path = "runs",
+    name: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    log: Callable[[str], None] | None = print,
+    **overrides: Any,
+) -> CompareResult:
+    """Train and evaluate every entry of ``spec``; write the table and the curves; resume finished work.
+
+    ``spec`` is a YAML file, a mapping or a CompareSpec. The folder is ``<project>/compare/<name>``
+    (``name``: the argument, else the spec's ``name``, else the spec file's stem, else ``compare``);
+    the same name resumes. ``overrides`` (TrainConfig options) are applied to every entry on top of
+    the spec's shared settings, e.g. ``compare("spec.yaml", epochs=1)``. ``callbacks`` are passed to
+    every entry's training.
+    """
+    from cnnlab.experiments.compare_spec import validate
+    from cnnlab.runs import new_run_dir
+
+    say = log or (lambda _msg: None)
+    sp = load_spec(spec)
+    if overrides:
+        from cnnlab.config import check_keys
+
+        check_keys(overrides, "compare overrides")
+        sp = CompareSpec(sp.entries, {**sp.shared, **overrides}, sp.name, sp.time_budget, sp.description,
+                         sp.source)
+        validate(sp)
+    folder = name or sp.name or (Path(str(spec)).stem if isinstance(spec, (str, Path)) else None) or "compare"
+    run_dir = new_run_dir(project, "compare", str(folder), exist_ok=True)
+    write_yaml(run_dir / SPEC_FILE, sp.to_dict())
+    results: dict[str, Any] = read_json(run_dir / RESULTS) if (run_dir / RESULTS).is_file() else {}
+    counts = {"trained": 0, "resumed": 0, "skipped": 0, "failed": 0}
+    n = len(sp.entries)
+    say(f"comparison {run_dir}: {n} entries" + _settings_text(sp, prefix=", "))
+    for i, entry in enumerate(sp.entries, start=1):
+        outcome = _run_entry(sp, entry, run_dir, results, list(callbacks), say, f"[{i}/{n}]")
+        counts[outcome] += 1
+        write_json(run_dir / RESULTS, results)  # after every entry: an interrupted comparison resumes here
+    return write_outputs(run_dir, sp, results, counts)
+
+
+def _settings_text(sp: CompareSpec, prefix: str = "") -> str:
+    keys = ("dataset", "subset", "epochs", "batch", "optimizer", "lr", "seed")
+    parts = [f"{k} {sp.shared[k]}" for k in keys if k in sp.shared]
+    if sp.time_budget:
+        parts.append(f"time budget {sp.time_budget:g}s per entry")
+    return (prefix + ", ".join(parts)) if parts else ""
+
+
+def entry_dir(run_dir: Path, entry: Entry) -> Path:
+    """Where ``entry``'s own run folder lives inside the comparison folder."""
+    return Path(run_dir) / ENTRY_TASK / entry.slug
+
+
+def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, Any],
+               callbacks: list[Callback], say: Callable[[str], None], tag: str) -> str:
+    """Train (or skip, or resume) one entry and store its record in ``results``; returns the outcome."""
+    import cnnlab.api as api
+    from cnnlab.experiments.runner import normalise_config
+
+    config = normalise_config(sp.entry_config(entry))
+    budget = sp.budget(entry)
+    fp = fingerprint(config, budget)
+    edir = entry_dir(run_dir, entry)
+    prev = results.get(entry.slug) or {}
+    same = prev.get("fingerprint") == fp
+    if same and prev.get("status") == "done" and (edir / "metrics.json").is_file():
+        say(f"{tag} {entry.name}: already done, skipped")
+        return "skipped"
+
+    resume = same and prev.get("status") == "running" and _resumable(edir, config)
+    config.update(project=str(run_dir), name=entry.slug, exist_ok=True)
+    timer = TimeBudget(budget) if budget else None
+    cbs = ([timer] if timer else []) + callbacks
+    results[entry.slug] = {"name": entry.name, "status": "running", "fingerprint": fp,
+                           "model": config.get("model"), "run_dir": str(edir.relative_to(run_dir)),
+                           "started": _dt.datetime.now().isoformat(timespec="seconds")}
+    write_json(run_dir / RESULTS, results)
+    start = time.perf_counter()
+    try:
+        if resume:
+            say(f"{tag} {entry.name}: resuming {edir}")
+            result = api.train(resume=edir, callbacks=cbs)
+        else:
+            if edir.exists():
+                _remove_entry_dir(run_dir, edir)
+            say(f"{tag} {entry.name}: training ({config.get('model')})")
+            result = api.train(config, callbacks=cbs)
+    except Exception as e:  # one entry's failure must not stop the comparison
+        reason = one_line(e)
+        say(f"{tag} {entry.name}: failed: {reason}")
+        results[entry.slug].update(status="failed", reason=reason,
+                                   wall_time_s=round(time.perf_counter() - start, 3))
+        return "failed"
+    record = entry_record(Path(result.run_dir), dict(result.metrics), config, timer)
+    record["wall_time_s"] = round(time.perf_counter() - start, 3)
+    results[entry.slug].update(record, status="done", run_dir=_relative(Path(result.run_dir), run_dir))
+    acc = record.get("test_accuracy", record.get("val_accuracy"))
+    say(f"{tag} {entry.name}: done" + (f", accuracy {acc:.4f}" if isinstance(acc, float) else ""))
+    return "resumed" if resume else "trained"
+
+
+def one_line(e: BaseException, limit: int = 240) -> str:
+    """The first line of an exception's message (with its type unless it is a UserError)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if not isinstance(e, UserError):
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
+    """True when ``edir`` holds an interrupted run that can continue (last.pt before the last epoch)."""
+    from cnnlab.io import torch_load_safe
+
+    last = edir / "weights" / "last.pt"
+    if not last.is_file() or (edir / "metrics.json").is_file():
+        return False
+    try:
+        ckpt = torch_load_safe(last)
+    except UserError:
+        return False
+    return int(ckpt.get("epoch", 0)) < int(config.get("epochs", 10))
+
+
+def _remove_entry_dir(run_dir: Path, edir: Path) -> None:
+    """Delete an entry's stale run folder (only ever a folder inside the comparison folder)."""
+    root, target = run_dir.resolve(), edir.resolve()
+    if target == root or root not in target.parents:
+        raise UserError(f"refusing to delete {edir}: not inside {run_dir}")
+    shutil.rmtree(target)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],
+                 timer: TimeBudget | None = None) -> dict[str, Any]:
+    """The table values of a finished entry: metrics.json figures plus FLOPs and evaluation time."""
+    trainable = metrics.get("params_trainable")
+    frozen = metrics.get("params_non_trainable") or 0
+    split = "test" if isinstance(metrics.get("test"), Mapping) else "val"
+    ev = metrics.get(split) if isinstance(metrics.get(split), Mapping) else {}
+    images, ips = ev.get("images"), ev.get("images_per_s")
+    record: dict[str, Any] = {
+        "model": metrics.get("model") or config.get("model"),
+        "params_trainable": trainable,
+        "params_total": None if trainable is None else int(trainable) + int(frozen),
+        "epochs": metrics.get("epochs"),
+        "epochs_planned": config.get("epochs"),
+        "train_accuracy": metrics.get("accuracy"), "train_loss": metrics.get("loss"),
+        "val_accuracy": metrics.get("val_accuracy"), "val_loss": metrics.get("val_loss"),
+        "test_accuracy": metrics.get("test_accuracy"), "test_loss": metrics.get("test_loss"),
+        "test_top5_accuracy": metrics.get("test_top5_accuracy"),
+        "train_time_s": metrics.get("train_time_s"),
+        "train_images_per_s": metrics.get("images_per_s"),
+        "eval_split": split if ev else None,
+        "eval_time_s": round(images / ips, 4) if images and ips and math.isfinite(ips) and ips > 0 else None,
+        "eval_images_per_s": ips,
+    }
+    notes = []
+    if timer is not None and timer.stopped_epoch is not None:
+        notes.append(f"time budget {timer.seconds:g}s reached after {timer.stopped_epoch} of "
+                     f"{config.get('epochs')} epochs")
+    try:
+        from cnnlab.inspect.summary import summary
+
+        record["flops"] = int(summary(edir).flops)
+        record["mflops"] = record["flops"] / 1e6
+    except Exception as e:  # FLOPs are a nice-to-have; a model the counter cannot trace keeps its row
+        record["flops"] = record["mflops"] = None
+        notes.append(f"FLOPs not counted ({one_line(e, 120)})")
+    record["note"] = "; ".join(notes)
+    return record
+
+
+# -- outputs -------------------------------------------------------------------------------------------
+
+
+def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """One row per spec entry (in spec order) and the name of the best finished entry."""
+    rows = []
+    for e in sp.entries:
+        rec = dict(results.get(e.slug) or {})
+        status = rec.get("status", "pending")
+        if status == "running":
+            status = "interrupted"
+        row = {c: rec.get(c) for c in COLUMNS}
+        row.update(entry=e.name, status=status, model=rec.get("model") or sp.entry_config(e).get("model"),
+                   run_dir=rec.get("run_dir"))
+        if status == "failed":
+            row["note"] = rec.get("reason", "")
+        rows.append(row)
+    done = [r for r in rows if r["status"] == "done"]
+    key = "test_accuracy" if any(isinstance(r.get("test_accuracy"), (int, float)) for r in done) else "val_accuracy"
+    scored = [r for r in done if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    best = max(scored, key=lambda r: r[key])["entry"] if scored else None
+    for r in rows:
+        r["best"] = "*" if r["entry"] == best else ""
+    return rows, best
+
+
+def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
+                  counts: dict[str, int] | None = None) -> CompareResult:
+    """Write comparison.md/.csv/.html, curves.png and summary.json from the stored results."""
+    from cnnlab.experiments.report_blocks import esc, html_figure, html_page, html_table
+    from cnnlab.experiments.tables import to_csv, to_markdown
+
+    run_dir = Path(run_dir)
+    rows, best = table_rows(sp, results)
+    files: dict[str, Path] = {}
+    curves = plot_val_curves(run_dir, rows, run_dir / CURVES)
+    if curves is not None:
+        files["curves"] = curves
+    title = f"Comparison {run_dir.name}"
+    settings = _settings_text(sp).strip()
+    legend = "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items())
+
+    files["table_csv"] = atomic_write_text(run_dir / f"{TABLE}.csv", to_csv(rows, COLUMNS + ["run_dir"]))
+    md = [f"# {title}", ""]
+    if settings:
+        md += [f"Shared settings: {settings}.", ""]
+    md += [to_markdown(_md_rows(rows), COLUMNS).rstrip("\n"), "", f"Columns: {legend}.", ""]
+    if curves is not None:
+        md += [f"![validation accuracy of every entry]({CURVES})", ""]
+    files["table_md"] = atomic_write_text(run_dir / f"{TABLE}.md", "\n".join(md))
+    body = [f"<p>{esc('Shared settings: ' + settings)}.</p>" if settings else "",
+            html_table(rows, COLUMNS), f"<p class=\"meta\">{esc('Columns: ' + legend)}.</p>"]
+    if curves is not None:
+        body.append(html_figure(curves, "validation accuracy of every entry, by epoch and by training time"))
+    files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", html_page(title, "\n".join(body)))
+
+    status_counts: dict[str, int] = {}
+    for r in rows:
+        status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
+    write_json(run_dir / SUMMARY, {
+        "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": COLUMNS,
+        "entries": rows, "status": status_counts, "files": {k: p.name for k, p in files.items()},
+        "updated": _dt.datetime.now().isoformat(timespec="seconds"),
+    })
+    return CompareResult(run_dir, rows, files, best, dict(counts or {}))
+
+
+def _md_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for Markdown: one-line notes."""
+    return [{**r, "note": str(r.get("note") or "").replace("\n", " ")} for r in rows]
+
+
+def read_history(run: Path) -> list[dict[str, Any]]:
+    """``history.csv`` of a run as a list of dicts with numbers (empty when absent)."""
+    path = Path(run) / "history.csv"
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out.append({k: _number(v) for k, v in row.items()})
+    return out
+
+
+def _number(text: Any) -> Any:
+    if not isinstance(text, str) or text == "":
+        return None if text == "" else text
+    try:
+        v = float(text)
+    except ValueError:
+        return text
+    return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
+
+
+def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """One figure: every entry's validation accuracy by epoch (left) and by training time (right)."""
+    series = []
+    for r in rows:
+        if r.get("status") != "done" or not r.get("run_dir"):
+            continue
+        hist = read_history(Path(run_dir) / str(r["run_dir"]))
+        key = "val_accuracy" if any(h.get("val_accuracy") is not None for h in hist) else "accuracy"
+        pts = [(h.get("epoch"), h.get(key), h.get("epoch_time")) for h in hist if h.get(key) is not None]
+        if pts:
+            series.append((r["entry"], key, pts))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, key, pts in series:
+        epochs = [p[0] for p in pts]
+        values = [p[1] for p in pts]
+        elapsed, total = [], 0.0
+        for p in pts:
+            total += float(p[2] or 0.0)
+            elapsed.append(total)
+        name = label if key == "val_accuracy" else f"{label} (train)"
+        ax_e.plot(epochs, values, marker="o", ms=3, label=name)
+        ax_t.plot(elapsed, values, marker="o", ms=3, label=name)
+    for ax, xlabel in ((ax_e, "epoch"), (ax_t, "training time (s)")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_e.set_title("validation accuracy by epoch")
+    ax_t.set_title("validation accuracy by training time")
+    ax_t.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
