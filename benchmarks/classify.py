@@ -116,6 +116,29 @@ def run_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def report(rows: list[dict[str, Any]], project: Path, quick: bool = False, threads: int | None = None) -> None:
+    """Merge ``rows`` with earlier runs' rows (so ``--only X`` refreshes X) and write the docs section."""
+    import json
+
+    from cnnlab.io import write_json
+
+    store = project / ("classify_results_quick.json" if quick else "classify_results.json")
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    saved.update({r["run"]: r for r in rows})
+    write_json(store, saved)
+    all_rows = [saved[k] for k in RUNS if k in saved]
+    notes = "\n".join(f"- **{r['run']}**: course figure {r['course']}; run folder `{r['run folder']}`"
+                      for r in all_rows)
+    recipes = "\n".join(f"- `{r['run']}`: `{RUNS[r['run']][2]}`"
+                        + (f" (epochs chosen to fit {BUDGETS[r['run']] // 60} minutes of training)"
+                           if r["run"] in BUDGETS else "") for r in all_rows)
+    body = (f"{markdown_table(all_rows, COLUMNS)}\n{notes}\n\nRecipes (`cnnlab.train` options; test = the "
+            f"official test split, never used for model selection):\n\n{recipes}\n")
+    if threads:
+        body += f"\ntorch CPU threads during training: {threads}\n"
+    write_section("classify", "Classification: textbook figures on real data (CPU)", body)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", action="append", choices=sorted(RUNS), help="run only these (repeatable)")
@@ -131,26 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [run_one(k, args) for k in (args.only or list(RUNS))]
     print(markdown_table(rows, COLUMNS))
-    if args.quick and not args.write:
-        return 0
-    # keep earlier runs' rows so `--only X` refreshes X without dropping the others
-    import json
-
-    store = Path(args.project) / ("classify_results_quick.json" if args.quick else "classify_results.json")
-    saved = json.loads(store.read_text()) if store.is_file() else {}
-    saved.update({r["run"]: r for r in rows})
-    from cnnlab.io import write_json
-
-    write_json(store, saved)
-    all_rows = [saved[k] for k in RUNS if k in saved]
-    notes = "\n".join(f"- **{r['run']}**: course figure {r['course']}; run folder `{r['run folder']}`"
-                      for r in all_rows)
-    recipes = "\n".join(f"- `{r['run']}`: `{RUNS[r['run']][2]}`"
-                        + (f" (epochs chosen to fit {BUDGETS[r['run']] // 60} minutes of training)"
-                           if r["run"] in BUDGETS else "") for r in all_rows)
-    body = (f"{markdown_table(all_rows, COLUMNS)}\n{notes}\n\nRecipes (`cnnlab.train` options; test = the "
-            f"official test split, never used for model selection):\n\n{recipes}\n")
-    write_section("classify", "Classification: textbook figures on real data (CPU)", body)
+    if not args.quick or args.write:
+        report(rows, Path(args.project), args.quick, args.threads)
     return 0
 
 

@@ -34,18 +34,24 @@ def data_root(arg: str | None) -> Path:
 
 
 def measure_fps(detector, images, frames: int, warmup: int = 3) -> dict[str, float]:
-    """Mean ms per stage and frames/s of ``detector`` over ``frames`` images (cycled)."""
+    """Median ms per stage and frames/s (1000 / median ms per frame) over ``frames`` images (cycled).
+
+    Medians, because the machine is shared and a busy neighbour inflates single frames.
+    """
+    import numpy as np
+
     for i in range(warmup):
         detector(images[i % len(images)])
-    totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-    start = time.perf_counter()
+    stages = ("preprocess", "inference", "postprocess")
+    per_frame = {k: [] for k in (*stages, "total")}
     for i in range(frames):
+        t = time.perf_counter()
         det = detector(images[i % len(images)])
-        for k in totals:
-            totals[k] += det.timing[k]
-    wall = time.perf_counter() - start
-    out = {f"{k}_ms": v / frames for k, v in totals.items()}
-    out["fps"] = frames / wall
+        per_frame["total"].append((time.perf_counter() - t) * 1e3)
+        for k in stages:
+            per_frame[k].append(det.timing[k])
+    out = {f"{k}_ms": float(np.median(per_frame[k])) for k in stages}
+    out["fps"] = 1000.0 / float(np.median(per_frame["total"]))
     return out
 
 
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", type=int, default=[320, 416])
     p.add_argument("--frames", type=int, default=30, help="timed frames per configuration")
     p.add_argument("--map-images", type=int, default=0, help="limit the mAP images (0 = all 128)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per backend (1: stable figures on a shared machine)")
     p.add_argument("--no-map", action="store_true")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
@@ -92,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg, weights = yolo / f"{model}.cfg", yolo / f"{model}.weights"
         for backend in args.backends:
             for size in args.sizes:
-                det = Detector(cfg=cfg, weights=weights, names=names, backend=backend, imgsz=size, conf=0.25)
+                det = Detector(cfg=cfg, weights=weights, names=names, backend=backend, imgsz=size, conf=0.25,
+                               threads=args.threads)
                 r = measure_fps(det, images, args.frames)
                 row = {"model": model, "backend": backend, "imgsz": size, **r}
                 speed_rows.append(row)
@@ -100,10 +109,16 @@ def main(argv: list[str] | None = None) -> int:
                               f"(inference {r['inference_ms']:.1f} ms)")
             if not args.no_map:
                 det = Detector(cfg=cfg, weights=weights, names=names, backend=backend, imgsz=None, conf=0.001,
-                               iou=0.45, letterbox=False)
+                               iou=0.45, letterbox=False, threads=args.threads)
                 m = measure_map(det, samples, data_names, images)
-                map_rows.append({"model": model, "backend": backend, "imgsz": det.imgsz[0], **m})
+                map_rows.append({"model": model, "backend": backend, "imgsz": det.imgsz[0], "resize": "plain", **m})
                 console.print(f"{model} {backend} mAP50 {m['mAP50']:.4f} mAP50-95 {m['mAP50_95']:.4f}")
+        if not args.no_map and "onnxruntime" in args.backends:  # the letterbox alternative, once per model
+            det = Detector(cfg=cfg, weights=weights, names=names, backend="onnxruntime", imgsz=None, conf=0.001,
+                           iou=0.45, letterbox=True, threads=args.threads)
+            m = measure_map(det, samples, data_names, images)
+            map_rows.append({"model": model, "backend": "onnxruntime", "imgsz": det.imgsz[0],
+                             "resize": "letterbox", **m})
 
     table = Table(title="detector backends")
     for col in ("model", "backend", "imgsz", "fps", "preprocess_ms", "inference_ms", "postprocess_ms"):
@@ -116,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     body = (
         f"Yolo-Fastest (Darknet weights from the shared data) run by `cnnlab.detect.Detector` with each "
-        f"backend; torch uses {torch.get_num_threads()} threads, OpenCV {cv2.getNumThreads()}, "
-        f"ONNX Runtime its default. Frames/s is the whole `Detector.__call__` (letterbox, inference, "
-        f"decoding + NMS; image decoding and drawing excluded), mean of {args.frames} coco128 images after "
-        "3 warm-up frames, conf 0.25. The machine is shared, so treat the numbers as indicative.\n\n"
+        f"backend, every backend on {args.threads} CPU thread(s) (`threads=`; torch {torch.get_num_threads()}, "
+        f"OpenCV {cv2.getNumThreads()}). Frames/s is the whole `Detector.__call__` (letterbox, inference, "
+        f"decoding + NMS; image decoding and drawing excluded): 1000 / median ms per frame over "
+        f"{args.frames} coco128 images after 3 warm-up frames, conf 0.25; stage columns are medians "
+        "too. The machine is shared (other jobs running), so treat the numbers as indicative.\n\n"
         "### Frames per second\n\n"
         + markdown_table(speed_rows, ["model", "backend", "imgsz", "fps", "preprocess_ms", "inference_ms",
                                       "postprocess_ms"])
@@ -128,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         body += (
             f"\n### mAP on coco128 ({len(samples)} images, {sum(len(s) for s in samples)} boxes)\n\n"
             "Each backend over every image at the model's own input size (cfg [net] width, 320), plain "
-            "resize as Darknet evaluates, conf 0.001, class-aware NMS IoU 0.45, scored by "
+            "resize as Darknet evaluates (one letterbox row for comparison), conf 0.001, class-aware NMS IoU 0.45, scored by "
             "`evaluate_detections` (pycocotools, COCO protocol). The authors report COCO val mAP@0.5 of "
             "34.3 % (1.1-xl) and 24.4 % (1.1); coco128 is a train-set sample, so figures differ.\n\n"
-            + markdown_table(map_rows, ["model", "backend", "imgsz", "mAP50", "mAP50_95"])
+            + markdown_table(map_rows, ["model", "backend", "imgsz", "resize", "mAP50", "mAP50_95"])
         )
     write_section("detect_backends", "Detector backends (Yolo-Fastest, CPU)", body)
     return 0

@@ -43,6 +43,8 @@ def test_train_writes_the_run_folder(tmp_path):
     ev = cnnlab.evaluate(run, json=tmp_path / "ev.json")
     assert ev["accuracy"] == pytest.approx(m["test_accuracy"]) and ev["images"] == 360
     assert (tmp_path / "ev.json").is_file()
+    val = cnnlab.evaluate(d, split="val")  # the run's own validation split, rebuilt from its config
+    assert val["images"] == 144 and val["accuracy"] == pytest.approx(m["val_accuracy"])
     tta = cnnlab.evaluate(d / "weights" / "best.pt", tta=True)
     assert tta["tta"] is True and 0 < tta["accuracy"] <= 1
 

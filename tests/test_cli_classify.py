@@ -110,3 +110,14 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path):
 def _code_err(result):
     code, _, err = result
     return code, err
+
+
+def test_demo_runs_offline_and_reports_the_run_folder(cli, tmp_path):
+    code, out, err = cli("demo", "--project", "tour", "--part", "classification")
+    assert code == 0, err
+    run = tmp_path / "tour" / "classify" / "demo"
+    for f in ("config.yaml", "history.csv", "metrics.json", "weights/best.pt", "curves.png", "confusion.png"):
+        assert (run / f).is_file() and str(run.relative_to(tmp_path) / f) in out.replace("\n", "")
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.9
+    code, _, err = cli("demo", "--part", "no-such-part")
+    assert code == 2 and "no demo part" in err

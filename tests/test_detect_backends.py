@@ -239,3 +239,31 @@ def test_yolo_fastest_backends_agree_on_a_coco128_image(shared_data):
     assert len(ref) >= 2 and "bowl" in {ref.name_of(c) for c in ref.class_ids}
     for backend in ("opencv", "onnxruntime"):
         _same_detections(ref, found[backend], box_tol=0.05, score_tol=1e-3)
+
+
+class _FixedYolov8(torch.nn.Module):
+    """Stands in for a YOLOv8 ONNX export: (1, 4+C, N) with two fixed predictions, 2 classes."""
+
+    def forward(self, x):
+        pred = torch.zeros(1, 6, 10)                      # 10 predictions, 8 of them empty
+        pred[0, :, :2] = torch.tensor([[16.0, 40.0], [16.0, 40.0], [8.0, 16.0], [8.0, 8.0],  # cx, cy, w, h
+                                       [0.9, 0.1], [0.05, 0.6]])                             # class scores
+        return pred + 0 * x.mean()
+
+
+def test_foreign_yolov8_onnx_without_metadata(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_FixedYolov8(), (torch.zeros(1, 3, 64, 64),), str(tmp_path / "v8.onnx"), dynamo=False,
+                          opset_version=17, input_names=["images"], output_names=["output0"])
+    img = np.zeros((128, 256, 3), np.uint8)  # letterboxed into 64x64: scale 0.25, 16 px border top/bottom
+    for backend in ("onnxruntime", "opencv"):
+        d = Detector(model=tmp_path / "v8.onnx", backend=backend, conf=0.25)
+        assert d.imgsz == (64, 64) and d.names == ["0", "1"]
+        found = d(img)
+        assert d.output_format == "yolov8"
+        assert found.class_ids.tolist() == [0, 1]
+        np.testing.assert_allclose(found.scores, [0.9, 0.6], atol=1e-6)
+        np.testing.assert_allclose(found.boxes, [[48, 0, 80, 16], [128, 80, 192, 112]], atol=1e-3)

@@ -310,3 +310,16 @@ def test_yolo_fastest_weights_load_exactly(shared_data, name):
         outs = model(torch.rand(1, 3, 320, 320))
     assert [o.shape for o in outs] == [(1, 300, 85), (1, 1200, 85)]
     assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_partial_backbone_weights_with_cutoff(tmp_path):
+    backbone = NET + "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n\n" \
+                     "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+    full = backbone + "\n[convolutional]\nfilters=5\nsize=1\nactivation=linear\n"
+    part = model_from_cfg(parse_cfg_text(backbone))
+    save_darknet_weights(part, tmp_path / "backbone.conv.2")
+    model = model_from_cfg(parse_cfg_text(full))
+    with pytest.raises(UserError, match="truncated"):
+        load_darknet_weights(model, tmp_path / "backbone.conv.2")
+    load_darknet_weights(model, tmp_path / "backbone.conv.2", cutoff=2)
+    torch.testing.assert_close(model.layers[1].conv.weight, part.layers[1].conv.weight)

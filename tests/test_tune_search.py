@@ -86,6 +86,8 @@ def test_resume_after_a_crash_repeats_no_finished_trial(tmp_path):
     before = _trials(tmp_path / "tune" / "r")
     finished = {t.number: t.params for t in before if t.state.name == "COMPLETE"}
     assert len(finished) == 3 and sum(t.state.name == "FAIL" for t in before) == 1
+    failed = next(t for t in before if t.state.name == "FAIL")
+    assert [t.params for t in before if t.state.name == "WAITING"] == [failed.params]  # queued again
     result = tune(BASE, space, train_fn=fake_train, **kwargs)
     after = _trials(result.run_dir)
     complete = [t for t in after if t.state.name == "COMPLETE"]
@@ -93,8 +95,31 @@ def test_resume_after_a_crash_repeats_no_finished_trial(tmp_path):
     for number, params in finished.items():  # finished trials kept as they were ...
         assert next(t for t in after if t.number == number).params == params
     assert len({_key(t.params) for t in complete}) == 8  # ... and none of them sampled again
+    assert _key(failed.params) in {_key(t.params) for t in complete}  # the cut-off trial ran again
     rows = (result.run_dir / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + 9  # header + 8 complete + the failed one
+
+
+def test_interrupted_grid_resumes_to_cover_every_point_once(tmp_path):
+    space = {"lr": {"grid": [0.001, 0.01, 0.1]}, "optimizer": {"grid": ["sgd", "adam"]}}
+    calls = []
+
+    def interrupted(config, callbacks, run_dir):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the third point
+        return fake_train(config, callbacks, run_dir)
+
+    kwargs = dict(sampler="grid", pruner="none", project=tmp_path, name="gi", plots=False, log=None)
+    with pytest.raises(KeyboardInterrupt):
+        tune(BASE, space, train_fn=interrupted, **kwargs)
+    done_before = {t.number for t in _trials(tmp_path / "tune" / "gi") if t.state.name == "COMPLETE"}
+    assert len(done_before) == 2
+    seen = []
+    tune(BASE, space, train_fn=lambda c, cb, d: seen.append(c) or fake_train(c, cb, d), **kwargs)
+    assert len(seen) == 4  # only the 4 points not finished before
+    complete = [t for t in _trials(tmp_path / "tune" / "gi") if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and len({_key(t.params) for t in complete}) == 6
 
 
 def test_resume_after_killed_process_reruns_only_the_cut_off_grid_point(tmp_path):

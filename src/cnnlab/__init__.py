@@ -37,6 +37,8 @@ _LAZY = {
     # experiments
     "tune": "cnnlab.experiments.tune",
     "ablate": "cnnlab.experiments.ablate",
+    "compare": "cnnlab.experiments.compare",
+    "report": "cnnlab.experiments.report",
     # detection
     "Detector": "cnnlab.detect.detector",
     "detect_eval": "cnnlab.detect.evaluate",

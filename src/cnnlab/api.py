@@ -34,7 +34,7 @@ from cnnlab.train.callbacks import (
 from cnnlab.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint
 from cnnlab.train.metrics import confusion_report, plot_confusion, plot_curves
 from cnnlab.train.optim import check_config
-from cnnlab.train.trainer import Trainer, evaluate_model, resolve_device, seed_everything
+from cnnlab.train.trainer import Trainer, _interactive, evaluate_model, resolve_device, seed_everything
 
 # options that may change when resuming a run (anything else must match the original run)
 RESUME_OVERRIDES = ("epochs", "device", "threads", "workers", "verbose", "plots", "tensorboard", "patience")
@@ -210,6 +210,9 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBund
     val = make_loader(val_ds, eval_batch, shuffle=False, **common) if val_ds is not None else None
     test = make_loader(test_ds, eval_batch, shuffle=False, **common) if test_ds is not None else None
     in_chans, img_size = _shape(full)
+    if cfg.img_size and img_size and cfg.img_size != img_size:
+        raise UserError(f"{cfg.dataset} images are {img_size} px; img_size resizes image folders only "
+                        f"(got img_size {cfg.img_size})")
     return DataBundle(train, val, test, classes, mean, std, in_chans, cfg.img_size or img_size,
                       len(train_ds), len(val_ds) if val_ds is not None else 0)
 
@@ -249,13 +252,14 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
         run_dir, cfg, ckpt = _resume_state(resume, overrides)
     else:
         cfg = resolve_config(config, **overrides)
-    threads = torch.get_num_threads()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
         return _train(cfg, ckpt, run_dir, callbacks)
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks: Sequence[Callback]) -> TrainResult:
@@ -309,10 +313,25 @@ def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks:
 
 
 def _create_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
+    from cnnlab.errors import ModelError
     from cnnlab.models import create_model
 
-    return create_model(cfg.model, num_classes=len(data.classes), in_chans=data.in_chans,
-                        img_size=data.img_size, max_params=cfg.max_params, **cfg.model_kwargs)
+    model = create_model(cfg.model, num_classes=len(data.classes), in_chans=data.in_chans,
+                         img_size=data.img_size, max_params=cfg.max_params, **cfg.model_kwargs)
+    # one dry forward pass: a model that cannot take these inputs fails here with one line, not mid-epoch
+    shape = (2, data.in_chans, data.img_size, data.img_size)
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(shape))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"model {cfg.model} cannot take {cfg.dataset} inputs of shape "
+                         f"{data.in_chans}x{data.img_size}x{data.img_size}: {first[:200]}") from None
+    model.train()
+    if tuple(out.shape) != (2, len(data.classes)):
+        raise ModelError(f"model {cfg.model} returns shape {tuple(out.shape[1:])} per image, "
+                         f"expected ({len(data.classes)},) class scores")
+    return model
 
 
 def _resume_state(resume: str | os.PathLike, overrides: dict[str, Any]) -> tuple[Path, TrainConfig, dict]:
@@ -439,6 +458,25 @@ def _load_onnx(src: Path, runtime: str | None) -> LoadedModel:
                        source=str(src), runtime="onnxruntime")
 
 
+def _eval_split(name: str, split: str, data_dir: str | None, opts: dict[str, Any], run_cfg: dict[str, Any]) -> Any:
+    """A dataset split; ``val`` of a dataset without one is the run's own validation split (same seed)."""
+    from cnnlab.data.registry import get_entry
+
+    if split in ("val", "validation") and run_cfg and "val" not in get_entry(name).splits:
+        from cnnlab.data import kfold_splits, validation_split
+
+        cfg = TrainConfig.from_dict({k: v for k, v in run_cfg.items() if k in TrainConfig.field_names()})
+        full = load_split(name, "train", data_dir, opts)
+        if cfg.folds:
+            val_idx = kfold_splits(_labels(full), cfg.folds, seed=cfg.seed)[cfg.fold][1]
+        elif cfg.validation_split > 0:
+            val_idx = validation_split(_labels(full), cfg.validation_split, seed=cfg.seed)[1]
+        else:
+            raise UserError("the run was trained without a validation split (validation_split 0)")
+        return full.subset(val_idx)
+    return load_split(name, split, data_dir, opts)
+
+
 class _OnnxModule:
     """Adapts an OnnxClassifier to the ``model(x) -> logits`` call used by evaluate_model."""
 
@@ -473,7 +511,7 @@ def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str =
                 (lm.config.get("dataset_options") or {} if name == trained_on else {}))
     if name == "folder" and lm.img_size:
         opts.setdefault("img_size", lm.img_size)
-    ds = load_split(name, split, data_dir, opts)
+    ds = _eval_split(name, split, data_dir, opts, lm.config if name == trained_on else {})
     in_chans, img_size = _shape(ds)
     if in_chans != lm.in_chans or (lm.img_size and img_size and img_size != lm.img_size):
         raise UserError(f"{name} images are {in_chans}x{img_size}x{img_size}, but the model expects "
@@ -486,7 +524,8 @@ def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str =
                          mean=lm.mean, std=lm.std)
     model = _OnnxModule(lm.model) if onnx else lm.model.to(dev)
     start = time.perf_counter()
-    logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True)
+    logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True,
+                                 progress=_interactive())
     result: dict[str, Any] = {
         "source": str(source), "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
         "split": split, "tta": tta, **logs, "seconds": round(time.perf_counter() - start, 3),
@@ -512,6 +551,8 @@ def predict(source: str | os.PathLike, images: Sequence[str | os.PathLike | np.n
 
 DemoPart = Callable[[Path, Callable[[str], None]], dict[str, Any]]
 DEMO_PARTS: list[tuple[str, DemoPart]] = []
+# modules that add their part to the tour with @register_demo_part when imported (e.g. detection)
+DEMO_MODULES: list[str] = []
 
 
 def register_demo_part(title: str) -> Callable[[DemoPart], DemoPart]:
@@ -542,15 +583,19 @@ def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
     for f in ("config.yaml", "history.csv", "metrics.json", "evaluate.json", "weights/best.pt",
               "weights/last.pt", "curves.png", "confusion.png"):
         say(f"  {run.run_dir / f}")
-    say(f"next: cnnlab evaluate {run.run_dir} --tta | cnnlab predict {run.run_dir} IMAGE.png | "
+    say(f"next: cnnlab evaluate {run.run_dir} --per-class | cnnlab predict {run.run_dir} IMAGE.png | "
         f"cnnlab train --config {run.run_dir / 'config.yaml'} --epochs 30")
     return {"run_dir": str(run.run_dir), "test_accuracy": ev["accuracy"]}
 
 
 def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None) -> dict[str, Any]:
     """The embedded tour: needs nothing downloaded; each registered part reports where its results are."""
+    import importlib
+
     from rich.console import Console
 
+    for module in DEMO_MODULES:
+        importlib.import_module(module)
     console = Console(highlight=False)
     project = Path(project)
     results: dict[str, Any] = {}

@@ -73,14 +73,14 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
                 "seconds"):
         v = metrics.get(key)
         if v is not None:
-            table.add_row(key, f"{v:.4f}" if isinstance(v, float) else str(v))
+            table.add_row(key, (f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}") if isinstance(v, float) else str(v))
     console.print(table)
 
 
 def evaluate_command(
     source: Path = typer.Argument(..., help="Run folder, checkpoint (.pt) or ONNX model."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Default: the dataset it was trained on."),
-    split: str = typer.Option("test", "--split", help="test, train or val (folder datasets)."),
+    split: str = typer.Option("test", "--split", help="test, train or val (val: the run's own validation split)."),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     batch: int = typer.Option(256, "--batch", "-b"),
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),

@@ -27,6 +27,7 @@ def detect_command(
                                    "or plainly resize to the input size."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime)."),
     max_det: int = typer.Option(300, "--max-det", help="At most this many boxes per image."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads of the backend (default: library's)."),
     save_json: Path | None = typer.Option(None, "--save-json", help="Also write all detections to this JSON file."),
     save_csv: Path | None = typer.Option(None, "--save-csv", help="Also write all detections to this CSV file."),
     project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
@@ -41,7 +42,8 @@ def detect_command(
     from cnnlab.detect.predict import detect_source
 
     detector = Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
-                        conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det)
+                        conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det,
+                        threads=threads)
     if quiet:
         run = detect_source(source, detector, save=not no_save, project=project, name=name,
                             save_json=save_json, save_csv=save_csv)

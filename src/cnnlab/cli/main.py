@@ -29,9 +29,11 @@ COMMAND_MODULES = [
     "cnnlab.cli.deploy",     # export, benchmark
     "cnnlab.cli.detect",     # detect, export-detector
     "cnnlab.cli.detect_eval",  # detect-eval
+    "cnnlab.cli.detect_train",  # detect-train, anchors
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report
     "cnnlab.cli.transfer",   # import-keras
+    "cnnlab.cli.reports",    # compare, report
 ]
 
 for _mod in COMMAND_MODULES:

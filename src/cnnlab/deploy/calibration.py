@@ -38,7 +38,8 @@ def dataset_sample(dataset: str, pre: Preprocess, n: int | None, *, split: str =
     """``n`` random images (all when None) of ``dataset``/``split`` as model input, with their labels."""
     from cnnlab.data import load_dataset
 
-    ds = load_dataset(dataset, split=split, data_dir=data_dir, **(options or {}))
+    # never downloads: calibration and checks use data that is already here
+    ds = load_dataset(dataset, split=split, data_dir=data_dir, download=False, **(options or {}))
     total = len(ds)
     if total == 0:
         raise UserError(f"dataset {dataset!r} ({split}) is empty")

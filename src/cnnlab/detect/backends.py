@@ -33,14 +33,19 @@ def list_backends() -> list[str]:
     return list(_BACKENDS)
 
 
-def create_backend(name: str, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu"
-                   ) -> Backend:
-    """Instantiate backend ``name`` for ``source``; an unknown name is a UserError."""
+def create_backend(name: str, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+                   threads: int | None = None) -> Backend:
+    """Instantiate backend ``name`` for ``source``; an unknown name is a UserError.
+
+    ``threads`` caps the CPU threads of the backend (None: the library's default).
+    """
     key = name.lower().replace("-", "").replace("_", "")
     key = {"cv2": "opencv", "ort": "onnxruntime", "pytorch": "torch"}.get(key, key)
     if key not in _BACKENDS:
         raise UserError(f"unknown backend {name!r} (available: {', '.join(_BACKENDS)})")
-    return _BACKENDS[key](source, imgsz_hw, device)
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    return _BACKENDS[key](source, imgsz_hw, device, threads)
 
 
 class Backend:
@@ -49,9 +54,11 @@ class Backend:
     name = "base"
     output_format = "darknet"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu") -> None:
+    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+                 threads: int | None = None) -> None:
         self.source = source
         self.device = device
+        self.threads = threads
         self.names: list[str] | None = None          # names stored with the model, if any
         self.native_hw: tuple[int, int] | None = None  # input size the model was made for
         self.fixed_hw: tuple[int, int] | None = None   # input size the model only accepts (static ONNX)
@@ -85,21 +92,25 @@ def _load_torch_model(source: ModelSource, backend: Backend):
 
 @register_backend("torch")
 class TorchBackend(Backend):
-    """PyTorch: the cfg interpreted as a ``DarknetModel`` (Darknet files or a cnnlab checkpoint)."""
+    """PyTorch: the cfg interpreted as a ``DarknetModel`` (Darknet files or a cnnlab checkpoint),
+    batch norms folded into the convolutions for inference. ``threads`` sets torch's (global) count."""
 
     output_format = "darknet"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu") -> None:
+    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+                 threads: int | None = None) -> None:
         import torch
 
-        super().__init__(source, imgsz_hw, device)
+        super().__init__(source, imgsz_hw, device, threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         try:
             self.torch_device = torch.device(device)
         except RuntimeError:
             raise UserError(f"invalid device {device!r} (e.g. cpu, cuda, cuda:0)") from None
         if self.torch_device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("device cuda requested but CUDA is not available; use --device cpu")
-        self.model = _load_torch_model(source, self).to(self.torch_device).eval()
+        self.model = _load_torch_model(source, self).fuse().to(self.torch_device)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         import torch
@@ -126,10 +137,13 @@ class OpenCVBackend(Backend):
 
     output_format = "darknet"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu") -> None:
+    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+                 threads: int | None = None) -> None:
         import cv2
 
-        super().__init__(source, imgsz_hw, device)
+        super().__init__(source, imgsz_hw, device, threads)
+        if threads is not None:
+            cv2.setNumThreads(threads)
         if device != "cpu":
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
@@ -188,6 +202,7 @@ def _read_onnx_cv2(path):
 def _onnx_format(path, backend: Backend) -> tuple[str, dict[str, str]]:
     """Output format, names, letterbox and static input size of an ONNX file (from metadata/shape)."""
     from cnnlab.detect.names import names_from_yaml_obj
+    from cnnlab.detect.processing import guess_format
 
     meta = onnx_metadata(path)
     shape = json.loads(meta.get("_input_shape", "[]"))
@@ -201,8 +216,14 @@ def _onnx_format(path, backend: Backend) -> tuple[str, dict[str, str]]:
     if "letterbox" in meta:
         backend.letterbox = meta["letterbox"].strip().lower() in ("true", "1")
     fmt = meta.get("cnnlab_format", "")
+    out_shape = json.loads(meta.get("_output_shape", "[]"))
     if backend.names:
         backend.num_classes = len(backend.names)
+    elif len(out_shape) == 3 and all(out_shape[1:]):
+        # a foreign export without names: the class count follows from the output layout
+        fmt = fmt or guess_format(tuple(out_shape))
+        n = out_shape[2] - 5 if fmt == "yolov5" else out_shape[1] - 4
+        backend.num_classes = n if n >= 1 else None
     return fmt, meta
 
 
@@ -225,10 +246,15 @@ class OnnxRuntimeBackend(Backend):
 
     output_format = "yolov5"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu") -> None:
+    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        super().__init__(source, imgsz_hw, device)
+        super().__init__(source, imgsz_hw, device, threads)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -246,7 +272,7 @@ class OnnxRuntimeBackend(Backend):
             model_arg = onnx_bytes_of(model, (hw[1], hw[0]), None)
             self.fixed_hw = hw
         try:
-            self.session = ort.InferenceSession(model_arg, providers=providers)
+            self.session = ort.InferenceSession(model_arg, sess_options=options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise UserError(f"onnxruntime could not load {source.describe()}: {str(e).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name

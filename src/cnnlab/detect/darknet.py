@@ -66,6 +66,7 @@ class DarknetModel(nn.Module):
         self.height = net.get_int("height", 416)
         self.channels = net.get_int("channels", 3)
         self.decode = True
+        self.fused = False
         self.layers = nn.ModuleList()
         self.types: list[str] = []
         self.shapes: list[Shape] = []
@@ -238,6 +239,15 @@ class DarknetModel(nn.Module):
     @property
     def yolo_layers(self) -> list[YoloLayer]:
         return [self.layers[i] for i in self.yolo_indices]  # type: ignore[misc]
+
+    def fuse(self) -> DarknetModel:
+        """Fold every batch norm into its convolution for faster inference (eval mode; not saveable
+        as Darknet weights afterwards)."""
+        self.eval()
+        for layer in self.conv_layers():
+            layer.fuse()
+        self.fused = True
+        return self
 
     def to_cfg(self) -> str:
         """The cfg text this model was built from."""

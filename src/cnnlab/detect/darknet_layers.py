@@ -15,14 +15,14 @@ from cnnlab.errors import UserError
 DARKNET_BN_EPS = 1e-6
 
 
-def make_activation(name: str, where: str = "") -> nn.Module:
-    """The module for a Darknet ``activation=`` value."""
+def make_activation(name: str, where: str = "", inplace: bool = False) -> nn.Module:
+    """The module for a Darknet ``activation=`` value (``inplace`` for the ReLU family)."""
     name = name.strip().lower()
     table = {
         "linear": nn.Identity,
-        "leaky": lambda: nn.LeakyReLU(0.1),
-        "relu": nn.ReLU,
-        "relu6": nn.ReLU6,
+        "leaky": lambda: nn.LeakyReLU(0.1, inplace=inplace),
+        "relu": lambda: nn.ReLU(inplace=inplace),
+        "relu6": lambda: nn.ReLU6(inplace=inplace),
         "mish": nn.Mish,
         "swish": nn.SiLU,
         "logistic": nn.Sigmoid,
@@ -46,8 +46,16 @@ class ConvLayer(nn.Module):
         self.conv = nn.Conv2d(in_ch, filters, size, stride=stride, padding=padding, groups=groups,
                               dilation=dilation, bias=not batch_normalize)
         self.bn = nn.BatchNorm2d(filters, eps=DARKNET_BN_EPS) if batch_normalize else None
-        self.act = make_activation(activation)
+        self.act = make_activation(activation, inplace=True)  # acts on the conv's fresh output
         self.activation = activation
+
+    def fuse(self) -> None:
+        """Fold the batch norm into the convolution (inference only; as OpenCV does)."""
+        if self.bn is not None:
+            from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+            self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
+            self.bn = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

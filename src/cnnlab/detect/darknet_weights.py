@@ -105,6 +105,8 @@ def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = No
 
 def darknet_weights_bytes(model, header: WeightsHeader | None = None) -> bytes:
     """The Darknet weights file content of ``model``."""
+    if getattr(model, "fused", False):
+        raise ValueError("a fused model (batch norm folded into the convolutions) has no Darknet weights layout")
     header = header or WeightsHeader()
     head = np.array([header.major, header.minor, header.revision], dtype="<i4").tobytes()
     head += np.array([header.seen], dtype="<i8" if header.seen_is_int64 else "<i4").tobytes()

@@ -38,13 +38,14 @@ class Detector:
     model's own size (the cfg's [net] width/height or the ONNX input). An ONNX file with a fixed
     input size always runs at that size. ``conf`` thresholds objectness * class probability;
     ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the aspect ratio (grey border)
-    instead of a plain resize.
+    instead of a plain resize. ``threads`` caps the backend's CPU threads (None: library default).
     """
 
     def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
                  backend: str = "torch", imgsz: int | tuple[int, int] | None = 416, conf: float = 0.25,
-                 iou: float = 0.45, letterbox: bool = True, device: str = "cpu", max_det: int = 300) -> None:
+                 iou: float = 0.45, letterbox: bool = True, device: str = "cpu", max_det: int = 300,
+                 threads: int | None = None) -> None:
         if not 0.0 <= conf <= 1.0:
             raise UserError(f"conf must be in [0, 1], got {conf}")
         if not 0.0 <= iou <= 1.0:
@@ -54,7 +55,7 @@ class Detector:
         self.conf, self.iou, self.letterbox, self.max_det = float(conf), float(iou), bool(letterbox), int(max_det)
         self.source = resolve_model_source(cfg, weights, model)
         requested = input_hw(imgsz) if imgsz is not None else None
-        self.backend = create_backend(backend, self.source, requested, device)
+        self.backend = create_backend(backend, self.source, requested, device, threads)
         b = self.backend
         if b.fixed_hw is not None:
             self.input_hw = b.fixed_hw

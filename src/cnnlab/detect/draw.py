@@ -27,7 +27,9 @@ def draw_detections(image_bgr: np.ndarray, detections: Detections, thickness: in
     h, w = out.shape[:2]
     lw = thickness or max(1, int(round((h + w) / 2 * 0.003)))
     font_scale = max(0.35, lw / 3)
-    for box, score, cid in zip(detections.boxes, detections.scores, detections.class_ids, strict=True):
+    order = np.argsort(detections.scores, kind="stable")  # best boxes drawn last, on top
+    for i in order:
+        box, score, cid = detections.boxes[i], detections.scores[i], detections.class_ids[i]
         color = class_color(int(cid))
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, lw, cv2.LINE_AA)

@@ -117,4 +117,6 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     meta = {p.key: p.value for p in proto.metadata_props}
     dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
     meta["_input_shape"] = json.dumps([d.dim_value if d.HasField("dim_value") else None for d in dims])
+    dims = proto.graph.output[0].type.tensor_type.shape.dim if proto.graph.output else []
+    meta["_output_shape"] = json.dumps([d.dim_value if d.HasField("dim_value") else None for d in dims])
     return meta

@@ -151,7 +151,10 @@ PAGE = """<!doctype html>
  header{padding:.5em 1em;background:#222;display:flex;gap:1.5em;align-items:baseline;flex-wrap:wrap}
  header h1{font-size:1.1em;margin:0}
  #fps{font-size:1.6em;font-weight:bold;color:#7f7}
- main{display:flex;flex-wrap:wrap;gap:1em;padding:1em}
+ main{display:flex;flex-wrap:wrap;gap:1em;padding:1em;align-items:flex-start}
+ #side{flex:1 1 18em;max-width:30em}
+ #info td.n{overflow-wrap:anywhere}
+ #info td:first-child{white-space:nowrap}
  #view{max-width:100%;background:#000;image-rendering:auto}
  table{border-collapse:collapse;min-width:16em}
  td,th{padding:.15em .6em;border-bottom:1px solid #333;text-align:left}
@@ -164,7 +167,7 @@ PAGE = """<!doctype html>
  <span id="target"></span><span id="status"></span></header>
 <main>
  <img id="view" alt="live detections" src="stream.mjpg__Q__">
- <div><table id="stages"><thead><tr><th>stage</th><th>ms (moving avg)</th></tr></thead><tbody></tbody></table>
+ <div id="side"><table id="stages"><thead><tr><th>stage</th><th>ms (moving avg)</th></tr></thead><tbody></tbody></table>
  <table id="info"><tbody></tbody></table></div>
 </main>
 <script>

@@ -136,7 +136,7 @@ def compare(
     results: dict[str, Any] = read_json(run_dir / RESULTS) if (run_dir / RESULTS).is_file() else {}
     counts = {"trained": 0, "resumed": 0, "skipped": 0, "failed": 0}
     n = len(sp.entries)
-    say(f"comparison {run_dir}: {n} entries" + _settings_text(sp, prefix=", "))
+    say(f"comparison {run_dir}: {n} entries" + settings_text(sp, prefix=", "))
     for i, entry in enumerate(sp.entries, start=1):
         outcome = _run_entry(sp, entry, run_dir, results, list(callbacks), say, f"[{i}/{n}]")
         counts[outcome] += 1
@@ -144,7 +144,7 @@ def compare(
     return write_outputs(run_dir, sp, results, counts)
 
 
-def _settings_text(sp: CompareSpec, prefix: str = "") -> str:
+def settings_text(sp: CompareSpec, prefix: str = "") -> str:
     keys = ("dataset", "subset", "epochs", "batch", "optimizer", "lr", "seed")
     parts = [f"{k} {sp.shared[k]}" for k in keys if k in sp.shared]
     if sp.time_budget:
@@ -321,7 +321,7 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     if curves is not None:
         files["curves"] = curves
     title = f"Comparison {run_dir.name}"
-    settings = _settings_text(sp).strip()
+    settings = settings_text(sp).strip()
     legend = "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items())
 
     files["table_csv"] = atomic_write_text(run_dir / f"{TABLE}.csv", to_csv(rows, COLUMNS + ["run_dir"]))
@@ -350,8 +350,10 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
 
 
 def _md_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for Markdown: one-line notes."""
-    return [{**r, "note": str(r.get("note") or "").replace("\n", " ")} for r in rows]
+    """Rows for Markdown: one-line text cells that render as themselves."""
+    from cnnlab.experiments.report_blocks import md_cell
+
+    return [{k: md_cell(" ".join(v.split())) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
 
 
 def read_history(run: Path) -> list[dict[str, Any]]:
@@ -362,11 +364,11 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     out = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            out.append({k: _number(v) for k, v in row.items()})
+            out.append({k: parse_number(v) for k, v in row.items()})
     return out
 
 
-def _number(text: Any) -> Any:
+def parse_number(text: Any) -> Any:
     if not isinstance(text, str) or text == "":
         return None if text == "" else text
     try:

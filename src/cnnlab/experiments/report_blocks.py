@@ -76,13 +76,32 @@ def key_values(data: dict[str, Any], caption: str = "") -> Table:
     return Table(rows, ["name", "value"], caption)
 
 
-def _clean_rows(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
-    """Cells as single-line values (Markdown tables cannot hold line breaks)."""
+def _clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False) -> list[dict[str, Any]]:
+    """Cells as single-line values (Markdown tables cannot hold line breaks); ``markdown``: escape ``<>``."""
     out = []
     for r in rows:
-        out.append({c: (re.sub(r"\s*\n\s*", " ", v) if isinstance(v, str) else v) for c, v in r.items()
-                    if c in columns})
+        row = {}
+        for c, v in r.items():
+            if c in columns:
+                if isinstance(v, str):
+                    v = re.sub(r"\s*\n\s*", " ", v)
+                    v = md_cell(v) if markdown else v
+                row[c] = v
+        out.append(row)
     return out
+
+
+def md_cell(text: str) -> str:
+    """A table cell that Markdown renders as the text itself (no inline HTML)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#])")
+
+
+def md_text(text: str) -> str:
+    """Plain text for a Markdown paragraph or heading: markup characters are backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 # -- Markdown -----------------------------------------------------------------------------------------
@@ -91,30 +110,31 @@ def _clean_rows(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str
 def render_markdown(report: Report, out_dir: Path, assets: str = "assets") -> str:
     """Markdown text of ``report``; images are copied to ``out_dir/assets`` and linked relatively."""
     out_dir = Path(out_dir)
-    parts = [f"# {report.title}", ""]
+    parts = [f"# {md_text(report.title)}", ""]
     used: set[str] = set()
     for b in report.blocks:
         if isinstance(b, Heading):
-            parts += [f"{'#' * max(2, min(6, b.level))} {b.text}", ""]
+            parts += [f"{'#' * max(2, min(6, b.level))} {md_text(b.text)}", ""]
         elif isinstance(b, Text):
-            parts += [b.text, ""]
+            parts += [md_text(b.text), ""]
         elif isinstance(b, Table):
             if b.caption:
-                parts += [f"*{b.caption}*", ""]
-            parts += [to_markdown(_clean_rows(b.rows, b.columns), b.columns, b.digits).rstrip("\n"), ""]
+                parts += [f"*{md_text(b.caption)}*", ""]
+            rows = _clean_rows(b.rows, b.columns, markdown=True)
+            parts += [to_markdown(rows, b.columns, b.digits).rstrip("\n"), ""]
         elif isinstance(b, Image):
             name = _asset_name(Path(b.path), used)
             target = out_dir / assets / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if Path(b.path).resolve() != target.resolve():
                 shutil.copyfile(b.path, target)
-            alt = b.caption.replace("]", ")").replace("[", "(") or name
+            alt = md_text(b.caption) or name
             parts += [f"![{alt}]({assets}/{name})", ""]
             if b.caption:
-                parts += [f"*{b.caption}*", ""]
+                parts += [f"*{md_text(b.caption)}*", ""]
         elif isinstance(b, Code):
             if b.summary:
-                parts += [f"{b.summary}:", ""]
+                parts += [f"{md_text(b.summary)}:", ""]
             fence = "~~~~" if "```" in b.text else "```"
             parts += [f"{fence}{b.lang}", b.text.rstrip("\n"), fence, ""]
     return "\n".join(parts).rstrip("\n") + "\n"

@@ -19,7 +19,7 @@ def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list
                                                                            list[str], str]:
     """``n`` seeded picks of the run's test images (HxWxC uint8), their labels, the classes, the split."""
     from cnnlab.api import load_split
-    from cnnlab.data import validation_split
+    from cnnlab.data import kfold_splits, validation_split
 
     name = config.get("dataset")
     if not name:
@@ -35,8 +35,11 @@ def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list
         ds, split = load_split(name, "train", data_dir, opts), "validation"
         labels = np.asarray(ds.labels)
         fraction = float(config.get("validation_split") or 0.0)
-        if fraction > 0:
-            _, idx = validation_split(labels, fraction, seed=int(config.get("seed", 0)))
+        seed_ = int(config.get("seed", 0))
+        if int(config.get("folds") or 0) > 1:
+            idx = kfold_splits(labels, int(config["folds"]), seed=seed_)[int(config.get("fold") or 0)][1]
+        elif fraction > 0:
+            _, idx = validation_split(labels, fraction, seed=seed_)
         else:
             idx, split = np.arange(len(labels)), "train"
     if len(idx) == 0:

@@ -112,6 +112,15 @@ def fail_running_now(study: Any) -> list[int]:
     return failed
 
 
+def requeue(study: Any, trial_id: int) -> None:
+    """Queue a copy of a failed trial (same parameters) so a resumed search runs it again."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)(study, study._storage.get_trial(trial_id))
+
+
 class Heartbeat:
     """Record a trial's heartbeat every :data:`HEARTBEAT_S` seconds in a daemon thread."""
 

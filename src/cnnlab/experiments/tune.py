@@ -44,6 +44,7 @@ from cnnlab.experiments.study import (
     mask_url,
     normalise_url,
     open_storage,
+    requeue,
 )
 from cnnlab.experiments.tune_report import SURPLUS, write_outputs
 
@@ -376,8 +377,9 @@ def _run_trial(study: Any, trial: Any, job: _Job) -> None:
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return
-        except BaseException:
+        except BaseException:  # a crash or Ctrl-C: fail it, and queue it again for the resumed search
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            requeue(study, trial._trial_id)
             raise
     try:
         value = metric_value(metrics, job.metric)

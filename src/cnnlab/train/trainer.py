@@ -238,19 +238,20 @@ class Trainer:
         self.history.append(logs)
         return logs
 
-    def train_one_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the training loader; returns loss, accuracy, top5_accuracy and images seen."""
+    def train_one_epoch(self, epoch: int, loader: Iterable | None = None) -> dict[str, Any]:
+        """One pass over the training loader (or ``loader``); returns loss, accuracies and images seen."""
         model, cfg = self.model, self.cfg
+        loader = self.train_loader if loader is None else loader
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         hits = torch.zeros(2, dtype=torch.int64, device=self.device)
         seen = 0
-        total = _safe_len(self.train_loader)
+        total = _safe_len(loader)
         show = cfg.verbose == 1 and _interactive()
         bar = _Bar(f"epoch {epoch}/{self.epochs}", total) if show else contextlib.nullcontext(None)
         with bar as prog:
             task = prog.add_task(f"epoch {epoch}/{self.epochs}", total=total) if prog is not None else None
-            for i, (x, y) in enumerate(self.train_loader):
+            for i, (x, y) in enumerate(loader):
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 if cfg.channels_last and self.cuda:
                     x = x.contiguous(memory_format=torch.channels_last)

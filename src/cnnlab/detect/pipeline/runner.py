@@ -103,7 +103,8 @@ class Pipeline:
                  draw: Callable[[np.ndarray, Any], np.ndarray] | None = None,
                  duration: float | None = None, max_frames: int | None = None,
                  log_every: float | None = 5.0, logger: Callable[[str], None] | None = None,
-                 handle_sigint: bool = True, max_reconnects: int | None = None, overlap: bool = True) -> None:
+                 handle_sigint: bool = True, max_reconnects: int | None = None, overlap: bool = True,
+                 warmup: bool = True) -> None:
         if max_fps is not None and max_fps <= 0:
             raise UserError("--max-fps must be positive")
         if duration is not None and duration <= 0:
@@ -125,6 +126,7 @@ class Pipeline:
         self.handle_sigint = handle_sigint
         self.max_reconnects = max_reconnects
         self.overlap = overlap
+        self.warmup = warmup
         self.capture: CaptureThread | None = None
         self.times = StageTimes()
         self.meter = FpsMeter(30)
@@ -277,7 +279,11 @@ class Pipeline:
                     return
 
     def run(self) -> PipelineSummary:
-        """Process frames until the source ends, a limit is reached, or `stop` / Ctrl-C."""
+        """Process frames until the source ends, a limit is reached, or `stop` / Ctrl-C (once)."""
+        if self.capture is not None:
+            raise RuntimeError("a Pipeline runs once; make a new one for another run")
+        if self.warmup and callable(getattr(self.detector, "warmup", None)):
+            self.detector.warmup(1)     # first calls allocate: keep them out of the figures
         need_image = any(s.needs_image for s in self.sinks)
         self._draw_fn = (self._draw or _default_draw()) if need_image else None
         # Windows must be driven from the thread that created them: no output thread with --show.

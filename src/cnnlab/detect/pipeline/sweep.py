@@ -100,12 +100,13 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     to the capture resolution first (a simulated camera) and predictions are scaled back to the
     labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size.
     """
-    from cnnlab.detect.data import load_detection_dataset
+    from cnnlab.detect.data import load_detection_data
     from cnnlab.detect.evaluate import evaluate_detections
     from cnnlab.io import atomic_write_text, write_json, write_yaml
     from cnnlab.runs import new_run_dir
 
-    samples, data_names = load_detection_dataset(data, split=split, names=names)
+    ds = load_detection_data(data, split=split, names=names)
+    samples, data_names = ds.samples, ds.names
     if limit is not None:
         if limit < 1:
             raise UserError("--limit must be >= 1")
@@ -134,7 +135,10 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
                 if hasattr(detectors[size], "warmup"):
                     detectors[size].warmup(2)
             det = detectors[size]
-            mapping = _map_classes(getattr(det, "names", []), data_names)
+            det_names = list(getattr(det, "names", []))
+            # Without class names the dataset's ids are taken to be the model's (e.g. coco128 + COCO model).
+            eval_names = det_names if ds.names_inferred and det_names else data_names
+            mapping = _map_classes(det_names, eval_names)
             preds: dict[int, Any] = {}
 
             def collect(r: FrameResult, mapping=mapping, preds=preds) -> None:
@@ -152,7 +156,7 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
             if summary.stopped_by == "interrupt":     # Ctrl-C: keep the finished cells, stop here
                 interrupted = True
                 break
-            metrics = evaluate_detections(samples, preds, data_names)
+            metrics = evaluate_detections(samples, preds, eval_names)
             row = {"capture": f"{cw}x{ch}", "imgsz": size, "max_fps": cap_fps, "frames": summary.frames,
                    "mAP50": float(metrics["mAP50"]), "mAP50_95": float(metrics["mAP50_95"]),
                    "achieved_fps": summary.fps, "frame_ms": summary.frame_ms,

@@ -1,0 +1,168 @@
+"""Training batches for YOLO: load, augment (box-correct) and collate labelled detection samples.
+
+A batch is ``(images float32 (B, 3, H, W) RGB /255, targets float32 (M, 6))`` where each target row is
+``[image index in batch, class, cx, cy, w, h]`` normalised to the network input. Every sample is a
+pure function of ``(seed, epoch, index)`` and the order of an epoch of ``(seed, epoch)``, so a
+resumed run sees exactly the batches an uninterrupted one would (``loader.set_epoch(epoch)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnlab.detect.train.augment import (
+    augment_hsv,
+    hflip,
+    letterbox,
+    mosaic,
+    random_affine,
+    resize_long_side,
+)
+from cnnlab.detect.types import DetectionSample
+from cnnlab.errors import DataError
+
+
+@dataclass
+class AugmentOptions:
+    """Training-time augmentation (Ultralytics' hyperparameter names)."""
+
+    mosaic: float = 1.0
+    degrees: float = 0.0
+    translate: float = 0.1
+    scale: float = 0.5
+    shear: float = 0.0
+    fliplr: float = 0.5
+    hsv_h: float = 0.015
+    hsv_s: float = 0.7
+    hsv_v: float = 0.4
+
+
+class DetectionTrainSet:
+    """Samples of a detection dataset, served letterboxed (``augment=False``) or augmented."""
+
+    def __init__(self, samples: list[DetectionSample], imgsz: int, augment: AugmentOptions | None = None,
+                 seed: int = 0, cache: bool = True) -> None:
+        self.samples = list(samples)
+        self.imgsz = int(imgsz)
+        self.augment = augment
+        self.seed = int(seed)
+        self.cache = cache
+        self._cache: dict[int, tuple[np.ndarray, float]] = {}
+        self.mosaic_off = False   # set by the trainer for the last `close_mosaic` epochs
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_image(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image ``i`` resized so its long side is ``imgsz``, with its boxes scaled to match."""
+        import cv2
+
+        if i in self._cache:
+            img, r = self._cache[i]
+        else:
+            s = self.samples[i]
+            raw = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
+            if raw is None:
+                raise DataError(f"unreadable image: {s.image_path}")
+            img, r = resize_long_side(raw, self.imgsz)
+            if self.cache:
+                self._cache[i] = (img, r)
+        s = self.samples[i]
+        return img, s.boxes.astype(np.float32) * r, s.class_ids.astype(np.int64)
+
+    def item(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image BGR (imgsz, imgsz, 3), boxes xyxy pixels, class ids)`` of sample ``i`` in ``epoch``."""
+        size = self.imgsz
+        a = self.augment
+        if a is None:
+            img, boxes, cls = self.load_image(i)
+            img, boxes, _, _ = letterbox(img, (size, size), boxes)
+            return img, boxes, cls
+        rng = np.random.default_rng([self.seed, epoch, i])
+        if not self.mosaic_off and rng.random() < a.mosaic and len(self) > 1:
+            others = rng.integers(0, len(self), 3)
+            parts = [self.load_image(j) for j in (i, *others)]
+            img, boxes, cls = mosaic(parts, size, rng)
+            img, boxes, cls = random_affine(img, boxes, cls, rng, degrees=a.degrees, translate=a.translate,
+                                            scale=a.scale, shear=a.shear, border=(-size // 2, -size // 2))
+        else:
+            img, boxes, cls = self.load_image(i)
+            img, boxes, _, _ = letterbox(img, (size, size), boxes)
+            img, boxes, cls = random_affine(img, boxes, cls, rng, out_hw=(size, size), degrees=a.degrees,
+                                            translate=a.translate, scale=a.scale, shear=a.shear)
+        img = augment_hsv(img, rng, a.hsv_h, a.hsv_s, a.hsv_v)
+        if rng.random() < a.fliplr:
+            img, boxes = hflip(img, boxes)
+        return img, boxes, cls
+
+
+def to_targets(boxes: np.ndarray, cls: np.ndarray, index: int, height: int, width: int) -> np.ndarray:
+    """Target rows ``[index, class, cx, cy, w, h]`` (normalised) of one image's xyxy pixel boxes."""
+    out = np.zeros((len(boxes), 6), np.float32)
+    if len(boxes):
+        out[:, 0] = index
+        out[:, 1] = cls
+        out[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / width
+        out[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / height
+        out[:, 4] = (boxes[:, 2] - boxes[:, 0]) / width
+        out[:, 5] = (boxes[:, 3] - boxes[:, 1]) / height
+    return out
+
+
+def collate(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack BGR uint8 images into an RGB float batch in [0, 1] and concatenate their targets."""
+    imgs = np.stack([im[:, :, ::-1] for im, _, _ in items])                 # B, H, W, 3 RGB
+    x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
+    h, w = imgs.shape[1:3]
+    t = [to_targets(b, c, k, h, w) for k, (_, b, c) in enumerate(items)]
+    return x, torch.from_numpy(np.concatenate(t) if t else np.zeros((0, 6), np.float32))
+
+
+class DetectionLoader:
+    """Batches of a `DetectionTrainSet`: seeded shuffling per epoch and optional multi-scale sizes."""
+
+    def __init__(self, dataset: DetectionTrainSet, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 multi_scale: bool = False, drop_last: bool = False) -> None:
+        self.dataset = dataset
+        self.batch_size = max(1, int(batch_size))
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.multi_scale = multi_scale
+        self.drop_last = drop_last and len(dataset) >= self.batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def batch_size_px(self, batch_index: int) -> int:
+        """Input size of a batch: ``imgsz``, or a random multiple of 32 in [0.5, 1.5] x imgsz."""
+        base = self.dataset.imgsz
+        if not self.multi_scale:
+            return base
+        rng = np.random.default_rng([self.seed, self.epoch, batch_index, 7])
+        lo, hi = max(32, int(base * 0.5) // 32 * 32), max(32, int(base * 1.5) // 32 * 32)
+        return int(rng.integers(lo // 32, hi // 32 + 1)) * 32
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.dataset)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+            order = torch.randperm(n, generator=g).tolist()
+        else:
+            order = list(range(n))
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x, t = collate([self.dataset.item(i, self.epoch) for i in idx])
+            size = self.batch_size_px(b)
+            if size != x.shape[-1]:
+                x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            yield x, t

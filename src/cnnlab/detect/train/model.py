@@ -1,0 +1,191 @@
+"""The network a detector training run starts from: a native architecture, a cfg, or a trained run,
+re-headed for the dataset's classes; optional Darknet ``.weights`` transferred where shapes fit."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.detect.darknet import DarknetModel
+from cnnlab.detect.darknet_cfg import Section, read_cfg
+from cnnlab.errors import UserError
+
+
+def set_classes(sections: list[Section], num_classes: int, imgsz: int | None = None,
+                anchors: list[list[float]] | None = None) -> list[Section]:
+    """A copy of a YOLO cfg predicting ``num_classes`` (each [yolo] layer and the conv feeding it),
+    at input size ``imgsz`` and with new ``anchors`` when given."""
+    secs = [Section(s.type, dict(s.options), s.line) for s in sections]
+    if imgsz is not None:
+        secs[0].options["width"] = secs[0].options["height"] = str(int(imgsz))
+    yolo = [i for i, s in enumerate(secs) if s.type == "yolo"]
+    if not yolo:
+        raise UserError("the cfg has no [yolo] layers: not a YOLO detector")
+    for i in yolo:
+        sec = secs[i]
+        if anchors is not None:
+            total = len(sec.get_floats("anchors", [])) // 2
+            if len(anchors) != total:
+                raise UserError(f"the cfg uses {total} anchors, {len(anchors)} were given")
+            sec.options["anchors"] = ",  ".join(f"{int(round(w))},{int(round(h))}" for w, h in anchors)
+        mask = sec.get_ints("mask", list(range(sec.get_int("num", 1))))
+        sec.options["classes"] = str(int(num_classes))
+        prev = secs[i - 1]
+        if prev.type not in ("convolutional", "conv"):
+            raise UserError(f"cfg line {sec.line}: the layer before [yolo] must be convolutional")
+        prev.options["filters"] = str(len(mask) * (num_classes + 5))
+    return secs
+
+
+def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
+                    anchors: list[list[float]] | None = None) -> list[Section]:
+    """The cfg of ``yolov3`` / ``yolov3-tiny`` (``cnnlab.detect.yolo``)."""
+    from cnnlab.detect.yolo import build_sections
+
+    kw: dict[str, Any] = {"num_classes": num_classes, "img_size": imgsz, "width_mult": width_mult}
+    if anchors is not None:
+        kw["anchors"] = [tuple(a) for a in anchors]
+    try:
+        return build_sections(name, **kw)
+    except ValueError as e:
+        raise UserError(f"{name}: {e}") from None
+
+
+def is_native(name: str) -> bool:
+    from cnnlab.detect.yolo import BUILDERS
+
+    return name.lower().replace("_", "-") in BUILDERS
+
+
+def transfer_state(dst: torch.nn.Module, src_state: dict[str, torch.Tensor]) -> tuple[int, int, set[str]]:
+    """Copy every tensor of ``src_state`` whose name and shape match into ``dst``.
+
+    Returns (tensors copied, tensors of ``dst``, names of the copied tensors).
+    """
+    own = dst.state_dict()
+    copied = {k for k, v in src_state.items() if k in own and own[k].shape == v.shape}
+    own.update({k: src_state[k].detach().to(own[k].dtype) for k in copied})
+    dst.load_state_dict(own)
+    return len(copied), len(own), copied
+
+
+def load_weights_flexible(model: DarknetModel, path: Path) -> int | None:
+    """Load a Darknet weights file into ``model``: the whole net, or only its first layers when the
+    file is a truncated backbone (``darknet53.conv.74``-style). Returns the cutoff (None: all)."""
+    from cnnlab.detect.darknet_weights import expected_count, load_darknet_weights, read_header
+
+    with open(path, "rb") as f:
+        head = f.read(20)
+    header = read_header(head, path)
+    have = (path.stat().st_size - header.nbytes) // 4
+    if have == expected_count(model):
+        load_darknet_weights(model, path)
+        return None
+    for cutoff in range(len(model.layers) - 1, 0, -1):
+        if expected_count(model, cutoff) == have:
+            load_darknet_weights(model, path, cutoff=cutoff)
+            return cutoff
+    raise UserError(f"{path}: its {have} float32 values fit neither the whole cfg ({expected_count(model)}) "
+                    "nor any prefix of its layers (wrong cfg for these weights? pass the cfg they were trained "
+                    "with as --model)")
+
+
+def _source_model_for_weights(spec: str, num_classes: int, imgsz: int, width_mult: float, weights: Path
+                              ) -> DarknetModel:
+    """The network ``weights`` were saved from: the cfg as given, or a native architecture with the
+    number of classes the file fits (the dataset's, COCO's 80 or VOC's 20)."""
+    from cnnlab.detect.darknet_weights import expected_count, read_header
+
+    if not is_native(spec):
+        return DarknetModel(read_cfg(spec), source=spec)
+    with open(weights, "rb") as f:
+        header = read_header(f.read(20), weights)
+    have = (weights.stat().st_size - header.nbytes) // 4
+    candidates = []
+    for nc in dict.fromkeys((num_classes, 80, 20)):
+        m = DarknetModel(native_sections(spec, nc, imgsz, width_mult), source=spec)
+        if expected_count(m) == have:
+            return m
+        candidates.append(m)
+    return candidates[0]  # a backbone-only file: load_weights_flexible finds the prefix
+
+
+def init_head_biases(model: DarknetModel, skip: set[str] = frozenset()) -> None:
+    """YOLOv5's prior for fresh heads: objectness bias for ~8 objects per 640 image, class bias 0.6/nc."""
+    for i in model.yolo_indices:
+        conv = model.layers[i - 1].conv
+        if conv.bias is None or f"layers.{i - 1}.conv.bias" in skip:
+            continue
+        y = model.layers[i]
+        stride = model.width / model.shapes[i].w
+        with torch.no_grad():
+            b = conv.bias.view(y.num_anchors, -1)
+            b[:, 4] += math.log(8 / (640 / stride) ** 2)
+            b[:, 5:] += math.log(0.6 / max(y.classes - 0.99, 0.01))
+
+
+def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
+                         anchors: list[list[float]] | None = None, weights: str | os.PathLike | None = None,
+                         seed: int = 0) -> tuple[DarknetModel, dict[str, Any]]:
+    """The model to train and how it was initialised (``info``: source, transferred tensors...)."""
+    torch.manual_seed(seed)
+    info: dict[str, Any] = {"model": spec}
+    src_state: dict[str, torch.Tensor] | None = None
+    path = Path(spec)
+    if is_native(spec):
+        sections = native_sections(spec, num_classes, imgsz, width_mult, anchors)
+    elif path.suffix.lower() == ".cfg":
+        if not path.is_file():
+            raise UserError(f"cfg file not found: {path}")
+        sections = set_classes(read_cfg(path), num_classes, imgsz, anchors)
+    elif path.is_dir() or path.suffix.lower() in (".pt", ".pth"):
+        from cnnlab.detect.checkpoint import load_detector_checkpoint
+        from cnnlab.detect.source import resolve_model_source
+
+        src = resolve_model_source(model=path)
+        if src.checkpoint is None:
+            raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
+        trained, names, _, _ = load_detector_checkpoint(src.checkpoint)
+        sections = set_classes(trained.sections, num_classes, imgsz, anchors)
+        src_state = trained.state_dict()
+        info["init_from"] = str(src.checkpoint)
+        info["init_names"] = names
+    else:
+        from cnnlab.detect.yolo import BUILDERS
+
+        raise UserError(f"model {spec!r} not found: expected {', '.join(BUILDERS)}, a .cfg file, a detection "
+                        "run folder or a .pt checkpoint")
+    model = DarknetModel(sections, source=spec)
+    if weights is not None:
+        wpath = Path(weights)
+        if not wpath.is_file():
+            raise UserError(f"weights file not found: {wpath}")
+        source_model = _source_model_for_weights(spec, num_classes, imgsz, width_mult, wpath)
+        cutoff = load_weights_flexible(source_model, wpath)
+        src_state = source_model.state_dict()
+        info["weights"] = str(wpath)
+        info["weights_cutoff"] = cutoff
+        if cutoff is not None:  # only the first `cutoff` layers hold real values
+            src_state = {k: v for k, v in src_state.items() if int(k.split(".")[1]) < cutoff}
+    copied: set[str] = set()
+    if src_state is not None:
+        n, total, copied = transfer_state(model, src_state)
+        info["transferred"] = f"{n}/{total}"
+    init_head_biases(model, skip=copied)
+    return model, info
+
+
+def freeze_layers(model: DarknetModel, n: int) -> int:
+    """Stop gradients in the first ``n`` layers (their BN statistics stay fixed too); returns tensors frozen."""
+    frozen = 0
+    for i, layer in enumerate(model.layers):
+        if i >= n:
+            break
+        for p in layer.parameters():
+            p.requires_grad_(False)
+            frozen += 1
+    return frozen

@@ -1,0 +1,124 @@
+"""Pictures of a detector training run: loss/mAP curves and images with true vs predicted boxes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.detect.types import Detections
+
+GT_COLOUR = (0, 200, 0)  # BGR green: ground truth
+
+
+def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """``results.png``: train/val box, objectness and class losses, mAP@0.5, mAP@0.5:0.95 and lr."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnnlab.io import atomic_path
+
+    epochs = [h["epoch"] for h in history]
+    panels = [("box_loss", "box loss"), ("obj_loss", "objectness loss"), ("cls_loss", "class loss"),
+              ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
+        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else [("val_", "validation")]
+        if key == "lr":
+            series = [("", "lr")]
+        for prefix, label in series:
+            pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
+            pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def draw_truth(image_bgr: np.ndarray, boxes: np.ndarray, class_ids: np.ndarray, names: list[str]) -> np.ndarray:
+    """Ground-truth boxes in green with their class names."""
+    import cv2
+
+    out = image_bgr.copy()
+    t = max(1, round(min(out.shape[:2]) / 300))
+    for (x1, y1, x2, y2), c in zip(boxes.astype(int), class_ids, strict=True):
+        cv2.rectangle(out, (x1, y1), (x2, y2), GT_COLOUR, t)
+        label = names[int(c)] if 0 <= int(c) < len(names) else str(int(c))
+        cv2.putText(out, label, (x1 + 2, max(y1 + 12, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, GT_COLOUR, 1,
+                    cv2.LINE_AA)
+    return out
+
+
+def _caption(img: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    bar = np.full((18, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack((bar, img))
+
+
+def _fit(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    r = size / max(img.shape[:2])
+    img = cv2.resize(img, (max(1, int(img.shape[1] * r)), max(1, int(img.shape[0] * r))))
+    canvas = np.full((size, size, 3), 255, np.uint8)
+    canvas[:img.shape[0], :img.shape[1]] = img
+    return canvas
+
+
+def save_val_samples(path: str | os.PathLike, images: list[np.ndarray], truths: list[tuple[np.ndarray, np.ndarray]],
+                     preds: list[Detections], names: list[str], conf: float = 0.25, tile: int = 320) -> Path:
+    """One row per image: true boxes (left) and predictions above ``conf`` (right), as a JPEG."""
+    import cv2
+
+    from cnnlab.detect.draw import draw_detections
+    from cnnlab.io import atomic_write_bytes
+
+    rows = []
+    for img, (boxes, cls), det in zip(images, truths, preds, strict=True):
+        left = _caption(_fit(draw_truth(img, boxes, cls, names), tile), f"true ({len(boxes)})")
+        shown = det.filter(conf=conf)
+        right = _caption(_fit(draw_detections(img, shown), tile), f"predicted ({len(shown)}, conf>={conf})")
+        rows.append(np.hstack((left, right)))
+    grid = np.vstack(rows) if rows else np.full((tile, 2 * tile, 3), 255, np.uint8)
+    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("JPEG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def save_train_batch(path: str | os.PathLike, x, targets, names: list[str], max_images: int = 8) -> Path:
+    """The first augmented training batch with its target boxes (checks the augmentations by eye)."""
+    import cv2
+
+    from cnnlab.io import atomic_write_bytes
+
+    imgs = (x[:max_images].permute(0, 2, 3, 1).numpy()[..., ::-1] * 255).round().clip(0, 255).astype(np.uint8)
+    h, w = imgs.shape[1:3]
+    tiles = []
+    for k, img in enumerate(imgs):
+        t = targets[targets[:, 0] == k].numpy()
+        boxes = np.stack([(t[:, 2] - t[:, 4] / 2) * w, (t[:, 3] - t[:, 5] / 2) * h,
+                          (t[:, 2] + t[:, 4] / 2) * w, (t[:, 3] + t[:, 5] / 2) * h], 1) if len(t) else np.zeros((0, 4))
+        tiles.append(_fit(draw_truth(np.ascontiguousarray(img), boxes, t[:, 1].astype(int), names), 256))
+    while len(tiles) % 4:
+        tiles.append(np.full_like(tiles[0], 255))
+    grid = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
+    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("JPEG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())

@@ -1,0 +1,304 @@
+"""Report sections for each kind of run folder: train runs, comparisons, tuning searches, ablations.
+
+Each builder reads what the command left in its folder and returns report blocks; figures the folder
+lacks (curves, confusion matrix) are drawn from its history and metrics into ``work``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import UserError
+from cnnlab.experiments.report_blocks import Block, Code, Heading, Image, Table, Text, key_values
+from cnnlab.io import read_json
+
+KINDS = ("train", "compare", "tune", "ablate")
+METRIC_KEYS = (
+    "dataset", "model", "epochs", "params_trainable", "params_non_trainable", "accuracy", "loss",
+    "top5_accuracy", "best_epoch", "val_accuracy", "val_loss", "val_top5_accuracy", "test_accuracy",
+    "test_loss", "test_top5_accuracy", "train_time_s", "epoch_time_s", "images_per_s",
+)
+
+
+def detect_kind(path: str | Path) -> tuple[str, Path]:
+    """``(kind, folder)`` of a run folder (or a file inside a train run); a UserError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"run not found: {p}")
+    if p.is_dir():
+        summary = p / "summary.json"
+        if summary.is_file():
+            kind = str(read_json(summary).get("kind", ""))
+            if kind in ("cnnlab.compare", "cnnlab.ablate"):
+                return kind.split(".", 1)[1], p
+        if (p / "results.json").is_file() and (p / "compare.yaml").is_file():
+            return "compare", p
+        if (p / "tune.json").is_file():
+            return "tune", p
+        if (p / "ablate.json").is_file():
+            raise UserError(f"{p}: the ablation has no summary.json yet (run cnnlab ablate to the end)")
+        if (p / "config.yaml").is_file():
+            return "train", p
+        raise UserError(f"{p} is not a cnnlab run folder (train, compare, tune or ablate)")
+    from cnnlab.runs import resolve_run
+
+    return "train", resolve_run(p)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def read_csv_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows (numbers parsed) and columns of a CSV table."""
+    from cnnlab.experiments.compare import parse_number
+
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = [{k: parse_number(v) for k, v in r.items()} for r in reader]
+        return rows, list(reader.fieldnames or [])
+
+
+def _metrics(run: Path) -> dict[str, Any]:
+    f = run / "metrics.json"
+    return read_json(f) if f.is_file() else {}
+
+
+def _history(run: Path) -> list[dict[str, Any]]:
+    from cnnlab.experiments.compare import read_history
+
+    f = run / "history.json"
+    if f.is_file():
+        data = read_json(f)
+        if isinstance(data, list):
+            return data
+    return read_history(run)
+
+
+def config_changes(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Options of a run config that differ from TrainConfig's defaults (what the user chose)."""
+    from cnnlab.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    rows = []
+    for k, v in config.items():
+        if k in ("project", "name", "exist_ok"):
+            continue
+        if k not in defaults or defaults[k] != v:
+            rows.append({"option": k, "value": _cell(v), "default": _cell(defaults.get(k))})
+    return rows
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, (dict, list)):
+        return yaml.safe_dump(v, default_flow_style=True, sort_keys=False).strip()
+    return v
+
+
+def _safe(what: str, fn: Callable[[], list[Block]]) -> list[Block]:
+    """Run one optional part of a section; a problem the user can fix becomes a note in the report."""
+    try:
+        return fn()
+    except (UserError, OSError, KeyError, ValueError) as e:
+        return [Text(f"{what} unavailable: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")]
+
+
+# -- train run ------------------------------------------------------------------------------------------
+
+
+def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, title: str | None = None) -> list[Block]:
+    """Metrics, configuration, curves, confusion matrix and sample predictions of one training run."""
+    from cnnlab.runs import read_run_config
+
+    config = read_run_config(run)
+    metrics = _metrics(run)
+    blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
+    what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
+    blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
+                       f"epochs trained." if metrics else f"Folder {run}: {what}; unfinished (no metrics.json)."))
+    sub = level + 1
+    if metrics:
+        blocks += [Heading("Metrics", sub),
+                   key_values({k: metrics[k] for k in METRIC_KEYS if k in metrics})]
+    blocks.append(Heading("Configuration", sub))
+    changes = config_changes(config)
+    if changes:
+        blocks.append(Table(changes, ["option", "value", "default"], "options that differ from the defaults"))
+    blocks.append(Code(yaml.safe_dump(config, sort_keys=False), "yaml", "full configuration (config.yaml)"))
+    blocks += _safe("training curves", lambda: _curves(run, work, sub))
+    if metrics:
+        blocks += _safe("confusion matrix", lambda: _confusion(run, metrics, config, work, sub))
+    if samples > 0 and ((run / "weights" / "best.pt").is_file() or (run / "weights" / "last.pt").is_file()):
+        blocks += _safe("sample predictions", lambda: _samples(run, work, sub, samples))
+    return blocks
+
+
+def _curves(run: Path, work: Path, level: int) -> list[Block]:
+    path = run / "curves.png"
+    if not path.is_file():
+        hist = _history(run)
+        if not hist:
+            return []
+        from cnnlab.train.metrics import plot_curves
+
+        path = plot_curves(hist, _work_file(work, run, "curves.png"))
+    return [Heading("Training curves", level), Image(path, "accuracy and loss per epoch, training and validation")]
+
+
+def _confusion(run: Path, metrics: dict[str, Any], config: dict[str, Any], work: Path, level: int) -> list[Block]:
+    split = "test" if isinstance(metrics.get("test"), dict) else "val"
+    ev = metrics.get(split)
+    if not isinstance(ev, dict) or "confusion_matrix" not in ev:
+        return []
+    classes = list(ev.get("per_class_accuracy") or {})
+    path = run / "confusion.png"
+    if not path.is_file():
+        import torch
+
+        from cnnlab.train.metrics import plot_confusion
+
+        matrix = torch.tensor(ev["confusion_matrix"])
+        names = classes or [str(i) for i in range(matrix.shape[0])]
+        path = plot_confusion(matrix, names, _work_file(work, run, "confusion.png"),
+                              title=f"{config.get('model')} on {config.get('dataset')} ({split})")
+    blocks: list[Block] = [Heading("Confusion matrix", level),
+                           Image(path, f"rows: true class, columns: predicted ({split} split)")]
+    support = ev.get("support") or {}
+    if classes and len(classes) <= 100:
+        rows = [{"class": c, "accuracy": a, "support": support.get(c)}
+                for c, a in (ev.get("per_class_accuracy") or {}).items()]
+        blocks.append(Table(rows, ["class", "accuracy", "support"], f"per-class accuracy ({split})"))
+    return blocks
+
+
+def _samples(run: Path, work: Path, level: int, n: int) -> list[Block]:
+    from cnnlab.experiments.report_samples import sample_predictions
+
+    path, rows, split = sample_predictions(run, _work_file(work, run, "samples.png"), n=n)
+    right = sum(r["correct"] == "yes" for r in rows)
+    return [Heading("Sample predictions", level),
+            Image(path, f"{len(rows)} {split} images: predicted (probability) and true class; {right} right"),
+            Table(rows, ["image", "true", "predicted", "probability", "correct"])]
+
+
+def _work_file(work: Path, run: Path, name: str) -> Path:
+    d = work / f"{run.parent.name}-{run.name}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
+# -- comparison -----------------------------------------------------------------------------------------
+
+
+def compare_section(folder: Path, work: Path, level: int = 2, samples: int = 16,
+                    details: bool = True) -> list[Block]:
+    """The comparison table and curves, then (``details``) each finished entry's own section."""
+    from cnnlab.experiments.compare import (
+        COLUMN_HELP,
+        COLUMNS,
+        CURVES,
+        SPEC_FILE,
+        settings_text,
+        write_outputs,
+    )
+    from cnnlab.experiments.compare_spec import load_spec
+
+    spec = load_spec(folder / SPEC_FILE) if (folder / SPEC_FILE).is_file() else None
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():  # interrupted before its outputs were written: write them now
+        if spec is None:
+            raise UserError(f"{folder}: comparison without compare.yaml")
+        write_outputs(folder, spec, read_json(folder / "results.json"))
+    summary = read_json(summary_path)
+    rows = list(summary.get("entries") or [])
+    blocks: list[Block] = [Heading(f"Comparison {folder.name}", level)]
+    settings = settings_text(spec).strip() if spec is not None else ""
+    blocks.append(Text(f"Folder {folder}: {len(rows)} entries" + (f"; shared settings: {settings}." if settings else ".")))
+    columns = list(summary.get("columns") or COLUMNS)
+    blocks.append(Table(rows, columns, "one row per entry; * marks the best test accuracy"))
+    blocks.append(Text("Columns: " + "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items()) + "."))
+    if (folder / CURVES).is_file():
+        blocks.append(Image(folder / CURVES, "validation accuracy of every entry, by epoch and by training time"))
+    if spec is not None:
+        entries = [{"entry": e.name, **{k: _cell(v) for k, v in e.overrides.items()},
+                    "time_budget": spec.budget(e)} for e in spec.entries]
+        keys = ["entry"] + sorted({k for r in entries for k in r if k != "entry"})
+        blocks += [Heading("Entries", level + 1), Table(entries, keys, "each entry's settings on top of the shared ones")]
+    if details:
+        for r in rows:
+            run = folder / str(r.get("run_dir") or "")
+            if r.get("status") == "done" and r.get("run_dir") and (run / "config.yaml").is_file():
+                blocks += train_section(run, work, level + 1, samples, title=f"Entry {r.get('entry')}")
+    return blocks
+
+
+# -- tuning search and ablation -----------------------------------------------------------------------------
+
+
+def tune_section(folder: Path, level: int = 2) -> list[Block]:
+    """Search settings, best trial, the trials table, best.yaml and Optuna's plots."""
+    info = read_json(folder / "tune.json")
+    best = info.get("best") or {}
+    facts = {"sampler": info.get("sampler"), "metric": info.get("metric"), "direction": info.get("direction"),
+             "planned trials": info.get("n_trials"),
+             **{f"trials {k}": v for k, v in (info.get("trials") or {}).items() if v},
+             "best value": best.get("value"), "best trial": best.get("trial"), "best run": best.get("run_dir")}
+    blocks: list[Block] = [Heading(f"Tuning {folder.name}", level), Text(f"Folder {folder}."),
+                           key_values(facts, "search")]
+    if best.get("params"):
+        blocks.append(key_values({k: _cell(v) for k, v in best["params"].items()}, "best parameters"))
+    files = info.get("files") or {}
+    table = folder / str(files.get("trials_csv") or "trials.csv")
+    if table.is_file():
+        rows, columns = read_csv_rows(table)
+        blocks += [Heading("Trials", level + 1), Table(rows, columns, "one row per trial; * marks the best")]
+    best_cfg = folder / str(files.get("best_config") or "best.yaml")
+    if best_cfg.is_file():
+        blocks.append(Code(best_cfg.read_text(encoding="utf-8"), "yaml", "best configuration (best.yaml)"))
+    plots = files.get("plots") or {}
+    if plots:
+        blocks.append(Heading("Plots", level + 1))
+        for key, rel in plots.items():
+            if (folder / rel).is_file():
+                blocks.append(Image(folder / rel, f"Optuna {key} plot"))
+    return blocks
+
+
+def ablate_section(folder: Path, level: int = 2) -> list[Block]:
+    """Ablation settings, the cell table (mean ± std over folds) and the box plot."""
+    info = read_json(folder / "summary.json")
+    facts = {"metric": info.get("metric"), "direction": info.get("direction"), "folds": info.get("folds"),
+             "cells": len(info.get("cells") or []), "best cell": info.get("best")}
+    blocks: list[Block] = [Heading(f"Ablation {folder.name}", level), Text(f"Folder {folder}."),
+                           key_values(facts, "study")]
+    files = info.get("files") or {}
+    table = folder / str(files.get("table_csv") or "ablation.csv")
+    if table.is_file():
+        rows, columns = read_csv_rows(table)
+        blocks.append(Table(rows, columns, "mean ± sample std over folds; * marks the best cell"))
+    else:
+        rows = [{"cell": c.get("cell"), "mean": c.get("mean"), "std": c.get("std"), "best": "*" if c.get("best") else ""}
+                for c in info.get("cells") or []]
+        blocks.append(Table(rows, ["cell", "mean", "std", "best"]))
+    box = folder / str(files.get("box_plot") or "box.png")
+    if box.is_file():
+        blocks.append(Image(box, f"{info.get('metric')} over the folds of each cell"))
+    return blocks
+
+
+def section(kind: str, folder: Path, work: Path, samples: int = 16, details: bool = True) -> list[Block]:
+    """The report blocks of one run folder of ``kind``."""
+    if kind == "train":
+        return train_section(folder, work, samples=samples)
+    if kind == "compare":
+        return compare_section(folder, work, samples=samples, details=details)
+    if kind == "tune":
+        return tune_section(folder)
+    if kind == "ablate":
+        return ablate_section(folder)
+    raise UserError(f"unknown run kind {kind!r} (known: {', '.join(KINDS)})")
+
