@@ -99,10 +99,10 @@ def batch1_torch(model, x: np.ndarray, y: np.ndarray) -> dict:
     return {"seconds": seconds, "accuracy": correct / len(y)}
 
 
-def batch1_onnx(path: Path, x: np.ndarray, y: np.ndarray) -> dict:
+def batch1_onnx(path: Path, x: np.ndarray, y: np.ndarray, threads: int) -> dict:
     from cnnlab.deploy.runtime import load_onnx_classifier
 
-    clf = load_onnx_classifier(path)
+    clf = load_onnx_classifier(path, threads=threads)
     for i in range(100):
         clf(x[i:i + 1])
     correct = 0
@@ -113,7 +113,7 @@ def batch1_onnx(path: Path, x: np.ndarray, y: np.ndarray) -> dict:
     return {"seconds": seconds, "accuracy": correct / len(y)}
 
 
-def batch1_keras(model, x: np.ndarray, y: np.ndarray, log: list[str], tmp: Path) -> dict | None:
+def batch1_keras(model, x: np.ndarray, y: np.ndarray, log: list[str], tmp: Path, threads: int) -> dict | None:
     py = keras_python(log)
     if py is None:
         return None
@@ -121,7 +121,7 @@ def batch1_keras(model, x: np.ndarray, y: np.ndarray, log: list[str], tmp: Path)
     np.savez(tmp / "weights.npz", **keras_weights(model))
     out = tmp / "keras.json"
     r = subprocess.run([str(py), str(HERE / "deploy_keras_worker.py"), str(tmp / "data.npz"),
-                        str(tmp / "weights.npz"), str(out)], capture_output=True, text=True)
+                        str(tmp / "weights.npz"), str(out), str(threads)], capture_output=True, text=True)
     if r.returncode != 0:
         log.append("Keras worker failed: " + (r.stderr.strip().splitlines() or ["?"])[-1])
         return None
@@ -135,6 +135,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--subset", type=int, default=20000, help="training images (0: all 60,000)")
     ap.add_argument("--run", help="use this mnist_cnn run folder instead of training one")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for every runtime (1: fair and stable on a shared machine)")
     ap.add_argument("--no-keras", action="store_true")
     args = ap.parse_args()
 
@@ -145,7 +147,8 @@ def main() -> None:
     from cnnlab.deploy.calibration import dataset_sample
 
     notes: list[str] = []
-    threads = torch.get_num_threads()
+    threads = args.threads
+    torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cnnlab-deploy-eval-") as tmpdir:
         tmp = Path(tmpdir)
@@ -153,7 +156,12 @@ def main() -> None:
         if args.run:  # reuse: copy so the exports do not land in the user's run folder
             shutil.copytree(args.run, tmp / "run")
             run_dir = tmp / "run"
-            trained = f"the given run ({Path(args.run).name})"
+            from cnnlab.runs import read_run_config, read_run_metrics
+
+            cfg, met = read_run_config(run_dir), read_run_metrics(run_dir)
+            trained = (f"{cfg.get('epochs')} epoch(s) of {cfg.get('optimizer')} on {cfg.get('subset') or 60000} "
+                       f"{cfg.get('dataset')} training images, {met.get('train_time_s', 0):.0f} s; "
+                       "`--run` given")
         else:
             run_dir = cnnlab.train(dataset="mnist", model="mnist_cnn", data_dir=args.data_dir, epochs=args.epochs,
                                    optimizer="adam", lr=1e-3, batch=128, subset=args.subset or None,
@@ -186,9 +194,9 @@ def main() -> None:
         x, y = dataset_sample("mnist", Preprocess.from_dict(pre), None, split="test", data_dir=args.data_dir)
         results = {}
         results["PyTorch eager"] = batch1_torch(loaded.model, x, y)
-        results["ONNX Runtime fp32"] = batch1_onnx(exports["fp32"].path, x, y)
-        results["ONNX Runtime int8 (static)"] = batch1_onnx(exports["int8 static"].path, x, y)
-        keras = None if args.no_keras else batch1_keras(loaded.model, x, y, notes, tmp)
+        results["ONNX Runtime fp32"] = batch1_onnx(exports["fp32"].path, x, y, threads)
+        results["ONNX Runtime int8 (static)"] = batch1_onnx(exports["int8 static"].path, x, y, threads)
+        keras = None if args.no_keras else batch1_keras(loaded.model, x, y, notes, tmp, threads)
         if keras is not None:
             results[f"Keras {keras['keras']} model.evaluate (TF {keras['tensorflow']})"] = keras
         for k, v in results.items():
@@ -222,9 +230,9 @@ def main() -> None:
     top5 = cnnlab.predict(zoo, imgs, topk=5)
     zoo_rows = [{"image": p.name, **{f"top-{i + 1}": f"{label} ({prob:.2f})" for i, (label, prob) in enumerate(t)}}
                 for p, t in zip(imgs, top5, strict=True)]
-    cli_pred = subprocess.run([*cli, "predict", str(zoo), *map(str, imgs)], capture_output=True, text=True,
-                              env={**os.environ, "COLUMNS": "200"})
-    zoo_bench = benchmark(zoo, batch=[1, 8], threads=sorted({1, threads}), runtimes="onnxruntime", min_time=2.0)
+    cli_pred = subprocess.run([*cli, "predict", str(zoo), *(p.name for p in imgs)], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "250"}, cwd=imgs[0].parent)
+    zoo_bench = benchmark(zoo, batch=[1, 8], threads=sorted({1, os.cpu_count() or 1}), runtimes="onnxruntime", min_time=2.0)
 
     body = [
         "Same architecture and weights everywhere: the textbook MNIST CNN (`mnist_cnn`: conv32-conv64-maxpool-"
@@ -232,7 +240,8 @@ def main() -> None:
         f"`cnnlab.train` ({trained}), "
         "exported with `cnnlab.export` (checked against PyTorch), the PyTorch weights copied into an identical "
         "Keras 3 model (HWIO kernels, NHWC flatten order), so all runtimes must agree on accuracy. "
-        f"Threads: PyTorch {threads}, ONNX Runtime and TensorFlow their defaults (all cores). "
+        f"Threads: {threads} for every runtime (`torch.set_num_threads`, ONNX Runtime `intra_op_num_threads`, "
+        "TensorFlow intra/inter-op threads). "
         "Each runtime classifies the 10,000 test images one at a time (Keras: `model.evaluate(x, y, batch_size=1)`, "
         "which also computes loss/metrics per step, as the course measured it); input tensors are prepared beforehand.",
         "",

@@ -4,7 +4,7 @@ Builds the textbook MNIST CNN (conv32-conv64-maxpool-dropout-dense128-dropout-de
 loads the PyTorch weights given (converted to Keras layouts), and times
 ``model.evaluate(x, y, batch_size=1)`` over the whole test set.
 
-    python deploy_keras_worker.py DATA.npz WEIGHTS.npz OUT.json
+    python deploy_keras_worker.py DATA.npz WEIGHTS.npz OUT.json [THREADS]
 """
 
 from __future__ import annotations
@@ -33,10 +33,14 @@ def build(keras, num_classes: int, input_shape: tuple[int, int, int]):
     ])
 
 
-def main(data_path: str, weights_path: str, out_path: str) -> None:
+def main(data_path: str, weights_path: str, out_path: str, threads: str = "0") -> None:
+    import tensorflow as tf
+
+    if int(threads) > 0:  # must happen before TensorFlow creates its thread pools
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
     import keras
     import numpy as np
-    import tensorflow as tf
 
     data = np.load(data_path)
     x, y = data["x"], data["y"]  # x: N x H x W x C float32, normalised as for PyTorch
@@ -59,6 +63,6 @@ def main(data_path: str, weights_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     main(*sys.argv[1:])

@@ -179,7 +179,7 @@ absolute rates move between runs: the in-run figures below are the ones to trust
   output thread, all overlapped with inference. On this over-subscribed CPU the overlap also slows the model
   itself (inference {st["inference"]:.1f} ms per frame overlapped vs {infer_seq:.1f} ms with `--no-overlap`),
   so its gain in frames per second is smaller than the busy share suggests. (With stages that leave the CPU
-  free, tests/test_stream_pipeline.py shows the overlap taking a 20 ms + 10 ms loop from ~33 to ~50 FPS.)
+  free, tests/test_stream_pipeline.py shows the overlap taking a 40 ms + 30 ms loop from ~14 to ~25 FPS.)
 - Pipeline stage means with outputs (ms, median over the rounds; work per frame, so overlapped stages may sum
   to more than 1/FPS):
   {stage_line}.

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.detect.train.anchors import anchor_fitness, anchors_cfg_text, dataset_anchors, iou_wh, kmeans_anchors
+from cnnlab.detect.train.anchors import (
+    anchor_fitness,
+    anchors_cfg_text,
+    dataset_anchors,
+    iou_wh,
+    kmeans_anchors,
+)
 from cnnlab.errors import UserError
 
 

@@ -73,3 +73,13 @@ def test_cli_import_is_light():
     code = "import sys, cnnlab.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", "cnnlab --help must not import torch"
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    f = atomic_write_text(tmp_path / "plain.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask

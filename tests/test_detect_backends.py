@@ -91,6 +91,7 @@ def test_onnxruntime_backend_and_exported_onnx_agree(tiny, scene, tmp_path):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["cnnlab_format"] == "yolov5" and json.loads(meta["names"]) == ["a", "b", "c"]
     assert proto.opset_import[0].version >= 17
+    assert Detector(model=result.path, backend="onnxruntime", letterbox=None).letterbox is False  # metadata
     for backend in ("onnxruntime", "opencv"):
         d = Detector(model=result.path, backend=backend, conf=0.35, letterbox=True)
         assert d.names == ["a", "b", "c"] and d.imgsz == (IMGSZ, IMGSZ)
@@ -267,3 +268,94 @@ def test_foreign_yolov8_onnx_without_metadata(tmp_path):
         assert found.class_ids.tolist() == [0, 1]
         np.testing.assert_allclose(found.scores, [0.9, 0.6], atol=1e-6)
         np.testing.assert_allclose(found.boxes, [[48, 0, 80, 16], [128, 80, 192, 112]], atol=1e-3)
+
+
+def test_opencv_reads_the_yolov3_cfg_cnnlab_writes(tmp_path):
+    """The native YOLOv3 builder's cfg + weights (narrow, 64 px) run in OpenCV with the same outputs."""
+    cfg, weights, names = random_yolo_files(tmp_path, "yolov3", num_classes=2, img_size=64, width_mult=0.125)
+    blob, _ = preprocess_image(synthetic_scene(64, 64), 64, letterbox=False)
+    ours = Detector(cfg=cfg, weights=weights, imgsz=64).infer(blob)
+    theirs = Detector(cfg=cfg, weights=weights, imgsz=64, backend="opencv").infer(blob)
+    assert [o.shape for o in ours] == [t.shape for t in theirs] == [(12, 7), (48, 7), (192, 7)]
+    for o, t in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(o, t, rtol=2e-4, atol=1e-4)
+
+
+YOLOV4_STYLE = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=mish
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=swish
+
+[route]
+layers=-1,-2
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation={head_act}
+
+[yolo]
+mask=0,1,2
+anchors=10,14, 23,27, 37,58
+classes=2
+num=3
+scale_x_y=1.05
+new_coords={new_coords}
+"""
+
+
+@pytest.mark.parametrize("new_coords, head_act", [(0, "linear"), (1, "logistic")])
+def test_yolov4_style_layers_match_opencv(tmp_path, new_coords, head_act):
+    """mish, swish, route groups/group_id, scale_x_y and new_coords agree with cv2.dnn."""
+    from cnnlab.detect.darknet import model_from_cfg
+    from cnnlab.detect.darknet_cfg import parse_cfg_text
+    from cnnlab.detect.darknet_weights import save_darknet_weights
+    from cnnlab.detect.synthetic import calibrate_batchnorm, random_images
+
+    text = YOLOV4_STYLE.format(new_coords=new_coords, head_act=head_act)
+    model = calibrate_batchnorm(model_from_cfg(parse_cfg_text(text)), random_images(2, 64, 64))
+    (tmp_path / "v4.cfg").write_text(text)
+    save_darknet_weights(model, tmp_path / "v4.weights")
+    x = random_images(1, 64, 64, seed=5)
+    with torch.no_grad():
+        ours = model(x)[0][0].numpy()
+    net = cv2.dnn.readNetFromDarknet(str(tmp_path / "v4.cfg"), str(tmp_path / "v4.weights"))
+    net.setInput(x.numpy())
+    theirs = net.forward(net.getUnconnectedOutLayersNames())[0]
+    assert ours.shape == theirs.shape == (16 * 16 * 3, 7)
+    np.testing.assert_allclose(ours[:, :5], theirs[:, :5], atol=1e-4)

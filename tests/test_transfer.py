@@ -64,7 +64,7 @@ def test_freezing_controls_gradients_and_keeps_bn_statistics():
     assert half["frozen_layers"] == round(half["layers"] * 0.5)
     assert freeze(model, 3)["frozen_layers"] == 3
     assert freeze(model, "none")["frozen"] == 0
-    with pytest.raises(UserError, match="no backbone stage 'stage9'"):
+    with pytest.raises(UserError, match="no stage .stage9."):
         freeze(model, "stage9")
 
 

@@ -161,7 +161,8 @@ def _labels(ds: Any) -> np.ndarray:
 
 def _dataset_options(cfg: TrainConfig) -> dict[str, Any]:
     opts = dict(cfg.dataset_options)
-    if cfg.img_size and cfg.dataset == "folder":
+    is_folder = cfg.dataset == "folder" or Path(str(cfg.dataset)).expanduser().is_dir()
+    if cfg.img_size and is_folder:
         opts.setdefault("img_size", cfg.img_size)
     return opts
 
@@ -179,8 +180,13 @@ def load_split(name: str, split: str, data_dir: str | None, options: dict[str, A
     return load_dataset(name, split=split, data_dir=data_dir, **options)
 
 
-def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBundle:
-    """Datasets and loaders of a run: train (minus validation), validation and test."""
+def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
+               norm: dict[str, float] | None = None) -> DataBundle:
+    """Datasets and loaders of a run: train (minus validation), validation and test.
+
+    ``norm`` ({"mean": m, "std": s}) replaces the dataset's own statistics, for models that normalise
+    their input themselves (a transfer model takes [0, 1] pixels).
+    """
     from cnnlab.data import kfold_splits, make_loader, validation_split
 
     opts = _dataset_options(cfg)
@@ -202,6 +208,8 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu") -> DataBund
     test_ds = _optional_split(cfg, "test", opts)
     classes = list(full.classes)
     mean, std = tuple(full.mean), tuple(full.std)
+    if norm is not None:
+        mean, std = (float(norm["mean"]),) * len(mean), (float(norm["std"]),) * len(std)
     augment = cfg.augment or None
     common = {"device": str(device), "num_classes": len(classes), "mean": mean, "std": std,
               "num_workers": cfg.workers}
@@ -272,16 +280,24 @@ def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks:
         torch.backends.cudnn.benchmark = True
     say = _printer(cfg.verbose)
 
-    data = build_data(cfg, device)
+    data = build_data(cfg, device, norm=_input_norm(cfg))
     model = _create_model(cfg, data)
     from cnnlab.models import count_params
+    from cnnlab.models.transfer import freeze, freeze_cut, load_pretrained
 
-    trainable, frozen = count_params(model)
-    say(f"model {cfg.model}: {trainable:,} trainable + {frozen:,} non-trainable parameters")
     if cfg.weights and ckpt is None:
         init = load_checkpoint(cfg.weights)
         load_weights(model, init.get("ema") or init["model"], init.get("model_spec"), str(cfg.weights))
         say(f"initialised from {cfg.weights}")
+    if cfg.pretrained and ckpt is None:
+        say(f"pretrained: {load_pretrained(model, cfg.pretrained)}")
+    if cfg.freeze is not None:
+        freeze(model, cfg.freeze)
+    if cfg.unfreeze is not None:
+        freeze_cut(model, cfg.unfreeze)  # a bad phase-2 spec fails now, not after phase 1
+    trainable, frozen = count_params(model)
+    say(f"model {cfg.model}: {trainable:,} trainable + {frozen:,} non-trainable parameters"
+        + (f" (freeze={cfg.freeze})" if cfg.freeze is not None else ""))
 
     if run_dir is None:
         run_dir = new_run_dir(cfg.project, "classify", cfg.name, exist_ok=cfg.exist_ok)
@@ -296,7 +312,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, run_dir: Path | None, callbacks:
                       callbacks=_callbacks(cfg, run_dir, callbacks), meta=meta, device=device)
     if ckpt is not None:
         trainer.load_checkpoint(ckpt)
-        say(f"resuming after epoch {trainer.epoch} of {cfg.epochs}")
+        say(f"resuming after epoch {trainer.epoch} of {cfg.total_epochs}")
     try:
         trainer.fit()
     except KeyboardInterrupt:
@@ -316,8 +332,9 @@ def _create_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
     from cnnlab.errors import ModelError
     from cnnlab.models import create_model
 
-    model = create_model(cfg.model, num_classes=len(data.classes), in_chans=data.in_chans,
-                         img_size=data.img_size, max_params=cfg.max_params, **cfg.model_kwargs)
+    name, kwargs = model_name_and_kwargs(cfg)
+    model = create_model(name, num_classes=len(data.classes), in_chans=data.in_chans,
+                         img_size=data.img_size, max_params=cfg.max_params, **kwargs)
     # one dry forward pass: a model that cannot take these inputs fails here with one line, not mid-epoch
     shape = (2, data.in_chans, data.img_size, data.img_size)
     try:
@@ -334,6 +351,33 @@ def _create_model(cfg: TrainConfig, data: DataBundle) -> nn.Module:
     return model
 
 
+def model_name_and_kwargs(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The registry name and options behind ``cfg.model``.
+
+    A familiar backbone name (``ResNet50V2``, ``mobilenet``...) that is not a cnnlab model, or a
+    ``timm/<name>`` asked for with ``pretrained`` weights, becomes the ``transfer`` model with that
+    backbone and a new head.
+    """
+    from cnnlab.models.registry import is_model_name
+    from cnnlab.models.transfer import ALIASES
+
+    key = "".join(ch for ch in cfg.model.lower() if ch.isalnum())
+    familiar = key in ALIASES and not is_model_name(cfg.model)
+    if familiar or (cfg.model.startswith("timm/") and cfg.pretrained):
+        return "transfer", {"backbone": cfg.model, **cfg.model_kwargs}
+    return cfg.model, dict(cfg.model_kwargs)
+
+
+def _input_norm(cfg: TrainConfig) -> dict[str, float] | None:
+    """The input scaling a model asks for itself (``cnnlab_input`` on its registry function)."""
+    from cnnlab.models.registry import get_entry, is_model_name
+
+    name, _ = model_name_and_kwargs(cfg)
+    if name.startswith("timm/") or not is_model_name(name):
+        return None
+    return getattr(get_entry(name).fn, "cnnlab_input", None)
+
+
 def _resume_state(resume: str | os.PathLike, overrides: dict[str, Any]) -> tuple[Path, TrainConfig, dict]:
     p = Path(resume)
     run_dir = resolve_run(p)
@@ -347,8 +391,8 @@ def _resume_state(resume: str | os.PathLike, overrides: dict[str, Any]) -> tuple
         raise UserError(f"cannot change {', '.join(fixed)} when resuming (allowed: {', '.join(RESUME_OVERRIDES)})")
     base = read_yaml(run_dir / CONFIG) or {}
     cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run_dir / CONFIG))
-    if int(ckpt["epoch"]) >= cfg.epochs:
-        raise UserError(f"{run_dir} already completed {ckpt['epoch']} of {cfg.epochs} epochs "
+    if int(ckpt["epoch"]) >= cfg.total_epochs:
+        raise UserError(f"{run_dir} already completed {ckpt['epoch']} of {cfg.total_epochs} epochs "
                         "(pass --epochs N to train longer)")
     if cfg.epochs != int(base.get("epochs", cfg.epochs)):
         cfg.to_yaml(run_dir / CONFIG)

@@ -37,6 +37,14 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     max_params: str | int | None = None  # e.g. "30M": refuse bigger models
     weights: str | None = None           # initialise from a cnnlab checkpoint (same architecture)
+    # transfer learning (model "transfer" with a backbone, or any model re-headed from another run)
+    pretrained: str | None = None        # hub | weights file (.safetensors/.pt/.h5) | cnnlab run to re-head
+    freeze: str | None = None            # none | all | 0.5 | N layers | last | <stage name>
+    freeze_bn: bool = True               # frozen BatchNorm layers keep their statistics (eval mode)
+    backbone_lr: float | None = None     # learning rate of the body/backbone (default: lr, like the head)
+    unfreeze: str | None = None          # phase 2 freeze spec (default none: everything trains; or last, 0.5...)
+    unfreeze_epochs: int = 0             # phase 2 length in epochs (0 = one phase)
+    unfreeze_lr: float | None = None     # phase 2 learning rate (default: lr / 10)
     # optimisation
     epochs: int = 10
     batch: int = 128
@@ -123,6 +131,20 @@ class TrainConfig:
 
         return write_yaml(path, self.to_dict())
 
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of both phases: ``epochs`` (phase 1) + ``unfreeze_epochs`` (phase 2)."""
+        return self.epochs + self.unfreeze_epochs
+
+    def phase2(self) -> TrainConfig:
+        """The settings of the fine-tuning phase: its own length, learning rate and freeze spec."""
+        lr = self.unfreeze_lr if self.unfreeze_lr is not None else self.lr / 10
+        scale = lr / self.lr
+        return self.replace(epochs=max(self.unfreeze_epochs, 1), lr=lr, freeze=self.unfreeze,
+                            backbone_lr=self.backbone_lr * scale if self.backbone_lr else None,
+                            max_lr=self.max_lr * scale if self.max_lr else None, warmup_epochs=0.0,
+                            unfreeze=None, unfreeze_epochs=0, unfreeze_lr=None)
+
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with ``overrides`` applied (validated like a config file)."""
         data = self.to_dict()
@@ -150,6 +172,12 @@ class TrainConfig:
             raise UserError(f"ema must be a decay in (0, 1) or null, got {self.ema}")
         if self.boundary_unit not in ("epochs", "steps"):
             raise UserError(f"boundary_unit must be 'epochs' or 'steps', got {self.boundary_unit!r}")
+        if self.unfreeze_epochs < 0:
+            raise UserError(f"unfreeze_epochs must be >= 0, got {self.unfreeze_epochs}")
+        for name in ("backbone_lr", "unfreeze_lr"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"{name} must be > 0, got {value}")
         if self.verbose not in (0, 1, 2):
             raise UserError(f"verbose must be 0, 1 or 2, got {self.verbose}")
 

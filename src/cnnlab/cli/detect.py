@@ -23,8 +23,9 @@ def detect_command(
     imgsz: int | None = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's)."),
     conf: float = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability)."),
     iou: float = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS."),
-    letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Keep the aspect ratio (grey border) "
-                                   "or plainly resize to the input size."),
+    letterbox: bool | None = typer.Option(None, "--letterbox/--no-letterbox",
+                                          help="Keep the aspect ratio (grey border) or plainly resize to the "
+                                          "input size (default: as recorded with the model, else letterbox)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime)."),
     max_det: int = typer.Option(300, "--max-det", help="At most this many boxes per image."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads of the backend (default: library's)."),

@@ -43,7 +43,8 @@ def tune_command(
         params = ", ".join(f"{k}={v!r}" for k, v in result.best_params.items())
         console.print(f"best {metric} = {result.best_value:.4f} with {params}")
         console.print(f"best config: {result.best_config}  (cnnlab train --config {result.best_config})")
-    console.print(f"trials table: {result.run_dir / 'trials.md'}; plots: {result.run_dir / 'plots'}")
+    console.print(f"trials table: {result.run_dir / 'trials.md'}"
+                  + (f"; plots: {result.run_dir / 'plots'}" if result.plots else ""))
 
 
 def ablate_command(

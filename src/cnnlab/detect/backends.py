@@ -167,6 +167,8 @@ class OpenCVBackend(Backend):
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.out_names = list(self.net.getUnconnectedOutLayersNames())
+        if source.onnx is None:  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
+            self.out_names.sort(key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         self.net.setInput(blob)

@@ -38,13 +38,14 @@ class Detector:
     model's own size (the cfg's [net] width/height or the ONNX input). An ONNX file with a fixed
     input size always runs at that size. ``conf`` thresholds objectness * class probability;
     ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the aspect ratio (grey border)
-    instead of a plain resize. ``threads`` caps the backend's CPU threads (None: library default).
+    instead of a plain resize (``None``: what the model recorded — ONNX metadata or checkpoint —
+    else True). ``threads`` caps the backend's CPU threads (None: library default).
     """
 
     def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
                  backend: str = "torch", imgsz: int | tuple[int, int] | None = 416, conf: float = 0.25,
-                 iou: float = 0.45, letterbox: bool = True, device: str = "cpu", max_det: int = 300,
+                 iou: float = 0.45, letterbox: bool | None = True, device: str = "cpu", max_det: int = 300,
                  threads: int | None = None) -> None:
         if not 0.0 <= conf <= 1.0:
             raise UserError(f"conf must be in [0, 1], got {conf}")
@@ -52,7 +53,7 @@ class Detector:
             raise UserError(f"iou must be in [0, 1], got {iou}")
         if max_det < 1:
             raise UserError(f"max_det must be >= 1, got {max_det}")
-        self.conf, self.iou, self.letterbox, self.max_det = float(conf), float(iou), bool(letterbox), int(max_det)
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         self.source = resolve_model_source(cfg, weights, model)
         requested = input_hw(imgsz) if imgsz is not None else None
         self.backend = create_backend(backend, self.source, requested, device, threads)
@@ -62,6 +63,8 @@ class Detector:
         else:
             self.input_hw = requested or b.native_hw or (416, 416)
         self.names = self._resolve_names(names)
+        self.letterbox = bool(letterbox) if letterbox is not None else \
+            (b.letterbox if b.letterbox is not None else True)
         self.output_format = b.output_format or ""
         import torchvision.ops  # noqa: F401  (NMS; imported now so the first frame's timing is fair)
 

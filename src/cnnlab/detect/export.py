@@ -3,7 +3,8 @@
 The ONNX takes ``images`` float32 (1, 3, H, W) (RGB, /255) and returns ``output0`` float32
 (1, N, 5+C) in the YOLOv5 convention: cx, cy, w, h in input pixels, objectness, class
 probabilities; N = sum over [yolo] layers of H_i*W_i*anchors. Metadata (``metadata_props``)
-records ``cnnlab_format=yolov5``, ``names`` (JSON), ``imgsz`` ([w, h]) and ``letterbox``, so
+records ``cnnlab_format=yolov5``, ``names`` (JSON, when given), ``num_classes``, ``imgsz`` ([w, h])
+and ``letterbox``, so
 ``Detector(model="m.onnx")`` needs no other file, and any YOLOv5-style consumer can read it.
 """
 
@@ -84,8 +85,9 @@ def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list
                           do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"cnnlab_format": "yolov5", "imgsz": json.dumps([w, h]), "letterbox": json.dumps(bool(letterbox)),
-            "names": json.dumps(list(names or [str(i) for i in range(model.num_classes)])),
-            "source": model.source}
+            "num_classes": str(model.num_classes), "source": model.source}
+    if names is not None:
+        meta["names"] = json.dumps(list(names))
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v

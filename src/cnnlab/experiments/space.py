@@ -163,6 +163,17 @@ class SearchSpace:
     def example(self) -> dict[str, Any]:
         return {p.name: p.example() for p in self.params}
 
+    def values_to_check(self) -> list[tuple[str, Any]]:
+        """(name, value) for every choice and both ends of every range: to validate configs up front."""
+        out: list[tuple[str, Any]] = []
+        for p in self.params:
+            if p.kind in ("grid", "choice"):
+                out += [(p.name, v) for v in p.values]
+            else:
+                cast = int if p.kind == "int" else float
+                out += [(p.name, cast(p.low)), (p.name, cast(p.high))]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {p.name: p.to_dict() for p in self.params}
 

@@ -146,6 +146,33 @@ class Heartbeat:
 
 
 @contextlib.contextmanager
+def ask_lock(url: str) -> Iterator[None]:
+    """Serialise taking a trial among local processes sharing one SQLite file.
+
+    SQLite ignores ``SELECT ... FOR UPDATE``, so two processes could pop the same queued trial;
+    PostgreSQL locks the row itself and needs nothing here.
+    """
+    path = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
+    if not path or path.startswith(":memory:"):
+        yield
+        return
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def folder_lock(run_dir: Path) -> Iterator[bool]:
     """Hold an exclusive lock on the run folder; yields whether it was acquired (never blocks)."""
     path = Path(run_dir) / LOCK_FILE

@@ -10,6 +10,7 @@ grid is covered exactly once however many workers share it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -36,11 +37,11 @@ from cnnlab.experiments.runner import (
 from cnnlab.experiments.space import SearchSpace
 from cnnlab.experiments.study import (
     Heartbeat,
+    ask_lock,
     default_storage_url,
     fail_running_now,
     fail_stale,
     folder_lock,
-    is_sqlite,
     mask_url,
     normalise_url,
     open_storage,
@@ -157,12 +158,22 @@ def tune(
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     direction = check_direction(direction, metric)
+    if workers > 1 and train_fn is not None:
+        import pickle
+
+        try:
+            pickle.dumps(train_fn)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            raise UserError("with --workers > 1, train_fn must be a module-level function "
+                            "(worker processes import it by name)") from None
     base = load_base_config(config)
     space = SearchSpace.load(space)
     n_trials = resolve_trials(trials, sampler, space, top, confidence)
     if train_fn is None:
         validate_config(base, source="config")
-        validate_config(apply_params(base, space.example()), source="config with the space's values")
+        for pname, value in space.values_to_check():  # every choice and both ends of each range
+            validate_config(apply_params(base, {**space.example(), pname: value}),
+                            source=f"config with {pname}={value!r} from the space")
     if sampler == "random":
         say(budget_message(n_trials, top))
 
@@ -176,7 +187,7 @@ def tune(
     spec = _spec(job)
 
     with folder_lock(run_dir) as only_local:
-        if not only_local and is_sqlite(url):
+        if not only_local and not shared:
             raise UserError(f"another cnnlab tune is running in {run_dir} (wait for it, or use another --name)")
         study, created = _open_study(job, create=True)
         if not created:
@@ -188,7 +199,12 @@ def tune(
         done = _count(study, finished=True)
         say(f"search {run_dir}: {sampler} sampler, {n_trials} trials, {direction} {metric}, "
             f"pruner {pruner}, storage {mask_url(url)}" + (f" ({done} already finished)" if done else ""))
-        _run_workers(job, workers, study, progress and log is not None)
+        try:
+            _run_workers(job, workers, study, progress and log is not None)
+        except BaseException:  # stopped or crashed: still leave the table of what finished
+            with contextlib.suppress(Exception):
+                write_outputs(study, space, base, run_dir, metric, spec, plots=False)
+            raise
         summary = write_outputs(study, space, base, run_dir, metric, spec, plots=plots)
 
     best = summary.get("best") or {}
@@ -335,12 +351,14 @@ def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = N
     finished = 0
     while True:
         fail_stale(study)
-        if not _has_room(study, job):
-            break
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for optimize": we beat ourselves
-            trial = study.ask()
-        if _is_surplus(study, trial, job):
+        with ask_lock(job.storage_url):
+            if not _has_room(study, job):
+                break
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for optimize": we beat ourselves
+                trial = study.ask()
+            surplus = _is_surplus(study, trial, job)
+        if surplus:
             import optuna
 
             trial.set_user_attr(SURPLUS, True)

@@ -477,7 +477,13 @@ def load_keras_weights(model: nn.Module, path: str | Path, prefix: str = "featur
             full = f"{prefix}{lname}.{key}"
             if full not in state:
                 raise UserError(f"{path}: model has no parameter {full!r}")
-            if tuple(state[full].shape) != tuple(value.shape):
+            have = tuple(state[full].shape)
+            if have != tuple(value.shape) and value.dim() == 4 and have[0] == value.shape[0] \
+                    and have[2:] == tuple(value.shape[2:]) and getattr(mod, "groups", 1) == 1:
+                from timm.models import adapt_input_conv  # e.g. RGB weights for grey images
+
+                value = adapt_input_conv(have[1], value)
+            if have != tuple(value.shape):
                 raise UserError(f"{path}: shape mismatch for {lname!r}: Keras {tuple(value.shape)} vs "
                                 f"model {tuple(state[full].shape)} (wrong width multiplier?)")
             new_state[full] = value

@@ -89,7 +89,7 @@ class TransferNet(nn.Module):
             self.backbone = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.backbone.num_features = net.num_features
             mean, std, default_size = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224
-            self.stages = []
+            self.stages = [f"0.{name}" for name in getattr(net, "stage_starts", [])]
         if in_chans != len(mean):  # grey images on an RGB backbone: average the statistics
             mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
         self.input_size = int(input_size or default_size)
@@ -106,9 +106,6 @@ class TransferNet(nn.Module):
         self.head = nn.Sequential(*layers)
         self.freeze_bn = True
 
-    # the trainer feeds images on the [0, 1] scale to models that declare this
-    cnnlab_input = {"mean": 0.0, "std": 1.0}
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
@@ -118,10 +115,7 @@ class TransferNet(nn.Module):
         """Like ``nn.Module.train``, but frozen BatchNorm layers stay in eval mode (``freeze_bn``)."""
         super().train(mode)
         if mode and self.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
-                        p.requires_grad for p in m.parameters(recurse=False)):
-                    m.eval()
+            set_frozen_bn_eval(self.backbone)
         return self
 
 
@@ -225,59 +219,135 @@ def load_hub_weights(model: TransferNet) -> None:
 
 
 # ----------------------------------------------------------------------------- freezing
-def backbone_layers(model: TransferNet) -> list[tuple[str, nn.Module]]:
-    """The backbone's leaf modules that own parameters, in forward order (Keras' ``base.layers``)."""
-    return [(n, m) for n, m in model.backbone.named_modules()
-            if n and not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+def _param_leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in module.named_modules()
+            if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
 
 
-def freeze(model: TransferNet, spec: str | int | float | None) -> dict[str, int]:
-    """Freeze part of the backbone; the head always trains.
+def split_head(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[nn.Module]]:
+    """``(body layers in forward order, head modules)``.
 
-    ``spec``: ``none`` (train everything), ``all`` (whole backbone frozen), a fraction such as ``0.5``
-    (the first half of the backbone's layers), an integer N (the first N layers, as Keras'
+    A :class:`TransferNet` has an explicit ``backbone`` and ``head``; for any other model the last
+    layer with parameters (its classifier) is the head and every earlier one is the body.
+    """
+    if isinstance(model, TransferNet):
+        return [(n, m) for n, m in _param_leaves(model.backbone) if n], [model.head]
+    leaves = _param_leaves(model)
+    if not leaves:
+        raise UserError("the model has no layers with parameters to freeze")
+    return leaves[:-1], [leaves[-1][1]]
+
+
+def backbone_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The body's layers that own parameters, in forward order (Keras' ``base.layers``)."""
+    return split_head(model)[0]
+
+
+def freeze(model: nn.Module, spec: str | int | float | None) -> dict[str, int]:
+    """Freeze part of the body (the backbone of a TransferNet); the head always trains.
+
+    ``spec``: ``none`` (train everything), ``all`` (whole body frozen), a fraction such as ``0.5``
+    (the first half of the body's layers), an integer N (the first N layers, as Keras'
     ``base.layers[:N]``), ``last`` (all but the last stage) or a module name such as ``stages.3`` /
     ``layer4`` (everything before that module; it and what follows train).
     """
-    layers = backbone_layers(model)
-    n = len(layers)
-    text = str(spec).strip().lower() if spec is not None else "none"
-    if text in ("none", "0", ""):
-        cut = 0
-    elif text == "all":
-        cut = n
-    elif re.fullmatch(r"\d+", text):
-        cut = min(int(text), n)
-    elif re.fullmatch(r"0?\.\d+|1\.0*", text):
-        cut = int(round(float(text) * n))
-    else:
-        stage = model.stages[-1] if text == "last" and model.stages else str(spec)
-        names = [name for name, _ in layers]
-        idx = next((i for i, name in enumerate(names) if name == stage or name.startswith(stage + ".")), None)
-        if idx is None:
-            options = ", ".join(model.stages) if model.stages else "a module name of the backbone"
-            raise UserError(f"freeze: no backbone stage {str(spec)!r} (stages: {options}; or none, all, "
-                            f"a fraction like 0.5, or a layer count)")
-        cut = idx
+    layers, head = split_head(model)
+    cut = freeze_cut(model, spec)
     for i, (_, m) in enumerate(layers):
         for p in m.parameters(recurse=False):
             p.requires_grad = i >= cut
-    for p in model.head.parameters():
-        p.requires_grad = True
+    for h in head:
+        for p in h.parameters():
+            p.requires_grad = True
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return {"frozen_layers": cut, "layers": n, "trainable": trainable, "frozen": frozen}
+    return {"frozen_layers": cut, "layers": len(layers), "trainable": trainable, "frozen": frozen}
+
+
+def freeze_cut(model: nn.Module, spec: str | int | float | None) -> int:
+    """How many body layers ``spec`` freezes (checks the spec without changing the model)."""
+    layers = split_head(model)[0]
+    n = len(layers)
+    text = str(spec).strip().lower() if spec is not None else "none"
+    stages = list(getattr(model, "stages", []) or [])
+    if text in ("none", "0", ""):
+        return 0
+    if text == "all":
+        return n
+    if re.fullmatch(r"\d+", text):
+        return min(int(text), n)
+    if re.fullmatch(r"0?\.\d+|1\.0*", text):
+        return int(round(float(text) * n))
+    stage = stages[-1] if text == "last" and stages else str(spec)
+    names = [name for name, _ in layers]
+    idx = next((i for i, name in enumerate(names) if name == stage or name.startswith(stage + ".")), None)
+    if idx is None:
+        options = ", ".join(stages) if stages else "a module name of the model"
+        raise UserError(f"freeze: no stage {str(spec)!r} (stages: {options}; or none, all, "
+                        f"a fraction like 0.5, or a layer count)")
+    return idx
+
+
+def set_frozen_bn_eval(model: nn.Module) -> None:
+    """Put BatchNorm layers whose parameters are all frozen into eval mode (statistics kept)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not any(
+                p.requires_grad for p in m.parameters(recurse=False)):
+            m.eval()
 
 
 def param_groups(model: nn.Module, lr: float, backbone_lr: float | None = None) -> list[dict[str, Any]]:
     """Optimiser parameter groups: the head at ``lr``, the backbone at ``backbone_lr`` (default ``lr``)."""
-    head = [p for p in getattr(model, "head", nn.Module()).parameters() if p.requires_grad]
+    head = [p for h in split_head(model)[1] for p in h.parameters() if p.requires_grad]
     head_ids = {id(p) for p in head}
     body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     groups = [{"params": head, "lr": lr, "name": "head"}]
     if body:
         groups.append({"params": body, "lr": lr if backbone_lr is None else backbone_lr, "name": "backbone"})
     return groups
+
+
+def load_pretrained(model: nn.Module, source: str) -> str:
+    """Initialise ``model`` from ``source`` before fine-tuning; returns a one-line description.
+
+    For a TransferNet: ``hub``/``imagenet`` (timm's hub or its local cache), or a local weights file
+    (safetensors, state dict, Keras ``.h5`` for ``mobilenet``). For any other model: a cnnlab run
+    folder, checkpoint or state-dict file of the same architecture, possibly trained on other classes:
+    every weight whose shape fits is loaded and the classifier is re-initialised ("re-headed").
+    """
+    if isinstance(model, TransferNet):
+        if str(source).lower() in ("hub", "imagenet", "true"):
+            load_hub_weights(model)
+            return f"backbone {model.backbone_name} from the hub"
+        counts = load_backbone_weights(model, source)
+        return f"backbone {model.backbone_name}: {counts['loaded']} tensors from {source}"
+    path = Path(source)
+    if path.is_dir():
+        from cnnlab.runs import checkpoint_path
+
+        path = checkpoint_path(path, "best")
+    state = read_state_dict(path)
+    own = model.state_dict()
+    head_keys = {f"{n}.{k}" for n, m in model.named_modules() if m in split_head(model)[1]
+                 for k in m.state_dict()}
+    loaded, reheaded, bad = 0, [], []
+    fitting = {}
+    for k, v in own.items():
+        if k not in state:
+            bad.append(f"{k} missing")
+        elif state[k].shape == v.shape:
+            fitting[k] = state[k]
+            loaded += 1
+        elif k in head_keys:
+            reheaded.append(k)
+        else:
+            bad.append(f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}")
+    if bad:
+        raise UserError(f"{source}: weights do not fit this model ({len(bad)} problems, e.g. {'; '.join(bad[:2])}); "
+                        "pretrained runs must share the architecture (only the classifier may differ)")
+    model.load_state_dict(fitting, strict=False)
+    note = f", classifier re-initialised for {split_head(model)[1][0].weight.shape[0]} classes" if reheaded else ""
+    return f"{loaded} tensors from {path}{note}"
 
 
 def create_transfer_model(backbone: str, num_classes: int, in_chans: int = 3, input_size: int | None = None,
@@ -287,13 +357,11 @@ def create_transfer_model(backbone: str, num_classes: int, in_chans: int = 3, in
     """A backbone with a new head for ``num_classes``, optionally pretrained and partly frozen."""
     from cnnlab.models.registry import create_model
 
-    model = create_model("transfer", num_classes=num_classes, in_chans=in_chans, img_size=input_size,
+    model = create_model("transfer", num_classes=num_classes, in_chans=in_chans, input_size=input_size,
                          backbone=backbone, head_hidden=head_hidden, head_dropout=head_dropout,
                          **({"backbone_kwargs": backbone_kwargs} if backbone_kwargs else {}))
     model.freeze_bn = freeze_bn
-    if pretrained is True or (isinstance(pretrained, str) and pretrained.lower() in ("hub", "true", "imagenet")):
-        load_hub_weights(model)
-    elif pretrained:
-        load_backbone_weights(model, pretrained)
+    if pretrained:
+        load_pretrained(model, "hub" if pretrained is True else str(pretrained))
     freeze(model, freeze_spec)
     return model

@@ -82,9 +82,25 @@ def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     if name not in OPTIMIZERS:
         raise UserError(_unknown("optimizer", cfg.optimizer, OPTIMIZERS))
     groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
+    if cfg.backbone_lr is not None:
+        groups = split_backbone_groups(model, groups, cfg.lr, cfg.backbone_lr)
     if not any(g["params"] for g in groups):
         raise UserError("the model has no trainable parameters")
     return OPTIMIZERS[name](groups, cfg)
+
+
+def split_backbone_groups(model: nn.Module, groups: list[dict], lr: float, backbone_lr: float) -> list[dict]:
+    """Split each group into head (``lr``) and body/backbone (``backbone_lr``) parameters."""
+    from cnnlab.models.transfer import split_head
+
+    head_ids = {id(p) for h in split_head(model)[1] for p in h.parameters()}
+    out = []
+    for g in groups:
+        for part, part_lr in (("head", lr), ("backbone", backbone_lr)):
+            params = [p for p in g["params"] if (id(p) in head_ids) == (part == "head")]
+            if params:
+                out.append({**g, "params": params, "lr": part_lr, "name": part})
+    return out
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:

@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnlab.config import TrainConfig
 from cnnlab.errors import UserError
+from cnnlab.models.transfer import set_frozen_bn_eval
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.checkpoint import rng_state, set_rng_state
 from cnnlab.train.ema import ModelEMA
@@ -173,7 +174,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.callbacks = list(callbacks)
         self.meta = dict(meta or {})
-        self.epochs = config.epochs
+        self.epochs = config.total_epochs  # both fine-tuning phases
+        self.phase = 1                 # 2 once `unfreeze` took effect (after config.epochs)
         self.epoch = 0                 # completed epochs
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
@@ -222,6 +224,8 @@ class Trainer:
         np.random.seed(seed)
         torch.manual_seed(seed)
         _set_loader_epoch(self.train_loader, epoch - 1)
+        if self.phase == 1 and self.cfg.unfreeze_epochs and epoch > self.cfg.epochs:
+            self.enter_phase2()
         lr = self.schedule.lr
         start = time.perf_counter()
         logs: dict[str, Any] = {"epoch": epoch, **self.train_one_epoch(epoch)}
@@ -238,11 +242,25 @@ class Trainer:
         self.history.append(logs)
         return logs
 
+    def enter_phase2(self) -> None:
+        """Fine-tuning phase 2: apply ``unfreeze``, new optimiser and schedule at the phase-2 rate."""
+        from cnnlab.models.transfer import freeze
+
+        p2 = self.cfg.phase2()
+        info = freeze(self.model, p2.freeze)
+        self.optimizer = create_optimizer(self.model, p2)
+        self.schedule = Schedule(self.optimizer, p2, self.steps_per_epoch)
+        self.phase = 2
+        self.log(f"phase 2: unfreeze={p2.freeze} -> {info['trainable']:,} trainable parameters, lr {p2.lr:g}, "
+                 f"{p2.epochs} epochs")
+
     def train_one_epoch(self, epoch: int, loader: Iterable | None = None) -> dict[str, Any]:
         """One pass over the training loader (or ``loader``); returns loss, accuracies and images seen."""
         model, cfg = self.model, self.cfg
         loader = self.train_loader if loader is None else loader
         model.train()
+        if cfg.freeze_bn:
+            set_frozen_bn_eval(model)
         loss_sum = torch.zeros((), device=self.device)
         hits = torch.zeros(2, dtype=torch.int64, device=self.device)
         seen = 0
@@ -303,6 +321,7 @@ class Trainer:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.amp else None,
             "epoch": epoch,
+            "phase": self.phase,
             "global_step": self.global_step,
             "train_time": self.train_time,
             "rng": rng_state(),
@@ -319,6 +338,8 @@ class Trainer:
         from cnnlab.train.checkpoint import load_weights
 
         load_weights(self.model, ckpt["model"], ckpt.get("model_spec"), "checkpoint")
+        if int(ckpt.get("phase", 1)) == 2 and self.phase == 1:
+            self.enter_phase2()
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
         if self.ema is not None:

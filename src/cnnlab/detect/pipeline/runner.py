@@ -54,6 +54,7 @@ class PipelineSummary:
     source: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     overlap: bool = False               # post-processing/drawing/outputs ran on their own thread
+    throttled_s: float = 0.0            # seconds the --max-fps throttle slept in total
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -371,7 +372,7 @@ class Pipeline:
             latency_ms=self._latency_sum / n if n else 0.0, captured=cs.captured, dropped=cs.dropped,
             reconnects=cs.reconnects, max_buffered=cs.max_buffered, buffer_bound=self.capture.bound,
             stopped_by=self._stopped_by, source=info.to_dict(), outputs=_outputs(self.sinks),
-            overlap=overlap)
+            overlap=overlap, throttled_s=throttle.slept)
         self.stats = self._live_stats(max(n - 1, 0), 0, 0.0) | {"running": False}
         return summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,7 @@ class DetectTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "detect-train options") -> DetectTrainConfig:
         """Build from a plain dict; unknown keys are a UserError with close matches."""
-        data = dict(data or {})
+        data = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in (data or {}).items()}
         known = cls.field_names()
         unknown = [k for k in data if k not in known]
         if unknown:

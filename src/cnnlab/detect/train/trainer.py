@@ -328,7 +328,7 @@ class DetectionTrainer:
         cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*cols, disable=not show_bar, transient=True) as bar:
             for epoch in range(self.start_epoch, cfg.epochs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 logs = {"epoch": epoch + 1, "lr": self.schedule.lr}
                 logs.update(self.train_one_epoch(epoch, bar if show_bar else None))
                 train_s = time.perf_counter() - t0
@@ -337,6 +337,7 @@ class DetectionTrainer:
                     plot = self.run_dir / "val_samples.jpg" if cfg.plots else None
                     logs.update(self.validate(plot))
                 logs["epoch_time"] = time.perf_counter() - t0
+                logs["epoch_cpu_time"] = time.process_time() - c0   # CPU seconds of this process (all threads)
                 logs["images_per_s"] = logs.pop("images") / max(train_s, 1e-9)
                 self.schedule.step_epoch(logs)
                 self.history.append(_plain(logs))
@@ -361,6 +362,7 @@ class DetectionTrainer:
                    "precision": best.get("precision"), "recall": best.get("recall"),
                    "epochs_done": len(self.history), "last": _plain(logs),
                    "train_seconds": float(sum(h.get("epoch_time", 0.0) for h in self.history)),
+                   "train_cpu_seconds": float(sum(h.get("epoch_cpu_time", 0.0) for h in self.history)),
                    "per_class": self.last_eval.get("per_class", {})}
         write_run_metrics(self.run_dir, metrics)
         for cb in self.callbacks:

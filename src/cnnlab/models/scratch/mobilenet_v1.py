@@ -47,6 +47,8 @@ class MobileNetV1(nn.Module):
             layers[f"conv_pw_{i}_bn"] = _bn(c)
             layers[f"conv_pw_{i}_relu"] = nn.ReLU6(inplace=True)
         self.features = nn.Sequential(layers)
+        # where each resolution begins (for freezing "all but the last stage")
+        self.stage_starts = ["conv1"] + [f"conv_dw_{i}" for i, (_, st) in enumerate(BLOCKS, 1) if st == 2]
         self.num_features = c
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(drop_rate)

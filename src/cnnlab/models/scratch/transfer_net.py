@@ -10,7 +10,15 @@ from cnnlab.models.transfer import TransferNet
 
 @register_model(input_size=(3, 224, 224))
 def transfer(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, backbone: str = "resnet50",
-             head_hidden: int = 0, head_dropout: float = 0.0, backbone_kwargs: dict[str, Any] | None = None
-             ) -> TransferNet:
-    """Backbone by familiar or timm name + new head; resizes and normalises its input itself."""
-    return TransferNet(backbone, num_classes, in_chans, img_size, head_hidden, head_dropout, backbone_kwargs)
+             input_size: int | None = None, head_hidden: int = 0, head_dropout: float = 0.0,
+             backbone_kwargs: dict[str, Any] | None = None) -> TransferNet:
+    """Backbone by familiar or timm name + new head; resizes and normalises its input itself.
+
+    ``img_size`` is the size of the dataset's images (any size works: the net resizes them);
+    ``input_size`` is the resolution the backbone sees (default: its pretrained input size).
+    """
+    return TransferNet(backbone, num_classes, in_chans, input_size, head_hidden, head_dropout, backbone_kwargs)
+
+
+# the trainer feeds this model images on the [0, 1] scale: it normalises them itself
+transfer.cnnlab_input = {"mean": 0.0, "std": 1.0}
