@@ -55,6 +55,7 @@ def cnnlab_throughput(images, labels, epochs: int, batch: int, threads: int) -> 
     """Images/s of cnnlab's trainer on the same data (a warm-up epoch on a subset first)."""
     import torch
 
+    from cnnlab.config import TrainConfig
     from cnnlab.data import ArrayDataset, make_loader
     from cnnlab.models import count_params, create_model
     from cnnlab.train.trainer import Trainer
@@ -64,15 +65,16 @@ def cnnlab_throughput(images, labels, epochs: int, batch: int, threads: int) -> 
     ds = ArrayDataset(images=images, labels=labels, classes=[str(i) for i in range(10)], name="cifar10",
                       mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     model = create_model("cifar10_cnn", num_classes=10, in_chans=3, img_size=32)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    trainer = Trainer(model, opt)
-    warm = make_loader(ds.subset(torch.arange(2048)), batch_size=batch, shuffle=True, seed=0, num_classes=10)
-    trainer.train_one_epoch(warm, epoch=0)
+    cfg = TrainConfig(dataset="cifar10", model="cifar10_cnn", optimizer="adam", lr=1e-3, batch=batch,
+                      epochs=epochs, verbose=0)
     loader = make_loader(ds, batch_size=batch, shuffle=True, seed=0, num_classes=10)
+    trainer = Trainer(model, cfg, loader, num_classes=10)
+    warm = make_loader(ds.subset(torch.arange(2048)), batch_size=batch, shuffle=True, seed=0, num_classes=10)
+    trainer.train_one_epoch(0, loader=warm)
     t = time.perf_counter()
     for e in range(epochs):
         loader.set_epoch(e)
-        trainer.train_one_epoch(loader, epoch=e)
+        trainer.train_one_epoch(e + 1)
     dt = time.perf_counter() - t
     return {"images_per_s": len(ds) * epochs / dt, "seconds": dt, "params": sum(count_params(model)),
             "versions": f"torch {torch.__version__}"}

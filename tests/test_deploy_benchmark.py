@@ -70,9 +70,11 @@ def test_onnx_file_source_skips_torch_runtimes(tmp_path):
     from cnnlab.deploy.export import export
 
     path = export(tiny(), output=tmp_path / "t.onnx", img_size=8).path
-    res = benchmark(path, batch=[2], threads=[1], runtimes="eager,ort", iters=2)
-    assert [r["runtime"] for r in res.rows] == ["torch", "onnxruntime"]
-    assert res.rows[0]["status"].startswith("skipped:") and res.rows[1]["status"] == "ok"
+    res = benchmark(path, batch=[2], threads=[1], runtimes="eager,ort,int8", iters=2)
+    assert [r["runtime"] for r in res.rows] == ["torch", "onnxruntime", "onnxruntime-int8"]
+    assert res.rows[0]["status"].startswith("skipped:")
+    assert res.rows[1]["status"] == res.rows[2]["status"] == "ok"
+    assert "random inputs" in res.header["calibration"]
     assert res.header["input_shape"] == [1, 8, 8]
 
 

@@ -190,11 +190,16 @@ def test_throttle_sleeps_only_the_rest_of_the_period():
     th.start()                         # the first frame starts the schedule
     t[0] += 0.03                       # 30 ms of work in a 100 ms period
     assert th.wait() == pytest.approx(0.07)
-    t[0] += 0.25                       # a slow frame: no sleep, no burst afterwards
+    t[0] += 0.25                       # a slow frame (> 1 period late): no sleep, no burst afterwards
     assert th.wait() == 0.0
     t[0] += 0.01
     assert th.wait() == pytest.approx(0.09)
     assert t[0] == pytest.approx(0.45) and sum(slept) == pytest.approx(0.16)
+    t[0] += 0.13                       # 30 ms late (jitter): the next frame makes it up
+    assert th.wait() == 0.0
+    t[0] += 0.02
+    assert th.wait() == pytest.approx(0.05)
+    assert t[0] == pytest.approx(0.65)  # back on the 100 ms grid: 2 frames in 2 periods
     unstarted = Throttle(10.0, clock=lambda: t[0], sleep=sleep)
     assert unstarted.wait() == 0.0     # without start() the first wait starts the schedule
     assert Throttle(None).wait() == 0.0

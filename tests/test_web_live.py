@@ -109,43 +109,58 @@ print(" ".join(map(str, counts)))
 
 
 def test_several_viewers_do_not_slow_the_detector():
-    """4 viewers + 1 very slow one, in another process (as browsers are), vs no viewers."""
+    """4 viewers + 1 very slow one, in another process (as browsers are), vs no viewers.
+
+    Windows without and with viewers alternate twice, so a change in the machine's load hits both.
+    """
     import subprocess
     import sys
 
     stamps = []
     web = WebSink("127.0.0.1", 0)
     p = Pipeline(FakeDetector(delay=0.025), FakeLiveSource(fps=200, size=(320, 240)),
-                 [web, CallbackSink(lambda r: stamps.append(time.perf_counter()))], duration=3.6,
+                 [web, CallbackSink(lambda r: stamps.append(time.perf_counter()))], duration=30,
                  log_every=None)
     runner = threading.Thread(target=p.run)
     runner.start()
-    while not web._started:
-        time.sleep(0.01)
-    t0 = time.perf_counter()
-    time.sleep(1.5)
-    url = f"http://127.0.0.1:{web.server.port}/stream.mjpg"
-    viewers = subprocess.Popen([sys.executable, "-c", VIEWERS_SCRIPT, url, "1.8", "4"],
-                               stdout=subprocess.PIPE, text=True)
-    deadline = time.perf_counter() + 3
-    while web.server.broadcaster.viewers < 5 and time.perf_counter() < deadline:
-        time.sleep(0.01)
-    t1 = time.perf_counter() + 0.1
-    time.sleep(0.8)
-    peak_viewers = web.server.broadcaster.viewers
-    out, _ = viewers.communicate(timeout=20)
-    runner.join(10)
-    counts = [int(c) for c in out.split()]
+    url = f"http://127.0.0.1:{web.server.port if web._started else 0}/stream.mjpg"
+    alone, watched, counts, peak = [], [], [], 0
+    try:
+        while not web._started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{web.server.port}/stream.mjpg"
+        time.sleep(0.2)
+        for _ in range(2):
+            t = time.perf_counter()
+            time.sleep(0.8)
+            alone.append((t, time.perf_counter()))
+            viewers = subprocess.Popen([sys.executable, "-c", VIEWERS_SCRIPT, url, "1.2", "4"],
+                                       stdout=subprocess.PIPE, text=True)
+            deadline = time.perf_counter() + 5
+            while web.server.broadcaster.viewers < 5 and time.perf_counter() < deadline:
+                time.sleep(0.005)
+            t = time.perf_counter()
+            time.sleep(0.9)
+            peak = max(peak, web.server.broadcaster.viewers)
+            watched.append((t, time.perf_counter()))
+            out, _ = viewers.communicate(timeout=20)
+            counts.append([int(c) for c in out.split()])
+            while web.server.broadcaster.viewers:          # the slow viewer notices last
+                time.sleep(0.01)
+    finally:
+        p.stop()
+        runner.join(10)
 
-    def rate(a, b):
-        return sum(a <= s < b for s in stamps) / (b - a)
+    def rate(windows):
+        frames = sum(sum(a <= s < b for s in stamps) for a, b in windows)
+        return frames / sum(b - a for a, b in windows)
 
-    alone = rate(t0 + 0.2, t0 + 1.4)
-    watched = rate(t1, t1 + 1.2)
-    assert peak_viewers == 5
-    assert min(counts[:4]) >= 25, counts                       # every fast viewer got a live stream
-    assert counts[4] <= 8, counts                              # the slow one skipped frames...
-    assert abs(watched - alone) / alone <= 0.10, (alone, watched)   # ...and nobody slowed the detector
+    r_alone, r_watched = rate(alone), rate(watched)
+    assert peak == 5
+    for c in counts:
+        assert min(c[:4]) >= 20, counts                        # every fast viewer got a live stream
+        assert c[4] <= 6, counts                               # the slow one skipped frames...
+    assert abs(r_watched - r_alone) / r_alone <= 0.10, (r_alone, r_watched)   # ...and nobody slowed the detector
 
 
 def _browser():

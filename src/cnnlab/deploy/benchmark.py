@@ -162,6 +162,13 @@ class _Subject:
     calibration_note: str = ""
 
 
+RANDOM_CALIBRATION = f"{CALIBRATION_SAMPLES} random inputs (no dataset; fine for timing, not for accuracy)"
+
+
+def _random_calibration(shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape)).astype(np.float32)
+
+
 def _default_img_size(model: Any) -> int | None:
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     size = cfg.get("input_size") if isinstance(cfg, dict) else None
@@ -184,7 +191,8 @@ def _subject(source: Any, input_shape: tuple[int, int, int] | None, num_classes:
         if shape is None:
             raise UserError(f"{p}: the model does not fix its input size; pass --input CxHxW")
         return _Subject(name=p.name, source=str(p), input_shape=shape, onnx_path=p,
-                        onnx_quantized=is_quantized(p),
+                        onnx_quantized=is_quantized(p), calibration=_random_calibration(shape, seed),
+                        calibration_note=RANDOM_CALIBRATION,
                         torch_note="an .onnx file has no PyTorch model (benchmark the run or checkpoint)")
     if not isinstance(source, torch.nn.Module) and p.is_file() and (p.suffix == ".torchscript"
                                                                      or is_torchscript(p)):
@@ -231,8 +239,8 @@ def _to_onnx(src: Any, shape: tuple[int, int, int], workdir: Path,
         except UserError as e:
             note = f"random inputs ({name} unavailable: {e})"
     if calib is None:
-        calib = np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape)).astype(np.float32)
-        note = note or f"{CALIBRATION_SAMPLES} random inputs (no dataset; fine for timing, not accuracy)"
+        calib = _random_calibration(shape, seed)
+        note = note or RANDOM_CALIBRATION
     path = workdir / "model.onnx"
     export(src, output=path, check_samples=0)
     return path, calib, note

@@ -395,6 +395,9 @@ def _run_trial(study: Any, trial: Any, job: _Job) -> None:
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return
+        except UserError:  # a bad configuration fails the same way every time: do not retry it
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         except BaseException:  # a crash or Ctrl-C: fail it, and queue it again for the resumed search
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             requeue(study, trial._trial_id)

@@ -48,9 +48,9 @@ class FpsMeter:
 class Throttle:
     """Cap a loop at ``max_fps``: ``wait()`` sleeps only what is left of the current period.
 
-    Deadlines advance by exactly one period, so sleep overshoot in one frame is paid back in the next
-    and the long-run rate matches ``max_fps``; a loop that falls behind is not allowed to burst to
-    catch up (the schedule restarts from now).
+    Deadlines advance by exactly one period, so sleep overshoot or a slightly late frame is paid back
+    by the next and the long-run rate matches ``max_fps``; a loop that falls a whole period behind is
+    not allowed to burst to catch up (the schedule restarts from now).
     """
 
     def __init__(self, max_fps: float | None, clock=time.perf_counter, sleep=time.sleep) -> None:
@@ -77,8 +77,13 @@ class Throttle:
             return 0.0
         delay = self._next - now
         if delay <= 0:
-            # Late: start a new schedule from now instead of bursting to catch up.
-            self._next = now + self.period
+            if -delay < self.period:
+                # A little late (jitter): keep the schedule, so the next frame makes up the difference
+                # and the long-run rate stays at max_fps (at most one period is ever made up).
+                self._next += self.period
+            else:
+                # Far behind (slow work): start a new schedule from now instead of bursting to catch up.
+                self._next = now + self.period
             return 0.0
         self._sleep(delay)
         self._next += self.period

@@ -21,7 +21,7 @@ KERAS_BN_EPS = 1e-3
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, eps=KERAS_BN_EPS, momentum=0.01)
+    return nn.BatchNorm2d(c, eps=KERAS_BN_EPS)  # Keras epsilon; torch momentum (stats settle in few steps)
 
 
 class MobileNetV1(nn.Module):
