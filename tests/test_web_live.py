@@ -118,12 +118,13 @@ def test_several_viewers_do_not_slow_the_detector():
 
     stamps = []
     web = WebSink("127.0.0.1", 0)
-    p = Pipeline(FakeDetector(delay=0.025), FakeLiveSource(fps=200, size=(320, 240)),
-                 [web, CallbackSink(lambda r: stamps.append(time.perf_counter()))], duration=30,
+    # A detector capped at 30 FPS (10 ms of work): viewers that held the pipeline up (blocking sends,
+    # a stalled client, an encode per viewer) would pull the rate down; load jitter does not.
+    p = Pipeline(FakeDetector(delay=0.01), FakeLiveSource(fps=200, size=(320, 240)),
+                 [web, CallbackSink(lambda r: stamps.append(time.perf_counter()))], max_fps=30, duration=30,
                  log_every=None)
     runner = threading.Thread(target=p.run)
     runner.start()
-    url = f"http://127.0.0.1:{web.server.port if web._started else 0}/stream.mjpg"
     alone, watched, counts, peak = [], [], [], 0
     try:
         while not web._started:
@@ -143,6 +144,7 @@ def test_several_viewers_do_not_slow_the_detector():
             time.sleep(0.9)
             peak = max(peak, web.server.broadcaster.viewers)
             watched.append((t, time.perf_counter()))
+            published, encoded = web.server.broadcaster.published, web.server.broadcaster.encoded
             out, _ = viewers.communicate(timeout=20)
             counts.append([int(c) for c in out.split()])
             while web.server.broadcaster.viewers:          # the slow viewer notices last
@@ -157,8 +159,9 @@ def test_several_viewers_do_not_slow_the_detector():
 
     r_alone, r_watched = rate(alone), rate(watched)
     assert peak == 5
+    assert encoded <= published                                # each frame encoded once, for all viewers
     for c in counts:
-        assert min(c[:4]) >= 20, counts                        # every fast viewer got a live stream
+        assert min(c[:4]) >= 15, counts                        # every fast viewer got a live stream
         assert c[4] <= 6, counts                               # the slow one skipped frames...
     assert abs(r_watched - r_alone) / r_alone <= 0.10, (r_alone, r_watched)   # ...and nobody slowed the detector
 

@@ -191,6 +191,10 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
 
     opts = _dataset_options(cfg)
     full = load_split(cfg.dataset, "train", cfg.data_dir, opts)
+    if cfg.subset is not None and cfg.subset < len(full):
+        # the labelled pool: a stratified, seeded subset; validation is then split from it
+        pool = _stratified_subset(_labels(full), cfg.subset, cfg.seed)
+        full = full.subset(pool)
     labels = _labels(full)
     if cfg.folds:
         train_idx, val_idx = kfold_splits(labels, cfg.folds, seed=cfg.seed)[cfg.fold]
@@ -201,10 +205,7 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
     val_ds = full.subset(val_idx) if val_idx is not None and len(val_idx) else None
     if val_ds is None and cfg.dataset == "folder":
         val_ds = _optional_split(cfg, "val", opts)
-    train_idx = np.asarray(train_idx)
-    if cfg.subset is not None and cfg.subset < len(train_idx):
-        train_idx = np.sort(np.random.default_rng(cfg.seed).choice(train_idx, cfg.subset, replace=False))
-    train_ds = full.subset(train_idx)
+    train_ds = full.subset(np.asarray(train_idx))
     test_ds = _optional_split(cfg, "test", opts)
     classes = list(full.classes)
     mean, std = tuple(full.mean), tuple(full.std)
@@ -223,6 +224,17 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
                         f"(got img_size {cfg.img_size})")
     return DataBundle(train, val, test, classes, mean, std, in_chans, cfg.img_size or img_size,
                       len(train_ds), len(val_ds) if val_ds is not None else 0)
+
+
+def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` indices with the class proportions of ``labels`` (seeded, sorted)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if n >= len(counts) and counts.min() >= 2 else None
+    keep, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=stratify)
+    return np.sort(keep)
 
 
 def _optional_split(cfg: TrainConfig, split: str, opts: dict[str, Any]) -> Any | None:

@@ -30,7 +30,7 @@ class TrainConfig:
     validation_split: float = 0.1        # fraction of the training set held out (stratified, seeded)
     folds: int = 0                       # k > 1: validation is fold `fold` of k stratified folds
     fold: int = 0
-    subset: int | None = None            # use only this many training images (quick runs)
+    subset: int | None = None            # labelled pool: this many training images (stratified), before the validation split
     augment: dict[str, Any] | str = field(default_factory=dict)  # AugmentConfig fields or a preset name
     # model
     model: str = "lenet5"

@@ -31,17 +31,35 @@ def _balance(grids: list[tuple[int, int]]) -> list[float]:
     return out
 
 
+def scaled_gains(box_gain: float, obj_gain: float, cls_gain: float, num_layers: int, num_classes: int,
+                 imgsz: int) -> tuple[float, float, float]:
+    """YOLOv5's scaling of the loss gains (tuned for 3 layers, 80 classes, 640 px): box x 3/nl,
+    classes x nc/80 x 3/nl, objectness x (imgsz/640)^2 x 3/nl (the objectness mean runs over a number
+    of cells that grows with imgsz^2, so this keeps the weight of one positive constant)."""
+    k = 3.0 / max(num_layers, 1)
+    return box_gain * k, obj_gain * (imgsz / 640) ** 2 * k, cls_gain * num_classes / 80 * k
+
+
 class YoloLoss:
-    """The training loss of a ``DarknetModel``'s [yolo] layers."""
+    """The training loss of a ``DarknetModel``'s [yolo] layers.
+
+    ``box_gain``, ``obj_gain`` and ``cls_gain`` are YOLOv5's defaults for 3 layers, 80 classes and
+    640 px; with ``autoscale`` they are adapted to the model's layers and classes and to ``imgsz``
+    (`scaled_gains`).
+    """
 
     def __init__(self, model, box_loss: str = "ciou", box_gain: float = 0.05, obj_gain: float = 1.0,
-                 cls_gain: float = 0.5, iou_thresh: float = 0.213, ignore_thresh: float = 0.7) -> None:
+                 cls_gain: float = 0.5, iou_thresh: float = 0.213, ignore_thresh: float = 0.7,
+                 imgsz: int | None = None, autoscale: bool = True) -> None:
         self.layers = model.yolo_layers
         if not self.layers:
             raise UserError("the model has no [yolo] layers to train")
         if any(y.new_coords for y in self.layers):
             raise UserError("training [yolo] layers with new_coords=1 is not supported")
         self.box_loss = box_loss
+        if autoscale:
+            box_gain, obj_gain, cls_gain = scaled_gains(box_gain, obj_gain, cls_gain, len(self.layers),
+                                                        self.layers[0].classes, imgsz or model.width)
         self.box_gain, self.obj_gain, self.cls_gain = box_gain, obj_gain, cls_gain
         self.iou_thresh, self.ignore_thresh = iou_thresh, ignore_thresh
 

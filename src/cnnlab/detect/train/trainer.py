@@ -156,7 +156,7 @@ class DetectionTrainer:
                                       multi_scale=cfg.multi_scale)
         self.val_data = ValidationSet(val_set.samples, cfg.imgsz, cfg.cache)
         self.criterion = YoloLoss(model, cfg.box_loss, cfg.box_gain, cfg.obj_gain, cfg.cls_gain,
-                                  cfg.iou_thresh, cfg.ignore_thresh)
+                                  cfg.iou_thresh, cfg.ignore_thresh, imgsz=cfg.imgsz)
         if cfg.freeze:
             from cnnlab.detect.train.model import freeze_layers
 
@@ -263,8 +263,8 @@ class DetectionTrainer:
                              [preds[i] for i in range(k)], self.names)
         return {"val_box_loss": sums["box"] / max(nb, 1), "val_obj_loss": sums["obj"] / max(nb, 1),
                 "val_cls_loss": sums["cls"] / max(nb, 1),
-                "val_loss": (cfg.box_gain * sums["box"] + cfg.obj_gain * sums["obj"]
-                             + cfg.cls_gain * sums["cls"]) / max(nb, 1),
+                "val_loss": (self.criterion.box_gain * sums["box"] + self.criterion.obj_gain * sums["obj"]
+                             + self.criterion.cls_gain * sums["cls"]) / max(nb, 1),
                 "mAP50": float(result["mAP50"]), "mAP50_95": float(result["mAP50_95"]),
                 "precision": float(result["precision"]), "recall": float(result["recall"]),
                 "val_seconds": seconds}
