@@ -234,6 +234,16 @@ def main() -> None:
                               text=True, env={**os.environ, "COLUMNS": "250"}, cwd=imgs[0].parent)
     zoo_bench = benchmark(zoo, batch=[1, 8], threads=sorted({1, os.cpu_count() or 1}), runtimes="onnxruntime", min_time=2.0)
 
+    acc_eval = {r["model"]: r["accuracy %"] for r in acc_rows}
+    flips = round(abs(acc_eval["ONNX Runtime int8 static"] - 100 * results["ONNX Runtime int8 (static)"]["accuracy"])
+                  * len(y) / 100)
+    fp32_gap = abs(acc_eval["ONNX Runtime fp32"] - acc_eval["PyTorch (checkpoint)"])
+    int8_note = ((f"fp32 ONNX Runtime is within {fp32_gap:.2f} points of PyTorch. " if fp32_gap else
+                  "fp32 ONNX Runtime gives exactly PyTorch's accuracy. ")
+                 + (f"The static INT8 model's accuracy here and in the batch-1 table differs by {flips} of "
+                    f"{len(y):,} images: `cnnlab.evaluate`'s loader and the batch-1 loop normalise pixels with "
+                    "float results that differ in the last bit, and INT8 rounding turns that into a few "
+                    "different predictions." if flips else ""))
     body = [
         "Same architecture and weights everywhere: the textbook MNIST CNN (`mnist_cnn`: conv32-conv64-maxpool-"
         f"dense128, {sum(p.numel() for p in loaded.model.parameters()):,} parameters), trained by "
@@ -257,6 +267,8 @@ def main() -> None:
         "#### Whole-test-set accuracy per runtime (batch 256): fp32 parity and the INT8 loss",
         "",
         markdown_table(acc_rows),
+        int8_note,
+        "",
         "#### A model from elsewhere: `mobilenetv2-12-int8.onnx` (ONNX model zoo, no cnnlab metadata)",
         "",
         "`cnnlab predict ../shared/data/weights/mobilenetv2-12-int8.onnx china.jpg flower.jpg` (ImageNet "

@@ -185,3 +185,33 @@ def test_synthetic_scene_boxes_are_tight(tmp_path):
     ok, frame = cap.read()
     cap.release()
     assert ok and frame.shape == (64, 96, 3)
+
+
+def test_loader_batches_are_seeded_normalised_and_multi_scale(tmp_path):
+    from cnnlab.detect.data import load_detection_data
+    from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet
+    from cnnlab.detect.train.scenes import write_scene_dataset
+
+    data = write_scene_dataset(tmp_path / "s", n_train=6, n_val=1, size=64, seed=0)
+    ds = load_detection_data(data, split="train", warn=False)
+    train = DetectionTrainSet(ds.samples, 64, AugmentOptions(mosaic=0.5), seed=3)
+    loader = DetectionLoader(train, batch_size=4, seed=3, multi_scale=True)
+    assert len(loader) == 2
+    loader.set_epoch(1)
+    first = list(loader)
+    loader.set_epoch(1)
+    again = list(loader)
+    loader.set_epoch(2)
+    other = list(loader)
+    for (x, t), (x2, t2) in zip(first, again, strict=True):
+        assert x.dtype.is_floating_point and x.shape[1] == 3 and x.shape[2] % 32 == 0
+        assert 32 <= x.shape[2] <= 96 and x.shape[2] == x.shape[3]
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        assert (t[:, 2:] >= 0).all() and (t[:, 2:] <= 1).all() and (t[:, 4:] > 0).all()
+        assert set(t[:, 0].long().tolist()) <= set(range(x.shape[0]))
+        assert x.equal(x2) and t.equal(t2)
+    assert not all(a[0].shape == b[0].shape and a[0].equal(b[0]) for a, b in zip(first, other, strict=True))
+    plain = DetectionTrainSet(ds.samples, 64, None)
+    img, boxes, cls = plain.item(0)
+    assert img.shape == (64, 64, 3)
+    np.testing.assert_allclose(boxes, ds.samples[0].boxes, atol=1e-4)        # 64 px scenes: letterbox is identity

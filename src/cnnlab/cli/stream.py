@@ -169,7 +169,7 @@ def sweep_command(
     result = run_sweep(data, factory, video=video, captures=cap_list, sizes=size_list, fps=fps_list, limit=limit,
                        split=split, names=names, project=project, name=name, config={"model": opts})
     if result.rows:
-        console.print((result.run_dir / "results.md").read_text())
+        console.print((result.run_dir / "results.md").read_text(), soft_wrap=True, markup=False)
     if not result.complete:
         err_console.print("[yellow]interrupted:[/] the finished cells were saved")
     console.print(f"results saved to [bold]{result.run_dir}[/]")

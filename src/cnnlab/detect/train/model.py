@@ -161,6 +161,9 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
                         "run folder or a .pt checkpoint")
     model = DarknetModel(sections, source=spec)
     if weights is not None:
+        if src_state is not None:
+            raise UserError("--weights (a Darknet file) starts a yolov3/yolov3-tiny or .cfg model; a run folder "
+                            "already brings its weights")
         wpath = Path(weights)
         if not wpath.is_file():
             raise UserError(f"weights file not found: {wpath}")

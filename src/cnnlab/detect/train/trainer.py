@@ -25,7 +25,7 @@ import torch
 
 from cnnlab.detect.darknet import DarknetModel
 from cnnlab.detect.train.config import DetectTrainConfig
-from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet
+from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet, to_targets
 from cnnlab.detect.train.loss import YoloLoss
 from cnnlab.detect.types import Detections, DetectionSample
 from cnnlab.errors import DataError, UserError
@@ -123,8 +123,6 @@ class ValidationSet:
                 b = s.boxes.astype(np.float32).copy()
                 b[:, [0, 2]] = b[:, [0, 2]] * meta.scale[0] + meta.pad[0]
                 b[:, [1, 3]] = b[:, [1, 3]] * meta.scale[1] + meta.pad[1]
-                from cnnlab.detect.train.dataset import to_targets
-
                 rows.append(to_targets(b, s.class_ids, k, self.imgsz, self.imgsz))
                 blobs.append(blob)
                 metas.append(meta)
