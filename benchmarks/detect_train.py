@@ -73,7 +73,7 @@ def coco128(root: Path, work: Path, quick: bool) -> list[dict]:
     from cnnlab.detect.evaluate import detect_eval
     from cnnlab.detect.train.trainer import train_detector
 
-    n_train, n_val, epochs = (16, 8, 1) if quick else (96, 32, 10)
+    n_train, n_val, epochs = (16, 8, 1) if quick else (96, 32, 8)
     data = coco128_split(root, work, n_train, n_val)
     cfg = root / "yolo" / "yolo-fastest-1.1.cfg"
     weights = root / "yolo" / "yolo-fastest-1.1.weights"

@@ -128,3 +128,20 @@ def test_mobilenetv2_int8_zoo_model_predicts_sensible_labels(shared_data, cli):
     code, out, err = cli("predict", str(path), china)
     assert code == 0, err
     assert "palace" in out
+
+
+def test_api_predict_does_not_softmax_probabilities_twice(tmp_path):
+    """An ONNX model that ends in softmax: cnnlab.predict must report its probabilities as they are."""
+    import cnnlab
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4), torch.nn.Softmax(dim=1)).eval()
+    path = tmp_path / "probs.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, 8, 8), path, input_names=["input"], output_names=["probs"],
+                      dynamic_axes={"input": {0: "batch"}}, dynamo=False)
+    img = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    loaded = cnnlab.load(path)
+    x = loaded.preprocess([img])
+    expected = net(x).detach().numpy()[0]
+    top = cnnlab.predict(path, [img], topk=4)[0]
+    assert abs(sum(p for _, p in top) - 1.0) < 1e-5
+    assert max(p for _, p in top) == pytest.approx(float(expected.max()), abs=1e-5)

@@ -64,6 +64,7 @@ def test_live_source_with_slow_detector_keeps_newest_frame():
     assert sum(gaps) / len(gaps) >= 3                  # stale frames were skipped...
     assert summary.latency_ms < 30                      # ...so what is processed is fresh: no lag
     assert src.i - 1 - positions[-1] <= 15              # the last processed frame is near the newest
+    assert 70 < summary.capture_fps < 110               # what the "camera" really delivered
 
 
 def test_throttle_holds_max_fps_when_the_detector_is_fast():

@@ -98,13 +98,19 @@ class LoadedModel:
         device = next(self.model.parameters()).device
         return self.model(x.to(device)).float().cpu()
 
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a preprocessed batch (an ONNX model may output them already)."""
+        if self.runtime == "onnxruntime":
+            return torch.from_numpy(self.model.probabilities(x.numpy()))
+        return self.logits(x).softmax(1)
+
     def predict(self, images: Sequence[np.ndarray | str | os.PathLike], topk: int = 5,
                 batch: int = 64) -> list[list[tuple[str, float]]]:
         """Top-k ``(class, probability)`` for each image."""
         out: list[list[tuple[str, float]]] = []
         images = list(images)
         for i in range(0, len(images), batch):
-            probs = self.logits(self.preprocess(images[i:i + batch])).softmax(1)
+            probs = self.probabilities(self.preprocess(images[i:i + batch]))
             k = min(topk, probs.shape[1])
             p, idx = probs.topk(k, dim=1)
             for prow, irow in zip(p.tolist(), idx.tolist(), strict=True):

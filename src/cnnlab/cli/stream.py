@@ -120,8 +120,9 @@ def _print_summary(summary) -> None:
     table.add_row("total work", f"{summary.frame_ms:.1f}", "", end_section=True)
     table.add_row("capture -> processing latency", f"{summary.latency_ms:.1f}", "")
     console.print(table)
-    if summary.dropped:
-        console.print(f"{summary.dropped} stale frames skipped (live source faster than the pipeline)")
+    if summary.dropped or summary.source.get("kind") in ("webcam", "stream"):
+        console.print(f"the source delivered {summary.captured} frames at {summary.capture_fps:.1f} FPS; "
+                      f"{summary.dropped} stale frames skipped (the newest frame is always the one detected)")
     if summary.reconnects:
         console.print(f"{summary.reconnects} reconnects")
     for kind, where in summary.outputs.items():

@@ -186,7 +186,8 @@ async function poll(){
     rows += row("<b>total</b>", (s.frame_ms || 0).toFixed(1));
     document.querySelector("#stages tbody").innerHTML = rows;
     document.querySelector("#info tbody").innerHTML =
-      row("frames", s.frames) + row("dropped (stale)", s.dropped) + row("detections", s.detections) +
+      row("frames", s.frames) + row("source FPS", (s.capture_fps || 0).toFixed(1)) +
+      row("dropped (stale)", s.dropped) + row("detections", s.detections) +
       row("viewers", s.viewers) + row("source", s.source || "");
     document.getElementById("status").textContent = s.running ? "" : "stopped";
   } catch (e) { document.getElementById("status").textContent = "no connection"; }
@@ -293,6 +294,10 @@ class _Server(ThreadingHTTPServer):
     live: LiveViewServer
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class LiveViewServer:
     """Serve the live view on ``host:port`` (port 0 picks a free one) until `stop`.
 
@@ -314,7 +319,8 @@ class LiveViewServer:
 
     def start(self) -> LiveViewServer:
         try:
-            httpd = _Server((self.host, self.port), _Handler)
+            server_cls = _Server6 if ":" in self.host else _Server
+            httpd = server_cls((self.host, self.port), _Handler)
         except OSError as e:
             raise UserError(f"cannot serve the live view on {self.host}:{self.port}: {e.strerror or e}") from None
         httpd.live = self

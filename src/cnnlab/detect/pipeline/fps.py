@@ -20,14 +20,14 @@ class FpsMeter:
         self.last: float | None = None
 
     def tick(self, t: float | None = None) -> float:
-        """Record one finished frame (now, or at ``t``); return the current moving-average FPS."""
+        """Record one frame now (or at ``t``); return the time of the tick."""
         t = self._clock() if t is None else t
         self._times.append(t)
         self.count += 1
         if self.first is None:
             self.first = t
         self.last = t
-        return self.fps
+        return t
 
     @property
     def fps(self) -> float:

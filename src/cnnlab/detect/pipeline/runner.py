@@ -46,6 +46,7 @@ class PipelineSummary:
     frame_ms: float                     # mean of the sum of the stages (work per frame)
     latency_ms: float                   # mean capture -> start of preprocessing
     captured: int
+    capture_fps: float                  # the rate the source really delivered frames at
     dropped: int                        # stale live frames replaced by newer ones
     reconnects: int
     max_buffered: int                   # high-water mark of the capture buffer
@@ -182,6 +183,7 @@ class Pipeline:
             "dropped": cap.stats.dropped if cap else 0, "detections": n_dets,
             "stages_ms": {k: round(v, 3) for k, v in recent.items()},
             "frame_ms": round(sum(recent.values()), 3), "latency_ms": round(latency_ms, 3),
+            "capture_fps": round(cap.meter.fps, 3) if cap else 0.0,
             "source": self.source.info.describe(), "running": not self._stop.is_set(),
         }
 
@@ -369,7 +371,8 @@ class Pipeline:
         summary = PipelineSummary(
             frames=n, seconds=seconds, fps=n / seconds if n else 0.0, max_fps=self.max_fps,
             stages_ms=mean, stages_p95_ms=self.times.percentile(95), frame_ms=sum(mean.values()),
-            latency_ms=self._latency_sum / n if n else 0.0, captured=cs.captured, dropped=cs.dropped,
+            latency_ms=self._latency_sum / n if n else 0.0, captured=cs.captured,
+            capture_fps=self.capture.meter.mean_fps, dropped=cs.dropped,
             reconnects=cs.reconnects, max_buffered=cs.max_buffered, buffer_bound=self.capture.bound,
             stopped_by=self._stopped_by, source=info.to_dict(), outputs=_outputs(self.sinks),
             overlap=overlap, throttled_s=throttle.slept)

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cnnlab.detect.pipeline.fps import FpsMeter
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
@@ -296,6 +297,7 @@ class CaptureThread:
         self.backoff = backoff
         self.max_reconnects = max_reconnects
         self.stats = CaptureStats()
+        self.meter = FpsMeter(30)     # the rate the source really delivers (drivers' CAP_PROP_FPS can lie)
         self._buf: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -333,7 +335,7 @@ class CaptureThread:
     def _push(self, image: np.ndarray) -> None:
         pos = getattr(self.source, "position", self._position)
         self._position += 1
-        frame = Frame(self.stats.captured, image, time.perf_counter(), int(pos))
+        frame = Frame(self.stats.captured, image, self.meter.tick(), int(pos))
         if self.prepare is not None:
             frame.meta["prepared"] = self.prepare(image)
         with self._cond:

@@ -91,14 +91,15 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
               sizes: Sequence[int] = COURSE_SIZES, fps: Sequence[float] = COURSE_FPS,
               limit: int | None = None, split: str = "val", names: Any = None,
               project: str | Path = "runs", name: str = "exp", progress: bool = True,
-              config: dict[str, Any] | None = None) -> SweepResult:
+              display_conf: float = 0.25, config: dict[str, Any] | None = None) -> SweepResult:
     """Run the pipeline for every (capture, input size, FPS cap) and score each cell with mAP.
 
     data: a labelled detection dataset (data.yaml, YOLO images folder, COCO json, VOC folder); its
     images are played as frames in order. With ``video``, frames come from that file instead and
     frame ``i`` is scored against sample ``i`` of ``data`` (a labelled video). Each frame is resized
     to the capture resolution first (a simulated camera) and predictions are scaled back to the
-    labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size.
+    labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size (with a
+    low ``conf`` for mAP); frames are drawn with the boxes scoring at least ``display_conf``.
     """
     from cnnlab.detect.data import load_detection_data
     from cnnlab.detect.evaluate import evaluate_detections
@@ -121,6 +122,11 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
         "data": str(data), "video": str(video) if video else None, "split": split, "images": len(samples),
         "captures": [f"{w}x{h}" for w, h in captures], "sizes": list(sizes), "fps": list(fps),
         **(config or {})})
+
+    from cnnlab.detect.draw import draw_detections
+
+    def draw(image: np.ndarray, dets: Any) -> np.ndarray:
+        return draw_detections(image, dets.filter(conf=display_conf))
 
     detectors: dict[int, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -149,9 +155,10 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
                 source: Any = VideoCaptureSource(str(video), "file", size=(cw, ch))
             else:
                 source = ImageSequenceSource([s.image_path for s in samples], size=(cw, ch), name=str(data))
-            # The collector asks for the drawn frame, so drawing is timed as in the course's loop.
+            # The collector asks for the drawn frame, so drawing is timed as in the course's loop; only
+            # boxes a viewer would see (score >= display_conf) are drawn, the rest still count for mAP.
             p = Pipeline(det, source, [CallbackSink(collect, needs_image=True)], max_fps=cap_fps,
-                         max_frames=len(samples), log_every=None)
+                         max_frames=len(samples), log_every=None, draw=draw)
             summary = p.run()
             if summary.stopped_by == "interrupt":     # Ctrl-C: keep the finished cells, stop here
                 interrupted = True
