@@ -4,7 +4,7 @@
     nice -n 10 .venv/bin/python benchmarks/detect_train.py             # writes docs/benchmarks.md
 
 1. Synthetic shapes (``cnnlab.detect.train.scenes``): the ``cnnlab demo`` recipe (YOLOv3-tiny at width
-   0.25, 128 px, k-means anchors); mAP@0.5 on the held-out scenes and the training time.
+   0.5, 128 px, k-means anchors); mAP@0.5 on the held-out scenes and the training time.
 2. coco128 (``$CNNLAB_DATA/coco128``): the first 96 images train, the last 32 validate. Yolo-Fastest-1.1
    (``yolo/yolo-fastest-1.1.{cfg,weights}``, COCO-pretrained) is evaluated as is, fine-tuned, and the
    same cfg is trained from scratch with the same schedule.

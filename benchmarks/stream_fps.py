@@ -173,7 +173,8 @@ absolute rates move between runs: the in-run figures below are the ones to trust
 - Within the same run (robust to the machine's changing load; median over the rounds): the model was busy inferring
   **{100 * busy_plain:.1f} %** of the wall time without outputs, **{100 * busy:.1f} %** with outputs (overlapped),
   **{100 * busy_seq:.1f} %** with `--no-overlap`, and **{100 * busy_course:.1f} %** in the course's loop with
-  `waitKey(1)` ({100 * busy_course_fs:.1f} % at "FPS {fs:g}", {100 * busy_cap:.1f} % with `--max-fps {fs:g}`); the rest
+  `waitKey(1)` ({100 * busy_course_fs:.1f} % at "FPS {fs:g}", {100 * busy_cap:.1f} % with `--max-fps {fs:g}`, both of
+  which sleep on purpose); the rest
   is what the loop adds around the model (100 % = the model's pure inference rate).
   Decoding and preprocessing run on the capture thread, post-processing, drawing and the sinks on the
   output thread, all overlapped with inference. On this over-subscribed CPU the overlap also slows the model

@@ -263,3 +263,57 @@ def test_error_in_output_thread_surfaces_and_stops_cleanly():
     with pytest.raises(ValueError, match="sink failed"):
         p.run()
     assert p.capture.ended or not p.capture._thread.is_alive()
+
+
+def test_http_stream_source_reconnects_after_the_server_restarts():
+    """A real MJPEG-over-HTTP source (our own live view) that goes away and comes back."""
+    import threading
+
+    from cnnlab.detect.web import LiveViewServer
+    from test_stream_units import make_frame
+
+    def serve(port, first_code, stop):
+        srv = LiveViewServer("127.0.0.1", port).start()
+
+        def publish():
+            i = first_code
+            while not stop.is_set():
+                srv.publish(make_frame(i))
+                i += 1
+                time.sleep(0.02)
+
+        threading.Thread(target=publish, daemon=True).start()
+        return srv
+
+    stop_a = threading.Event()
+    a = serve(0, 0, stop_a)
+    port = a.port
+    det = FakeDetector()
+    p = Pipeline(det, f"http://127.0.0.1:{port}/stream.mjpg", max_reconnects=20,
+                 reconnect_backoff=(0.05, 0.2), log_every=None)
+    assert p.source.live and p.source.reconnect
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("s", p.run()))
+    runner.start()
+    stop_b = threading.Event()
+    b = None
+    try:
+        deadline = time.time() + 10
+        while len(det.seen) < 5 and time.time() < deadline:
+            time.sleep(0.02)
+        stop_a.set()
+        a.stop()                                              # the camera goes away...
+        time.sleep(0.3)
+        b = serve(port, 1000, stop_b)                         # ...and comes back, counting from 1000
+        while not any(c >= 1000 for c in det.seen) and time.time() < deadline:
+            time.sleep(0.02)
+    finally:
+        p.stop()
+        runner.join(10)
+        stop_b.set()
+        if b is not None:
+            b.stop()
+    s = result["s"]
+    assert s.reconnects >= 1 and s.stopped_by == "stop"
+    assert any(c < 1000 for c in det.seen) and any(c >= 1000 for c in det.seen)
+    assert s.source["kind"] == "stream" and s.source["width"] == 160

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never break a path across lines
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -81,9 +81,6 @@ def detect_train_command(
         keep = {k: v for k, v in options.items() if k in ("epochs", "device", "threads", "verbose", "plots")}
         result = train_detector(resume=run, **keep)
     else:
-        if data is None:
-            raise UserError("no dataset given: cnnlab detect-train DATA (a data.yaml, YOLO folder, COCO json or "
-                            "VOC folder), or --resume")
         base: dict = {}
         if config is not None:
             from cnnlab.io import read_yaml
@@ -91,12 +88,15 @@ def detect_train_command(
             base = read_yaml(config) or {}
             if not isinstance(base, dict):
                 raise UserError(f"{config}: expected a mapping of option: value")
+        if data is None and not base.get("data"):
+            raise UserError("no dataset given: cnnlab detect-train DATA (a data.yaml, YOLO folder, COCO json or "
+                            "VOC folder), or --resume")
         base.update(options)
         if weights is not None:
             base["weights"] = str(weights)
         if exist_ok:
             base["exist_ok"] = True
-        result = train_detector(str(data), config=base)
+        result = train_detector(str(data) if data is not None else None, config=base)
     m = result.metrics
     console.print(f"best epoch {m['best_epoch']}: mAP50 {m['mAP50']:.4f}, mAP50-95 {m['mAP50_95']:.4f} "
                   f"({m['train_seconds']:.0f}s of training)")

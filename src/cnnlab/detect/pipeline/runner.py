@@ -105,7 +105,8 @@ class Pipeline:
                  draw: Callable[[np.ndarray, Any], np.ndarray] | None = None,
                  duration: float | None = None, max_frames: int | None = None,
                  log_every: float | None = 5.0, logger: Callable[[str], None] | None = None,
-                 handle_sigint: bool = True, max_reconnects: int | None = None, overlap: bool = True,
+                 handle_sigint: bool = True, max_reconnects: int | None = None,
+                 reconnect_backoff: tuple[float, float] = (0.5, 10.0), overlap: bool = True,
                  warmup: bool = True) -> None:
         if max_fps is not None and max_fps <= 0:
             raise UserError("--max-fps must be positive")
@@ -127,6 +128,7 @@ class Pipeline:
         self.logger = logger or log.info
         self.handle_sigint = handle_sigint
         self.max_reconnects = max_reconnects
+        self.reconnect_backoff = reconnect_backoff
         self.overlap = overlap
         self.warmup = warmup
         self.capture: CaptureThread | None = None
@@ -295,7 +297,8 @@ class Pipeline:
         latest = self.source.live if self.latest_only is None else self.latest_only
         prepare = self._prepare if (overlap and self._staged and not latest) else None
         self.capture = CaptureThread(self.source, self.buffer_size, self.latest_only,
-                                     max_reconnects=self.max_reconnects, prepare=prepare)
+                                     backoff=self.reconnect_backoff, max_reconnects=self.max_reconnects,
+                                     prepare=prepare)
         self.capture.start()
         info = self.source.info
         for s in self.sinks:

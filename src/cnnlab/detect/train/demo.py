@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DEMO_TRAIN = {"model": "yolov3-tiny", "width_mult": 0.25, "imgsz": 128, "epochs": 20, "batch": 16,
-              "optimizer": "adam", "lr": 3e-3, "mosaic": 0.5, "warmup_epochs": 1.0, "seed": 0}
+DEMO_TRAIN = {"model": "yolov3-tiny", "width_mult": 0.5, "imgsz": 128, "epochs": 30, "batch": 8,
+              "optimizer": "adam", "lr": 3e-3, "mosaic": 0.5, "anchors": "auto", "warmup_epochs": 1.0, "seed": 0}
 
 
 def detection_demo(project: str | os.PathLike = "runs", say: Callable[[str], None] | None = None,

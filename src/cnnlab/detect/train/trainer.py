@@ -436,7 +436,7 @@ def _find_last(resume: str | os.PathLike) -> Path:
 def train_detector(data: str | os.PathLike | None = None, config: DetectTrainConfig | dict | None = None,
                    resume: str | os.PathLike | None = None, callbacks: Iterable[Any] = (), log=None,
                    **overrides: Any) -> DetectTrainResult:
-    """Train a YOLO detector; returns the run folder, best metrics and the trained (EMA) model.
+    """Train a YOLO detector; returns the run folder, best metrics and the best (EMA) model, eval mode.
 
     data: a data.yaml / YOLO folder / COCO json / VOC folder. ``overrides`` are `DetectTrainConfig`
     fields (model, weights, epochs, batch, imgsz, lr, optimizer, box_loss, mosaic, ...).
@@ -516,4 +516,11 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
                 + (f", transferred {info['transferred']} tensors" if "transferred" in info else "")
                 + f") on {len(train_set)} train / {len(val_set)} val images at {cfg.imgsz}px -> {run_dir}")
     metrics = trainer.fit()
-    return DetectTrainResult(run_dir, metrics, copy.deepcopy(trainer.eval_model).eval(), trainer.history)
+    best = run_dir / "weights" / "best.pt"
+    if best.is_file():
+        from cnnlab.detect.checkpoint import load_detector_checkpoint
+
+        model = load_detector_checkpoint(best)[0]
+    else:
+        model = copy.deepcopy(trainer.eval_model).eval()
+    return DetectTrainResult(run_dir, metrics, model, trainer.history)
