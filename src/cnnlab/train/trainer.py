@@ -84,7 +84,7 @@ def evaluate_model(model: nn.Module, loader: Iterable, num_classes: int, device:
         task = prog.add_task("evaluate", total=_safe_len(loader)) if prog is not None else None
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if channels_last and device.type == "cuda":
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=use_amp):
                 logits = model(x)
@@ -161,7 +161,7 @@ class Trainer:
         self.device = resolve_device(device if device is not None else config.device)
         self.cuda = self.device.type == "cuda"
         self.model = model.to(self.device)
-        if config.channels_last and self.cuda:
+        if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.num_classes = num_classes
@@ -271,7 +271,7 @@ class Trainer:
             task = prog.add_task(f"epoch {epoch}/{self.epochs}", total=total) if prog is not None else None
             for i, (x, y) in enumerate(loader):
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                if cfg.channels_last and self.cuda:
+                if cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, enabled=self.amp):
                     logits = model(x)
