@@ -42,6 +42,7 @@ _LAZY = {
     # detection
     "Detector": "cnnlab.detect.detector",
     "detect_eval": "cnnlab.detect.evaluate",
+    "run_pipeline": "cnnlab.detect.pipeline",
     # errors
     "UserError": "cnnlab.errors",
 }

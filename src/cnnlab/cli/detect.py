@@ -9,26 +9,24 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli import detect_options as opt
 from cnnlab.cli.common import console, err_console
 
 
 def detect_command(
     source: str = typer.Argument(..., help="An image, a folder of images, a glob ('imgs/*.jpg') or a video file."),
-    cfg: Path | None = typer.Option(None, "--cfg", help="Darknet .cfg (with --weights)."),
-    weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (with --cfg)."),
-    model: Path | None = typer.Option(None, "--model", "-m",
-                                      help="A .onnx export, a detection checkpoint (.pt) or a folder holding one."),
-    names: Path | None = typer.Option(None, "--names", help="Class names: .names (one per line) or YAML."),
-    backend: str = typer.Option("torch", "--backend", "-b", help="torch, opencv or onnxruntime."),
-    imgsz: int | None = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's)."),
-    conf: float = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability)."),
-    iou: float = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS."),
-    letterbox: bool | None = typer.Option(None, "--letterbox/--no-letterbox",
-                                          help="Keep the aspect ratio (grey border) or plainly resize to the "
-                                          "input size (default: as recorded with the model, else letterbox)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime)."),
-    max_det: int = typer.Option(300, "--max-det", help="At most this many boxes per image."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads of the backend (default: library's)."),
+    cfg: Path | None = opt.CFG,
+    weights: Path | None = opt.WEIGHTS,
+    model: Path | None = opt.MODEL,
+    names: Path | None = opt.NAMES,
+    backend: str = opt.BACKEND,
+    imgsz: int | None = opt.IMGSZ,
+    conf: float = opt.CONF,
+    iou: float = opt.IOU,
+    letterbox: bool | None = opt.LETTERBOX,
+    device: str = opt.DEVICE,
+    max_det: int = opt.MAX_DET,
+    threads: int | None = opt.THREADS,
     save_json: Path | None = typer.Option(None, "--save-json", help="Also write all detections to this JSON file."),
     save_csv: Path | None = typer.Option(None, "--save-csv", help="Also write all detections to this CSV file."),
     project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),

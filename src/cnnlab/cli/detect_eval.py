@@ -6,18 +6,20 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli import detect_options as opt
+
 
 def detect_eval_cmd(
     data: Path = typer.Argument(..., help="data.yaml, YOLO images folder, COCO .json or VOC folder."),
-    cfg: Path = typer.Option(None, "--cfg", help="Darknet .cfg of the detector."),
-    weights: Path = typer.Option(None, "--weights", help="Darknet .weights (or checkpoint) of the detector."),
+    cfg: Path | None = opt.CFG,
+    weights: Path | None = opt.WEIGHTS,
     names: Path = typer.Option(None, "--names", help="Class names (.names/.txt/.yaml) of dataset and model."),
     model: str = typer.Option(None, "--model", help="A detector run folder or an .onnx file."),
-    backend: str = typer.Option("torch", "--backend", help="torch | opencv | onnxruntime."),
-    imgsz: int = typer.Option(416, "--imgsz", help="Network input size."),
-    conf: float = typer.Option(0.001, "--conf", help="Confidence threshold (low for mAP)."),
-    iou: float = typer.Option(0.6, "--iou", help="NMS IoU threshold."),
-    device: str = typer.Option("cpu", "--device", help="Device of the torch backend."),
+    backend: str = opt.BACKEND,
+    imgsz: int | None = opt.IMGSZ,
+    conf: float = opt.EVAL_CONF,
+    iou: float = opt.EVAL_IOU,
+    device: str = opt.DEVICE,
     predictions: Path = typer.Option(None, "--predictions",
                                      help="Saved detections: COCO results JSON or 'cnnlab detect' JSON."),
     split: str = typer.Option("val", "--split", help="Split of a data.yaml / VOC folder."),

@@ -10,20 +10,8 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli import detect_options as opt
 from cnnlab.cli.common import console, err_console, parse_size
-
-# -- model options, the same as `cnnlab detect` -----------------------------------------------------
-CFG = typer.Option(None, "--cfg", help="Darknet .cfg (with --weights).")
-WEIGHTS = typer.Option(None, "--weights", help="Darknet .weights (with --cfg).")
-MODEL = typer.Option(None, "--model", "-m", help="A .onnx export, a detection checkpoint (.pt) or a folder holding one.")
-NAMES = typer.Option(None, "--names", help="Class names: .names (one per line) or YAML.")
-BACKEND = typer.Option("torch", "--backend", "-b", help="torch, opencv or onnxruntime.")
-CONF = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability).")
-IOU = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS.")
-LETTERBOX = typer.Option(True, "--letterbox/--no-letterbox",
-                         help="Keep the aspect ratio (grey border) or plainly resize to the input size.")
-DEVICE = typer.Option("cpu", "--device", help="cpu or cuda (torch/onnxruntime).")
-MAX_DET = typer.Option(300, "--max-det", help="At most this many boxes per image.")
 
 
 def _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det):
@@ -35,17 +23,17 @@ def _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, 
 
 def stream_command(
     source: str = typer.Argument(..., help="Webcam index (0), video file, rtsp:// or http:// URL, or a folder of images."),
-    cfg: Path | None = CFG,
-    weights: Path | None = WEIGHTS,
-    model: Path | None = MODEL,
-    names: Path | None = NAMES,
-    backend: str = BACKEND,
-    imgsz: int | None = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's)."),
-    conf: float = CONF,
-    iou: float = IOU,
-    letterbox: bool = LETTERBOX,
-    device: str = DEVICE,
-    max_det: int = MAX_DET,
+    cfg: Path | None = opt.CFG,
+    weights: Path | None = opt.WEIGHTS,
+    model: Path | None = opt.MODEL,
+    names: Path | None = opt.NAMES,
+    backend: str = opt.BACKEND,
+    imgsz: int | None = opt.IMGSZ,
+    conf: float = opt.CONF,
+    iou: float = opt.IOU,
+    letterbox: bool | None = opt.LETTERBOX,
+    device: str = opt.DEVICE,
+    max_det: int = opt.MAX_DET,
     capture: str | None = typer.Option(None, "--capture", help="Capture resolution WxH, e.g. 640x480 (webcams are "
                                        "asked for it; files/streams are resized to it)."),
     capture_fps: float | None = typer.Option(None, "--capture-fps", help="Frame rate to ask the camera for."),
@@ -135,16 +123,16 @@ def sweep_command(
                                 "(e.g. coco128/images/train2017), COCO .json or VOC folder."),
     video: Path | None = typer.Option(None, "--video", help="A labelled video: frame i is scored against image i "
                                       "of DATA."),
-    cfg: Path | None = CFG,
-    weights: Path | None = WEIGHTS,
-    model: Path | None = MODEL,
-    names: Path | None = NAMES,
-    backend: str = BACKEND,
+    cfg: Path | None = opt.CFG,
+    weights: Path | None = opt.WEIGHTS,
+    model: Path | None = opt.MODEL,
+    names: Path | None = opt.NAMES,
+    backend: str = opt.BACKEND,
     conf: float = typer.Option(0.001, "--conf", help="Confidence threshold (low, as for mAP)."),
-    iou: float = IOU,
-    letterbox: bool = LETTERBOX,
-    device: str = DEVICE,
-    max_det: int = MAX_DET,
+    iou: float = opt.IOU,
+    letterbox: bool | None = opt.LETTERBOX,
+    device: str = opt.DEVICE,
+    max_det: int = opt.MAX_DET,
     captures: str = typer.Option("320x240,640x480", "--captures", help="Capture resolutions (frames are resized "
                                  "to each first)."),
     sizes: str = typer.Option("160,320", "--sizes", help="Network input sizes (multiples of 32)."),

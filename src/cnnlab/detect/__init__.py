@@ -34,6 +34,12 @@ _LAZY = {
     "load_detector_checkpoint": "cnnlab.detect.checkpoint",
     "evaluate_detections": "cnnlab.detect.evaluate",
     "load_detection_dataset": "cnnlab.detect.data",
+    "load_detection_data": "cnnlab.detect.data",
+    "to_coco_json": "cnnlab.detect.data",
+    "detect_eval": "cnnlab.detect.evaluate",
+    "Pipeline": "cnnlab.detect.pipeline",
+    "run_pipeline": "cnnlab.detect.pipeline",
+    "run_sweep": "cnnlab.detect.pipeline.sweep",
 }
 
 __all__ = sorted(_LAZY)

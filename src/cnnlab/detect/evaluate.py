@@ -421,7 +421,7 @@ def _class_map(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray 
 def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 names: Any = None, split: str = "val", images: str | os.PathLike | None = None,
                 cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                model: Any = None, backend: str = "torch", imgsz: int = 416, conf: float = 0.001,
+                model: Any = None, backend: str = "torch", imgsz: int | None = None, conf: float = 0.001,
                 iou: float = 0.6, device: str = "cpu", max_det: int = 100,
                 project: str | os.PathLike = "runs", name: str = "val", exist_ok: bool = False,
                 save: bool = True, plots: bool = True, json: str | os.PathLike | None = None,
