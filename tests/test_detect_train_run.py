@@ -124,6 +124,18 @@ def test_label_formats_coco_and_voc_train_the_same_boxes(shapes, tmp_path):
     train, _ = load_train_val(DetectTrainConfig.from_dict({"data": str(voc)}), log=lambda m: None)
     assert train.num_boxes == yolo.num_boxes
 
+    from cnnlab.errors import DataError
+
+    bad = json.loads(coco.read_text())
+    bad["annotations"][0]["bbox"] = [1, 2, 3]                            # 3 numbers instead of 4
+    coco.write_text(json.dumps(bad))
+    with pytest.raises(DataError, match="train.json"):
+        load_train_val(DetectTrainConfig.from_dict({"data": str(coco)}), log=lambda m: None)
+    xml = sorted((voc / "Annotations").glob("*.xml"))[0]
+    xml.write_text("<annotation><object><name>circle</name><bndbox><xmin>1</xmin>")   # truncated XML
+    with pytest.raises(DataError, match=xml.name):
+        load_train_val(DetectTrainConfig.from_dict({"data": str(voc)}), log=lambda m: None)
+
 
 def test_cli_detect_train_and_broken_labels(shapes, tmp_path, cli):
     code, out, err = cli("detect-train", str(shapes), "--model", "yolov3-tiny", "--width-mult", "0.125",

@@ -19,6 +19,7 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from cnnlab.io import atomic_path
 
@@ -27,9 +28,10 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
               ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
-        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else [("val_", "validation")]
-        if key == "lr":
-            series = [("", "lr")]
+        if key.endswith("_loss"):
+            series = [("", "train"), ("val_", "validation")]
+        else:
+            series = [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:
             pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
@@ -37,6 +39,7 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
