@@ -207,3 +207,20 @@ def test_detection_demo_small(tmp_path):
     out = detection_demo(tmp_path, lines.append, n_train=16, n_val=8, epochs=1, frames=10)
     assert out["frames"] == 10 and out["fps"] > 0 and 0.0 <= out["mAP50"] <= 1.0
     assert any("FPS" in line for line in lines)
+
+
+@pytest.mark.realdata
+def test_yolo_fastest_weights_transfer_to_new_classes(shared_data):
+    from cnnlab.detect.darknet import load_darknet
+    from cnnlab.detect.train.model import build_training_model
+
+    cfg, weights = shared_data("yolo/yolo-fastest-1.1.cfg"), shared_data("yolo/yolo-fastest-1.1.weights")
+    coco = load_darknet(cfg, weights)
+    model, info = build_training_model(str(cfg), 3, 320, weights=weights)
+    assert model.num_classes == 3 and all(y.classes == 3 for y in model.yolo_layers)
+    n, total = (int(v) for v in info["transferred"].split("/"))
+    assert n == total - 2 * len(model.yolo_indices)            # everything but the two heads' weight + bias
+    s = coco.state_dict()
+    for k, v in model.state_dict().items():
+        if v.shape == s[k].shape and v.is_floating_point():
+            assert torch.equal(v, s[k]), k

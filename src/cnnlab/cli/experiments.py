@@ -1,4 +1,4 @@
-"""CLI commands of the experiments group: `tune` and `ablate` (compare and report live in cli/reports.py)."""
+"""CLI commands of the experiments group: `tune` and `ablate` (compare and report live in cli/reports.py).
 
 Thin layers over :func:`cnnlab.experiments.tune.tune` and :func:`cnnlab.experiments.ablate.ablate`;
 optuna, torch and matplotlib are imported inside the commands only.

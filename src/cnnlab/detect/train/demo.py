@@ -49,7 +49,7 @@ def detection_demo(project: str | os.PathLike = "runs", say: Callable[[str], Non
     say(f"the run folder {result.run_dir}: weights/best.pt (+ best.cfg/best.weights), results.png, "
         f"val_samples.jpg, history.csv; annotated clip {annotated}")
     say(f"next: cnnlab detect {clip} --model {result.run_dir} | cnnlab detect-eval {data_yaml} --model "
-        f"{result.run_dir} --imgsz {options['imgsz']} | cnnlab export-detector --cfg "
+        f"{result.run_dir} | cnnlab export-detector --cfg "
         f"{result.run_dir / 'weights' / 'best.cfg'} --weights {result.run_dir / 'weights' / 'best.weights'}")
     return {"run_dir": str(result.run_dir), "data": str(data_yaml), "clip": str(clip),
             "mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"], "train_seconds": m["train_seconds"],
