@@ -121,3 +121,11 @@ def test_demo_runs_offline_and_reports_the_run_folder(cli, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.9
     code, _, err = cli("demo", "--part", "no-such-part")
     assert code == 2 and "no demo part" in err
+
+
+def test_demo_tour_has_classification_and_detection_parts():
+    from cnnlab.api import DEMO_PARTS
+
+    titles = [t.lower() for t, _ in DEMO_PARTS]
+    assert any(t.startswith("classification") for t in titles)
+    assert any(t.startswith("detection") for t in titles)

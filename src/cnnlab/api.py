@@ -613,8 +613,6 @@ def predict(source: str | os.PathLike, images: Sequence[str | os.PathLike | np.n
 
 DemoPart = Callable[[Path, Callable[[str], None]], dict[str, Any]]
 DEMO_PARTS: list[tuple[str, DemoPart]] = []
-# modules that add their part to the tour with @register_demo_part when imported (e.g. detection)
-DEMO_MODULES: list[str] = []
 
 
 def register_demo_part(title: str) -> Callable[[DemoPart], DemoPart]:
@@ -650,14 +648,17 @@ def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
     return {"run_dir": str(run.run_dir), "test_accuracy": ev["accuracy"]}
 
 
+@register_demo_part("Detection: train a small YOLO on synthetic shapes, then stream a generated clip")
+def _demo_detect(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    from cnnlab.detect.train.demo import detection_demo
+
+    return detection_demo(project, say)
+
+
 def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None) -> dict[str, Any]:
     """The embedded tour: needs nothing downloaded; each registered part reports where its results are."""
-    import importlib
-
     from rich.console import Console
 
-    for module in DEMO_MODULES:
-        importlib.import_module(module)
     console = Console(highlight=False)
     project = Path(project)
     results: dict[str, Any] = {}

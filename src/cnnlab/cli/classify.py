@@ -130,7 +130,7 @@ def demo_command(
     project: Path = typer.Option(Path("runs"), "--project", help="Where the demo writes its runs."),
     part: list[str] | None = typer.Option(None, "--part", help="Run only the parts whose title contains this."),
 ) -> None:
-    """The embedded tour: trains and evaluates a small CNN on the bundled digits (no downloads)."""
+    """The embedded tour (no downloads): a small CNN on the bundled digits, then a small YOLO on synthetic scenes streamed through the real-time pipeline."""
     from cnnlab import api
 
     api.demo(project, parts=part or None)
