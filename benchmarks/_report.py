@@ -33,7 +33,7 @@ def machine() -> str:
     try:
         import torch
 
-        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        parts.append(f"torch {torch.__version__}")
     except ImportError:
         pass
     return "; ".join(parts)

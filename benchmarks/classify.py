@@ -129,7 +129,7 @@ def report(rows: list[dict[str, Any]], project: Path, quick: bool = False, threa
     all_rows = [saved[k] for k in RUNS if k in saved]
     notes = "\n".join(f"- **{r['run']}**: course figure {r['course']}; run folder `{r['run folder']}`"
                       for r in all_rows)
-    recipes = "\n".join(f"- `{r['run']}`: `{RUNS[r['run']][2]}`"
+    recipes = "\n".join(f"- `{r['run']}`: `{dict(RUNS[r['run']][2], epochs=r['epochs'])}`"
                         + (f" (epochs chosen to fit {BUDGETS[r['run']] // 60} minutes of training)"
                            if r["run"] in BUDGETS else "") for r in all_rows)
     body = (f"{markdown_table(all_rows, COLUMNS)}\n{notes}\n\nRecipes (`cnnlab.train` options; test = the "
