@@ -29,6 +29,7 @@ def test_alias_table_covers_the_course_backbones():
         assert target.startswith("timm/") and timm.is_model(target[5:]), name
     assert resolve_backbone("ResNet50V2") == "timm/resnetv2_50"
     assert resolve_backbone("mobilenet") == ALIASES["mobilenet"] == "mobilenet_v1"
+    assert resolve_backbone("mobilenet_025") == "mobilenet_v1_025"  # Keras' alpha=0.25 weights
     assert resolve_backbone("resnet18") == "timm/resnet18"  # any timm name works as is
     with pytest.raises(ModelError, match="did you mean resnet50v2"):
         resolve_backbone("resnet50v3")
@@ -118,7 +119,7 @@ def test_offline_hub_request_is_one_clear_line(monkeypatch):
 @pytest.mark.realdata
 def test_keras_imagenet_mobilenet_as_backbone(shared_data):
     h5 = shared_data("weights/mobilenet_2_5_224_tf_no_top.h5")
-    model = create_transfer_model("mobilenet", num_classes=10, input_size=96, pretrained=str(h5),
-                                  freeze_spec="all", backbone_kwargs={"alpha": 0.25})
+    model = create_transfer_model("mobilenet_025", num_classes=10, input_size=96, pretrained=str(h5),
+                                  freeze_spec="all")
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 256 * 10 + 10
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)

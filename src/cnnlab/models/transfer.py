@@ -36,6 +36,9 @@ ALIASES: dict[str, str] = {
     "densenet201": "timm/densenet201",
     "mobilenet": "mobilenet_v1",
     "mobilenetv1": "mobilenet_v1",
+    "mobilenet025": "mobilenet_v1_025",
+    "mobilenet050": "mobilenet_v1_050",
+    "mobilenet075": "mobilenet_v1_075",
     "mobilenetv2": "timm/mobilenetv2_100",
     "mobilenetv3large": "timm/mobilenetv3_large_100",
     "mobilenetv3small": "timm/mobilenetv3_small_100",
@@ -156,8 +159,8 @@ def load_backbone_weights(model: TransferNet, path: str | Path) -> dict[str, int
     if path.suffix in (".h5", ".hdf5"):
         from cnnlab.models.keras_import import load_keras_weights
 
-        if model.backbone_name != "mobilenet_v1":
-            raise UserError(f"{path}: Keras .h5 weights load into the 'mobilenet' backbone only")
+        if not model.backbone_name.startswith("mobilenet_v1"):
+            raise UserError(f"{path}: Keras .h5 weights load into the 'mobilenet' backbones only")
         loaded = load_keras_weights(model.backbone[0], path, prefix="")
         return {"loaded": len(loaded), "skipped": 0}
     state = read_state_dict(path)

@@ -70,3 +70,19 @@ def mobilenet_v1(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, 
                  depth_multiplier: int = 1, drop_rate: float = 1e-3) -> MobileNetV1:
     """MobileNet v1 (width multiplier ``alpha``: 1.0, 0.75, 0.5, 0.25), Keras-compatible layer names."""
     return MobileNetV1(num_classes, in_chans, alpha, depth_multiplier, drop_rate)
+
+
+def _width(alpha: float, doc: str):
+    def build(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, depth_multiplier: int = 1,
+              drop_rate: float = 1e-3) -> MobileNetV1:
+        return MobileNetV1(num_classes, in_chans, alpha, depth_multiplier, drop_rate)
+
+    build.__doc__ = doc
+    return build
+
+
+# the widths Keras ships ImageNet weights for (mobilenet_<alpha>_<size>_tf[_no_top].h5)
+for _alpha, _suffix in ((0.25, "025"), (0.5, "050"), (0.75, "075")):
+    _fn = _width(_alpha, f"MobileNet v1 with width multiplier {_alpha} (Keras-compatible layer names).")
+    _fn.__name__ = _fn.__qualname__ = f"mobilenet_v1_{_suffix}"
+    register_model(input_size=(3, 224, 224))(_fn)
