@@ -268,8 +268,8 @@ def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, An
     }
     notes = []
     if timer is not None and timer.stopped_epoch is not None:
-        notes.append(f"time budget {timer.seconds:g}s reached after {timer.stopped_epoch} of "
-                     f"{config.get('epochs')} epochs")
+        total = int(config.get("epochs") or 0) + int(config.get("unfreeze_epochs") or 0)  # both phases
+        notes.append(f"time budget {timer.seconds:g}s reached after {timer.stopped_epoch} of {total} epochs")
     try:
         from cnnlab.inspect.summary import summary
 
