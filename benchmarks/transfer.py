@@ -81,7 +81,10 @@ def gains(rows: list[dict]) -> str:
         pre = [v for k, v in models.items() if "scratch" not in k]
         scratch = [v for k, v in models.items() if "scratch" in k]
         if pre and scratch:
-            lines.append(f"- {labels}: gain of transfer over scratch **{(pre[0] - scratch[0]) * 100:+.1f} points**")
+            gain = (pre[0] - scratch[0]) * 100
+            lines.append(f"- {labels}: gain of transfer over scratch **{gain:+.1f} points**"
+                         + (" (negative transfer: the source task's features do not help this target "
+                            "at this size; shown as measured)" if gain < 0 else ""))
     return "\n".join(lines) + "\n"
 
 
