@@ -215,3 +215,16 @@ def test_loader_batches_are_seeded_normalised_and_multi_scale(tmp_path):
     img, boxes, cls = plain.item(0)
     assert img.shape == (64, 64, 3)
     np.testing.assert_allclose(boxes, ds.samples[0].boxes, atol=1e-4)        # 64 px scenes: letterbox is identity
+
+
+def test_augment_options_follow_the_training_config():
+    import dataclasses
+
+    from cnnlab.detect.train.config import DetectTrainConfig
+    from cnnlab.detect.train.dataset import AugmentOptions
+
+    defaults = DetectTrainConfig()
+    assert AugmentOptions.from_config(defaults) == AugmentOptions()  # the same defaults in both places
+    custom = dataclasses.replace(defaults, mosaic=0.0, fliplr=0.0, hsv_v=0.1)
+    opts = AugmentOptions.from_config(custom)
+    assert (opts.mosaic, opts.fliplr, opts.hsv_v) == (0.0, 0.0, 0.1)

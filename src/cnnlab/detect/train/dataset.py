@@ -8,6 +8,7 @@ resumed run sees exactly the batches an uninterrupted one would (``loader.set_ep
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class AugmentOptions:
     hsv_h: float = 0.015
     hsv_s: float = 0.7
     hsv_v: float = 0.4
+
+    @classmethod
+    def from_config(cls, cfg: object) -> AugmentOptions:
+        """The augmentation fields of a training config, matched by name."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
 class DetectionTrainSet:

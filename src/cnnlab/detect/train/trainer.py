@@ -147,8 +147,7 @@ class DetectionTrainer:
         self.stop_training = False
         aug = None
         if cfg.augment:
-            aug = AugmentOptions(cfg.mosaic, cfg.degrees, cfg.translate, cfg.scale, cfg.shear, cfg.fliplr,
-                                 cfg.hsv_h, cfg.hsv_s, cfg.hsv_v)
+            aug = AugmentOptions.from_config(cfg)
         self.train_data = DetectionTrainSet(train_set.samples, cfg.imgsz, aug, cfg.seed, cfg.cache)
         self.loader = DetectionLoader(self.train_data, cfg.batch, shuffle=True, seed=cfg.seed,
                                       multi_scale=cfg.multi_scale)
