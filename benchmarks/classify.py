@@ -37,8 +37,9 @@ RUNS: dict[str, tuple[float | None, str, dict[str, Any]]] = {
     }),
     "cifar10": (0.799, "textbook CNN, Adam, batch 128: 79.89 % (30 epochs), 80.81 % with shift/flip (50)", {
         "dataset": "cifar10", "model": "cifar10_cnn", "optimizer": "adam", "lr": 1e-3, "batch": 128,
-        "epochs": 30, "validation_split": 0.1, "schedule": "cosine",
-        "augment": {"width_shift_range": 0.1, "height_shift_range": 0.1, "horizontal_flip": True},
+        "epochs": 30, "validation_split": 0.1, "schedule": "cosine", "ema": 0.999,
+        # shift + flip on top of the textbook's dropout underfits in 30 epochs (78.9 %); flip alone does not
+        "augment": {"horizontal_flip": True},
     }),
     "cifar10_15min": (None, "stronger recipe in 15 CPU minutes (course's best CNN from scratch: 87.52 %)", {
         "dataset": "cifar10", "model": "cifar10_cnn", "model_kwargs": {"padding": "same"},

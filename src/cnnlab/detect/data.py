@@ -163,28 +163,9 @@ def read_names(names: Any) -> list[str]:
         return [str(n) for n in names]
     if isinstance(names, dict):
         return _names_from_dict(names, "names")
-    path = Path(names).expanduser()
-    if not path.is_file():
-        raise UserError(f"names file not found: {path}")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        from cnnlab.io import read_yaml
+    from cnnlab.detect.names import load_names
 
-        data = read_yaml(path)
-        if isinstance(data, dict) and "names" in data:
-            data = data["names"]
-        if isinstance(data, dict):
-            return _names_from_dict(data, str(path))
-        if isinstance(data, list):
-            return [str(n) for n in data]
-        raise UserError(f"{path}: expected a list of names or a 'names:' key")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: unreadable names file ({e})") from None
-    out = [line.strip() for line in text.splitlines() if line.strip()]
-    if not out:
-        raise UserError(f"{path}: names file is empty")
-    return out
+    return load_names(Path(names).expanduser())
 
 
 def _names_from_dict(d: dict, where: str) -> list[str]:
