@@ -13,21 +13,36 @@ import sys
 import venv
 from pathlib import Path
 
-PACKAGES = ["tensorflow-cpu", "keras", "numpy"]
+PROBE = "import keras, tensorflow"
+
+
+class KerasUnavailable(RuntimeError):
+    """Keras + TensorFlow cannot be installed from the package index here."""
 
 
 def keras_venv() -> Path:
-    """Path of the Keras venv's python, creating and installing it if needed."""
+    """Path of the Keras venv's python, creating and installing it if needed.
+
+    Checks the package index for ``tensorflow-cpu`` (else ``tensorflow``) first; raises
+    :class:`KerasUnavailable` with the reason when neither can be had.
+    """
     from cnnlab.paths import cache_dir
 
     root = Path(os.environ.get("CNNLAB_KERAS_VENV", cache_dir() / "bench-venvs" / "keras"))
     py = root / "bin" / "python"
-    stamp = root / ".installed"
-    if not stamp.is_file():
-        print(f"creating Keras benchmark venv in {root} (one-time, a few minutes)...", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(root)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True)
-        stamp.write_text("ok\n")
+    if py.is_file() and subprocess.run([str(py), "-c", PROBE], capture_output=True).returncode == 0:
+        return py
+    tf_pkg = next((pkg for pkg in ("tensorflow-cpu", "tensorflow")
+                   if f"{pkg} (" in subprocess.run([sys.executable, "-m", "pip", "index", "versions", pkg],
+                                                   capture_output=True, text=True).stdout), None)
+    if tf_pkg is None:
+        raise KerasUnavailable("neither tensorflow-cpu nor tensorflow is in the package index")
+    print(f"creating Keras benchmark venv in {root} (one-time, a few minutes)...", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "keras", tf_pkg, "numpy"],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or subprocess.run([str(py), "-c", PROBE], capture_output=True).returncode != 0:
+        raise KerasUnavailable(f"pip install keras {tf_pkg} failed: {r.stderr.strip().splitlines()[-1:]}")
     return py
 
 

@@ -6,7 +6,7 @@ model (mobilenetv2-12-int8) through ``cnnlab predict`` and ``cnnlab benchmark``.
     nice -n 10 python benchmarks/deploy_eval.py [--data-dir ../shared/data] [--epochs 1] [--subset 20000]
         [--no-keras]
 
-Keras runs in its own virtual environment (``~/.cache/cnnlab/keras-venv``, created on first use with
+Keras runs in its own virtual environment (benchmarks/_keras_env.py: created on first use with
 ``pip install keras tensorflow-cpu`` after checking the package index), never in cnnlab's.
 """
 
@@ -33,32 +33,14 @@ JETSON_NANO_IMG_S = 10_000 / 700  # the course: 700 s for 10,000 CIFAR-100 test 
 
 # ------------------------------------------------------------------------------------------ Keras venv
 def keras_python(log: list[str]) -> Path | None:
-    """The Python of a venv with keras + TensorFlow (created if needed); None when TF cannot be had."""
-    from cnnlab.paths import cache_dir
+    """The Python of the shared Keras + TensorFlow venv (benchmarks/_keras_env.py); None when unavailable."""
+    from _keras_env import KerasUnavailable, keras_venv
 
-    venv = cache_dir() / "keras-venv"
-    py = venv / "bin" / "python"
-    probe = [str(py), "-c", "import keras, tensorflow"]
-    if py.is_file() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return py
-    pip = [sys.executable, "-m", "pip"]
-    tf_pkg = None
-    for pkg in ("tensorflow-cpu", "tensorflow"):
-        r = subprocess.run([*pip, "index", "versions", pkg], capture_output=True, text=True)
-        if r.returncode == 0 and f"{pkg} (" in r.stdout:
-            tf_pkg = pkg
-            log.append(r.stdout.strip().splitlines()[0])
-            break
-    if tf_pkg is None:
-        log.append("neither tensorflow-cpu nor tensorflow is in the package index")
+    try:
+        return keras_venv()
+    except KerasUnavailable as e:
+        log.append(str(e))
         return None
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "keras", tf_pkg], capture_output=True, text=True)
-    if r.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
-        log.append(f"pip install keras {tf_pkg} failed: {r.stderr.strip().splitlines()[-1:]}")
-        return None
-    return py
 
 
 def keras_weights(model) -> dict[str, np.ndarray]:
