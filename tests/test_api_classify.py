@@ -8,10 +8,10 @@ import torch
 
 import cnnlab
 from cnnlab.api import load
+from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.checkpoint import load_checkpoint
 from cnnlab.errors import UserError
 from cnnlab.io import read_yaml
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import load_checkpoint
 
 FAST = {"dataset": "digits", "model": "lenet5", "batch": 64, "optimizer": "adam", "lr": 3e-3, "verbose": 0,
         "threads": 1}

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.io import read_yaml
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 FAST = ["--dataset", "digits", "--model", "lenet5", "--batch", "64", "--optimizer", "adam", "--lr", "3e-3",
         "--verbose", "2", "--threads", "1", "--no-plots"]

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 import cnnlab.api
+from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 from cnnlab.experiments.compare import COLUMNS, TimeBudget, compare, entry_dir
 from cnnlab.experiments.compare_spec import load_spec, parse_seconds, parse_spec
-from cnnlab.train.callbacks import Callback
 
 SHARED = {"dataset": "digits", "subset": 96, "epochs": 1, "batch": 32, "seed": 1, "verbose": 0,
           "validation_split": 0.2}

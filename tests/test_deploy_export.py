@@ -172,9 +172,9 @@ def test_fp16_export(tmp_path):
 
 def _make_run(tmp_path):
     """A run folder per the checkpoint contract (untrained mnist_cnn on digits)."""
+    from cnnlab.engine.checkpoint import save_checkpoint
     from cnnlab.models import create_model
     from cnnlab.runs import write_run_config
-    from cnnlab.train.checkpoint import save_checkpoint
 
     run = tmp_path / "runs" / "classify" / "exp"
     (run / "weights").mkdir(parents=True)

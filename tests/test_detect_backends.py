@@ -99,8 +99,8 @@ def test_onnxruntime_backend_and_exported_onnx_agree(tiny, scene, tmp_path):
 
 
 def test_checkpoint_and_run_folder_sources(tiny, scene, tmp_path):
+    from cnnlab.darknet.model import load_darknet
     from cnnlab.detect.checkpoint import save_detector_checkpoint
-    from cnnlab.detect.darknet import load_darknet
 
     cfg, weights, names = tiny
     ref = Detector(cfg=cfg, weights=weights, names=names, imgsz=IMGSZ, conf=0.35)(scene)
@@ -342,9 +342,9 @@ new_coords={new_coords}
 @pytest.mark.parametrize("new_coords, head_act", [(0, "linear"), (1, "logistic")])
 def test_yolov4_style_layers_match_opencv(tmp_path, new_coords, head_act):
     """mish, swish, route groups/group_id, scale_x_y and new_coords agree with cv2.dnn."""
-    from cnnlab.detect.darknet import model_from_cfg
-    from cnnlab.detect.darknet_cfg import parse_cfg_text
-    from cnnlab.detect.darknet_weights import save_darknet_weights
+    from cnnlab.darknet.cfg import parse_cfg_text
+    from cnnlab.darknet.model import model_from_cfg
+    from cnnlab.darknet.weights import save_darknet_weights
     from cnnlab.detect.synthetic import calibrate_batchnorm, random_images
 
     text = YOLOV4_STYLE.format(new_coords=new_coords, head_act=head_act)

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.detect.darknet import DarknetModel, load_darknet, model_from_cfg
-from cnnlab.detect.darknet_cfg import format_cfg, parse_cfg_text, read_cfg
-from cnnlab.detect.darknet_layers import MaxPoolLayer
-from cnnlab.detect.darknet_weights import (
+from cnnlab.darknet.cfg import format_cfg, parse_cfg_text, read_cfg
+from cnnlab.darknet.layers import MaxPoolLayer
+from cnnlab.darknet.model import DarknetModel, load_darknet, model_from_cfg
+from cnnlab.darknet.weights import (
     WeightsHeader,
     expected_count,
     load_darknet_weights,
     read_header,
     save_darknet_weights,
 )
-from cnnlab.detect.yolo import yolov3_sections, yolov3_tiny, yolov3_tiny_sections
+from cnnlab.darknet.yolo import yolov3_sections, yolov3_tiny, yolov3_tiny_sections
 from cnnlab.errors import UserError
 
 NET = "[net]\nwidth=64\nheight=64\nchannels=3\n"
@@ -116,8 +116,7 @@ def test_yolov4_tiny_style_snippet_builds_and_decodes():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         (out,) = model(x)
-        model.decode = False
-        (raw,) = model(x)
+        (raw,) = model.forward_raw(x)
     assert out.shape == (1, 16 * 16 * 3, 7) and raw.shape == (1, 21, 16, 16)
     # new_coords: inputs are already logistic; xy = (t*s - (s-1)/2 + cell)/grid, wh = (2t)^2 * anchor / img
     p = raw.view(1, 3, 7, 16, 16)
@@ -134,8 +133,7 @@ def test_yolov3_decode_matches_the_formula():
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         out = model(x)
-        model.decode = False
-        raw = model(x)
+        raw = model.forward_raw(x)
     r = raw[0].view(1, 3, 7, 2, 2)
     a, cy, cx = 2, 1, 0
     row = out[0][0, (cy * 2 + cx) * 3 + a]

@@ -169,10 +169,10 @@ def test_cli_detect_train_and_broken_labels(shapes, tmp_path, cli):
 
 
 def test_transfer_from_darknet_weights_keeps_backbone(tmp_path):
-    from cnnlab.detect.darknet import DarknetModel
-    from cnnlab.detect.darknet_weights import save_darknet_weights
+    from cnnlab.darknet.model import DarknetModel
+    from cnnlab.darknet.weights import save_darknet_weights
+    from cnnlab.darknet.yolo import yolov3_tiny_sections
     from cnnlab.detect.train.model import build_training_model
-    from cnnlab.detect.yolo import yolov3_tiny_sections
 
     torch.manual_seed(1)
     src = DarknetModel(yolov3_tiny_sections(80, 64, width_mult=0.125))
@@ -190,7 +190,7 @@ def test_transfer_from_darknet_weights_keeps_backbone(tmp_path):
     assert n == total - 2 * len(model.yolo_indices)                    # all but head weights and biases
     # a truncated backbone file (darknet53.conv.74 style) loads into its first layers
     data = (tmp_path / "coco.weights").read_bytes()
-    from cnnlab.detect.darknet_weights import expected_count
+    from cnnlab.darknet.weights import expected_count
 
     cut = 20 + 4 * expected_count(src, 8)
     (tmp_path / "backbone.weights").write_bytes(data[:cut])
@@ -211,7 +211,7 @@ def test_detection_demo_small(tmp_path):
 
 @pytest.mark.realdata
 def test_yolo_fastest_weights_transfer_to_new_classes(shared_data):
-    from cnnlab.detect.darknet import load_darknet
+    from cnnlab.darknet.model import load_darknet
     from cnnlab.detect.train.model import build_training_model
 
     cfg, weights = shared_data("yolo/yolo-fastest-1.1.cfg"), shared_data("yolo/yolo-fastest-1.1.weights")

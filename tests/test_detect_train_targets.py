@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from cnnlab.darknet.yolo import YOLOV3_ANCHORS
 from cnnlab.detect.train.targets import build_targets, wh_iou
-from cnnlab.detect.yolo import YOLOV3_ANCHORS
 
 IMG = (416, 416)
 LAYERS = [SimpleNamespace(all_anchors=YOLOV3_ANCHORS, mask=m) for m in ([6, 7, 8], [3, 4, 5], [0, 1, 2])]
@@ -82,12 +82,10 @@ def _tiny_batch():
 def test_loss_is_finite_with_gradients(box_loss):
     from cnnlab.detect.train.loss import YoloLoss
     from cnnlab.detect.train.model import build_training_model
-    from cnnlab.detect.train.trainer import raw_outputs
 
     model, _ = build_training_model("yolov3-tiny", 2, 64, width_mult=0.125)
     x, t = _tiny_batch()
-    with raw_outputs(model) as m:
-        raw = m(x)
+    raw = model.forward_raw(x)
     assert [tuple(r.shape) for r in raw] == [(2, 21, 2, 2), (2, 21, 4, 4)]
     loss, parts = YoloLoss(model, box_loss=box_loss)(raw, t, (64, 64))
     assert torch.isfinite(loss) and set(parts) == {"box", "obj", "cls"}
@@ -99,7 +97,6 @@ def test_loss_is_finite_with_gradients(box_loss):
 def test_loss_decreases_on_a_tiny_overfit_set():
     from cnnlab.detect.train.loss import YoloLoss
     from cnnlab.detect.train.model import build_training_model
-    from cnnlab.detect.train.trainer import raw_outputs
 
     torch.manual_seed(0)
     model, _ = build_training_model("yolov3-tiny", 2, 64, width_mult=0.125, anchors=[[10, 14], [23, 27], [37, 58],
@@ -110,8 +107,7 @@ def test_loss_decreases_on_a_tiny_overfit_set():
     model.train()
     losses = []
     for _ in range(40):
-        with raw_outputs(model) as m:
-            loss, _ = crit(m(x), t, (64, 64))
+        loss, _ = crit(model.forward_raw(x), t, (64, 64))
         opt.zero_grad()
         loss.backward()
         opt.step()

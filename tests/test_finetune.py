@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import cnnlab
+from cnnlab.engine.checkpoint import load_checkpoint
 from cnnlab.errors import UserError
 from cnnlab.models.transfer import load_pretrained, split_head
-from cnnlab.train.checkpoint import load_checkpoint
 
 BASE = dict(dataset="digits", model="lenet5", batch=64, optimizer="sgd", lr=0.05, seed=0, verbose=0,
             threads=1, subset=256)
@@ -81,8 +81,8 @@ def test_resume_across_the_phase_boundary_is_exact(tmp_path):
 
 def test_backbone_lr_makes_two_groups(tmp_path):
     from cnnlab.config import TrainConfig
+    from cnnlab.engine.optim import create_optimizer
     from cnnlab.models import create_model
-    from cnnlab.train.optim import create_optimizer
 
     model = create_model("lenet5", num_classes=10, in_chans=1, img_size=8)
     opt = create_optimizer(model, TrainConfig(lr=0.1, backbone_lr=0.01))

@@ -13,8 +13,8 @@ from cnnlab.models import create_model
 
 @pytest.fixture
 def run_dir(tmp_path):
+    from cnnlab.engine.checkpoint import save_checkpoint
     from cnnlab.runs import new_run_dir, write_run_config
-    from cnnlab.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("lenet5", num_classes=3, in_chans=1, img_size=28)

@@ -134,7 +134,7 @@ def test_functional_graph_with_merges(tmp_path):
 def test_import_writes_a_usable_run(tmp_path, cli):
     path, _ = _sequential_case(tmp_path)
     run = import_keras(path, project=tmp_path / "runs", name="k", classes=["a", "b", "c"])
-    from cnnlab.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(run / "weights" / "best.pt")
     assert ckpt["classes"] == ["a", "b", "c"] and ckpt["preprocess"]["img_size"] == 7

@@ -41,8 +41,8 @@ num=3
 
 @pytest.fixture
 def tiny_model(tmp_path):
-    from cnnlab.detect.darknet import model_from_cfg
-    from cnnlab.detect.darknet_weights import save_darknet_weights
+    from cnnlab.darknet.model import model_from_cfg
+    from cnnlab.darknet.weights import save_darknet_weights
 
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.errors import ModelError, UserError
-from cnnlab.models import create_model
-from cnnlab.train.checkpoint import (
+from cnnlab.engine.checkpoint import (
     load_checkpoint,
     load_weights,
     model_from_checkpoint,
@@ -18,6 +16,8 @@ from cnnlab.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from cnnlab.errors import ModelError, UserError
+from cnnlab.models import create_model
 
 
 def ckpt_of(net, **extra):

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from cnnlab.config import TrainConfig
-from cnnlab.train.callbacks import Callback, EarlyStopping, HistoryLogger, ModelCheckpoint
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.trainer import Trainer
+from cnnlab.engine.callbacks import Callback, EarlyStopping, HistoryLogger, ModelCheckpoint
+from cnnlab.engine.checkpoint import load_checkpoint
+from cnnlab.engine.trainer import Trainer
 
 
 class TensorLoader:

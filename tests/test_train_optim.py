@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from cnnlab.config import TrainConfig
+from cnnlab.engine.optim import OPTIMIZERS, SCHEDULES, Schedule, create_optimizer, l1_penalty
 from cnnlab.errors import UserError
-from cnnlab.train.optim import OPTIMIZERS, SCHEDULES, Schedule, create_optimizer, l1_penalty
 
 
 def model():

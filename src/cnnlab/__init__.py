@@ -23,7 +23,7 @@ _LAZY = {
     "predict": "cnnlab.api",
     "load": "cnnlab.api",
     "demo": "cnnlab.api",
-    "Trainer": "cnnlab.train.trainer",
+    "Trainer": "cnnlab.engine.trainer",
     "create_model": "cnnlab.models",
     "list_models": "cnnlab.models",
     "register_model": "cnnlab.models",

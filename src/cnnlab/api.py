@@ -20,10 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.config import TrainConfig, check_keys
-from cnnlab.errors import UserError
-from cnnlab.io import read_yaml, write_json
-from cnnlab.runs import CONFIG, checkpoint_path, new_run_dir, resolve_run, write_run_metrics
-from cnnlab.train.callbacks import (
+from cnnlab.engine.callbacks import (
     Callback,
     EarlyStopping,
     HistoryLogger,
@@ -31,10 +28,13 @@ from cnnlab.train.callbacks import (
     ProgressLogger,
     TensorBoard,
 )
-from cnnlab.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint
-from cnnlab.train.metrics import confusion_report, plot_confusion, plot_curves
-from cnnlab.train.optim import check_config
-from cnnlab.train.trainer import Trainer, _interactive, evaluate_model, resolve_device, seed_everything
+from cnnlab.engine.checkpoint import load_checkpoint, load_weights, model_from_checkpoint
+from cnnlab.engine.metrics import confusion_report, plot_confusion, plot_curves
+from cnnlab.engine.optim import check_config
+from cnnlab.engine.trainer import Trainer, _interactive, evaluate_model, resolve_device, seed_everything
+from cnnlab.errors import UserError
+from cnnlab.io import read_yaml, write_json
+from cnnlab.runs import CONFIG, checkpoint_path, new_run_dir, resolve_run, write_run_metrics
 
 # options that may change when resuming a run (anything else must match the original run)
 RESUME_OVERRIDES = ("epochs", "device", "threads", "workers", "verbose", "plots", "tensorboard", "patience")

@@ -23,9 +23,9 @@ def import_keras_cmd(
 ) -> None:
     """Rebuild a Keras .h5 CNN as a cnnlab run (weights converted), ready to evaluate/export/fine-tune."""
     from cnnlab.cli.common import console
+    from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from cnnlab.models import count_params
     from cnnlab.models.keras_import import import_keras
-    from cnnlab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     names = None
     if classes:

@@ -115,7 +115,7 @@ def from_run(source: str | os.PathLike) -> TorchSource:
         model, classes = loaded.model, list(loaded.classes)
         config = dict(getattr(loaded, "config", None) or {})
     else:
-        from cnnlab.train.checkpoint import load_checkpoint, model_from_checkpoint
+        from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
         ckpt = load_checkpoint(ckpt_file)
         spec = ckpt["model_spec"]

@@ -71,8 +71,8 @@ class Backend:
 
 def _load_torch_model(source: ModelSource, backend: Backend):
     """The ``DarknetModel`` of a Darknet or checkpoint source (sets names/native size on ``backend``)."""
+    from cnnlab.darknet.model import load_darknet
     from cnnlab.detect.checkpoint import load_detector_checkpoint
-    from cnnlab.detect.darknet import load_darknet
 
     if source.checkpoint is not None:
         model, names, imgsz, letterbox = load_detector_checkpoint(source.checkpoint)
@@ -154,7 +154,7 @@ class OpenCVBackend(Backend):
             if opencv_major() >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
                                 "--backend torch or onnxruntime, or install opencv-python-headless<5")
-            from cnnlab.detect.darknet_weights import darknet_weights_bytes
+            from cnnlab.darknet.weights import darknet_weights_bytes
 
             model = _load_torch_model(source, self)  # validates the cfg/weights with clear errors
             weights = darknet_weights_bytes(model) if source.weights is None else source.weights.read_bytes()
@@ -183,7 +183,7 @@ def _cv2_msg(e: Exception) -> str:
 
 def _cfg_for_opencv(model) -> str:
     """The model's cfg with ``thresh=0`` in every [yolo] section (no score zeroing in OpenCV)."""
-    from cnnlab.detect.darknet_cfg import format_cfg
+    from cnnlab.darknet.cfg import format_cfg
 
     sections = [type(s)(s.type, dict(s.options), s.line) for s in model.sections]
     for s in sections:

@@ -37,8 +37,8 @@ def save_detector_checkpoint(path: str | os.PathLike, model, names: list[str] | 
 
 def load_detector_checkpoint(path: str | os.PathLike):
     """Rebuild the model of a detection checkpoint; returns ``(model, names, imgsz, letterbox)``."""
-    from cnnlab.detect.darknet import DarknetModel
-    from cnnlab.detect.darknet_cfg import parse_cfg_text
+    from cnnlab.darknet.cfg import parse_cfg_text
+    from cnnlab.darknet.model import DarknetModel
     from cnnlab.io import torch_load_safe
 
     ckpt = torch_load_safe(path)

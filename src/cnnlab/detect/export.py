@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.detect.darknet import DarknetModel
+from cnnlab.darknet.model import DarknetModel
 from cnnlab.detect.processing import input_hw
 from cnnlab.errors import UserError
 
@@ -123,7 +123,7 @@ def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = 
     ``imgsz`` defaults to the cfg's [net] width/height; ``output`` to ``<cfg stem>.onnx`` beside
     the cfg. The file is written atomically.
     """
-    from cnnlab.detect.darknet import load_darknet
+    from cnnlab.darknet.model import load_darknet
     from cnnlab.io import atomic_write_bytes
 
     model = load_darknet(cfg, weights)

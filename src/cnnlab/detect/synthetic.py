@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.detect.darknet import DarknetModel
-from cnnlab.detect.darknet_layers import ConvLayer
+from cnnlab.darknet.layers import ConvLayer
+from cnnlab.darknet.model import DarknetModel
 
 
 @torch.no_grad()
@@ -33,10 +33,7 @@ def calibrate_batchnorm(model: DarknetModel, images: torch.Tensor, seed: int = 0
         if head.conv.bias is not None:
             head.conv.bias.copy_(torch.randn(head.conv.bias.shape, generator=g) * 0.1)
     model.train()
-    decode = model.decode
-    model.decode = False
-    model(images)
-    model.decode = decode
+    model.forward_raw(images)
     for bn in bns:
         bn.momentum = 0.1
     return model.eval()
@@ -59,9 +56,9 @@ def random_yolo_files(folder: str | os.PathLike, arch: str = "yolov3-tiny", num_
                       img_size: int = 160, width_mult: float = 1.0, seed: int = 0, stem: str | None = None
                       ) -> tuple[Path, Path, Path]:
     """Write ``<stem>.cfg``, ``<stem>.weights`` and ``<stem>.names`` of a random YOLO model into ``folder``."""
-    from cnnlab.detect.darknet_cfg import write_cfg
-    from cnnlab.detect.darknet_weights import save_darknet_weights
-    from cnnlab.detect.yolo import build_sections
+    from cnnlab.darknet.cfg import write_cfg
+    from cnnlab.darknet.weights import save_darknet_weights
+    from cnnlab.darknet.yolo import build_sections
     from cnnlab.io import atomic_write_text
 
     torch.manual_seed(seed)

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 from cnnlab.experiments.compare_spec import CompareSpec, Entry, fingerprint, load_spec
 from cnnlab.io import atomic_path, atomic_write_text, read_json, write_json, write_yaml
-from cnnlab.train.callbacks import Callback
 
 KIND = "cnnlab.compare"
 RESULTS = "results.json"

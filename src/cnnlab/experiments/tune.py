@@ -420,7 +420,7 @@ def _run_trial(study: Any, trial: Any, job: _Job) -> None:
 def make_pruning_callback(trial: Any, metric: str) -> Any:
     """A training Callback that reports ``metric`` each epoch to the trial and prunes hopeless ones."""
     try:
-        from cnnlab.train.callbacks import Callback
+        from cnnlab.engine.callbacks import Callback
     except ImportError:  # pragma: no cover - the trainer is not installed
         Callback = object  # noqa: N806
 

@@ -510,9 +510,9 @@ def import_keras(path: str | Path, project: str | Path = "runs", name: str = "ke
     ``preprocess`` names how the Keras model expected its pixels: ``scale`` (x/255), ``tf``
     (x/127.5 - 1), ``torch`` (ImageNet mean/std) or ``raw`` (0..255 as they are).
     """
+    from cnnlab.engine.checkpoint import save_checkpoint
     from cnnlab.io import write_json
     from cnnlab.runs import new_run_dir, write_run_config
-    from cnnlab.train.checkpoint import save_checkpoint
 
     if preprocess not in PREPROCESS:
         raise UserError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")

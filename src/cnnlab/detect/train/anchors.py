@@ -94,8 +94,8 @@ def dataset_anchors(data: str | os.PathLike, n: int = 9, imgsz: int = 416, split
     """k-means anchors of a dataset's ``split``; with their fitness and that of YOLOv3's defaults."""
     import warnings
 
+    from cnnlab.darknet.yolo import YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS
     from cnnlab.detect.data import load_detection_data
-    from cnnlab.detect.yolo import YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS
 
     if imgsz < 32:
         raise UserError(f"imgsz must be >= 32, got {imgsz}")

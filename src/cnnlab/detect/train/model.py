@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from cnnlab.detect.darknet import DarknetModel
-from cnnlab.detect.darknet_cfg import Section, read_cfg
+from cnnlab.darknet.cfg import Section, read_cfg
+from cnnlab.darknet.model import DarknetModel
 from cnnlab.errors import UserError
 
 
@@ -43,8 +43,8 @@ def set_classes(sections: list[Section], num_classes: int, imgsz: int | None = N
 
 def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
                     anchors: list[list[float]] | None = None) -> list[Section]:
-    """The cfg of ``yolov3`` / ``yolov3-tiny`` (``cnnlab.detect.yolo``)."""
-    from cnnlab.detect.yolo import build_sections
+    """The cfg of ``yolov3`` / ``yolov3-tiny`` (``cnnlab.darknet.yolo``)."""
+    from cnnlab.darknet.yolo import build_sections
 
     kw: dict[str, Any] = {"num_classes": num_classes, "img_size": imgsz, "width_mult": width_mult}
     if anchors is not None:
@@ -56,7 +56,7 @@ def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float =
 
 
 def is_native(name: str) -> bool:
-    from cnnlab.detect.yolo import BUILDERS
+    from cnnlab.darknet.yolo import BUILDERS
 
     return name.lower().replace("_", "-") in BUILDERS
 
@@ -76,7 +76,7 @@ def transfer_state(dst: torch.nn.Module, src_state: dict[str, torch.Tensor]) -> 
 def load_weights_flexible(model: DarknetModel, path: Path) -> int | None:
     """Load a Darknet weights file into ``model``: the whole net, or only its first layers when the
     file is a truncated backbone (``darknet53.conv.74``-style). Returns the cutoff (None: all)."""
-    from cnnlab.detect.darknet_weights import expected_count, load_darknet_weights, read_header
+    from cnnlab.darknet.weights import expected_count, load_darknet_weights, read_header
 
     with open(path, "rb") as f:
         head = f.read(20)
@@ -98,7 +98,7 @@ def _source_model_for_weights(spec: str, num_classes: int, imgsz: int, width_mul
                               ) -> DarknetModel:
     """The network ``weights`` were saved from: the cfg as given, or a native architecture with the
     number of classes the file fits (the dataset's, COCO's 80 or VOC's 20)."""
-    from cnnlab.detect.darknet_weights import expected_count, read_header
+    from cnnlab.darknet.weights import expected_count, read_header
 
     if not is_native(spec):
         return DarknetModel(read_cfg(spec), source=spec)
@@ -155,7 +155,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         info["init_from"] = str(src.checkpoint)
         info["init_names"] = names
     else:
-        from cnnlab.detect.yolo import BUILDERS
+        from cnnlab.darknet.yolo import BUILDERS
 
         raise UserError(f"model {spec!r} not found: expected {', '.join(BUILDERS)}, a .cfg file, a detection "
                         "run folder or a .pt checkpoint")

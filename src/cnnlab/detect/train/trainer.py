@@ -10,7 +10,6 @@ letterboxed images, preprocessed exactly as ``Detector`` does.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnlab.detect.darknet import DarknetModel
+from cnnlab.darknet.model import DarknetModel
 from cnnlab.detect.train.config import DetectTrainConfig
 from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet, to_targets
 from cnnlab.detect.train.loss import YoloLoss
@@ -41,22 +40,6 @@ class DetectTrainResult:
     metrics: dict[str, Any]
     model: DarknetModel
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def raw_outputs(model: DarknetModel) -> Iterator[DarknetModel]:
-    """Make ``model(x)`` return the undecoded [yolo] input maps ``(B, A*(5+C), H, W)`` for the loss."""
-    before = model.decode
-    model.decode = False
-    try:
-        yield model
-    finally:
-        model.decode = before
-
-
-def decode_raw(model: DarknetModel, raw: list[torch.Tensor], img_hw: tuple[int, int]) -> list[torch.Tensor]:
-    """Decode raw maps with the model's own [yolo] layers (rows as ``DarknetModel`` returns them)."""
-    return [layer(r, img_hw) for layer, r in zip(model.yolo_layers, raw, strict=True)]
 
 
 def fitness(logs: dict[str, Any]) -> float:
@@ -135,8 +118,8 @@ class DetectionTrainer:
     def __init__(self, cfg: DetectTrainConfig, model: DarknetModel, train_set, val_set, names: list[str],
                  run_dir: Path, callbacks: Iterable[Any] = (), log=print, init_info: dict | None = None) -> None:
         from cnnlab.config import TrainConfig
-        from cnnlab.train.ema import ModelEMA
-        from cnnlab.train.optim import Schedule, create_optimizer
+        from cnnlab.engine.ema import ModelEMA
+        from cnnlab.engine.optim import Schedule, create_optimizer
 
         self.cfg, self.model, self.names, self.run_dir = cfg, model, list(names), run_dir
         self.device = torch.device(cfg.device)
@@ -199,8 +182,7 @@ class DetectionTrainer:
 
                 save_train_batch(self.run_dir / "train_batch0.jpg", x, t, self.names)
             x = x.to(self.device)
-            with raw_outputs(self.model) as m:
-                raw = m(x)
+            raw = self.model.forward_raw(x)
             loss, parts = self.criterion(raw, t, (x.shape[2], x.shape[3]))
             if not torch.isfinite(loss):
                 raise UserError(f"the loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}: lower --lr")
@@ -238,13 +220,12 @@ class DetectionTrainer:
         t0 = time.perf_counter()
         for idx, x, t, metas in self.val_data.batches(max(1, cfg.batch)):
             x = x.to(self.device)
-            with raw_outputs(model) as m:
-                raw = m(x)
+            raw = model.forward_raw(x)
             _, parts = self.criterion(raw, t, (x.shape[2], x.shape[3]))
             for k, v in parts.items():
                 sums[k] += v
             nb += 1
-            decoded = [d.cpu().numpy() for d in decode_raw(model, raw, (x.shape[2], x.shape[3]))]
+            decoded = [d.cpu().numpy() for d in model.decode(raw, (x.shape[2], x.shape[3]))]
             for k, i in enumerate(idx):
                 preds[i] = postprocess_output([d[k] for d in decoded], "darknet", metas[k], self.names,
                                               cfg.conf, cfg.iou, 300)
@@ -270,10 +251,10 @@ class DetectionTrainer:
     def save(self, which: str, epoch: int, logs: dict[str, Any]) -> Path:
         """``weights/<which>.pt`` (a ``cnnlab.detect`` checkpoint; last.pt also holds the training
         state) plus ``weights/<which>.cfg`` + ``.weights`` in Darknet format."""
+        from cnnlab.darknet.weights import save_darknet_weights
         from cnnlab.detect.checkpoint import save_detector_checkpoint
-        from cnnlab.detect.darknet_weights import save_darknet_weights
+        from cnnlab.engine.checkpoint import rng_state
         from cnnlab.io import atomic_write_text
-        from cnnlab.train.checkpoint import rng_state
 
         wdir = self.run_dir / "weights"
         model = self.eval_model
@@ -295,7 +276,7 @@ class DetectionTrainer:
 
     def load_training_state(self, ckpt: dict[str, Any]) -> None:
         """Continue from ``last.pt``: weights, EMA, optimiser, schedule, RNG, history and best fitness."""
-        from cnnlab.train.checkpoint import set_rng_state
+        from cnnlab.engine.checkpoint import set_rng_state
 
         state = ckpt.get(LAST_FORMAT_KEY)
         if not isinstance(state, dict):
@@ -314,8 +295,8 @@ class DetectionTrainer:
     def fit(self) -> dict[str, Any]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from cnnlab.engine.callbacks import write_history
         from cnnlab.runs import write_run_metrics
-        from cnnlab.train.callbacks import write_history
 
         cfg = self.cfg
         for cb in self.callbacks:
@@ -408,7 +389,7 @@ def _resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample
 
 
 def _anchor_count(spec: str) -> int:
-    from cnnlab.detect.darknet_cfg import parse_cfg_text, read_cfg
+    from cnnlab.darknet.cfg import parse_cfg_text, read_cfg
 
     p = Path(spec)
     if p.suffix.lower() == ".cfg":
@@ -443,10 +424,10 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     callbacks: objects with ``on_train_begin(trainer)``, ``on_epoch_end(trainer, epoch, logs)``,
     ``on_train_end(trainer, logs)`` (Keras vocabulary); ``trainer.stop_training = True`` stops early.
     """
-    from cnnlab.detect.darknet_cfg import parse_cfg_text
+    from cnnlab.darknet.cfg import parse_cfg_text
+    from cnnlab.engine.trainer import seed_everything
     from cnnlab.io import torch_load_safe
     from cnnlab.runs import new_run_dir, write_run_config
-    from cnnlab.train.trainer import seed_everything
 
     if log is None:
         from rich.console import Console

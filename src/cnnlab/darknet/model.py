@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.detect.darknet_cfg import REQUIRED, Section, format_cfg, parse_cfg_text, read_cfg
-from cnnlab.detect.darknet_layers import (
+from cnnlab.darknet.cfg import REQUIRED, Section, format_cfg, parse_cfg_text, read_cfg
+from cnnlab.darknet.layers import (
     ConvLayer,
     GlobalAvgPool,
     MaxPoolLayer,
@@ -49,10 +49,16 @@ class Shape:
 class DarknetModel(nn.Module):
     """A Darknet network as a PyTorch module, built from its cfg sections.
 
-    With [yolo] layers, ``forward`` returns a list with one tensor per [yolo] layer: decoded
-    ``(B, H*W*A, 5+C)`` rows when ``self.decode`` is True (the default), else the raw
-    ``(B, A*(5+C), H, W)`` maps. Without [yolo] layers it returns the last layer's output
-    (flattened to ``(B, C)`` when it is 1x1: classifier cfgs).
+    The output contract has no mode flag:
+
+    - ``forward_raw(x)``: with [yolo] layers, one raw ``(B, A*(5+C), H, W)`` map per [yolo] layer (what
+      the training loss reads);
+    - ``decode(raw, img_hw)``: those maps as decoded ``(B, H*W*A, 5+C)`` rows (normalised xywh, objectness,
+      class scores), by each [yolo] layer;
+    - ``forward(x)`` = ``decode(forward_raw(x), x's size)``: the rows inference reads.
+
+    Without [yolo] layers both forwards return the last layer's output (flattened to ``(B, C)`` when it
+    is 1x1: classifier cfgs).
     """
 
     def __init__(self, sections: list[Section], source: str = "<cfg>") -> None:
@@ -65,7 +71,6 @@ class DarknetModel(nn.Module):
         self.width = net.get_int("width", 416)
         self.height = net.get_int("height", 416)
         self.channels = net.get_int("channels", 3)
-        self.decode = True
         self.fused = False
         self.layers = nn.ModuleList()
         self.types: list[str] = []
@@ -217,7 +222,16 @@ class DarknetModel(nn.Module):
 
     # -- running ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        img_hw = (x.shape[2], x.shape[3])
+        """Decoded rows per [yolo] layer (or the last layer's output for cfgs without [yolo])."""
+        out = self.forward_raw(x)
+        return self.decode(out, (x.shape[2], x.shape[3])) if self.yolo_indices else out
+
+    def decode(self, raw: list[torch.Tensor], img_hw: tuple[int, int]) -> list[torch.Tensor]:
+        """Raw [yolo] input maps -> decoded rows, by each [yolo] layer (``img_hw``: the input's (h, w))."""
+        return [layer(r, img_hw) for layer, r in zip(self.yolo_layers, raw, strict=True)]
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The undecoded [yolo] input maps ``(B, A*(5+C), H, W)``, one per [yolo] layer."""
         cache: dict[int, torch.Tensor] = {}
         yolo_out: list[torch.Tensor] = []
         for i, (layer, t) in enumerate(zip(self.layers, self.types, strict=True)):
@@ -226,7 +240,7 @@ class DarknetModel(nn.Module):
             elif t == "shortcut":
                 x = layer(x, [cache[j] for j in layer.sources])
             elif t == "yolo":
-                yolo_out.append(layer(x, img_hw) if self.decode else x)
+                yolo_out.append(x)
             else:
                 x = layer(x)
             if i in self.keep:
@@ -273,7 +287,7 @@ def model_from_cfg(cfg: str | os.PathLike | list[Section]) -> DarknetModel:
 def load_darknet(cfg: str | os.PathLike | list[Section], weights: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu") -> DarknetModel:
     """Build the network of ``cfg``, load Darknet ``weights`` if given; eval mode on ``device``."""
-    from cnnlab.detect.darknet_weights import load_darknet_weights
+    from cnnlab.darknet.weights import load_darknet_weights
 
     model = model_from_cfg(cfg)
     if weights is not None:

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from cnnlab.config import TrainConfig
+from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.checkpoint import rng_state, set_rng_state
+from cnnlab.engine.ema import ModelEMA
+from cnnlab.engine.metrics import ClassificationMeter
+from cnnlab.engine.optim import Schedule, create_optimizer, l1_penalty
 from cnnlab.errors import UserError
 from cnnlab.models.transfer import set_frozen_bn_eval
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import rng_state, set_rng_state
-from cnnlab.train.ema import ModelEMA
-from cnnlab.train.metrics import ClassificationMeter
-from cnnlab.train.optim import Schedule, create_optimizer, l1_penalty
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -311,7 +311,7 @@ class Trainer:
     # -- checkpoints and resume -------------------------------------------------------------------
 
     def checkpoint(self, epoch: int, logs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Plain-data checkpoint of the current state (see cnnlab.train.checkpoint for the format)."""
+        """Plain-data checkpoint of the current state (see cnnlab.engine.checkpoint for the format)."""
         return {
             "model_spec": self.meta.get("model_spec") or getattr(self.model, "cnnlab_spec", None),
             "model": _cpu_state(self.model.state_dict()),
@@ -335,7 +335,7 @@ class Trainer:
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         """Restore everything :meth:`checkpoint` saved, to continue after epoch ``ckpt['epoch']``."""
-        from cnnlab.train.checkpoint import load_weights
+        from cnnlab.engine.checkpoint import load_weights
 
         load_weights(self.model, ckpt["model"], ckpt.get("model_spec"), "checkpoint")
         if int(ckpt.get("phase", 1)) == 2 and self.phase == 1:

@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.engine.optim import monitor_mode
 from cnnlab.errors import UserError
 from cnnlab.io import atomic_write_text, write_json
-from cnnlab.train.optim import monitor_mode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cnnlab.train.trainer import Trainer
+    from cnnlab.engine.trainer import Trainer
 
 
 class Callback:
@@ -71,7 +71,7 @@ class ModelCheckpoint(Callback):
         self.best_epoch: int | None = None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        from cnnlab.train.checkpoint import save_checkpoint
+        from cnnlab.engine.checkpoint import save_checkpoint
 
         name, value = _monitored(logs, self.monitor)
         improved = _better(self.mode, value, self.best)

@@ -9,9 +9,9 @@ load into these models and the cfgs they write are read by Darknet and OpenCV.
 
 from __future__ import annotations
 
-from cnnlab.detect.darknet import DarknetModel
-from cnnlab.detect.darknet_cfg import Section, section
-from cnnlab.models.scratch.darknet53 import conv, darknet53_sections
+from cnnlab.darknet.cfg import Section, section
+from cnnlab.darknet.darknet53 import conv, darknet53_sections
+from cnnlab.darknet.model import DarknetModel
 
 YOLOV3_ANCHORS = [(10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90), (156, 198),
                   (373, 326)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.detect.darknet_layers import ConvLayer
+from cnnlab.darknet.layers import ConvLayer
 from cnnlab.errors import UserError
 
 
