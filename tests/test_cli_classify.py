@@ -124,7 +124,7 @@ def test_demo_runs_offline_and_reports_the_run_folder(cli, tmp_path):
 
 
 def test_demo_tour_has_classification_and_detection_parts():
-    from cnnlab.api import DEMO_PARTS
+    from cnnlab.demo import DEMO_PARTS
 
     titles = [t.lower() for t, _ in DEMO_PARTS]
     assert any(t.startswith("classification") for t in titles)

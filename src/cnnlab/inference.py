@@ -1,0 +1,217 @@
+"""Load a trained classifier (run folder, checkpoint or ONNX) and use it: ``load``, ``evaluate``, ``predict``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.config import TrainConfig
+from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from cnnlab.engine.metrics import confusion_report
+from cnnlab.engine.trainer import _interactive, evaluate_model, resolve_device
+from cnnlab.errors import UserError
+from cnnlab.io import write_json
+from cnnlab.runs import checkpoint_path
+from cnnlab.tasks.classify.data import _labels, _shape, load_split
+
+
+@dataclass
+class LoadedModel:
+    """A trained classifier ready for inference: model in eval mode plus its preprocessing and classes."""
+
+    model: Any                      # nn.Module, or an OnnxClassifier for .onnx sources
+    spec: dict[str, Any] | None
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    img_size: int | None
+    in_chans: int
+    source: str
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "torch"
+
+    def preprocess(self, images: Sequence[np.ndarray | str | os.PathLike]) -> torch.Tensor:
+        """HxWxC uint8 RGB arrays (or image paths) -> a normalised float32 NCHW batch."""
+        from cnnlab.deploy.preprocess import preprocess_batch
+
+        return torch.from_numpy(preprocess_batch(list(images), self._preprocess_spec()))
+
+    def _preprocess_spec(self) -> Any:
+        from cnnlab.deploy.metadata import Preprocess
+
+        if self.runtime == "onnxruntime":
+            return self.model.preprocess_spec
+        return Preprocess.from_dict({"mean": list(self.mean), "std": list(self.std), "img_size": self.img_size,
+                                     "in_chans": self.in_chans})
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a preprocessed batch."""
+        if self.runtime == "onnxruntime":
+            return torch.from_numpy(self.model(x.numpy()))
+        device = next(self.model.parameters()).device
+        return self.model(x.to(device)).float().cpu()
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a preprocessed batch (an ONNX model may output them already)."""
+        if self.runtime == "onnxruntime":
+            return torch.from_numpy(self.model.probabilities(x.numpy()))
+        return self.logits(x).softmax(1)
+
+    def predict(self, images: Sequence[np.ndarray | str | os.PathLike], topk: int = 5,
+                batch: int = 64) -> list[list[tuple[str, float]]]:
+        """Top-k ``(class, probability)`` for each image."""
+        out: list[list[tuple[str, float]]] = []
+        images = list(images)
+        for i in range(0, len(images), batch):
+            probs = self.probabilities(self.preprocess(images[i:i + batch]))
+            k = min(topk, probs.shape[1])
+            p, idx = probs.topk(k, dim=1)
+            for prow, irow in zip(p.tolist(), idx.tolist(), strict=True):
+                out.append([(self.classes[j] if j < len(self.classes) else str(j), float(q))
+                            for q, j in zip(prow, irow, strict=True)])
+        return out
+
+
+
+# -----------------------------------------------------------------------------------------------
+# load / evaluate / predict
+
+
+def load(source: str | os.PathLike, device: str = "cpu", runtime: str | None = None,
+         use_ema: bool = True) -> LoadedModel:
+    """A run folder, a checkpoint file or an ``.onnx`` model, ready for inference."""
+    src = Path(source)
+    if src.suffix.lower() == ".onnx" or runtime == "onnxruntime":
+        return _load_onnx(src, runtime)
+    if runtime not in (None, "torch"):
+        raise UserError(f"runtime {runtime!r} needs an .onnx model; use torch for checkpoints and runs")
+    if src.is_dir():
+        ckpt_file = checkpoint_path(src, "best")
+    elif src.is_file():
+        ckpt_file = src
+    else:
+        raise UserError(f"model not found: {src} (give a run folder, a .pt checkpoint or an .onnx file)")
+    ckpt = load_checkpoint(ckpt_file)
+    model = model_from_checkpoint(ckpt, str(ckpt_file), use_ema=use_ema).to(resolve_device(device))
+    spec = ckpt["model_spec"]
+    pre = ckpt.get("preprocess") or {}
+    classes = list(ckpt.get("classes") or [str(i) for i in range(spec.get("num_classes", 0))])
+    in_chans = int(pre.get("in_chans") or spec.get("in_chans", 3))
+    return LoadedModel(model=model, spec=spec, classes=classes,
+                       mean=tuple(pre.get("mean") or (0.0,) * in_chans),
+                       std=tuple(pre.get("std") or (1.0,) * in_chans),
+                       img_size=pre.get("img_size") or spec.get("img_size"), in_chans=in_chans,
+                       source=str(ckpt_file), config=dict(ckpt.get("config") or {}),
+                       metrics=dict(ckpt.get("metrics") or {}))
+
+
+def _load_onnx(src: Path, runtime: str | None) -> LoadedModel:
+    if src.suffix.lower() != ".onnx":
+        raise UserError(f"runtime onnxruntime needs an .onnx model, got {src}")
+    if runtime not in (None, "onnxruntime", "onnx"):
+        raise UserError(f"an .onnx model runs with --runtime onnxruntime, not {runtime!r}")
+    from cnnlab.deploy.runtime import load_onnx_classifier
+
+    clf = load_onnx_classifier(src)
+    return LoadedModel(model=clf, spec=getattr(clf, "spec", None), classes=list(clf.classes),
+                       mean=tuple(clf.mean), std=tuple(clf.std), img_size=clf.img_size, in_chans=clf.in_chans,
+                       source=str(src), runtime="onnxruntime")
+
+
+def _eval_split(name: str, split: str, data_dir: str | None, opts: dict[str, Any], run_cfg: dict[str, Any]) -> Any:
+    """A dataset split; ``val`` of a dataset without one is the run's own validation split (same seed)."""
+    from cnnlab.data.registry import get_entry
+
+    if split in ("val", "validation") and run_cfg and "val" not in get_entry(name).splits:
+        from cnnlab.data import kfold_splits, validation_split
+
+        cfg = TrainConfig.from_dict({k: v for k, v in run_cfg.items() if k in TrainConfig.field_names()})
+        full = load_split(name, "train", data_dir, opts)
+        if cfg.folds:
+            val_idx = kfold_splits(_labels(full), cfg.folds, seed=cfg.seed)[cfg.fold][1]
+        elif cfg.validation_split > 0:
+            val_idx = validation_split(_labels(full), cfg.validation_split, seed=cfg.seed)[1]
+        else:
+            raise UserError("the run was trained without a validation split (validation_split 0)")
+        return full.subset(val_idx)
+    return load_split(name, split, data_dir, opts)
+
+
+class _OnnxModule:
+    """Adapts an OnnxClassifier to the ``model(x) -> logits`` call used by evaluate_model."""
+
+    def __init__(self, clf: Any):
+        self.clf = clf
+
+    def eval(self) -> _OnnxModule:
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.clf(x.detach().cpu().numpy()))
+
+
+def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str = "test",
+             data_dir: str | None = None, batch: int = 256, tta: bool = False,
+             json: str | os.PathLike | None = None, runtime: str | None = None, device: str = "auto",
+             dataset_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of a model on a dataset split.
+
+    ``source`` is a run folder, a checkpoint or an ``.onnx`` file; ``dataset`` defaults to the one the
+    model was trained on. ``tta`` averages predictions of each image and its mirror image.
+    """
+    from cnnlab.data import make_loader
+
+    lm = load(source, device="cpu", runtime=runtime)
+    trained_on = lm.config.get("dataset")
+    name = dataset or trained_on
+    if not name:
+        raise UserError(f"{source}: say which dataset to evaluate on (--dataset NAME)")
+    data_dir = data_dir or (lm.config.get("data_dir") if name == trained_on else None)
+    opts = dict(dataset_options if dataset_options is not None else
+                (lm.config.get("dataset_options") or {} if name == trained_on else {}))
+    if name == "folder" and lm.img_size:
+        opts.setdefault("img_size", lm.img_size)
+    ds = _eval_split(name, split, data_dir, opts, lm.config if name == trained_on else {})
+    in_chans, img_size = _shape(ds)
+    if in_chans != lm.in_chans or (lm.img_size and img_size and img_size != lm.img_size):
+        raise UserError(f"{name} images are {in_chans}x{img_size}x{img_size}, but the model expects "
+                        f"{lm.in_chans}x{lm.img_size}x{lm.img_size}")
+    if len(ds.classes) != len(lm.classes):
+        raise UserError(f"{name} has {len(ds.classes)} classes, the model predicts {len(lm.classes)}")
+    onnx = lm.runtime == "onnxruntime"
+    dev = torch.device("cpu") if onnx else resolve_device(device)
+    loader = make_loader(ds, batch, shuffle=False, device=str(dev), num_classes=len(ds.classes),
+                         mean=lm.mean, std=lm.std)
+    model = _OnnxModule(lm.model) if onnx else lm.model.to(dev)
+    start = time.perf_counter()
+    logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True,
+                                 progress=_interactive())
+    result: dict[str, Any] = {
+        "source": str(source), "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
+        "split": split, "tta": tta, **logs, "seconds": round(time.perf_counter() - start, 3),
+        **confusion_report(meter.matrix, list(ds.classes)),
+    }
+    if json:
+        write_json(json, result)
+    return result
+
+
+def predict(source: str | os.PathLike, images: Sequence[str | os.PathLike | np.ndarray], topk: int = 5,
+            runtime: str | None = None, device: str = "cpu") -> list[list[tuple[str, float]]]:
+    """Top-k ``(class, probability)`` for each image file (or HxWxC uint8 RGB array)."""
+    if not images:
+        raise UserError("no images given")
+    if topk < 1:
+        raise UserError(f"topk must be >= 1, got {topk}")
+    return load(source, device=device, runtime=runtime).predict(list(images), topk=topk)
+
+
