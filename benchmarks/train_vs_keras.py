@@ -57,8 +57,8 @@ def cnnlab_throughput(images, labels, epochs: int, batch: int, threads: int) -> 
 
     from cnnlab.config import TrainConfig
     from cnnlab.data import ArrayDataset, make_loader
-    from cnnlab.engine.trainer import Trainer
     from cnnlab.models import count_params, create_model
+    from cnnlab.tasks.classify.task import Trainer
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -220,7 +220,7 @@ def test_loader_batches_are_seeded_normalised_and_multi_scale(tmp_path):
 def test_augment_options_follow_the_training_config():
     import dataclasses
 
-    from cnnlab.detect.train.config import DetectTrainConfig
+    from cnnlab.config import DetectTrainConfig
     from cnnlab.detect.train.dataset import AugmentOptions
 
     defaults = DetectTrainConfig()

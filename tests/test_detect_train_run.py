@@ -92,8 +92,8 @@ def test_trained_run_plugs_into_detector_eval_and_export(shapes, tmp_path):
 
 
 def test_label_formats_coco_and_voc_train_the_same_boxes(shapes, tmp_path):
+    from cnnlab.config import DetectTrainConfig
     from cnnlab.detect.data import load_detection_data, to_coco_json
-    from cnnlab.detect.train.config import DetectTrainConfig
     from cnnlab.detect.train.trainer import load_train_val
     from cnnlab.io import write_json
 

@@ -9,7 +9,7 @@ from torch import nn
 from cnnlab.config import TrainConfig
 from cnnlab.engine.callbacks import Callback, EarlyStopping, HistoryLogger, ModelCheckpoint
 from cnnlab.engine.checkpoint import load_checkpoint
-from cnnlab.engine.trainer import Trainer
+from cnnlab.tasks.classify.task import Trainer
 
 
 class TensorLoader:

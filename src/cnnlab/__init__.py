@@ -23,7 +23,7 @@ _LAZY = {
     "predict": "cnnlab.api",
     "load": "cnnlab.api",
     "demo": "cnnlab.api",
-    "Trainer": "cnnlab.engine.trainer",
+    "Trainer": "cnnlab.engine.loop",
     "create_model": "cnnlab.models",
     "list_models": "cnnlab.models",
     "register_model": "cnnlab.models",

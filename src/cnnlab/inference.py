@@ -13,13 +13,14 @@ import numpy as np
 import torch
 
 from cnnlab.config import TrainConfig
+from cnnlab.devices import resolve_device
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
-from cnnlab.engine.metrics import confusion_report
-from cnnlab.engine.trainer import _interactive, evaluate_model, resolve_device
 from cnnlab.errors import UserError
 from cnnlab.io import write_json
 from cnnlab.runs import checkpoint_path
 from cnnlab.tasks.classify.data import _labels, _shape, load_split
+from cnnlab.tasks.classify.evaluate import evaluate_model
+from cnnlab.tasks.classify.metrics import confusion_report
 
 
 @dataclass
@@ -194,7 +195,7 @@ def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str =
     model = _OnnxModule(lm.model) if onnx else lm.model.to(dev)
     start = time.perf_counter()
     logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True,
-                                 progress=_interactive())
+                                 progress=True)
     result: dict[str, Any] = {
         "source": str(source), "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
         "split": split, "tta": tta, **logs, "seconds": round(time.perf_counter() - start, 3),

@@ -1,6 +1,7 @@
 """Training callbacks in the Keras vocabulary: checkpoints, early stopping, history, TensorBoard.
 
-A callback sees the trainer; set ``trainer.stop_training = True`` to stop after the current epoch.
+A callback sees the engine (``cnnlab.engine.loop.Engine``, called ``trainer`` in the hooks, Keras'
+vocabulary); set ``trainer.stop_training = True`` to stop after the current epoch.
 An exception raised in ``on_epoch_end`` (e.g. ``optuna.TrialPruned``) propagates out of the trainer
 after the built-in checkpoint callbacks of that epoch have written ``last.pt``.
 """
@@ -19,7 +20,7 @@ from cnnlab.errors import UserError
 from cnnlab.io import atomic_write_text, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cnnlab.engine.trainer import Trainer
+    from cnnlab.engine.loop import Engine as Trainer
 
 
 class Callback:
@@ -78,12 +79,15 @@ class ModelCheckpoint(Callback):
         if improved:
             self.best, self.best_epoch = float(value), epoch
         ckpt = trainer.checkpoint(epoch, logs)  # includes this callback's updated state
-        if self.save_last:
-            save_checkpoint(self.dir / "last.pt", ckpt)
-        if improved:
-            save_checkpoint(self.dir / "best.pt", ckpt)
-        if self.save_period and epoch % self.save_period == 0:
-            save_checkpoint(self.dir / f"epoch{epoch}.pt", ckpt)
+        task = getattr(trainer, "task", None)
+        targets = ([("last", self.dir / "last.pt")] if self.save_last else []) \
+            + ([("best", self.dir / "best.pt")] if improved else []) \
+            + ([(f"epoch{epoch}", self.dir / f"epoch{epoch}.pt")]
+               if self.save_period and epoch % self.save_period == 0 else [])
+        for which, path in targets:
+            save_checkpoint(path, ckpt)
+            if task is not None:
+                task.on_checkpoint(trainer, which, path)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -151,13 +155,7 @@ class ProgressLogger(Callback):
     """One line per epoch: metrics, learning rate, time and throughput."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        parts = [f"epoch {epoch}/{trainer.epochs}"]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5_accuracy"):
-            if logs.get(key) is not None:
-                parts.append(f"{key} {logs[key]:.4f}")
-        parts.append(f"lr {logs['lr']:.3g}")
-        parts.append(f"{logs['epoch_time']:.1f}s ({logs['images_per_s']:.0f} img/s)")
-        trainer.log("  ".join(parts))
+        trainer.log(trainer.task.epoch_line(epoch, trainer.epochs, logs))
 
 
 class TensorBoard(Callback):

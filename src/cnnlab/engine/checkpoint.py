@@ -27,7 +27,7 @@ REQUIRED = ("format", "version", "model_spec", "model")
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
-    """Write a checkpoint dict atomically (adds format and version)."""
+    """Write a checkpoint dict atomically (format and version default to the classification ones)."""
     data = {"format": FORMAT, "version": VERSION, **ckpt}
     return torch_save_atomic(data, path)
 

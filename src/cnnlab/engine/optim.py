@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.config import TrainConfig
+from cnnlab.config.run import OptimConfig
 from cnnlab.errors import UserError
 
 # ---------------------------------------------------------------------------------------------
 # optimisers
 
-OptimizerBuilder = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
+OptimizerBuilder = Callable[[list[dict[str, Any]], OptimConfig], torch.optim.Optimizer]
 OPTIMIZERS: dict[str, OptimizerBuilder] = {}
 
 
@@ -34,27 +34,27 @@ def register_optimizer(name: str) -> Callable[[OptimizerBuilder], OptimizerBuild
 
 
 @register_optimizer("sgd")
-def _sgd(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+def _sgd(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
 @register_optimizer("adam")
-def _adam(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+def _adam(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
 @register_optimizer("adamw")
-def _adamw(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+def _adamw(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
 @register_optimizer("nadam")
-def _nadam(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+def _nadam(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.NAdam(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
 @register_optimizer("rmsprop")
-def _rmsprop(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+def _rmsprop(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
     # Keras defaults: rho 0.9, eps 1e-7
     return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
 
@@ -76,8 +76,14 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
     return groups
 
 
-def create_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def as_optim_config(cfg: Any) -> OptimConfig:
+    """An OptimConfig from itself or from a run config (anything with ``.optim()``)."""
+    return cfg if isinstance(cfg, OptimConfig) else cfg.optim()
+
+
+def create_optimizer(model: nn.Module, cfg: OptimConfig | Any) -> torch.optim.Optimizer:
     """The optimiser named by ``cfg.optimizer`` over ``model``'s trainable parameters."""
+    cfg = as_optim_config(cfg)
     name = cfg.optimizer.lower()
     if name not in OPTIMIZERS:
         raise UserError(_unknown("optimizer", cfg.optimizer, OPTIMIZERS))
@@ -112,7 +118,7 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # schedules: each builder returns a multiplier function of the global step (or a torch scheduler)
 
-ScheduleBuilder = Callable[[TrainConfig, int, int], Callable[[int], float] | None]
+ScheduleBuilder = Callable[[OptimConfig, int, int], Callable[[int], float] | None]
 SCHEDULES: dict[str, ScheduleBuilder] = {}
 
 
@@ -125,12 +131,12 @@ def register_schedule(name: str) -> Callable[[ScheduleBuilder], ScheduleBuilder]
 
 
 @register_schedule("constant")
-def _constant(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+def _constant(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0
 
 
 @register_schedule("piecewise")
-def _piecewise(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+def _piecewise(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     scale = 1 if cfg.boundary_unit == "steps" else steps_per_epoch
     bounds = [float(b) * scale for b in cfg.boundaries]
     if bounds != sorted(bounds):
@@ -150,14 +156,14 @@ def _piecewise(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Call
 
 
 @register_schedule("step")
-def _step(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+def _step(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     if cfg.step_size < 1:
         raise UserError(f"step_size must be >= 1 epoch, got {cfg.step_size}")
     return lambda step: cfg.gamma ** (step // (cfg.step_size * steps_per_epoch))
 
 
 @register_schedule("cosine")
-def _cosine(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+def _cosine(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     floor = cfg.min_lr / cfg.lr
     span = max(1, total_steps - warm)
@@ -170,12 +176,12 @@ def _cosine(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callabl
 
 
 @register_schedule("onecycle")
-def _onecycle(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> None:
+def _onecycle(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> None:
     return None  # built as torch.optim.lr_scheduler.OneCycleLR in Schedule
 
 
 @register_schedule("plateau")
-def _plateau(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+def _plateau(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0  # warm-up only; the decay is torch's ReduceLROnPlateau in Schedule
 
 
@@ -183,8 +189,9 @@ def list_schedules() -> list[str]:
     return sorted(SCHEDULES)
 
 
-def check_config(cfg: TrainConfig) -> None:
+def check_config(cfg: OptimConfig | Any) -> None:
     """Fail fast (before a run folder exists) on an unknown optimiser or schedule name."""
+    cfg = as_optim_config(cfg)
     if cfg.optimizer.lower() not in OPTIMIZERS:
         raise UserError(_unknown("optimizer", cfg.optimizer, OPTIMIZERS))
     if cfg.schedule.lower() not in SCHEDULES:
@@ -194,15 +201,19 @@ def check_config(cfg: TrainConfig) -> None:
                         "--boundary-unit steps")
 
 
+MAXIMISED = ("acc", "map", "fitness", "precision", "recall", "iou", "f1")
+
+
 def monitor_mode(monitor: str) -> str:
-    """``max`` for accuracies, ``min`` for losses (Keras' mode='auto')."""
-    return "max" if "acc" in monitor else "min"
+    """``max`` for accuracies, mAP, fitness, precision/recall; ``min`` for losses (Keras' mode='auto')."""
+    return "max" if any(k in monitor.lower() for k in MAXIMISED) else "min"
 
 
 class Schedule:
     """Learning-rate schedule of one run: per-step multiplier (with warm-up), one-cycle or plateau."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: OptimConfig | Any, steps_per_epoch: int):
+        cfg = as_optim_config(cfg)
         name = cfg.schedule.lower()
         if name not in SCHEDULES:
             raise UserError(_unknown("schedule", cfg.schedule, SCHEDULES))

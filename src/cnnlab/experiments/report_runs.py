@@ -143,7 +143,7 @@ def _curves(run: Path, work: Path, level: int) -> list[Block]:
         hist = _history(run)
         if not hist:
             return []
-        from cnnlab.engine.metrics import plot_curves
+        from cnnlab.tasks.classify.metrics import plot_curves
 
         path = plot_curves(hist, _work_file(work, run, "curves.png"))
     return [Heading("Training curves", level), Image(path, "accuracy and loss per epoch, training and validation")]
@@ -159,7 +159,7 @@ def _confusion(run: Path, metrics: dict[str, Any], config: dict[str, Any], work:
     if not path.is_file():
         import torch
 
-        from cnnlab.engine.metrics import plot_confusion
+        from cnnlab.tasks.classify.metrics import plot_confusion
 
         matrix = torch.tensor(ev["confusion_matrix"])
         names = classes or [str(i) for i in range(matrix.shape[0])]

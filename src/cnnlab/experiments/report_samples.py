@@ -18,8 +18,8 @@ from cnnlab.errors import UserError
 def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list[np.ndarray], list[int],
                                                                            list[str], str]:
     """``n`` seeded picks of the run's test images (HxWxC uint8), their labels, the classes, the split."""
-    from cnnlab.tasks.classify.data import load_split
     from cnnlab.data import kfold_splits, validation_split
+    from cnnlab.tasks.classify.data import load_split
 
     name = config.get("dataset")
     if not name:

@@ -42,13 +42,13 @@ def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
     import dataclasses
     import typing
 
-    from cnnlab.config import TrainConfig, _allows_none
+    from cnnlab.config import TrainConfig, allows_none
 
     hints = typing.get_type_hints(TrainConfig)
     defaults = TrainConfig()
     out = dict(config)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in out and out[f.name] is None and not _allows_none(hints[f.name]):
+        if f.name in out and out[f.name] is None and not allows_none(hints[f.name]):
             out[f.name] = getattr(defaults, f.name)
     return out
 

@@ -16,7 +16,7 @@ _LAZY = {
     "train_detector": "cnnlab.detect.train.trainer",
     "DetectTrainResult": "cnnlab.detect.train.trainer",
     "DetectionTrainer": "cnnlab.detect.train.trainer",
-    "DetectTrainConfig": "cnnlab.detect.train.config",
+    "DetectTrainConfig": "cnnlab.config",
     "YoloLoss": "cnnlab.detect.train.loss",
     "build_targets": "cnnlab.detect.train.targets",
     "kmeans_anchors": "cnnlab.detect.train.anchors",

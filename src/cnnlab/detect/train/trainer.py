@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnlab.config import DetectTrainConfig
 from cnnlab.darknet.model import DarknetModel
-from cnnlab.detect.train.config import DetectTrainConfig
 from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet, to_targets
 from cnnlab.detect.train.loss import YoloLoss
 from cnnlab.detect.types import Detections, DetectionSample
@@ -425,7 +425,7 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     ``on_train_end(trainer, logs)`` (Keras vocabulary); ``trainer.stop_training = True`` stops early.
     """
     from cnnlab.darknet.cfg import parse_cfg_text
-    from cnnlab.engine.trainer import seed_everything
+    from cnnlab.engine.loop import seed_everything
     from cnnlab.io import torch_load_safe
     from cnnlab.runs import new_run_dir, write_run_config
 

@@ -1,0 +1,101 @@
+"""``TrainConfig``: a classification run = the shared run options + the classification section.
+
+A run folder's ``config.yaml`` is enough to re-run it: ``cnnlab train --config runs/classify/exp/config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cnnlab.config.run import RunConfig
+from cnnlab.config.schema import option
+from cnnlab.errors import UserError
+
+DATA, MODEL, TRANSFER, REG = "Data", "Model", "Transfer learning", "Regularisation and numerics"
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Every option of a classification training run."""
+
+    # data
+    dataset: str = option("digits", "mnist, fashion_mnist, cifar10, cifar100, digits, folder (or a folder path).",
+                          short="-d", section=DATA)
+    data_dir: str | None = option(None, "Data root (default $CNNLAB_DATA, then ~/.cache/cnnlab/data).",
+                                  section=DATA)
+    dataset_options: dict[str, Any] = option(factory=dict, help="Dataset options as YAML, e.g. "
+                                             "'{label_mode: coarse}' or '{root: DIR}'.", section=DATA)
+    img_size: int | None = option(None, "Resize image folders to this size (others keep theirs).", section=DATA)
+    validation_split: float = option(0.1, "Fraction of the training set held out (stratified, seeded).",
+                                     section=DATA)
+    folds: int = option(0, "k > 1: validation is fold --fold of k stratified folds.", section=DATA)
+    fold: int = option(0, "Which of the k folds validates.", section=DATA)
+    subset: int | None = option(None, "Labelled pool: this many training images (stratified).", section=DATA)
+    augment: dict[str, Any] | str = option(factory=dict, help="Augmentation fields as YAML or a preset name, "
+                                           "e.g. '{horizontal_flip: true, crop_padding: 4}'.", section=DATA)
+    # model
+    model: str = option("lenet5", "Model name (cnnlab models), a known backbone (ResNet50V2...) or "
+                        "timm/<name>.", short="-m", section=MODEL)
+    model_kwargs: dict[str, Any] = option(factory=dict, help="Model options as YAML, e.g. '{width: 2}'.",
+                                          section=MODEL)
+    max_params: str | int | None = option(None, "Refuse models over this size, e.g. 30M.", section=MODEL)
+    weights: str | None = option(None, "Initialise from a cnnlab checkpoint (same architecture).", section=MODEL)
+    # transfer learning
+    pretrained: str | None = option(None, "hub | weights file (.safetensors/.pt/.h5) | a run to re-head.",
+                                    section=TRANSFER)
+    freeze: str | None = option(None, "none | all | 0.5 | N layers | last | <stage name>.", section=TRANSFER)
+    freeze_bn: bool = option(True, "Frozen BatchNorm layers keep their statistics.", section=TRANSFER)
+    backbone_lr: float | None = option(None, "Learning rate of the backbone (default: lr).", section=TRANSFER)
+    unfreeze: str | None = option(None, "Phase-2 freeze spec (none: everything trains; last, 0.5...).",
+                                  section=TRANSFER)
+    unfreeze_epochs: int = option(0, "Phase-2 length in epochs (0: one phase).", section=TRANSFER)
+    unfreeze_lr: float | None = option(None, "Phase-2 learning rate (default lr / 10).", section=TRANSFER)
+    # classification losses
+    label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy.", section=REG)
+    l1: float = option(0.0, "L1 penalty on weights (added to the loss).", section=REG)
+    # shared options whose classification defaults differ
+    monitor: str = option("val_accuracy", "Metric for the best checkpoint, early stopping and plateau.",
+                          section="Callbacks and logging")
+
+    ALIASES: ClassVar[dict[str, str]] = {
+        "learning_rate": "lr", "lr0": "lr", "batch_size": "batch", "epoch": "epochs", "opt": "optimizer",
+        "scheduler": "schedule", "lr_schedule": "schedule", "sched": "schedule", "wd": "weight_decay",
+        "smoothing": "label_smoothing", "clip_grad": "grad_clip", "clip_grad_norm": "grad_clip",
+        "imgsz": "img_size", "image_size": "img_size", "input_size": "img_size", "arch": "model",
+        "data": "dataset", "model_ema": "ema", "model_ema_decay": "ema", "mixed_precision": "amp",
+        "num_workers": "workers", "early_stopping": "patience", "checkpoint_period": "save_period",
+        "period": "save_period",
+    }
+    TASK: ClassVar[str] = "classify"
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of both phases: ``epochs`` (phase 1) + ``unfreeze_epochs`` (phase 2)."""
+        return self.epochs + self.unfreeze_epochs
+
+    def phase2(self) -> TrainConfig:
+        """The settings of the fine-tuning phase: its own length, learning rate and freeze spec."""
+        lr = self.unfreeze_lr if self.unfreeze_lr is not None else self.lr / 10
+        scale = lr / self.lr
+        return self.replace(epochs=max(self.unfreeze_epochs, 1), lr=lr, freeze=self.unfreeze,
+                            backbone_lr=self.backbone_lr * scale if self.backbone_lr else None,
+                            max_lr=self.max_lr * scale if self.max_lr else None, warmup_epochs=0.0,
+                            unfreeze=None, unfreeze_epochs=0, unfreeze_lr=None)
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.validation_split < 1.0:
+            raise UserError(f"validation_split must be in [0, 1), got {self.validation_split}")
+        if self.folds == 1 or self.folds < 0:
+            raise UserError(f"folds must be 0 (off) or >= 2, got {self.folds}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise UserError(f"fold must be in [0, {self.folds - 1}], got {self.fold}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.unfreeze_epochs < 0:
+            raise UserError(f"unfreeze_epochs must be >= 0, got {self.unfreeze_epochs}")
+        for name in ("backbone_lr", "unfreeze_lr"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"{name} must be > 0, got {value}")

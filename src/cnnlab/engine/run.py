@@ -1,0 +1,131 @@
+"""Run a task on the engine with a run folder: new runs, resumed runs, default callbacks, metrics.json.
+
+    engine, metrics = fit_task(task, cfg, callbacks=[...])             # a new run folder
+    run_dir, cfg, ckpt = load_resume("runs/classify/exp", TrainConfig, {"epochs": 20}, "cnnlab.classify")
+    engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir)  # continue it exactly
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.config.run import RunConfig
+from cnnlab.engine.callbacks import (
+    Callback,
+    EarlyStopping,
+    HistoryLogger,
+    ModelCheckpoint,
+    ProgressLogger,
+    TensorBoard,
+)
+from cnnlab.engine.loop import Engine
+from cnnlab.engine.seeding import run_context, seed_everything
+from cnnlab.engine.task import Task
+from cnnlab.errors import UserError
+from cnnlab.runs import CONFIG, new_run_dir, write_run_config, write_run_metrics
+
+
+def default_callbacks(cfg: RunConfig, run_dir: Path, user: Sequence[Callback] = ()) -> list[Callback]:
+    """Built-in callbacks first (history, progress line, early stopping, checkpoints, TensorBoard), then
+    the user's."""
+    cbs: list[Callback] = [HistoryLogger(run_dir)]
+    if cfg.verbose:
+        cbs.append(ProgressLogger())
+    if cfg.patience:
+        cbs.append(EarlyStopping(cfg.monitor, cfg.patience, cfg.min_delta))
+    cbs.append(ModelCheckpoint(run_dir / "weights", cfg.monitor, save_period=cfg.save_period))
+    if cfg.tensorboard:
+        cbs.append(TensorBoard(run_dir / "tensorboard"))
+    return cbs + list(user)
+
+
+def printer(verbose: int) -> Callable[[str], None]:
+    """``say(msg)``: one plain line on stdout unless ``verbose`` is 0."""
+    def say(msg: str) -> None:
+        if verbose:
+            from rich.console import Console
+
+            Console(highlight=False).print(msg, soft_wrap=True, markup=False)
+
+    return say
+
+
+def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, run_dir: Path | None = None,
+             callbacks: Sequence[Callback] = (), log: Callable[[str], None] | None = None,
+             resume_hint: str = "cnnlab train --resume") -> tuple[Engine, dict[str, Any]]:
+    """Set up ``task`` (data, model), create or reuse the run folder, train, finish; returns the engine
+    and the final metrics (also written to ``metrics.json``)."""
+    from cnnlab.devices import resolve_device
+    from cnnlab.engine.optim import check_config
+
+    say = log or printer(cfg.verbose)
+    with run_context(cfg.threads, cfg.deterministic):
+        device = resolve_device(cfg.device)
+        check_config(cfg.optim())
+        if cfg.tensorboard:
+            TensorBoard.check_available()
+        seed_everything(cfg.seed, cfg.deterministic)
+        if device.type == "cuda" and not cfg.deterministic:
+            torch.backends.cudnn.benchmark = True
+        task.resuming = ckpt is not None
+        model, loader = task.setup(cfg, device)
+        if run_dir is None:
+            run_dir = new_run_dir(cfg.project, task.name, cfg.name, exist_ok=cfg.exist_ok)
+            write_run_config(run_dir, task.run_config())
+        task.run_dir = run_dir
+        task.started(run_dir, device, say)
+        engine = Engine(task, cfg, model, loader, callbacks=default_callbacks(cfg, run_dir, callbacks),
+                        device=device, run_dir=run_dir, log=say)
+        if ckpt is not None:
+            engine.load_checkpoint(ckpt)
+            say(f"resuming after epoch {engine.epoch} of {engine.epochs} ({run_dir})")
+        try:
+            engine.fit()
+        except KeyboardInterrupt:
+            say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}")
+            raise
+        metrics = task.finish(engine)
+        write_run_metrics(run_dir, metrics)
+    return engine, metrics
+
+
+def find_last(resume: str | os.PathLike) -> tuple[Path, Path]:
+    """``(run folder, weights/last.pt)`` of a run folder or of a checkpoint file inside one."""
+    p = Path(resume)
+    if p.is_file():
+        run_dir = p.parent.parent if p.parent.name == "weights" else p.parent
+        return run_dir, p
+    if not p.is_dir():
+        raise UserError(f"nothing to resume: {p} does not exist (give a run folder)")
+    last = p / "weights" / "last.pt"
+    if not last.is_file():
+        raise UserError(f"cannot resume {p}: no weights/last.pt (no epoch was completed)")
+    return p, last
+
+
+def load_resume(resume: str | os.PathLike, config_cls: type[RunConfig], overrides: dict[str, Any],
+                fmt: str) -> tuple[Path, RunConfig, dict[str, Any]]:
+    """The run folder, config (saved options + allowed overrides) and checkpoint to continue."""
+    from cnnlab.io import read_yaml, torch_load_safe
+
+    run_dir, last = find_last(resume)
+    ckpt = torch_load_safe(last)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt or "optimizer" not in ckpt:
+        raise UserError(f"{last}: not a resumable {fmt} checkpoint (weights/last.pt of a run made by this "
+                        "cnnlab)")
+    saved = ckpt.get("config") or {}
+    if (run_dir / CONFIG).is_file():
+        saved = {**saved, **(read_yaml(run_dir / CONFIG) or {})}
+    cfg = config_cls.resume_config(saved, overrides, source=str(run_dir / CONFIG))
+    done = int(ckpt.get("epoch", 0))
+    if done >= cfg.total_epochs:
+        raise UserError(f"{run_dir} already completed {done} of {cfg.total_epochs} epochs "
+                        "(pass --epochs N to train longer)")
+    if "epochs" in overrides:
+        write_run_config(run_dir, {**(read_yaml(run_dir / CONFIG) or {}), "epochs": cfg.epochs})
+    return run_dir, cfg, ckpt
