@@ -35,7 +35,7 @@ def data_root(arg: str | None) -> Path | None:
 def synthetic(work: Path, quick: bool) -> dict:
     from cnnlab.detect.train.demo import DEMO_TRAIN
     from cnnlab.detect.train.scenes import write_scene_dataset
-    from cnnlab.detect.train.trainer import train_detector
+    from cnnlab.tasks.detect.run import train_detector
 
     n_train, n_val = (48, 16) if quick else (240, 60)
     data = write_scene_dataset(work / "shapes", n_train=n_train, n_val=n_val, size=128, seed=0)
@@ -71,7 +71,7 @@ def coco128(root: Path, work: Path, quick: bool) -> list[dict]:
     import warnings
 
     from cnnlab.detect.evaluate import detect_eval
-    from cnnlab.detect.train.trainer import train_detector
+    from cnnlab.tasks.detect.run import train_detector
 
     n_train, n_val, epochs = (16, 8, 1) if quick else (96, 32, 8)
     data = coco128_split(root, work, n_train, n_val)

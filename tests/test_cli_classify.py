@@ -129,3 +129,39 @@ def test_demo_tour_has_classification_and_detection_parts():
     titles = [t.lower() for t, _ in DEMO_PARTS]
     assert any(t.startswith("classification") for t in titles)
     assert any(t.startswith("detection") for t in titles)
+
+
+class KillMidEpoch(Callback):
+    """Stops the process's training at batch ``batch`` of epoch ``epoch`` (as Ctrl-C or a kill would):
+    only the last completed epoch's checkpoint survives."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_begin(self, trainer):
+        loss = trainer.task.loss
+
+        def killing_loss(model, batch, engine):
+            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
+                raise KeyboardInterrupt
+            return loss(model, batch, engine)
+
+        trainer.task.loss = killing_loss
+
+
+def test_resume_after_a_mid_epoch_kill_is_bit_exact(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    opts = {"dataset": "digits", "model": "mnist_cnn", "epochs": 3, "batch": 64, "optimizer": "adamw",
+            "lr": 0.01, "verbose": 0, "threads": 1, "plots": False, "schedule": "cosine", "warmup_epochs": 1,
+            "ema": 0.9, "ema_warmup": 5, "augment": {"width_shift_range": 0.1, "horizontal_flip": True}}
+    full = cnnlab.train(opts, name="full")
+    with pytest.raises(KeyboardInterrupt):
+        cnnlab.train(opts, name="cut", callbacks=[KillMidEpoch(2, 5)])
+    assert load_checkpoint(tmp_path / "runs/classify/cut/weights/last.pt")["epoch"] == 1
+    resumed = cnnlab.train(resume=tmp_path / "runs/classify/cut")
+    a = load_checkpoint(full.run_dir / "weights/last.pt")
+    b = load_checkpoint(resumed.run_dir / "weights/last.pt")
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert full.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]

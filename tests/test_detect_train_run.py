@@ -27,8 +27,8 @@ class StopAfter:
     def on_train_begin(self, trainer) -> None:
         pass
 
-    def on_epoch_end(self, trainer, epoch, logs) -> None:
-        if epoch + 1 >= self.epochs:
+    def on_epoch_end(self, trainer, epoch, logs) -> None:  # epochs count from 1, as in classification
+        if epoch >= self.epochs:
             trainer.stop_training = True
 
     def on_train_end(self, trainer, logs) -> None:
@@ -58,12 +58,56 @@ def test_run_folder_and_resume_equality(shapes, tmp_path):
     a = torch_load_safe(run / "weights" / "last.pt")
     b = torch_load_safe(part.run_dir / "weights" / "last.pt")
     assert a["epoch"] == b["epoch"] == 2
-    for key in ("model",):
-        for k, v in a["train"][key].items():
-            assert torch.equal(v, b["train"][key][k]), k
-    for k, v in a["model"].items():                     # the EMA weights used for inference
-        assert torch.equal(v, b["model"][k]), k
-    assert a["train"]["history"][1]["loss"] == b["train"]["history"][1]["loss"]
+    for key in ("model", "ema"):                        # training weights and the EMA weights used for inference
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), (key, k)
+    assert a["history"][1]["loss"] == b["history"][1]["loss"]
+
+
+class KillMidEpoch:
+    """Raises KeyboardInterrupt (as Ctrl-C / a kill would stop the process) at batch ``batch`` of ``epoch``:
+    the run keeps only the last completed epoch's checkpoint."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_begin(self, trainer) -> None:
+        task = trainer.task
+        loss = task.loss
+
+        def killing_loss(model, batch, engine):
+            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
+                raise KeyboardInterrupt
+            return loss(model, batch, engine)
+
+        task.loss = killing_loss
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        pass
+
+    def on_train_end(self, trainer, logs) -> None:
+        pass
+
+
+def test_detection_resume_after_a_mid_epoch_kill_is_bit_exact(shapes, tmp_path):
+    from cnnlab.detect.train import train_detector
+    from cnnlab.io import torch_load_safe
+
+    opts = {**TINY, "epochs": 3, "ema_warmup": 3, "plots": False}
+    full = train_detector(shapes, project=tmp_path, name="full", **opts)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(shapes, project=tmp_path, name="cut", callbacks=[KillMidEpoch(2, 1)], **opts)
+    cut = tmp_path / "detect" / "cut"
+    assert torch_load_safe(cut / "weights" / "last.pt")["epoch"] == 1
+    resumed = train_detector(resume=cut, verbose=0)
+    a = torch_load_safe(full.run_dir / "weights" / "last.pt")
+    b = torch_load_safe(resumed.run_dir / "weights" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), (key, k)
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
 def test_trained_run_plugs_into_detector_eval_and_export(shapes, tmp_path):
@@ -94,8 +138,8 @@ def test_trained_run_plugs_into_detector_eval_and_export(shapes, tmp_path):
 def test_label_formats_coco_and_voc_train_the_same_boxes(shapes, tmp_path):
     from cnnlab.config import DetectTrainConfig
     from cnnlab.detect.data import load_detection_data, to_coco_json
-    from cnnlab.detect.train.trainer import load_train_val
     from cnnlab.io import write_json
+    from cnnlab.tasks.detect.data import load_train_val
 
     yolo = load_detection_data(shapes, split="train", warn=False)
     (tmp_path / "coco" / "images").mkdir(parents=True)
@@ -144,7 +188,7 @@ def test_cli_detect_train_and_broken_labels(shapes, tmp_path, cli):
     assert code == 0, err
     assert "mAP50" in out and (tmp_path / "detect" / "cli" / "weights" / "best.pt").is_file()
     code, _, err = cli("detect-train", "--resume", "--model", str(tmp_path / "detect" / "cli"))
-    assert code == 2 and "already finished" in err
+    assert code == 2 and "already completed 1 of 1 epochs" in err
     code, _, err = cli("detect-train", "--resume", "--model", str(tmp_path / "detect" / "cli"), "--epochs", "2",
                        "--quiet")
     assert code == 0, err

@@ -74,7 +74,7 @@ def detect_train_command(
     options = {k: v for k, v in given.items() if v is not None}
     if quiet:
         options["verbose"] = 2
-    from cnnlab.detect.train.trainer import train_detector
+    from cnnlab.tasks.detect.run import train_detector
 
     if resume:
         run = _run_to_resume(data, model, project or "runs", name or "train")

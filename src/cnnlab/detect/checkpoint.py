@@ -2,9 +2,11 @@
 
 Format (``torch.save`` of a dict)::
 
-    {"format": "cnnlab.detect", "version": 1,
-     "cfg": "<Darknet cfg text>", "model": state_dict,
-     "names": [...], "imgsz": [w, h], "letterbox": bool}
+    {"format": "cnnlab.detect", "version": 2,
+     "cfg": "<Darknet cfg text>", "model": state_dict, "ema": state_dict | None,
+     "names": [...], "imgsz": [w, h], "letterbox": bool, ...the engine's training state}
+
+Inference uses the EMA weights when there are any (version 1 files kept them in "model").
 
 Detection run folders keep it as ``weights/best.pt``; ``Detector(model=<run folder>)`` reads it.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from cnnlab.errors import UserError
 
 FORMAT = "cnnlab.detect"
-VERSION = 1
+VERSION = 2
 
 
 def save_detector_checkpoint(path: str | os.PathLike, model, names: list[str] | None = None,
@@ -48,7 +50,8 @@ def load_detector_checkpoint(path: str | os.PathLike):
     if int(ckpt.get("version", 0)) > VERSION:
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this cnnlab reads")
     model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
-    missing, unexpected = model.load_state_dict(ckpt["model"], strict=True)
+    state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    missing, unexpected = model.load_state_dict(state, strict=True)
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match its cfg ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected tensors)")

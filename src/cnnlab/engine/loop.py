@@ -114,7 +114,7 @@ class Engine:
         set_loader_epoch(self.train_loader, epoch - 1)
         self.task.on_epoch_start(self, epoch)
         lr = self.schedule.lr
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         logs: dict[str, Any] = {"epoch": epoch, **self.train_one_epoch(epoch)}
         elapsed = time.perf_counter() - start
         self.train_time += elapsed
@@ -124,7 +124,8 @@ class Engine:
             if fit is not None:
                 logs["fitness"] = float(fit)
         n = logs.pop("images")
-        logs.update(lr=lr, epoch_time=elapsed, images_per_s=n / elapsed if elapsed > 0 else float("nan"))
+        logs.update(lr=lr, epoch_time=elapsed, images_per_s=n / elapsed if elapsed > 0 else float("nan"),
+                    epoch_cpu_time=time.process_time() - cpu)  # CPU seconds of this process, all threads
         self.schedule.step_epoch(logs)
         self.epoch = epoch
         logs = plain_data(logs)
@@ -193,7 +194,8 @@ class Engine:
             "config": self.cfg.to_dict(),
             "metrics": plain_data(dict(logs or {})),
             "history": plain_data(list(self.history)),
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if cb.state_dict()},
+            "callbacks": {type(cb).__name__: state for cb in self.callbacks
+                          if (state := getattr(cb, "state_dict", dict)())},
             "task_state": self.task.state_dict(),
         }
 
@@ -217,7 +219,7 @@ class Engine:
         self.history = list(ckpt.get("history", []))
         states = ckpt.get("callbacks", {})
         for cb in self.callbacks:
-            if type(cb).__name__ in states:
+            if type(cb).__name__ in states and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(states[type(cb).__name__])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])

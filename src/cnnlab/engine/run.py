@@ -72,7 +72,7 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
         seed_everything(cfg.seed, cfg.deterministic)
         if device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True
-        task.resuming = ckpt is not None
+        task.resume_ckpt = ckpt
         model, loader = task.setup(cfg, device)
         if run_dir is None:
             run_dir = new_run_dir(cfg.project, task.name, cfg.name, exist_ok=cfg.exist_ok)

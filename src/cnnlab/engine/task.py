@@ -39,7 +39,11 @@ class Task:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.run_dir: Path | None = None
-        self.resuming = False          # set by the runner before setup()
+        self.resume_ckpt: dict[str, Any] | None = None   # the checkpoint being resumed (set before setup)
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume_ckpt is not None
 
     # -- what every task supplies -----------------------------------------------------------------
     def setup(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:

@@ -13,9 +13,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "train_detector": "cnnlab.detect.train.trainer",
-    "DetectTrainResult": "cnnlab.detect.train.trainer",
-    "DetectionTrainer": "cnnlab.detect.train.trainer",
+    "train_detector": "cnnlab.tasks.detect.run",
+    "DetectTrainResult": "cnnlab.tasks.detect.run",
     "DetectTrainConfig": "cnnlab.config",
     "YoloLoss": "cnnlab.detect.train.loss",
     "build_targets": "cnnlab.detect.train.targets",

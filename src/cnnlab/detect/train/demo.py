@@ -25,7 +25,7 @@ def detection_demo(project: str | os.PathLike = "runs", say: Callable[[str], Non
     from cnnlab.detect.detector import Detector
     from cnnlab.detect.pipeline import run_pipeline
     from cnnlab.detect.train.scenes import write_scene_clip, write_scene_dataset
-    from cnnlab.detect.train.trainer import train_detector
+    from cnnlab.tasks.detect.run import train_detector
 
     say = say or print
     project = Path(project)

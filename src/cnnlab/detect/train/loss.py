@@ -64,7 +64,7 @@ class YoloLoss:
         self.iou_thresh, self.ignore_thresh = iou_thresh, ignore_thresh
 
     def __call__(self, raw: list[torch.Tensor], targets: torch.Tensor, img_hw: tuple[int, int]
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         dev = raw[0].device
         targets = targets.to(dev)
         bsz = raw[0].shape[0]
@@ -111,7 +111,9 @@ class YoloLoss:
         denom = max(n_box, 1)
         lbox, lcls = lbox / denom, lcls / denom
         total = (self.box_gain * lbox + self.obj_gain * lobj + self.cls_gain * lcls) * bsz
-        return total, {"box": float(lbox.detach()), "obj": float(lobj.detach()), "cls": float(lcls.detach())}
+        # the weighted parts, so that total = (box + obj + cls) x batch size
+        return total, {"box": (self.box_gain * lbox).detach(), "obj": (self.obj_gain * lobj).detach(),
+                       "cls": (self.cls_gain * lcls).detach()}
 
     def _iou_loss(self, pbox: torch.Tensor, tbox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-box loss and IoU of predicted vs target boxes (cx, cy, w, h in grid cells)."""

@@ -1,0 +1,1 @@
+"""YOLO detection as an engine task."""

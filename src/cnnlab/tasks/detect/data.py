@@ -1,0 +1,118 @@
+"""The datasets of a detector run: training and validation splits, validation images preprocessed as
+``Detector`` does, and the anchors a run trains with."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.config import DetectTrainConfig
+from cnnlab.detect.train.dataset import to_targets
+from cnnlab.detect.types import DetectionSample
+from cnnlab.errors import DataError, UserError
+
+
+def _load_split(spec: str, split: str, names: list[str] | None = None):
+    from cnnlab.detect.data import load_detection_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_detection_data(spec, split=split, names=names, warn=False)
+
+
+def load_train_val(cfg: DetectTrainConfig, log=print):
+    """The training and validation datasets of ``cfg.data`` (validation falls back to training)."""
+    train = _load_split(cfg.data, "train")
+    if train.num_boxes == 0:
+        raise DataError(f"{cfg.data}: the training split has no labelled boxes")
+    split = cfg.val or "val"
+    try:
+        val = _load_split(cfg.data, split, train.names)
+    except DataError as e:
+        if cfg.val is not None or f"no '{split}' split" not in str(e):
+            raise
+        log(f"warning: {cfg.data} has no '{split}' split; validating on the training images")
+        val = train
+    if list(val.names) != list(train.names):
+        raise DataError(f"{cfg.data}: train and {split} class names differ")
+    return train, val
+
+
+class ValidationSet:
+    """Validation images preprocessed as ``Detector`` does (letterbox, RGB, /255), with their targets."""
+
+    def __init__(self, samples: list[DetectionSample], imgsz: int, cache: bool = True) -> None:
+        self.samples = samples
+        self.imgsz = imgsz
+        self.cache = cache
+        self._images: dict[int, np.ndarray] = {}
+
+    def image(self, i: int) -> np.ndarray:
+        import cv2
+
+        if i in self._images:
+            return self._images[i]
+        img = cv2.imread(str(self.samples[i].image_path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataError(f"unreadable image: {self.samples[i].image_path}")
+        if self.cache:
+            self._images[i] = img
+        return img
+
+    def batches(self, batch: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, list[Any]]]:
+        from cnnlab.detect.processing import preprocess_image
+
+        for start in range(0, len(self.samples), batch):
+            idx = list(range(start, min(start + batch, len(self.samples))))
+            blobs, metas, rows = [], [], []
+            for k, i in enumerate(idx):
+                blob, meta = preprocess_image(self.image(i), (self.imgsz, self.imgsz), True)
+                s = self.samples[i]
+                b = s.boxes.astype(np.float32).copy()
+                b[:, [0, 2]] = b[:, [0, 2]] * meta.scale[0] + meta.pad[0]
+                b[:, [1, 3]] = b[:, [1, 3]] * meta.scale[1] + meta.pad[1]
+                rows.append(to_targets(b, s.class_ids, k, self.imgsz, self.imgsz))
+                blobs.append(blob)
+                metas.append(meta)
+            yield idx, torch.from_numpy(np.concatenate(blobs)), torch.from_numpy(np.concatenate(rows)), metas
+
+
+def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample], log) -> list[list[float]] | None:
+    if cfg.anchors is None:
+        return None
+    if isinstance(cfg.anchors, str):
+        if cfg.anchors != "auto":
+            raise UserError(f"anchors must be a list of [w, h] pairs or 'auto', got {cfg.anchors!r}")
+        from cnnlab.detect.train.anchors import anchor_fitness, dataset_wh, kmeans_anchors
+        from cnnlab.detect.train.model import is_native
+
+        n = _anchor_count(cfg.model) if not is_native(cfg.model) else (6 if "tiny" in cfg.model.lower() else 9)
+        wh = dataset_wh(train_samples, cfg.imgsz)
+        anchors = kmeans_anchors(wh, n, cfg.seed)
+        fit = anchor_fitness(wh, anchors)
+        log(f"anchors (k-means, {n}): {np.round(anchors).astype(int).tolist()} mean IoU {fit['mean_iou']:.3f}")
+        return [[float(w), float(h)] for w, h in anchors]
+    return [[float(v) for v in a] for a in cfg.anchors]
+
+
+def _anchor_count(spec: str) -> int:
+    from cnnlab.darknet.cfg import parse_cfg_text, read_cfg
+
+    p = Path(spec)
+    if p.suffix.lower() == ".cfg":
+        secs = read_cfg(p)
+    else:
+        from cnnlab.detect.checkpoint import load_detector_checkpoint
+        from cnnlab.detect.source import resolve_model_source
+
+        src = resolve_model_source(model=p)
+        secs = parse_cfg_text(load_detector_checkpoint(src.checkpoint)[0].to_cfg())
+    yolo = [s for s in secs if s.type == "yolo"]
+    return len(yolo[0].get_floats("anchors", [])) // 2 if yolo else 9
+
+
