@@ -36,12 +36,9 @@ def shared_data():
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Keep each test worker on one thread: the suite runs under xdist on 2 cores."""
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    torch.set_num_threads(1)
     yield
 
 

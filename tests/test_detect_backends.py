@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from _cfgs import v4_tiny_cfg
 from cnnlab.detect import backends as backends_mod
 from cnnlab.detect.detector import Detector
 from cnnlab.detect.processing import (
@@ -281,64 +282,6 @@ def test_opencv_reads_the_yolov3_cfg_cnnlab_writes(tmp_path):
         np.testing.assert_allclose(o, t, rtol=2e-4, atol=1e-4)
 
 
-YOLOV4_STYLE = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=mish
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[route]
-layers=-1
-groups=2
-group_id=1
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=swish
-
-[route]
-layers=-1,-2
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation={head_act}
-
-[yolo]
-mask=0,1,2
-anchors=10,14, 23,27, 37,58
-classes=2
-num=3
-scale_x_y=1.05
-new_coords={new_coords}
-"""
-
-
 @pytest.mark.parametrize("new_coords, head_act", [(0, "linear"), (1, "logistic")])
 def test_yolov4_style_layers_match_opencv(tmp_path, new_coords, head_act):
     """mish, swish, route groups/group_id, scale_x_y and new_coords agree with cv2.dnn."""
@@ -347,7 +290,7 @@ def test_yolov4_style_layers_match_opencv(tmp_path, new_coords, head_act):
     from cnnlab.darknet.weights import save_darknet_weights
     from cnnlab.detect.synthetic import calibrate_batchnorm, random_images
 
-    text = YOLOV4_STYLE.format(new_coords=new_coords, head_act=head_act)
+    text = v4_tiny_cfg(head_act, new_coords)
     model = calibrate_batchnorm(model_from_cfg(parse_cfg_text(text)), random_images(2, 64, 64))
     (tmp_path / "v4.cfg").write_text(text)
     save_darknet_weights(model, tmp_path / "v4.weights")

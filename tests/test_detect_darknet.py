@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from _cfgs import NET, v4_tiny_cfg
 from cnnlab.darknet.cfg import format_cfg, parse_cfg_text, read_cfg
 from cnnlab.darknet.layers import MaxPoolLayer
 from cnnlab.darknet.model import DarknetModel, load_darknet, model_from_cfg
@@ -18,62 +19,6 @@ from cnnlab.darknet.weights import (
 )
 from cnnlab.darknet.yolo import yolov3_sections, yolov3_tiny, yolov3_tiny_sections
 from cnnlab.errors import UserError
-
-NET = "[net]\nwidth=64\nheight=64\nchannels=3\n"
-
-# YOLOv4-tiny-style block: CSP split with route groups/group_id, mish, scale_x_y, new_coords head
-V4_TINY_SNIPPET = NET + """
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=mish
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[route]
-layers=-1
-groups=2
-group_id=1
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=swish
-
-[route]
-layers=-1,-2
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=logistic
-
-[yolo]
-mask=0,1,2
-anchors=10,14, 23,27, 37,58
-classes=2
-num=3
-scale_x_y=1.05
-new_coords=1
-"""
 
 
 def test_parse_cfg_comments_and_options():
@@ -108,7 +53,7 @@ def test_wrong_filters_before_yolo_names_the_expected_count():
 
 
 def test_yolov4_tiny_style_snippet_builds_and_decodes():
-    model = model_from_cfg(parse_cfg_text(V4_TINY_SNIPPET)).eval()
+    model = model_from_cfg(parse_cfg_text(v4_tiny_cfg())).eval()
     assert model.shapes[2].c == 16                      # route groups=2 keeps half of 32 channels
     assert model.shapes[4].c == 32                      # concat of 16 + 16
     yolo = model.yolo_layers[0]

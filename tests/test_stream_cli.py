@@ -7,15 +7,11 @@ import json
 
 import pytest
 
+from _cfgs import NET, yolo_head
 from test_stream_units import count_video_frames, write_video
 from test_sweep_grid import make_dataset
 
-TINY_CFG = """
-[net]
-width=64
-height=64
-channels=3
-
+TINY_CFG = NET + """
 [convolutional]
 batch_normalize=1
 filters=8
@@ -23,20 +19,7 @@ size=3
 stride=2
 pad=1
 activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,14, 23,27, 37,58
-classes=2
-num=3
-"""
+""" + yolo_head()
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,27 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path}: invalid JSON ({e})") from None
 
 
+def plain_data(obj: Any, other: Callable[[Any], Any] | None = None) -> Any:
+    """``obj`` as plain data for JSON, YAML and ``weights_only`` loads.
+
+    Dicts get string keys, tuples become lists, numpy scalars numbers, paths strings (recursively);
+    any other value goes through ``other`` (default: kept as it is; ``str`` stringifies; a function
+    that raises rejects it).
+    """
+    if isinstance(obj, dict):
+        return {str(k): plain_data(v, other) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v, other) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    np = sys.modules.get("numpy")  # not imported yet: obj cannot be a numpy scalar
+    if np is not None and isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return other(obj) if other is not None else obj
+
+
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file, then rename into place."""
     import torch
@@ -116,18 +138,9 @@ def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
 
 
 def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "tolist"):
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    if hasattr(o, "tolist"):  # numpy scalars and arrays, tensors
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 

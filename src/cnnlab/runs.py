@@ -14,7 +14,6 @@ from cnnlab.io import read_json, read_yaml, write_json, write_yaml
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
-HISTORY = "history.csv"
 WEIGHTS_DIR = "weights"
 BEST = "best.pt"
 LAST = "last.pt"

@@ -6,6 +6,7 @@
     loader = make_loader(train.subset(tr), 128, shuffle=True, augment="standard", seed=0)
 """
 
+from cnnlab._lazy import lazy_exports
 from cnnlab.data.augment import PRESETS, AugmentConfig, BatchPipeline, resolve_augment
 from cnnlab.data.dataset import ArrayDataset, channel_stats
 from cnnlab.data.folder import FolderDataset
@@ -28,10 +29,5 @@ __all__ = [
     "resolve_augment", "validation_split",
 ]
 
-
-def __getattr__(name: str):
-    if name == "augment_preview":  # imports matplotlib; only on demand
-        from cnnlab.data.preview import augment_preview
-
-        return augment_preview
-    raise AttributeError(f"module 'cnnlab.data' has no attribute {name!r}")
+# augment_preview imports matplotlib: only on demand
+__getattr__ = lazy_exports(__name__, {"augment_preview": "cnnlab.data.preview"})[0]

@@ -37,15 +37,6 @@ class DownloadFailed(UserError):
     """Every address failed for network reasons (offline, refused, 404)."""
 
 
-def md5_file(path: str | os.PathLike) -> str:
-    """The hex md5 of a file."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def mirror_bases(mirrors: Sequence[str] | str | None = None) -> list[str]:
     """Mirror base URLs: the explicit argument, else ``$CNNLAB_DATA_MIRRORS``."""
     if mirrors is None:

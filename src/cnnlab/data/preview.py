@@ -11,6 +11,7 @@ import torch
 
 from cnnlab.data.augment import AugmentConfig, BatchPipeline, resolve_augment
 from cnnlab.errors import UserError
+from cnnlab.plots import pyplot, save_figure
 
 _LABELS = {
     "horizontal_flip": lambda c: f"horizontal_flip p={c.flip_prob:g}",
@@ -32,13 +33,7 @@ def augment_preview(dataset: str = "digits", augment: AugmentConfig | dict | str
                     **options: Any) -> Path:
     """Save a grid: row 1 the original samples, then one row per enabled augmentation (alone), then all
     of them combined. Mixed rows are captioned with their soft targets. Returns the PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from cnnlab.data.registry import load_dataset
-    from cnnlab.io import atomic_path
 
     cfg = resolve_augment(augment)
     if cfg is None:
@@ -68,7 +63,7 @@ def augment_preview(dataset: str = "digits", augment: AugmentConfig | dict | str
     mean = torch.tensor(list(ds.mean) if len(ds.mean) == c else list(ds.mean) * c).view(1, c, 1, 1)
     std = torch.tensor(list(ds.std) if len(ds.std) == c else list(ds.std) * c).view(1, c, 1, 1)
     ncol = len(items)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.3 * ncol + 1.6, 1.45 * len(rows)), squeeze=False)
+    fig, axes = pyplot().subplots(len(rows), ncol, figsize=(1.3 * ncol + 1.6, 1.45 * len(rows)), squeeze=False)
     for r, (title, x, y) in enumerate(rows):
         pix = (x.cpu() * std + mean).clamp(0, 1)
         for j in range(ncol):
@@ -82,11 +77,7 @@ def augment_preview(dataset: str = "digits", augment: AugmentConfig | dict | str
         axes[r][0].set_ylabel(title, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(f"{ds.name} ({split}): augmentation preview", fontsize=10)
     fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def _caption(y: torch.Tensor, classes: list[str]) -> str:

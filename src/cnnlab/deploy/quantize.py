@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
              "MatMulInteger", "DynamicQuantizeLinear", "QGemm", "QLinearAdd"}
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 def is_quantized(path: str | os.PathLike) -> bool:

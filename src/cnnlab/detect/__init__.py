@@ -8,8 +8,7 @@ Names are imported lazily so ``import cnnlab.detect`` does not load torch or Ope
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnlab._lazy import lazy_exports
 
 _LAZY = {
     "Detector": "cnnlab.detect.detector",
@@ -44,15 +43,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnnlab.detect' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

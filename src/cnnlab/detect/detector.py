@@ -11,7 +11,6 @@ The three stages are separate so a real-time pipeline can time and overlap them.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from cnnlab.detect.backends import create_backend
 from cnnlab.detect.names import COCO80, load_names
+from cnnlab.detect.pipeline.timing import run_stages
 from cnnlab.detect.processing import (
     ImageMeta,
     guess_format,
@@ -116,14 +116,8 @@ class Detector:
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         """Detect objects in one BGR image; ``timing`` holds milliseconds per stage."""
-        t0 = time.perf_counter()
-        blob, meta = self.preprocess(image_bgr)
-        t1 = time.perf_counter()
-        raw = self.infer(blob)
-        t2 = time.perf_counter()
-        det = self.postprocess(raw, meta)
-        t3 = time.perf_counter()
-        det.timing = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        det, timing = run_stages(self, image_bgr)
+        det.timing = timing
         return det
 
     def warmup(self, runs: int = 1) -> None:

@@ -8,31 +8,19 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.plots import pyplot, save_figure
+
 MAX_LEGEND = 20  # more classes than this: thin grey lines, no per-class legend
 
 
 def _figure(size=(9, 6)):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 1, figsize=size, tight_layout=True)
-    return plt, fig, ax
-
-
-def _save(plt, fig, path: Path, dpi: int = 150) -> Path:
-    from cnnlab.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return Path(path)
+    fig, ax = pyplot().subplots(1, 1, figsize=size, tight_layout=True)
+    return fig, ax
 
 
 def plot_pr_curve(result: dict[str, Any], path: str | Path) -> Path:
     """Precision against recall at IoU 0.5 (COCO's 101 recall points), per class and mean."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     pr = result["pr_curve"]
     rec = np.asarray(pr["recall"])
     per_class = pr["precision"]
@@ -47,12 +35,12 @@ def plot_pr_curve(result: dict[str, Any], path: str | Path) -> Path:
     ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.01),
            title="Precision-Recall Curve")
     ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
-    return _save(plt, fig, Path(path))
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_conf_curve(result: dict[str, Any], metric: str, path: str | Path) -> Path:
     """``metric`` (precision | recall | f1) against confidence at IoU 0.5, per class and mean."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     cc = result["conf_curves"]
     x = np.asarray(cc["conf"])
     curves = cc[metric]
@@ -68,7 +56,7 @@ def plot_conf_curve(result: dict[str, Any], metric: str, path: str | Path) -> Pa
     ax.set(xlabel="Confidence", ylabel=label, xlim=(0, 1), ylim=(0, 1.01),
            title=f"{label}-Confidence Curve")
     ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
-    return _save(plt, fig, Path(path))
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_confusion_matrix(result: dict[str, Any], path: str | Path, normalize: bool = True) -> Path:
@@ -80,7 +68,7 @@ def plot_confusion_matrix(result: dict[str, Any], path: str | Path, normalize: b
         m = m / (m.sum(0, keepdims=True) + 1e-9)
     n = len(names)
     size = min(max(6.0, 0.12 * n + 4), 14.0)
-    plt, fig, ax = _figure((size * 1.15, size))
+    fig, ax = _figure((size * 1.15, size))
     shown = np.where(m == 0, np.nan, m)
     im = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -95,4 +83,4 @@ def plot_confusion_matrix(result: dict[str, Any], path: str | Path, normalize: b
     ax.set(xlabel="True", ylabel="Predicted",
            title=f"Confusion Matrix{' Normalized' if normalize else ''} "
                  f"(conf {cm['conf']}, IoU {cm['iou']})")
-    return _save(plt, fig, Path(path))
+    return save_figure(fig, path, dpi=150)

@@ -457,10 +457,8 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
             if cfg is None and weights is None and model is None:
                 raise UserError("nothing to evaluate: give a detector (--cfg/--weights or --model) or "
                                 "--predictions FILE")
-            try:
-                from cnnlab.detect.detector import Detector
-            except ImportError as e:  # pragma: no cover - the detector module ships with cnnlab
-                raise UserError(f"the detector is not available ({e})") from None
+            from cnnlab.detect.detector import Detector
+
             det_names = None if ds.names_inferred else ds.names
             if names is not None:
                 from cnnlab.detect.data import read_names

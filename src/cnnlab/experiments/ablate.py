@@ -45,6 +45,7 @@ from cnnlab.experiments.runner import (
 )
 from cnnlab.experiments.tables import write_tables
 from cnnlab.io import read_json, write_json
+from cnnlab.plots import pyplot, save_figure
 
 RESULTS = "results.json"
 SPEC = "ablate.json"
@@ -282,13 +283,7 @@ def write_ablation_outputs(run_dir: Path, factors: list[Factor], rows: list[dict
 
 def box_plot(rows: list[dict[str, Any]], path: Path, metric: str, folds: int) -> Path:
     """One figure: a box of the fold scores per cell, fold points overlaid, best cell highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.io import atomic_path
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 5))
     data = [r["scores"] for r in rows]
     labels = [r["cell"].replace(", ", "\n") for r in rows]
@@ -304,7 +299,4 @@ def box_plot(rows: list[dict[str, Any]], path: Path, metric: str, folds: int) ->
     ax.grid(axis="y", alpha=0.3)
     plt.setp(ax.get_xticklabels(), fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

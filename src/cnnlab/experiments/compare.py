@@ -30,7 +30,8 @@ from typing import Any
 from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 from cnnlab.experiments.compare_spec import CompareSpec, Entry, fingerprint, load_spec
-from cnnlab.io import atomic_path, atomic_write_text, read_json, write_json, write_yaml
+from cnnlab.io import atomic_write_text, read_json, write_json, write_yaml
+from cnnlab.plots import pyplot, save_figure
 
 KIND = "cnnlab.compare"
 RESULTS = "results.json"
@@ -391,12 +392,7 @@ def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Pa
             series.append((r["entry"], key, pts))
     if not series:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax_e, ax_t) = pyplot().subplots(1, 2, figsize=(12, 4.5))
     for label, key, pts in series:
         epochs = [p[0] for p in pts]
         values = [p[1] for p in pts]
@@ -418,7 +414,4 @@ def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Pa
     ax_t.set_title("validation accuracy by training time")
     ax_t.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import UserError
+from cnnlab.plots import pyplot, save_figure
 
 
 def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list[np.ndarray], list[int],
@@ -74,17 +75,10 @@ def sample_predictions(run: str | Path, path: str | Path, n: int = 16, seed: int
 
 def plot_grid(images: list[np.ndarray], rows: list[dict[str, Any]], path: str | Path) -> Path:
     """A grid of images titled ``predicted (probability) / true``, green when right, red when wrong."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.io import atomic_path
-
     n = len(images)
     cols = max(1, math.ceil(math.sqrt(n)))
     nrows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
+    fig, axes = pyplot().subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, row in zip(axes.ravel(), images, rows, strict=False):
@@ -97,11 +91,7 @@ def plot_grid(images: list[np.ndarray], rows: list[dict[str, Any]], path: str | 
     right = sum(r["correct"] == "yes" for r in rows)
     fig.suptitle(f"sample predictions: {right} of {n} right", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _short(text: str, limit: int = 14) -> str:

@@ -71,10 +71,6 @@ class TuneResult:
     counts: dict[str, int]
     plots: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def trials_table(self) -> Path:
-        return self.run_dir / "trials.csv"
-
 
 @dataclass
 class _Job:
@@ -419,12 +415,9 @@ def _run_trial(study: Any, trial: Any, job: _Job) -> None:
 
 def make_pruning_callback(trial: Any, metric: str) -> Any:
     """A training Callback that reports ``metric`` each epoch to the trial and prunes hopeless ones."""
-    try:
-        from cnnlab.engine.callbacks import Callback
-    except ImportError:  # pragma: no cover - the trainer is not installed
-        Callback = object  # noqa: N806
+    from cnnlab.engine.callbacks import Callback
 
-    class OptunaPruning(Callback):  # type: ignore[misc, valid-type]
+    class OptunaPruning(Callback):
         """Report the per-epoch validation metric; raise optuna.TrialPruned when the pruner says so."""
 
         def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from cnnlab.experiments.overrides import apply_params
 from cnnlab.experiments.space import SearchSpace
 from cnnlab.experiments.tables import write_tables
 from cnnlab.io import atomic_write_text, write_json
+from cnnlab.plots import pyplot, save_figure
 
 SURPLUS = "cnnlab_surplus"  # user attr of trials created past the budget (told FAIL, never shown)
 PLOTS = {
@@ -81,10 +82,7 @@ def best_config(base: dict[str, Any], study: Any, space: SearchSpace) -> dict[st
 
 def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
     """Optuna's matplotlib plots as PNG files; a plot that needs more trials is skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # Agg before optuna imports pyplot
     import numpy as np
     import optuna
     import optuna.visualization.matplotlib as ovm
@@ -112,14 +110,7 @@ def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig.tight_layout()
-        path = Path(out_dir) / f"{key}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from cnnlab.io import atomic_path
-
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        saved[key] = path
+        saved[key] = save_figure(fig, Path(out_dir) / f"{key}.png")
     return saved
 
 

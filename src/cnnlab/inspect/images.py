@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import UserError
+from cnnlab.plots import pyplot
 
 SAMPLE_IMAGES = ("china.jpg", "flower.jpg")  # bundled with scikit-learn, so everything works offline
 GRID_GAP = 2  # pixels between grid tiles and around the border
@@ -111,11 +112,6 @@ def colorize(a: np.ndarray, cmap: str = "viridis") -> np.ndarray:
 
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Save an RGB image (uint8, or float in [0, 1]) as a PNG of exactly its pixel size, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from cnnlab.io import atomic_path
 
     path = Path(path)
@@ -123,5 +119,5 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
         raise UserError(f"output must be a .png file, got {path.name}")
     arr = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else np.clip(rgb, 0.0, 1.0)
     with atomic_path(path) as tmp:
-        plt.imsave(tmp, arr, format="png")
+        pyplot().imsave(tmp, arr, format="png")
     return path

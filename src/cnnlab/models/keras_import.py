@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import UserError
+from cnnlab.io import plain_data
 from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad
 
 SUPPORTED = {
@@ -152,21 +153,12 @@ def graph_from_config(model_config: dict) -> dict:
         if ly["class_name"] not in SUPPORTED | _PASS_THROUGH:
             raise UserError(f"Keras layer {ly['name']!r} of type {ly['class_name']} is not supported "
                             f"(supported: {', '.join(sorted(SUPPORTED))})")
+        # Keras 3 writes the dtype policy as an object: not needed here
+        ly["config"] = {k: v for k, v in ly["config"].items() if k != "dtype" or not isinstance(v, dict)}
     if not input_shape or len(input_shape) != 3:
         raise UserError("the Keras model must have an image input of shape (height, width, channels)")
     return {"input_shape": [int(input_shape[2]), int(input_shape[0]), int(input_shape[1])],
-            "layers": _plain(layers), "outputs": outputs, "logits": True}
-
-
-def _plain(obj: Any) -> Any:
-    """Keep only plain, YAML/weights_only-safe values of a Keras config."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items() if not isinstance(v, dict) or k != "dtype"}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)
+            "layers": plain_data(layers, other=str), "outputs": outputs, "logits": True}
 
 
 # ----------------------------------------------------------------------------- torch modules

@@ -27,7 +27,7 @@ from cnnlab.detect.pipeline.sinks import (
     WindowSink,
 )
 from cnnlab.detect.pipeline.sources import CaptureThread, Frame, FrameSource, open_source
-from cnnlab.detect.pipeline.timing import STAGES, StageTimes, format_stages
+from cnnlab.detect.pipeline.timing import STAGES, StageTimes, format_stages, run_stages
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
@@ -159,15 +159,7 @@ class Pipeline:
     def _detect(self, image: np.ndarray) -> tuple[Any, dict[str, float]]:
         det = self.detector
         if self._staged:
-            t0 = time.perf_counter()
-            blob, meta = det.preprocess(image)
-            t1 = time.perf_counter()
-            raw = det.infer(blob)
-            t2 = time.perf_counter()
-            dets = det.postprocess(raw, meta)
-            t3 = time.perf_counter()
-            return dets, {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                          "postprocess": (t3 - t2) * 1e3}
+            return run_stages(det, image)
         t0 = time.perf_counter()
         dets = det(image)
         total = (time.perf_counter() - t0) * 1e3

@@ -21,6 +21,7 @@ from cnnlab.detect.pipeline.sinks import CallbackSink, FrameResult
 from cnnlab.detect.pipeline.sources import ImageSequenceSource, VideoCaptureSource
 from cnnlab.detect.pipeline.timing import STAGES
 from cnnlab.errors import UserError
+from cnnlab.plots import pyplot, save_figure
 
 log = logging.getLogger("cnnlab.stream")
 
@@ -218,16 +219,9 @@ def rows_to_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
     """Two panels: mAP@0.5 per cell, and achieved vs configured FPS with the stage breakdown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.io import atomic_path
-
     labels = [f"{r['capture']}\n{r['imgsz']} px\n{r['max_fps']:g} fps" for r in rows]
     x = np.arange(len(rows))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows) + 4), 4.5))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(max(8, 1.6 * len(rows) + 4), 4.5))
     ax1.bar(x, [r["mAP50"] for r in rows], color="tab:blue", label="mAP@0.5")
     ax1.bar(x, [r["mAP50_95"] for r in rows], color="tab:cyan", width=0.5, label="mAP@0.5:0.95")
     ax1.set_xticks(x, labels, fontsize=7)
@@ -250,7 +244,5 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
     ax3.legend(fontsize=7, loc="upper right")
     ax2.set_title("speed per setting")
     fig.tight_layout()
-    with atomic_path(path.with_suffix(".png")) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path.with_suffix(".png"))
     return path

@@ -9,8 +9,7 @@ Names are imported lazily so importing the package does not load torch or OpenCV
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnlab._lazy import lazy_exports
 
 _LAZY = {
     "train_detector": "cnnlab.tasks.detect.run",
@@ -28,15 +27,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnnlab.detect.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

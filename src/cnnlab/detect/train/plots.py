@@ -9,24 +9,19 @@ from typing import Any
 import numpy as np
 
 from cnnlab.detect.types import Detections
+from cnnlab.plots import pyplot, save_figure
 
 GT_COLOUR = (0, 200, 0)  # BGR green: ground truth
 
 
 def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """``results.png``: train/val box, objectness and class losses, mAP@0.5, mAP@0.5:0.95 and lr."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-
-    from cnnlab.io import atomic_path
 
     epochs = [h["epoch"] for h in history]
     panels = [("box_loss", "box loss"), ("obj_loss", "objectness loss"), ("cls_loss", "class loss"),
               ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
     for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
         if key.endswith("_loss"):
             series = [("", "train"), ("val_", "validation")]
@@ -44,11 +39,7 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def draw_truth(image_bgr: np.ndarray, boxes: np.ndarray, class_ids: np.ndarray, names: list[str]) -> np.ndarray:

@@ -57,9 +57,6 @@ class MobileNetV1(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_features(self, x):
-        return self.features(x)
-
     def forward(self, x):
         x = self.pool(self.features(x)).flatten(1)
         return self.classifier(self.dropout(x))
