@@ -143,21 +143,3 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):  # numpy scalars and arrays, tensors
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def plain_data(obj: Any) -> Any:
-    """Plain Python data (numpy scalars to numbers, paths to str, tuples kept) for JSON and checkpoints
-    that load with ``weights_only``."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): plain_data(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [plain_data(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(plain_data(v) for v in obj)
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj

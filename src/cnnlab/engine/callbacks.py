@@ -184,21 +184,3 @@ class TensorBoard(Callback):
     def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         self.writer.close()
 
-
-class LambdaCallback(Callback):
-    """Callback from plain functions (Keras' LambdaCallback)."""
-
-    def __init__(self, on_train_begin=None, on_epoch_end=None, on_train_end=None):
-        self._begin, self._epoch, self._end = on_train_begin, on_epoch_end, on_train_end
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        if self._begin:
-            self._begin(trainer)
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        if self._epoch:
-            self._epoch(trainer, epoch, logs)
-
-    def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        if self._end:
-            self._end(trainer, logs)

@@ -103,7 +103,7 @@ def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) RNG states as plain data."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
-        "python": _plain(random.getstate()),
+        "python": random.getstate(),
         "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
                   "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
         "torch": torch.get_rng_state(),
@@ -127,10 +127,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, tuple):
-        return tuple(_plain(x) for x in obj)
-    if isinstance(obj, list):
-        return [_plain(x) for x in obj]
-    return obj

@@ -59,10 +59,6 @@ def _rmsprop(groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Opti
     return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
 
 
-def list_optimizers() -> list[str]:
-    return sorted(OPTIMIZERS)
-
-
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict]:
     """Two groups: weights with ``weight_decay``; 1-d params (biases, norm scales) without, unless asked."""
     decay, no_decay = [], []
@@ -183,10 +179,6 @@ def _onecycle(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> None:
 @register_schedule("plateau")
 def _plateau(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0  # warm-up only; the decay is torch's ReduceLROnPlateau in Schedule
-
-
-def list_schedules() -> list[str]:
-    return sorted(SCHEDULES)
 
 
 def check_config(cfg: OptimConfig | Any) -> None:

@@ -70,13 +70,9 @@ def confusion_report(matrix: torch.Tensor, classes: Sequence[str]) -> dict[str, 
 
 def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """``curves.png``: accuracy (left) and loss (right) per epoch, train and validation."""
-    import matplotlib
+    from cnnlab.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.io import atomic_path
-
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
@@ -91,23 +87,15 @@ def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: str | os.PathLike,
                    title: str = "Confusion matrix") -> Path:
     """``confusion.png``: row-normalised confusion matrix (counts written in cells for <= 20 classes)."""
-    import matplotlib
+    from cnnlab.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.io import atomic_path
-
+    plt = pyplot()
     m = matrix.double()
     norm = (m / m.sum(1, keepdim=True).clamp(min=1)).numpy()
     k = len(classes)
@@ -128,8 +116,4 @@ def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: str | os.
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
