@@ -12,57 +12,6 @@ import typer
 
 from cnnlab.cli.common import console
 
-EXPLICIT = ("dataset", "model", "epochs", "batch", "optimizer", "lr", "seed", "data_dir", "project", "name",
-            "device", "max_params", "schedule", "exist_ok")
-
-
-def _other_options() -> str:
-    from cnnlab.config import TrainConfig
-
-    names = [f"--{n.replace('_', '-')}" for n in TrainConfig.field_names() if n not in EXPLICIT]
-    return ("Any other option of the run config is accepted as --option VALUE (lists as [1,2] or 1,2; "
-            "mappings as YAML, e.g. --augment '{horizontal_flip: true}'; booleans as --flag / --no-flag): "
-            + " ".join(names))
-
-
-def train_command(
-    ctx: typer.Context,
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file with any run options."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run (folder or last.pt)."),
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="mnist, fashion_mnist, cifar10, cifar100, digits, folder."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model name (cnnlab models) or timm/<name>."),
-    epochs: int | None = typer.Option(None, "--epochs", "-e"),
-    batch: int | None = typer.Option(None, "--batch", "-b"),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="sgd, adam, adamw, nadam, rmsprop."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
-    schedule: str | None = typer.Option(None, "--schedule", help="constant, piecewise, step, cosine, onecycle, plateau."),
-    seed: int | None = typer.Option(None, "--seed"),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DATA, then the cache)."),
-    project: str | None = typer.Option(None, "--project", help="Parent folder of runs (default runs)."),
-    name: str | None = typer.Option(None, "--name", help="Run name (default exp, exp2, ...)."),
-    exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse the run folder if it exists."),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
-    max_params: str | None = typer.Option(None, "--max-params", help="Refuse models over this size, e.g. 30M."),
-) -> None:
-    """Train a classifier; writes <project>/classify/<name>/ (config, history, metrics, weights, plots)."""
-    from cnnlab import api
-    from cnnlab.config import parse_cli_overrides
-
-    explicit = {"dataset": dataset, "model": model, "epochs": epochs, "batch": batch, "optimizer": optimizer,
-                "lr": lr, "schedule": schedule, "seed": seed, "data_dir": data_dir, "project": project,
-                "name": name, "exist_ok": exist_ok or None, "device": device, "max_params": max_params}
-    overrides: dict[str, Any] = {k: v for k, v in explicit.items() if v is not None}
-    overrides.update(parse_cli_overrides(list(ctx.args)))
-    if resume is not None:
-        if config is not None:
-            from cnnlab.errors import UserError
-
-            raise UserError("--resume continues a run with its own config; drop --config")
-        result = api.train(resume=resume, **overrides)
-    else:
-        result = api.train(config, **overrides)
-    _print_metrics(result.metrics, f"results ({result.run_dir})")
-
 
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     from rich.table import Table
@@ -138,8 +87,6 @@ def demo_command(
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
-    app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-                epilog=_other_options())(train_command)
     app.command("evaluate")(evaluate_command)
     app.command("predict")(predict_command)
     app.command("demo")(demo_command)

@@ -22,14 +22,15 @@ app = typer.Typer(
 
 # Each module defines ``register(app)``; add a command group by adding its module here.
 COMMAND_MODULES = [
-    "cnnlab.cli.classify",   # train, evaluate, predict, demo
+    "cnnlab.cli.train",      # train, detect-train (options generated from the config schema)
+    "cnnlab.cli.classify",   # evaluate, predict, demo
     "cnnlab.cli.data",       # datasets, augment-preview
     "cnnlab.cli.models",     # models
     "cnnlab.cli.inspect",    # summary, visualize
     "cnnlab.cli.deploy",     # export, benchmark
     "cnnlab.cli.detect",     # detect, export-detector
     "cnnlab.cli.detect_eval",  # detect-eval
-    "cnnlab.cli.detect_train",  # detect-train, anchors
+    "cnnlab.cli.detect_train",  # anchors
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report
     "cnnlab.cli.transfer",   # import-keras

@@ -84,6 +84,7 @@ class DetectTrainConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.anchors = parse_anchors(self.anchors)
         if not self.data:
             raise UserError("no dataset given (a data.yaml, YOLO folder, COCO json or VOC folder)")
         if self.imgsz < 32 or self.imgsz % 32:
@@ -100,3 +101,21 @@ class DetectTrainConfig(RunConfig):
             raise UserError(f"width_mult must be > 0, got {self.width_mult}")
         if self.freeze < 0:
             raise UserError(f"freeze must be >= 0, got {self.freeze}")
+
+
+def parse_anchors(value: list[list[float]] | str | None) -> list[list[float]] | str | None:
+    """``auto``, ``None``, ``[[w, h], ...]`` or the Darknet cfg spelling ``w,h, w,h, ...`` -> pairs."""
+    if value is None or isinstance(value, list):
+        return value
+    text = value.strip()
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        flat = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UserError(f"anchors {value!r}: expected 'auto', [[w,h],...] or w,h,w,h,...") from None
+    if not flat or len(flat) % 2:
+        raise UserError(f"anchors {value!r}: expected an even number of values (w,h pairs)")
+    if any(not (v > 0 and v < 1e5) for v in flat):
+        raise UserError(f"anchors {value!r}: sizes must be positive pixel sizes")
+    return [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
