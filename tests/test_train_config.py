@@ -46,11 +46,11 @@ def test_replace_overrides_win():
 def test_parse_cli_overrides():
     got = parse_cli_overrides(["--label-smoothing", "0.1", "--nesterov", "--no-amp", "--boundaries", "[5,10]",
                                "--ema=0.999", "--augment", "{horizontal_flip: true, mixup_alpha: 0.2}",
-                               "--weights", "1e3", "--max-params", "30M", "--grad-clip", "none"])
+                               "--weights", "1e3", "--max-params", "30M", "--grad-clip", "none"], TrainConfig)
     assert got == {"label_smoothing": 0.1, "nesterov": True, "amp": False, "boundaries": [5.0, 10.0],
                    "ema": 0.999, "augment": {"horizontal_flip": True, "mixup_alpha": 0.2},
                    "weights": "1e3", "max_params": "30M", "grad_clip": None}
     with pytest.raises(UserError, match="did you mean label_smoothing"):
-        parse_cli_overrides(["--label-smothing", "0.1"])
+        parse_cli_overrides(["--label-smothing", "0.1"], TrainConfig)
     with pytest.raises(UserError, match="needs a value"):
-        parse_cli_overrides(["--lr"])
+        parse_cli_overrides(["--lr"], TrainConfig)

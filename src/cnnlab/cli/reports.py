@@ -21,10 +21,10 @@ def compare_command(
 
     Extra --option VALUE arguments (any training option, e.g. --epochs 1 --subset 500) apply to every entry.
     """
-    from cnnlab.config import parse_cli_overrides
+    from cnnlab.config import TrainConfig, parse_cli_overrides
     from cnnlab.experiments.compare import compare
 
-    overrides = parse_cli_overrides(list(ctx.args))
+    overrides = parse_cli_overrides(list(ctx.args), TrainConfig)
     result = compare(spec, project=project, name=name, log=console.print, **overrides)
     console.print(result.files["table_md"].read_text(encoding="utf-8"), markup=False)
     done = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)

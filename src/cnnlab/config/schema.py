@@ -238,12 +238,8 @@ def parse_value(cls: type[Config], key: str, text: str) -> Any:
     return cls.coerce(key, parsed)
 
 
-def parse_cli_overrides(args: list[str], cls: type[Config] | None = None) -> dict[str, Any]:
+def parse_cli_overrides(args: list[str], cls: type[Config]) -> dict[str, Any]:
     """Parse extra ``option=value`` (Ultralytics style) or ``--option value`` / ``--flag`` / ``--no-flag``."""
-    if cls is None:
-        from cnnlab.config.classify import TrainConfig
-
-        cls = TrainConfig
     known = cls.field_names()
     out: dict[str, Any] = {}
     i = 0
