@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnlab.detect.backends import backend_class
+from cnnlab.detect.backends import backend_class, create_backend
 from cnnlab.detect.pipeline.timing import run_stages
 from cnnlab.detect.processing import ImageMeta, guess_format, postprocess_output, preprocess_image
 from cnnlab.detect.types import Detections, ImageSize
@@ -50,10 +50,9 @@ class Detector:
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         located = identify(model, task="detect", cfg=cfg, weights=weights)
         requested = ImageSize.parse(imgsz) if imgsz is not None else None
-        backend_cls = backend_class(backend)
-        backend_cls.check_source(located)      # before loading: e.g. the torch backend cannot run an .onnx
+        backend_class(backend).check_source(located)   # before loading: the torch backend cannot run an .onnx
         self.source = resolve(located, task="detect", classes=names)
-        self.backend = backend_cls(self.source, requested, device, threads)
+        self.backend = create_backend(backend, self.source, requested, device, threads)
         self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
         self.names = list(self.source.classes)
         self.letterbox = bool(letterbox) if letterbox is not None else \

@@ -76,29 +76,23 @@ def identify(source: Any = None, *, task: str | None = None, cfg: str | os.PathL
 def _identify(source: Any, task: str | None) -> Located:
     if isinstance(source, Located):
         return source
-    if _is_module(source):
+    if not isinstance(source, (str, os.PathLike)):
+        from torch import nn
+
+        if not isinstance(source, nn.Module):
+            raise UserError(f"expected {EXPECTED}, got a {type(source).__name__}")
         from cnnlab.darknet.model import DarknetModel
 
         return Located("module", DETECT if isinstance(source, DarknetModel) else CLASSIFY, module=source)
-    if not isinstance(source, (str, os.PathLike)):
-        raise UserError(f"expected {EXPECTED}, got a {type(source).__name__}")
     path = Path(source).expanduser()
     if path.is_dir():
         return _folder(path, task)
     if path.is_file():
         return _file(path, task)
     text = str(source)
-    if any(ch in text for ch in "/\\") or path.suffix:
+    if not text.startswith("timm/") and (any(ch in text for ch in "/\\") or path.suffix):
         raise UserError(f"model not found: {text} (expected {EXPECTED})")
     return _model_name(text)
-
-
-def _is_module(obj: Any) -> bool:
-    try:
-        from torch import nn
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return isinstance(obj, nn.Module)
 
 
 def _need_file(path: str | os.PathLike, what: str) -> Path:
@@ -160,7 +154,7 @@ def _model_name(text: str) -> Located:
         try:
             get_entry(text)
         except ModelError as e:
-            raise ModelError(f"no run folder or checkpoint named {text!r}, and {e}") from None
+            raise ModelError(f"model not found: no file or folder {text!r}, and {e}") from None
     return Located("model-name", CLASSIFY, name=text)
 
 
