@@ -1,6 +1,6 @@
 """Compatibility shim: detector sources are found by ``cnnlab.resolve`` now.
 
-Kept only for ``cnnlab.detect.train.trainer._anchor_count`` (the lead's file); delete this module
+Kept only for ``cnnlab.tasks.detect.data._anchor_count`` (the lead's file); delete this module
 once it calls ``cnnlab.resolve.resolve(p, task="detect").model`` instead.
 """
 
