@@ -179,6 +179,49 @@ def test_names_from_names_file_and_yaml(tiny, tmp_path):
         Detector(cfg=cfg, weights=weights, names=tmp_path / "two.names", imgsz=IMGSZ)
 
 
+def test_one_names_parser_refuses_id_gaps(tmp_path):
+    """Files, data.yaml, ONNX metadata and Python values go through one parser: {0: a, 2: c} is refused."""
+    from cnnlab.detect.data import load_detection_data
+    from cnnlab.detect.names import parse_names
+
+    assert parse_names(["a", "b"]) == parse_names({1: "b", 0: "a"}) == parse_names({"names": ["a", "b"]})
+    assert parse_names({"0": "a", "1": "b"}) == ["a", "b"]
+    for bad, text in (({0: "a", 2: "c"}, "without gaps (missing 1)"), ({1: "a"}, "missing 0"),
+                      ({-1: "a", 0: "b"}, "without gaps"), ({"x": "a"}, "must be integers"),
+                      ([], "no class names"), ("not-a-file.names", "not found")):
+        with pytest.raises(UserError, match=text.replace("(", r"\(").replace(")", r"\)")) as e:
+            parse_names(bad)
+        assert "\n" not in str(e.value)
+    (tmp_path / "gap.yaml").write_text("names:\n  0: a\n  2: c\n")
+    with pytest.raises(UserError, match="without gaps"):
+        parse_names(tmp_path / "gap.yaml")
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\nval: images\nnames:\n  0: a\n  2: c\n")
+    with pytest.raises(UserError, match="data.yaml: names: class ids must be 0..1 without gaps"):
+        load_detection_data(tmp_path / "data.yaml")
+
+
+def test_image_size_is_one_type_from_cli_to_backend(tiny, scene):
+    from cnnlab.detect.types import ImageSize
+
+    assert ImageSize.parse("320") == ImageSize.parse(320) == (320, 320)
+    size = ImageSize.parse("416x320")
+    assert size == ImageSize.parse((416, 320)) == ImageSize.parse(size) and str(size) == "416x320"
+    assert (size.width, size.height, size.hw) == (416, 320, (320, 416))
+    for bad in ("100", "32x33", "abc", "1x2x3", True, 0):
+        with pytest.raises(UserError, match="imgsz must be"):
+            ImageSize.parse(bad)
+    cfg, weights, names = tiny
+    for backend in ("torch", "onnxruntime"):
+        d = Detector(cfg=cfg, weights=weights, names=names, imgsz="224x160", backend=backend)
+        assert d.imgsz == ImageSize(224, 160)
+        blob, meta = d.preprocess(scene)
+        assert blob.shape == (1, 3, 160, 224) and meta.input_hw == (160, 224)
+        shapes = [o.shape for o in d.infer(blob)]      # 224x160 input: 7x5 and 14x10 grids, 3 anchors each
+        assert shapes == ([(105, 8), (420, 8)] if backend == "torch" else [(1, 525, 8)])
+
+
 def test_backend_registry_one_entry_adds_a_backend(tiny, scene, monkeypatch):
     cfg, weights, names = tiny
 

@@ -54,6 +54,17 @@ def test_detect_image_writes_run_folder_json_and_csv(cli, model_files, tmp_path)
     assert not (tmp_path / "other").exists()
 
 
+def test_detect_imgsz_width_x_height(cli, model_files, tmp_path):
+    cv2.imwrite(str(tmp_path / "scene.jpg"), synthetic_scene(120, 160))
+    cfg, weights, names = model_files
+    code, out, err = cli("detect", tmp_path / "scene.jpg", "--cfg", cfg, "--weights", weights, "--imgsz", "96x64",
+                         "--save-json", "out.json", "--no-save")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out.json").read_text())["imgsz"] == [96, 64] and "input 96x64" in out
+    _one_line_error(*cli("detect", tmp_path / "scene.jpg", "--cfg", cfg, "--weights", weights, "--imgsz", "96x65")[:3:2],
+                    "imgsz must be a positive multiple of 32")
+
+
 def test_detect_folder_and_video(cli, model_files, tmp_path):
     imgs = tmp_path / "imgs"
     imgs.mkdir()

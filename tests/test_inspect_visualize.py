@@ -64,9 +64,9 @@ def test_gradcam_matches_manual_computation():
     model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     image[4:12, 4:12] = 255
-    from cnnlab.inspect.source import ModelSource
+    from cnnlab.resolve import resolve
 
-    src = ModelSource(model.eval(), {"mean": [0.5], "std": [0.5], "img_size": 16, "in_chans": 1}, "m")
+    src = resolve(model.eval(), mean=[0.5], std=[0.5], img_size=16, in_chans=1)
     res = grad_cam(src, image, class_idx=1, layer="1")
     x = (torch.from_numpy(image[..., :1].astype(np.float32)).permute(2, 0, 1)[None] / 255 - 0.5) / 0.5
     act = torch.relu(conv(x))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,44 +13,31 @@ import torch
 
 from cnnlab.config import TrainConfig
 from cnnlab.devices import resolve_device
-from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnlab.errors import UserError
 from cnnlab.io import write_json
-from cnnlab.runs import checkpoint_path
+from cnnlab.resolve import Resolved, resolve
 from cnnlab.tasks.classify.data import _labels, _shape, load_split
 from cnnlab.tasks.classify.evaluate import evaluate_model
 from cnnlab.tasks.classify.metrics import confusion_report
 
 
-@dataclass
-class LoadedModel:
-    """A trained classifier ready for inference: model in eval mode plus its preprocessing and classes."""
+class LoadedModel(Resolved):
+    """A trained classifier ready for inference (what :func:`load` returns): a :class:`Resolved`
+    classifier (model in eval mode, classes, ``preprocessing`` with ``mean``/``std``/``img_size``/``in_chans``,
+    spec, config, metrics, runtime, source) with batch inference on top."""
 
-    model: Any                      # nn.Module, or an OnnxClassifier for .onnx sources
-    spec: dict[str, Any] | None
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    img_size: int | None
-    in_chans: int
-    source: str
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    runtime: str = "torch"
+    @classmethod
+    def of(cls, resolved: Resolved) -> LoadedModel:
+        """The same model, with the inference methods."""
+        if isinstance(resolved, cls):
+            return resolved
+        return cls(**{f.name: getattr(resolved, f.name) for f in dataclasses.fields(resolved)})
 
     def preprocess(self, images: Sequence[np.ndarray | str | os.PathLike]) -> torch.Tensor:
         """HxWxC uint8 RGB arrays (or image paths) -> a normalised float32 NCHW batch."""
         from cnnlab.deploy.preprocess import preprocess_batch
 
-        return torch.from_numpy(preprocess_batch(list(images), self._preprocess_spec()))
-
-    def _preprocess_spec(self) -> Any:
-        from cnnlab.deploy.metadata import Preprocess
-
-        if self.runtime == "onnxruntime":
-            return self.model.preprocess_spec
-        return Preprocess.from_dict({"mean": list(self.mean), "std": list(self.std), "img_size": self.img_size,
-                                     "in_chans": self.in_chans})
+        return torch.from_numpy(preprocess_batch(list(images), self._pre()))
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,50 +68,14 @@ class LoadedModel:
         return out
 
 
-
 # -----------------------------------------------------------------------------------------------
 # load / evaluate / predict
 
 
 def load(source: str | os.PathLike, device: str = "cpu", runtime: str | None = None,
          use_ema: bool = True) -> LoadedModel:
-    """A run folder, a checkpoint file or an ``.onnx`` model, ready for inference."""
-    src = Path(source)
-    if src.suffix.lower() == ".onnx" or runtime == "onnxruntime":
-        return _load_onnx(src, runtime)
-    if runtime not in (None, "torch"):
-        raise UserError(f"runtime {runtime!r} needs an .onnx model; use torch for checkpoints and runs")
-    if src.is_dir():
-        ckpt_file = checkpoint_path(src, "best")
-    elif src.is_file():
-        ckpt_file = src
-    else:
-        raise UserError(f"model not found: {src} (give a run folder, a .pt checkpoint or an .onnx file)")
-    ckpt = load_checkpoint(ckpt_file)
-    model = model_from_checkpoint(ckpt, str(ckpt_file), use_ema=use_ema).to(resolve_device(device))
-    spec = ckpt["model_spec"]
-    pre = ckpt.get("preprocess") or {}
-    classes = list(ckpt.get("classes") or [str(i) for i in range(spec.get("num_classes", 0))])
-    in_chans = int(pre.get("in_chans") or spec.get("in_chans", 3))
-    return LoadedModel(model=model, spec=spec, classes=classes,
-                       mean=tuple(pre.get("mean") or (0.0,) * in_chans),
-                       std=tuple(pre.get("std") or (1.0,) * in_chans),
-                       img_size=pre.get("img_size") or spec.get("img_size"), in_chans=in_chans,
-                       source=str(ckpt_file), config=dict(ckpt.get("config") or {}),
-                       metrics=dict(ckpt.get("metrics") or {}))
-
-
-def _load_onnx(src: Path, runtime: str | None) -> LoadedModel:
-    if src.suffix.lower() != ".onnx":
-        raise UserError(f"runtime onnxruntime needs an .onnx model, got {src}")
-    if runtime not in (None, "onnxruntime", "onnx"):
-        raise UserError(f"an .onnx model runs with --runtime onnxruntime, not {runtime!r}")
-    from cnnlab.deploy.runtime import load_onnx_classifier
-
-    clf = load_onnx_classifier(src)
-    return LoadedModel(model=clf, spec=getattr(clf, "spec", None), classes=list(clf.classes),
-                       mean=tuple(clf.mean), std=tuple(clf.std), img_size=clf.img_size, in_chans=clf.in_chans,
-                       source=str(src), runtime="onnxruntime")
+    """A run folder, a checkpoint file or an ``.onnx`` model, ready for inference (see ``cnnlab.resolve``)."""
+    return LoadedModel.of(resolve(source, task="classify", runtime=runtime, device=device, use_ema=use_ema))
 
 
 def _eval_split(name: str, split: str, data_dir: str | None, opts: dict[str, Any], run_cfg: dict[str, Any]) -> Any:

@@ -118,9 +118,13 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """Load a torch file with ``weights_only=True``: tensors and plain containers only, never code."""
+def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """Load a torch file with ``weights_only=True``: tensors and plain containers only, never code.
+
+    ``mmap`` maps the tensors instead of reading them (a cheap peek at the plain data; zip files only).
+    """
     import pickle
+    import zipfile
 
     import torch
 
@@ -128,7 +132,8 @@ def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
         raise UserError(f"{path}: refused to load (not a plain weights file: {first})") from None

@@ -20,7 +20,7 @@ def detect_command(
     model: Path | None = opt.MODEL,
     names: Path | None = opt.NAMES,
     backend: str = opt.BACKEND,
-    imgsz: int | None = opt.IMGSZ,
+    imgsz: str | None = opt.IMGSZ,
     conf: float = opt.CONF,
     iou: float = opt.IOU,
     letterbox: bool | None = opt.LETTERBOX,
@@ -95,7 +95,7 @@ def _print_timing(run, detector) -> None:
 def export_detector_command(
     cfg: Path = typer.Option(..., "--cfg", help="Darknet .cfg."),
     weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (omit for random weights)."),
-    imgsz: int | None = typer.Option(None, "--imgsz", help="Input size of the ONNX (default: the cfg's width)."),
+    imgsz: str | None = typer.Option(None, "--imgsz", help="Input of the ONNX: 320 or WxH (default: the cfg's)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output .onnx (default: beside the cfg)."),
     names: Path | None = typer.Option(None, "--names", help="Class names to store in the ONNX metadata."),
     letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Preprocessing recorded in metadata."),

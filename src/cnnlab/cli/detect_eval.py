@@ -16,7 +16,7 @@ def detect_eval_cmd(
     names: Path = typer.Option(None, "--names", help="Class names (.names/.txt/.yaml) of dataset and model."),
     model: str = typer.Option(None, "--model", help="A detector run folder or an .onnx file."),
     backend: str = opt.BACKEND,
-    imgsz: int | None = opt.IMGSZ,
+    imgsz: str | None = opt.IMGSZ,
     conf: float = opt.EVAL_CONF,
     iou: float = opt.EVAL_IOU,
     device: str = opt.DEVICE,

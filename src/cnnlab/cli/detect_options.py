@@ -10,7 +10,8 @@ MODEL = typer.Option(None, "--model", "-m",
                      help="A .onnx export, a detection checkpoint (.pt) or a run folder holding one.")
 NAMES = typer.Option(None, "--names", help="Class names: .names (one per line) or YAML.")
 BACKEND = typer.Option("torch", "--backend", "-b", help="torch, opencv or onnxruntime.")
-IMGSZ = typer.Option(None, "--imgsz", help="Network input size (multiple of 32; default: the model's).")
+IMGSZ = typer.Option(None, "--imgsz", help="Network input: 320 or WxH like 416x320 (multiples of 32; default: "
+                     "the model's).")
 CONF = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability).")
 IOU = typer.Option(0.45, "--iou", help="IoU threshold of the class-aware NMS.")
 LETTERBOX = typer.Option(None, "--letterbox/--no-letterbox",

@@ -28,7 +28,7 @@ def stream_command(
     model: Path | None = opt.MODEL,
     names: Path | None = opt.NAMES,
     backend: str = opt.BACKEND,
-    imgsz: int | None = opt.IMGSZ,
+    imgsz: str | None = opt.IMGSZ,
     conf: float = opt.CONF,
     iou: float = opt.IOU,
     letterbox: bool | None = opt.LETTERBOX,

@@ -169,55 +169,37 @@ def _random_calibration(shape: tuple[int, int, int], seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((CALIBRATION_SAMPLES, *shape)).astype(np.float32)
 
 
-def _default_img_size(model: Any) -> int | None:
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    return int(size[-1]) if size else None
-
-
 def _subject(source: Any, input_shape: tuple[int, int, int] | None, num_classes: int, workdir: Path,
              need_onnx: bool, seed: int) -> _Subject:
     import torch
 
-    from cnnlab.deploy.source import TorchSource, is_torchscript, load_torch_source
+    from cnnlab.deploy.source import torch_source
+    from cnnlab.resolve import identify, resolve
 
-    p = Path(str(source))
-    if not isinstance(source, torch.nn.Module) and p.suffix.lower() == ".onnx":
-        from cnnlab.deploy.quantize import is_quantized
-        from cnnlab.deploy.runtime import load_onnx_classifier
-
-        clf = load_onnx_classifier(p)
-        shape = input_shape or ((clf.in_chans, clf.img_size, clf.img_size) if clf.img_size else None)
+    module = isinstance(source, torch.nn.Module)
+    loc = identify(source, task="classify")
+    if loc.kind in ("onnx", "torchscript"):
+        src = resolve(loc)
+        shape = input_shape or (src.input_shape if src.img_size else None)
         if shape is None:
-            raise UserError(f"{p}: the model does not fix its input size; pass --input CxHxW")
-        return _Subject(name=p.name, source=str(p), input_shape=shape, onnx_path=p,
-                        onnx_quantized=is_quantized(p), calibration=_random_calibration(shape, seed),
-                        calibration_note=RANDOM_CALIBRATION,
-                        torch_note="an .onnx file has no PyTorch model (benchmark the run or checkpoint)")
-    if not isinstance(source, torch.nn.Module) and p.is_file() and (p.suffix == ".torchscript"
-                                                                     or is_torchscript(p)):
-        from cnnlab.deploy.export import load_torchscript
-        from cnnlab.deploy.metadata import Preprocess
+            raise UserError(f"{loc.path}: the model does not fix its input size; pass --input CxHxW")
+        if src.runtime == "onnxruntime":
+            from cnnlab.deploy.quantize import is_quantized
 
-        module, meta = load_torchscript(p)
-        pre = Preprocess.from_dict((meta or {}).get("preprocess") or {})
-        shape = input_shape or ((pre.in_chans, pre.img_size, pre.img_size) if pre.img_size else None)
-        if shape is None:
-            raise UserError(f"{p}: unknown input size; pass --input CxHxW")
-        src = TorchSource(model=module, classes=list((meta or {}).get("classes") or []), preprocess=pre,
-                          name=p.name)
+            return _Subject(name=loc.path.name, source=str(loc.path), input_shape=shape, onnx_path=loc.path,
+                            onnx_quantized=is_quantized(loc.path), calibration=_random_calibration(shape, seed),
+                            calibration_note=RANDOM_CALIBRATION,
+                            torch_note="an .onnx file has no PyTorch model (benchmark the run or checkpoint)")
     else:
-        opts: dict[str, Any] = {} if isinstance(source, torch.nn.Module) else {"num_classes": num_classes}
+        opts: dict[str, Any] = {} if module else {"num_classes": num_classes}
         if input_shape:
             opts.update(in_chans=input_shape[0], img_size=input_shape[1])
-        src = load_torch_source(source, **opts)
-        if not src.preprocess.img_size:
-            src.preprocess.img_size = (input_shape[1] if input_shape else None) or _default_img_size(src.model)
+        src = torch_source(loc, **opts)
         shape = input_shape or src.input_shape
-    src.preprocess.in_chans, src.preprocess.img_size = shape[0], shape[1]
+    src.preprocessing.in_chans, src.preprocessing.img_size = shape[0], shape[1]
     params = sum(int(t.numel()) for t in src.model.parameters())
-    subj = _Subject(name=src.name, source=str(source) if not isinstance(source, torch.nn.Module) else src.name,
-                    input_shape=shape, torch_model=src.model, params=params)
+    subj = _Subject(name=src.name, source=src.name if module else str(source), input_shape=shape,
+                    torch_model=src.model, params=params)
     if need_onnx:
         subj.onnx_path, subj.calibration, subj.calibration_note = _to_onnx(src, shape, workdir, seed)
     return subj
@@ -233,7 +215,7 @@ def _to_onnx(src: Any, shape: tuple[int, int, int], workdir: Path,
     name, ddir, options = run_dataset(src.config)
     if name:
         try:
-            calib, _ = dataset_sample(name, src.preprocess, CALIBRATION_SAMPLES, data_dir=ddir,
+            calib, _ = dataset_sample(name, src.preprocessing, CALIBRATION_SAMPLES, data_dir=ddir,
                                       options=options, seed=seed)
             note = f"{len(calib)} {name} training images"
         except UserError as e:

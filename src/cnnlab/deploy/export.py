@@ -22,9 +22,10 @@ import numpy as np
 
 from cnnlab.deploy.calibration import dataset_sample, run_dataset
 from cnnlab.deploy.metadata import METADATA_KEY, TORCHSCRIPT_EXTRA, build_metadata, dumps
-from cnnlab.deploy.source import TorchSource, load_torch_source
+from cnnlab.deploy.source import torch_source
 from cnnlab.errors import ModelError, UserError
 from cnnlab.io import atomic_path
+from cnnlab.resolve import Resolved
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def _tolerance(ref: np.ndarray, precision: str) -> float | None:
     return {"fp32": 1e-3 * scale, "fp16": 3e-2 * scale}.get(precision)
 
 
-def default_output(src: TorchSource, fmt: str, precision: str) -> Path:
+def default_output(src: Resolved, fmt: str, precision: str) -> Path:
     """``<run>/weights/best.onnx`` (beside the checkpoint, as Ultralytics does) or ``<name>.onnx`` here."""
     suffix = {"fp32": "", "fp16": ".fp16", "int8-dynamic": ".int8-dynamic", "int8-static": ".int8"}[precision]
     ext = ".onnx" if fmt == "onnx" else ".torchscript"
@@ -96,7 +97,7 @@ def _torch_logits(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ ONNX
-def _export_onnx_fp32(src: TorchSource, path: Path, opset: int) -> None:
+def _export_onnx_fp32(src: Resolved, path: Path, opset: int) -> None:
     import torch
 
     c, h, w = src.input_shape
@@ -134,7 +135,7 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def _calibration(src: TorchSource, n: int, calib_data: np.ndarray | None, dataset: str | None,
+def _calibration(src: Resolved, n: int, calib_data: np.ndarray | None, dataset: str | None,
                  data_dir: str | os.PathLike | None, seed: int) -> tuple[np.ndarray | None, str]:
     if calib_data is not None:
         return np.asarray(calib_data, dtype=np.float32)[:n], "given array"
@@ -142,12 +143,12 @@ def _calibration(src: TorchSource, n: int, calib_data: np.ndarray | None, datase
     name = dataset or name
     if not name:
         return None, ""
-    x, _ = dataset_sample(name, src.preprocess, n, split="train", data_dir=data_dir or ddir,
+    x, _ = dataset_sample(name, src.preprocessing, n, split="train", data_dir=data_dir or ddir,
                           options=options if not dataset else None, seed=seed)
     return x, f"{len(x)} {name} training images"
 
 
-def _eval_sample(src: TorchSource, dataset: str | None, data_dir: str | os.PathLike | None, n: int,
+def _eval_sample(src: Resolved, dataset: str | None, data_dir: str | os.PathLike | None, n: int,
                  seed: int) -> tuple[np.ndarray, np.ndarray, str] | None:
     name, ddir, options = run_dataset(src.config)
     name = dataset or name
@@ -155,7 +156,7 @@ def _eval_sample(src: TorchSource, dataset: str | None, data_dir: str | os.PathL
         return None
     for split in ("test", "val"):
         try:
-            x, y = dataset_sample(name, src.preprocess, n, split=split, data_dir=data_dir or ddir,
+            x, y = dataset_sample(name, src.preprocessing, n, split=split, data_dir=data_dir or ddir,
                                   options=options if not dataset else None, seed=seed)
             return x, y, split
         except UserError:
@@ -190,7 +191,7 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
         raise UserError(f"opset {opset} is too old; use {MIN_OPSET} or newer (17 recommended)")
     if calib_samples < 1:
         raise UserError("--calib-samples must be at least 1")
-    src = load_torch_source(source, **source_options)
+    src = torch_source(source, **source_options)
     if not src.classes:  # a bare module: name the classes by index, as many as it has outputs
         src.classes = [str(i) for i in range(_torch_logits(src.model, np.zeros((1, *src.input_shape),
                                                                                 np.float32)).shape[-1])]
@@ -199,7 +200,7 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
     if fmt == "onnx" and out.suffix != ".onnx":
         raise UserError(f"ONNX output should end in .onnx: {out}")
     where = src.name if hasattr(source, "forward") else str(src.run_dir or source)
-    meta = build_metadata(src.classes, src.preprocess, precision=precision, model_spec=src.spec, source=where)
+    meta = build_metadata(src.classes, src.preprocessing, precision=precision, model_spec=src.spec, source=where)
     c, h, w = src.input_shape
     rng = np.random.default_rng(seed)
     x_check = rng.standard_normal((CHECK_BATCH, c, h, w)).astype(np.float32)
@@ -210,7 +211,7 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
                         data_dir=data_dir, check_samples=check_samples, seed=seed)
 
 
-def _export_onnx(src: TorchSource, out: Path, meta: dict[str, Any], precision: str, opset: int,
+def _export_onnx(src: Resolved, out: Path, meta: dict[str, Any], precision: str, opset: int,
                  x_check: np.ndarray, *, calib_samples: int, calib_dataset: str | None,
                  calib_data: np.ndarray | None, calib_method: str, data_dir: Any, check_samples: int,
                  seed: int) -> ExportResult:
@@ -276,7 +277,7 @@ def _export_onnx(src: TorchSource, out: Path, meta: dict[str, Any], precision: s
 
 
 # ------------------------------------------------------------------------------------ TorchScript
-def _export_torchscript(src: TorchSource, out: Path, meta: dict[str, Any], x_check: np.ndarray) -> ExportResult:
+def _export_torchscript(src: Resolved, out: Path, meta: dict[str, Any], x_check: np.ndarray) -> ExportResult:
     import torch
 
     c, h, w = src.input_shape

@@ -7,13 +7,13 @@ which ``output_format`` they are in (see ``cnnlab.detect.processing``). Adding a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import numpy as np
 
-from cnnlab.detect.source import ModelSource, onnx_metadata
+from cnnlab.detect.types import ImageSize
 from cnnlab.errors import UserError
+from cnnlab.resolve import Located, Resolved
 
 _BACKENDS: dict[str, type[Backend]] = {}
 
@@ -33,61 +33,52 @@ def list_backends() -> list[str]:
     return list(_BACKENDS)
 
 
-def create_backend(name: str, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
-                   threads: int | None = None) -> Backend:
-    """Instantiate backend ``name`` for ``source``; an unknown name is a UserError.
-
-    ``threads`` caps the CPU threads of the backend (None: the library's default).
-    """
+def backend_class(name: str) -> type[Backend]:
+    """The backend registered as ``name`` (aliases: cv2, ort, pytorch); an unknown name is a UserError."""
     key = name.lower().replace("-", "").replace("_", "")
     key = {"cv2": "opencv", "ort": "onnxruntime", "pytorch": "torch"}.get(key, key)
     if key not in _BACKENDS:
         raise UserError(f"unknown backend {name!r} (available: {', '.join(_BACKENDS)})")
-    if threads is not None and threads < 1:
-        raise UserError(f"threads must be >= 1, got {threads}")
-    return _BACKENDS[key](source, imgsz_hw, device, threads)
+    return _BACKENDS[key]
+
+
+def create_backend(name: str, source: Resolved, imgsz: ImageSize | None = None, device: str = "cpu",
+                   threads: int | None = None) -> Backend:
+    """Instantiate backend ``name`` for a resolved detector; ``imgsz`` is the requested network input.
+
+    ``threads`` caps the CPU threads of the backend (None: the library's default).
+    """
+    cls = backend_class(name)
+    cls.check_source(source)
+    return cls(source, imgsz, device, threads)
 
 
 class Backend:
-    """Base class: loads the model in ``__init__``; ``infer(blob)`` returns raw outputs."""
+    """Base class: builds its runtime from a resolved detector in ``__init__``; ``infer(blob)`` returns
+    raw outputs. Names, native input size and letterbox come with the model (``self.source``)."""
 
     name = "base"
     output_format = "darknet"
+    runs_onnx = True    # can open a detector ONNX file (else: needs the DarknetModel)
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+    @classmethod
+    def check_source(cls, source: Located | Resolved) -> None:
+        """Refuse a model this backend cannot run, before anything is loaded."""
+        if source.kind == "onnx" and not cls.runs_onnx:
+            raise UserError(f"the {cls.name} backend needs a Darknet cfg+weights or a cnnlab checkpoint, "
+                            f"not {source.describe()}; use --backend onnxruntime or opencv for ONNX files")
+
+    def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise UserError(f"threads must be >= 1, got {threads}")
         self.source = source
         self.device = device
         self.threads = threads
-        self.names: list[str] | None = None          # names stored with the model, if any
-        self.native_hw: tuple[int, int] | None = None  # input size the model was made for
-        self.fixed_hw: tuple[int, int] | None = None   # input size the model only accepts (static ONNX)
-        self.letterbox: bool | None = None            # preprocessing stored with the model, if any
-        self.num_classes: int | None = None
+        self.fixed_size: ImageSize | None = source.imgsz if source.fixed_imgsz else None  # the only size it runs
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
-
-
-def _load_torch_model(source: ModelSource, backend: Backend):
-    """The ``DarknetModel`` of a Darknet or checkpoint source (sets names/native size on ``backend``)."""
-    from cnnlab.darknet.model import load_darknet
-    from cnnlab.detect.checkpoint import load_detector_checkpoint
-
-    if source.checkpoint is not None:
-        model, names, imgsz, letterbox = load_detector_checkpoint(source.checkpoint)
-        backend.names, backend.letterbox = names or None, letterbox
-        backend.native_hw = (int(imgsz[1]), int(imgsz[0]))
-    elif source.cfg is not None:
-        model = load_darknet(source.cfg, source.weights)
-        backend.native_hw = (model.height, model.width)
-    else:
-        raise UserError(f"the {backend.name} backend needs a Darknet cfg+weights or a cnnlab checkpoint, "
-                        f"not {source.describe()}; use --backend onnxruntime or opencv for ONNX files")
-    if not model.yolo_indices:
-        raise UserError(f"{source.describe()}: the network has no [yolo] layer, so it is not a detector")
-    backend.num_classes = model.num_classes
-    return model
 
 
 @register_backend("torch")
@@ -96,12 +87,13 @@ class TorchBackend(Backend):
     batch norms folded into the convolutions for inference. ``threads`` sets torch's (global) count."""
 
     output_format = "darknet"
+    runs_onnx = False
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+    def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
         import torch
 
-        super().__init__(source, imgsz_hw, device, threads)
+        super().__init__(source, imgsz, device, threads)
         if threads is not None:
             torch.set_num_threads(threads)
         try:
@@ -110,7 +102,7 @@ class TorchBackend(Backend):
             raise UserError(f"invalid device {device!r} (e.g. cpu, cuda, cuda:0)") from None
         if self.torch_device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("device cuda requested but CUDA is not available; use --device cpu")
-        self.model = _load_torch_model(source, self).fuse().to(self.torch_device)
+        self.model = source.model.fuse().to(self.torch_device)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         import torch
@@ -137,26 +129,26 @@ class OpenCVBackend(Backend):
 
     output_format = "darknet"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+    def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
         import cv2
 
-        super().__init__(source, imgsz_hw, device, threads)
+        super().__init__(source, imgsz, device, threads)
         if threads is not None:
             cv2.setNumThreads(threads)
         if device != "cpu":
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
-        if source.onnx is not None:
-            self.net = _read_onnx_cv2(source.onnx)
-            self.output_format = _onnx_format(source.onnx, self)[0]
+        if source.model is None:  # an ONNX file
+            self.net = _read_onnx_cv2(source.path)
+            self.output_format = source.output_format
         else:
             if opencv_major() >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
                                 "--backend torch or onnxruntime, or install opencv-python-headless<5")
             from cnnlab.darknet.weights import darknet_weights_bytes
 
-            model = _load_torch_model(source, self)  # validates the cfg/weights with clear errors
+            model = source.model
             weights = darknet_weights_bytes(model) if source.weights is None else source.weights.read_bytes()
             cfg_text = _cfg_for_opencv(model)
             try:
@@ -167,7 +159,7 @@ class OpenCVBackend(Backend):
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.out_names = list(self.net.getUnconnectedOutLayersNames())
-        if source.onnx is None:  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
+        if source.model is not None:  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
             self.out_names.sort(key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -201,58 +193,17 @@ def _read_onnx_cv2(path):
         raise UserError(f"OpenCV could not read {path}: {_cv2_msg(e)}") from None
 
 
-def _onnx_format(path, backend: Backend) -> tuple[str, dict[str, str]]:
-    """Output format, names, letterbox and static input size of an ONNX file (from metadata/shape)."""
-    from cnnlab.detect.names import names_from_yaml_obj
-    from cnnlab.detect.processing import guess_format
-
-    meta = onnx_metadata(path)
-    shape = json.loads(meta.get("_input_shape", "[]"))
-    if len(shape) == 4 and shape[2] and shape[3]:
-        backend.fixed_hw = backend.native_hw = (int(shape[2]), int(shape[3]))
-    if "names" in meta:
-        try:
-            backend.names = names_from_yaml_obj(_loads_names(meta["names"]), f"{path} metadata")
-        except UserError:
-            backend.names = None
-    if "letterbox" in meta:
-        backend.letterbox = meta["letterbox"].strip().lower() in ("true", "1")
-    fmt = meta.get("cnnlab_format", "")
-    out_shape = json.loads(meta.get("_output_shape", "[]"))
-    if backend.names:
-        backend.num_classes = len(backend.names)
-    elif len(out_shape) == 3 and all(out_shape[1:]):
-        # a foreign export without names: the class count follows from the output layout
-        fmt = fmt or guess_format(tuple(out_shape))
-        n = out_shape[2] - 5 if fmt == "yolov5" else out_shape[1] - 4
-        backend.num_classes = n if n >= 1 else None
-    return fmt, meta
-
-
-def _loads_names(text: str):
-    """Names metadata: JSON (cnnlab) or a Python-dict literal (Ultralytics writes ``{0: 'person', ...}``)."""
-    import ast
-
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise UserError("unreadable names metadata") from None
-
-
 @register_backend("onnxruntime")
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime: an .onnx file, or a Darknet/checkpoint model exported in memory (YOLOv5 layout)."""
 
     output_format = "yolov5"
 
-    def __init__(self, source: ModelSource, imgsz_hw: tuple[int, int] | None, device: str = "cpu",
+    def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        super().__init__(source, imgsz_hw, device, threads)
+        super().__init__(source, imgsz, device, threads)
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -262,17 +213,14 @@ class OnnxRuntimeBackend(Backend):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise UserError("device cuda requested but onnxruntime has no CUDA provider here; use --device cpu")
             providers.insert(0, "CUDAExecutionProvider")
-        if source.onnx is not None:
-            fmt, _ = _onnx_format(source.onnx, self)
-            self.output_format = fmt
-            model_arg: object = str(source.onnx)
-        else:
+        if source.model is None:  # an ONNX file
+            self.output_format = source.output_format
+            model_arg: object = str(source.path)
+        else:  # a DarknetModel, exported in memory at the size asked for
             from cnnlab.detect.export import onnx_bytes_of
 
-            model = _load_torch_model(source, self)
-            hw = imgsz_hw or self.native_hw or (model.height, model.width)
-            model_arg = onnx_bytes_of(model, (hw[1], hw[0]), None)
-            self.fixed_hw = hw
+            self.fixed_size = imgsz or source.imgsz
+            model_arg = onnx_bytes_of(source.model, self.fixed_size, None)
         try:
             self.session = ort.InferenceSession(model_arg, sess_options=options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.detect.names import parse_names
 from cnnlab.detect.types import DetectionSample
 from cnnlab.errors import DataError, UserError
 
@@ -110,7 +111,7 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"dataset not found: {path}")
-    given = read_names(names) if names is not None else None
+    given = parse_names(names) if names is not None else None
     suffix = path.suffix.lower()
     if path.is_file() and suffix in (".yaml", ".yml"):
         ds = _load_data_yaml(path, split, given, images, keep_difficult)
@@ -155,28 +156,7 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
 
 
 # --------------------------------------------------------------------------------------------------
-# class names
-
-def read_names(names: Any) -> list[str]:
-    """Class names from a list, a ``{id: name}`` dict, or a ``.names``/``.txt``/``.yaml`` file."""
-    if isinstance(names, (list, tuple)):
-        return [str(n) for n in names]
-    if isinstance(names, dict):
-        return _names_from_dict(names, "names")
-    from cnnlab.detect.names import load_names
-
-    return load_names(Path(names).expanduser())
-
-
-def _names_from_dict(d: dict, where: str) -> list[str]:
-    try:
-        items = sorted((int(k), str(v)) for k, v in d.items())
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: names must map integer class ids to names") from None
-    if [k for k, _ in items] != list(range(len(items))):
-        raise UserError(f"{where}: class ids of names must be 0..{len(items) - 1} without gaps")
-    return [v for _, v in items]
-
+# category ids
 
 def default_category_ids(names: list[str]) -> list[int]:
     """COCO category ids for class indices: COCO's 1..90 ids for the 80 COCO names, else 1..N."""
@@ -375,7 +355,7 @@ def _names_beside_labels(image_files: list[Path]) -> list[str] | None:
     for img in image_files[:1]:
         cand = img2label_path(Path(img)).parent / "classes.txt"
         if cand.is_file():
-            return read_names(cand)
+            return parse_names(cand)
     return None
 
 
@@ -402,13 +382,7 @@ def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any
     if names is None:
         if "names" not in cfg:
             raise DataError(f"{path}: no 'names:' (the class names) in the data file")
-        raw = cfg["names"]
-        if isinstance(raw, dict):
-            names = _names_from_dict(raw, f"{path}: names")
-        elif isinstance(raw, list):
-            names = [str(n) for n in raw]
-        else:
-            raise DataError(f"{path}: 'names' must be a list or a mapping id -> name")
+        names = parse_names(cfg["names"], f"{path}: names")
         if "nc" in cfg and int(cfg["nc"]) != len(names):
             raise DataError(f"{path}: nc is {cfg['nc']} but {len(names)} names are given")
     root = Path(str(cfg.get("path") or "")).expanduser()

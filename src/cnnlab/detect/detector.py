@@ -1,7 +1,7 @@
 """``Detector``: one YOLO detector API over three backends, with the same pre- and post-processing.
 
     det = Detector(cfg="yolo-fastest-1.1.cfg", weights="yolo-fastest-1.1.weights",
-                   names="coco.names", backend="opencv", imgsz=320)
+                   names="coco.names", backend="opencv", imgsz="416x320")
     found = det(cv2.imread("street.jpg"))          # Detections in original-image pixels
     blob, meta = det.preprocess(img); raw = det.infer(blob); found = det.postprocess(raw, meta)
 
@@ -12,41 +12,35 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from cnnlab.detect.backends import create_backend
-from cnnlab.detect.names import COCO80, load_names
+from cnnlab.detect.backends import backend_class, create_backend
 from cnnlab.detect.pipeline.timing import run_stages
-from cnnlab.detect.processing import (
-    ImageMeta,
-    guess_format,
-    input_hw,
-    postprocess_output,
-    preprocess_image,
-)
-from cnnlab.detect.source import resolve_model_source
-from cnnlab.detect.types import Detections
+from cnnlab.detect.processing import ImageMeta, guess_format, postprocess_output, preprocess_image
+from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
+from cnnlab.resolve import identify, resolve
 
 
 class Detector:
-    """A YOLO detector: Darknet cfg+weights, a cnnlab checkpoint/run folder, or a YOLO ONNX export.
+    """A YOLO detector: Darknet cfg+weights, a cnnlab checkpoint/run folder, or a YOLO ONNX export
+    (found and loaded by ``cnnlab.resolve``; ``self.source`` is the resolved model).
 
-    ``imgsz`` is the network input (an int for square, or (width, height)); ``None`` uses the
-    model's own size (the cfg's [net] width/height or the ONNX input). An ONNX file with a fixed
-    input size always runs at that size. ``conf`` thresholds objectness * class probability;
-    ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the aspect ratio (grey border)
-    instead of a plain resize (``None``: what the model recorded — ONNX metadata or checkpoint —
-    else True). ``threads`` caps the backend's CPU threads (None: library default).
+    ``imgsz`` is the network input (``320``, ``"416x320"`` or ``(width, height)``; see ``ImageSize``);
+    ``None`` uses the model's own size (the cfg's [net] width/height, the checkpoint's or the ONNX
+    input). An ONNX file with a fixed input size always runs at that size. ``names`` (a list, an
+    ``{id: name}`` mapping or a names file) replace the model's class names. ``conf`` thresholds
+    objectness * class probability; ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the
+    aspect ratio (grey border) instead of a plain resize (``None``: what the model recorded — ONNX
+    metadata or checkpoint — else True). ``threads`` caps the backend's CPU threads (None: library default).
     """
 
     def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
-                 backend: str = "torch", imgsz: int | tuple[int, int] | None = 416, conf: float = 0.25,
-                 iou: float = 0.45, letterbox: bool | None = True, device: str = "cpu", max_det: int = 300,
-                 threads: int | None = None) -> None:
+                 backend: str = "torch", imgsz: ImageSize | int | str | tuple[int, int] | None = 416,
+                 conf: float = 0.25, iou: float = 0.45, letterbox: bool | None = True, device: str = "cpu",
+                 max_det: int = 300, threads: int | None = None) -> None:
         if not 0.0 <= conf <= 1.0:
             raise UserError(f"conf must be in [0, 1], got {conf}")
         if not 0.0 <= iou <= 1.0:
@@ -54,43 +48,17 @@ class Detector:
         if max_det < 1:
             raise UserError(f"max_det must be >= 1, got {max_det}")
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
-        self.source = resolve_model_source(cfg, weights, model)
-        requested = input_hw(imgsz) if imgsz is not None else None
+        located = identify(model, task="detect", cfg=cfg, weights=weights)
+        requested = ImageSize.parse(imgsz) if imgsz is not None else None
+        backend_class(backend).check_source(located)   # before loading: the torch backend cannot run an .onnx
+        self.source = resolve(located, task="detect", classes=names)
         self.backend = create_backend(backend, self.source, requested, device, threads)
-        b = self.backend
-        if b.fixed_hw is not None:
-            self.input_hw = b.fixed_hw
-        else:
-            self.input_hw = requested or b.native_hw or (416, 416)
-        self.names = self._resolve_names(names)
+        self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
+        self.names = list(self.source.classes)
         self.letterbox = bool(letterbox) if letterbox is not None else \
-            (b.letterbox if b.letterbox is not None else True)
-        self.output_format = b.output_format or ""
+            (self.source.letterbox if self.source.letterbox is not None else True)
+        self.output_format = self.backend.output_format or ""
         import torchvision.ops  # noqa: F401  (NMS; imported now so the first frame's timing is fair)
-
-    # -- set-up -----------------------------------------------------------------------------------
-    def _resolve_names(self, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
-        b = self.backend
-        if names is None:
-            if self.source.names_file is not None:
-                resolved = load_names(self.source.names_file)
-            elif b.names:
-                resolved = list(b.names)
-            else:
-                n = b.num_classes
-                resolved = list(COCO80) if n in (None, 80) else [str(i) for i in range(n)]
-        elif isinstance(names, (str, os.PathLike)):
-            resolved = load_names(Path(names))
-        else:
-            resolved = [str(n) for n in names]
-        if b.num_classes is not None and len(resolved) != b.num_classes:
-            raise UserError(f"{len(resolved)} class names given but the model predicts {b.num_classes} classes")
-        return resolved
-
-    @property
-    def imgsz(self) -> tuple[int, int]:
-        """Network input as (width, height)."""
-        return self.input_hw[1], self.input_hw[0]
 
     @property
     def backend_name(self) -> str:
@@ -122,11 +90,10 @@ class Detector:
 
     def warmup(self, runs: int = 1) -> None:
         """Run the model on a blank image (first calls allocate and are slow)."""
-        img = np.full((self.input_hw[0], self.input_hw[1], 3), 114, np.uint8)
+        img = np.full((*self.imgsz.hw, 3), 114, np.uint8)
         for _ in range(runs):
             self(img)
 
     def __repr__(self) -> str:
-        w, h = self.imgsz
-        return (f"Detector(backend={self.backend_name!r}, model={self.source.describe()!r}, imgsz={w}x{h}, "
+        return (f"Detector(backend={self.backend_name!r}, model={self.source.describe()!r}, imgsz={self.imgsz}, "
                 f"classes={len(self.names)}, conf={self.conf}, iou={self.iou}, letterbox={self.letterbox})")

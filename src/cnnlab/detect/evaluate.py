@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.detect.data import DetectionDataset, load_detection_data
-from cnnlab.detect.types import Detections, DetectionSample
+from cnnlab.detect.types import Detections, DetectionSample, ImageSize
 from cnnlab.errors import DataError, UserError
 
 COCO_STAT_NAMES = [
@@ -421,7 +421,8 @@ def _class_map(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray 
 def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 names: Any = None, split: str = "val", images: str | os.PathLike | None = None,
                 cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                model: Any = None, backend: str = "torch", imgsz: int | None = None, conf: float = 0.001,
+                model: Any = None, backend: str = "torch",
+                imgsz: ImageSize | int | str | tuple[int, int] | None = None, conf: float = 0.001,
                 iou: float = 0.6, device: str = "cpu", max_det: int = 100,
                 project: str | os.PathLike = "runs", name: str = "val", exist_ok: bool = False,
                 save: bool = True, plots: bool = True, json: str | os.PathLike | None = None,
@@ -458,12 +459,9 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 raise UserError("nothing to evaluate: give a detector (--cfg/--weights or --model) or "
                                 "--predictions FILE")
             from cnnlab.detect.detector import Detector
+            from cnnlab.detect.names import parse_names
 
-            det_names = None if ds.names_inferred else ds.names
-            if names is not None:
-                from cnnlab.detect.data import read_names
-
-                det_names = read_names(names)
+            det_names = parse_names(names) if names is not None else None if ds.names_inferred else ds.names
             detector = Detector(cfg=cfg, weights=weights, model=model, names=det_names, backend=backend,
                                 imgsz=imgsz, conf=conf, iou=iou, device=device)
             source = f"{backend}:{model or cfg}"
@@ -486,7 +484,8 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
 
         run = new_run_dir(project, "detect", name, exist_ok=exist_ok)
         config = {"task": "detect-eval", "data": str(ds.source), "split": split, "source": source,
-                  "imgsz": imgsz, "conf": conf, "iou": iou, "backend": backend, "max_det": max_det,
+                  "imgsz": list(ImageSize.parse(imgsz)) if imgsz is not None else None, "conf": conf, "iou": iou,
+                  "backend": backend, "max_det": max_det,
                   "cfg": str(cfg) if cfg else None, "weights": str(weights) if weights else None,
                   "model": str(model) if isinstance(model, (str, Path)) else None}
         write_run_folder(run, result, ds, preds if predictions is None else None, config, plots=plots)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.darknet.model import DarknetModel
-from cnnlab.detect.processing import input_hw
+from cnnlab.detect.types import ImageSize
 from cnnlab.errors import UserError
 
 DEFAULT_OPSET = 17
@@ -64,7 +64,8 @@ class ExportResult:
     max_abs_output: float | None  # largest |output| of that check (box sizes are in pixels)
 
 
-def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list[str] | None = None,
+def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int, int],
+                  names: list[str] | None = None,
                   letterbox: bool = True, opset: int = DEFAULT_OPSET) -> bytes:
     """Serialise ``model`` (decoding included) to ONNX bytes with cnnlab metadata."""
     import onnx
@@ -73,7 +74,7 @@ def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list
         raise UserError("the cfg has no [yolo] layer: nothing to export as a detector")
     if opset < 17:
         raise UserError(f"opset must be >= 17, got {opset}")
-    h, w = input_hw(imgsz)
+    w, h = ImageSize.parse(imgsz)
     if names is not None and len(names) != model.num_classes:
         raise UserError(f"{len(names)} class names given but the model predicts {model.num_classes} classes")
     model = model.eval()
@@ -96,14 +97,14 @@ def onnx_bytes_of(model: DarknetModel, imgsz: int | tuple[int, int], names: list
     return proto.SerializeToString()
 
 
-def check_against_torch(model: DarknetModel, data: bytes, imgsz: int | tuple[int, int], seed: int = 0
-                        ) -> tuple[float, float, tuple[int, ...]]:
+def check_against_torch(model: DarknetModel, data: bytes, imgsz: ImageSize | int | str | tuple[int, int],
+                        seed: int = 0) -> tuple[float, float, tuple[int, ...]]:
     """(max abs difference, max abs output, shape): ONNX Runtime vs PyTorch on one smooth random image."""
     import onnxruntime as ort
 
     from cnnlab.detect.synthetic import random_images
 
-    h, w = input_hw(imgsz)
+    w, h = ImageSize.parse(imgsz)
     x = random_images(1, h, w, seed)[:, :model.channels]
     with pixel_outputs(model), torch.no_grad():
         ref = YoloV5Head(model.eval())(x).numpy()
@@ -115,7 +116,8 @@ def check_against_torch(model: DarknetModel, data: bytes, imgsz: int | tuple[int
 
 
 def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = None,
-                    output: str | os.PathLike | None = None, imgsz: int | tuple[int, int] | None = None,
+                    output: str | os.PathLike | None = None,
+                    imgsz: ImageSize | int | str | tuple[int, int] | None = None,
                     names: list[str] | None = None, letterbox: bool = True, opset: int = DEFAULT_OPSET,
                     check: bool = True) -> ExportResult:
     """Export a Darknet cfg (+ weights) to ONNX; check it against PyTorch with ONNX Runtime.
@@ -127,7 +129,7 @@ def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = 
     from cnnlab.io import atomic_write_bytes
 
     model = load_darknet(cfg, weights)
-    size = imgsz or (model.width, model.height)
+    size = ImageSize.parse(imgsz if imgsz is not None else (model.width, model.height))
     data = onnx_bytes_of(model, size, names, letterbox, opset)
     diff, biggest, shape = check_against_torch(model, data, size) if check else (None, None, ())
     path = Path(output) if output is not None else Path(cfg).with_suffix(".onnx")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnlab.detect.types import Detections
+from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
 
 FORMATS = ("darknet", "yolov5", "yolov8")
@@ -30,17 +30,6 @@ class ImageMeta:
     input_hw: tuple[int, int]
     scale: tuple[float, float]   # (sx, sy): input pixels per original pixel
     pad: tuple[float, float]     # (left, top) border in input pixels
-
-
-def input_hw(imgsz: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``imgsz`` (an int for square, or (width, height)) as (height, width); checked positive."""
-    if isinstance(imgsz, (tuple, list)):
-        w, h = int(imgsz[0]), int(imgsz[1])
-    else:
-        w = h = int(imgsz)
-    if w < 32 or h < 32 or w % 32 or h % 32:
-        raise UserError(f"imgsz must be a positive multiple of 32 (YOLO's largest stride), got {w}x{h}")
-    return h, w
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -60,14 +49,15 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise UserError(f"expected an image of shape (H, W, 3), got {image.shape}")
 
 
-def preprocess_image(image_bgr: np.ndarray, imgsz: int | tuple[int, int], letterbox: bool = True
-                     ) -> tuple[np.ndarray, ImageMeta]:
-    """Resize (keeping the aspect ratio with a grey border when ``letterbox``), BGR->RGB, /255, NCHW."""
+def preprocess_image(image_bgr: np.ndarray, imgsz: ImageSize | int | str | tuple[int, int],
+                     letterbox: bool = True) -> tuple[np.ndarray, ImageMeta]:
+    """Resize to ``imgsz`` (keeping the aspect ratio with a grey border when ``letterbox``), BGR->RGB,
+    /255, NCHW."""
     import cv2
 
     img = as_bgr(image_bgr)
     h0, w0 = img.shape[:2]
-    h, w = input_hw(imgsz)
+    w, h = ImageSize.parse(imgsz)
     if letterbox:
         r = min(h / h0, w / w0)
         nw, nh = max(1, int(round(w0 * r))), max(1, int(round(h0 * r)))

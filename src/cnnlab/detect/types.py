@@ -1,16 +1,65 @@
 """Plain data types of the detection contract (docs/architecture.md): `Detections` (what every
-detector backend returns for one image) and `DetectionSample` (one labelled image of a dataset).
+detector backend returns for one image), `DetectionSample` (one labelled image of a dataset) and
+`ImageSize` (a detector's network input, width x height, from the CLI down to the backends).
 
 Owned by the detection-evaluation work (issue 3); extend additively, keep the contract's fields.
 """
 
 from __future__ import annotations
 
+import operator
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from cnnlab.errors import UserError
+
+STRIDE = 32  # YOLO's largest stride: input sides are multiples of it
+
+
+class ImageSize(NamedTuple):
+    """A detector's network input in pixels: ``width`` x ``height`` (a tuple ``(w, h)``)."""
+
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, value: ImageSize | int | str | tuple[int, int] | list[int]) -> ImageSize:
+        """``320`` or ``"320"`` (square), ``"416x320"`` or ``(416, 320)`` (width, height); sides are
+        checked to be positive multiples of 32. A bad value is a one-line UserError; an ImageSize
+        (e.g. the fixed input of a foreign ONNX file) is returned as it is."""
+        if isinstance(value, cls):
+            return value
+        try:
+            if isinstance(value, str):
+                parts = re.split(r"\s*[x×,]\s*", value.strip().lower())
+                if len(parts) not in (1, 2):
+                    raise ValueError
+                w, h = int(parts[0]), int(parts[-1])
+            elif isinstance(value, (tuple, list)):
+                if len(value) != 2:
+                    raise ValueError
+                w, h = operator.index(value[0]), operator.index(value[1])
+            elif isinstance(value, bool):
+                raise ValueError
+            else:
+                w = h = operator.index(value)
+        except (TypeError, ValueError):
+            raise UserError(f"imgsz must be a size like 320 or 416x320 (width x height), got {value!r}") from None
+        if w < STRIDE or h < STRIDE or w % STRIDE or h % STRIDE:
+            raise UserError(f"imgsz must be a positive multiple of {STRIDE} (YOLO's largest stride), got {w}x{h}")
+        return cls(int(w), int(h))
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width): the order of array shapes."""
+        return self.height, self.width
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
 
 
 def _as_boxes(boxes: Any) -> np.ndarray:

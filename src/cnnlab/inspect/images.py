@@ -1,10 +1,9 @@
-"""Images for the visualisations: default sample photos, model input tensors, grids and PNG output."""
+"""Images for the visualisations: default sample photos, grids and PNG output."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -49,28 +48,6 @@ def load_image(image: str | Path | np.ndarray | None = None) -> np.ndarray:
             return np.asarray(im.convert("RGB")).copy()
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
-
-
-def to_input(image: np.ndarray, preprocess: dict[str, Any]) -> Any:
-    """A normalised float tensor (1, C, S, S) from an RGB uint8 image and a preprocess spec
-    (``mean``, ``std`` on the [0, 1] scale, ``img_size``, ``in_chans``): resized with antialiasing,
-    converted to grey (ITU-R 601 luma) for one-channel models."""
-    import torch
-    import torch.nn.functional as F
-
-    size = int(preprocess["img_size"])
-    chans = int(preprocess["in_chans"])
-    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
-    if chans == 1:
-        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        x = (x * w).sum(1, keepdim=True)
-    elif chans != 3:
-        raise UserError(f"cannot feed an RGB image to a model with {chans} input channels")
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(preprocess["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(preprocess["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - mean) / std
 
 
 def normalise(a: np.ndarray) -> np.ndarray:

@@ -183,6 +183,7 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
     import torch
 
     from cnnlab.inspect.source import eval_mode, load_source
+    from cnnlab.inspect.source import input_size as source_input_size
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise UserError(f"batch must be a positive integer, got {batch!r}")
@@ -190,8 +191,7 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
     src = load_source(model, num_classes=num_classes, in_chans=size[0] if size else None,
                       img_size=size[-1] if size and len(size) == 3 and size[1] == size[2] else None)
     if size is None:
-        pre = src.preprocess
-        size = (pre["in_chans"], pre["img_size"], pre["img_size"])
+        size = source_input_size(src)
     net = src.model
     with eval_mode(net):
         records, out_shape, flops_total, notes = _trace(net, size, torch.device(device))
@@ -204,7 +204,7 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
     unused = trainable + non_trainable - sum(r.params for r in rows)
     if unused:
         notes.append(f"{unused:,} parameters belong to modules the forward pass did not use")
-    return SummaryResult(src.label, tuple(size), batch, rows, trainable, non_trainable, flops_total,
+    return SummaryResult(src.name, tuple(size), batch, rows, trainable, non_trainable, flops_total,
                          activations, out_shape, notes)
 
 

@@ -1,7 +1,7 @@
 """Look inside a CNN: first-layer kernels, feature maps of any layer, and Grad-CAM heat maps.
 
 Each function takes a model source (an ``nn.Module``, a model name, a run folder or a checkpoint; see
-``cnnlab.inspect.source``) and writes a PNG whose pixel size follows from the data (no figure padding).
+``cnnlab.resolve``) and writes a PNG whose pixel size follows from the data (no figure padding).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import UserError
-from cnnlab.inspect.images import colorize, load_image, make_grid, normalise, save_png, to_input
-from cnnlab.inspect.source import ModelSource, eval_mode, load_source
+from cnnlab.inspect.images import colorize, load_image, make_grid, normalise, save_png
+from cnnlab.inspect.source import eval_mode, load_source, to_input
 
 MIN_TILE = 64  # feature maps are enlarged (nearest) to at least this many pixels per side
 
@@ -89,7 +89,7 @@ def feature_maps(source: Any, image: Any = None, layer: str | None = None) -> tu
         layer, module = first_conv(model)
     else:
         module = resolve_layer(model, layer)
-    x = _input(src, load_image(image))
+    x = to_input(src, load_image(image))
     captured: list[Any] = []
     handle = module.register_forward_hook(lambda m, i, o: captured.append(_first_tensor(o).detach().clone()))
     try:
@@ -148,7 +148,7 @@ def grad_cam(source: Any, image: Any = None, class_idx: int | None = None,
     src = load_source(source)
     model = src.model
     img = load_image(image)
-    x = _input(src, img)
+    x = to_input(src, img)
     if layer is None:
         layer = _last_spatial_layer(model, x)
     module = resolve_layer(model, layer)
@@ -188,16 +188,6 @@ def save_gradcam(source: Any, out: str | Path, image: Any = None, class_idx: int
     """Write the Grad-CAM heat map over ``image`` (default china.jpg) to ``out`` (PNG, image size)."""
     result = grad_cam(source, image, class_idx=class_idx, layer=layer)
     return save_png(out, result.overlay(alpha=alpha)), result
-
-
-def _input(src: ModelSource, image: np.ndarray) -> Any:
-    loaded = src.extra.get("loaded")
-    if loaded is not None and callable(getattr(loaded, "preprocess", None)):
-        x = loaded.preprocess([image])
-    else:
-        x = to_input(image, src.preprocess)
-    device = next((p.device for p in src.model.parameters()), None)
-    return x.to(device) if device is not None else x
 
 
 def _last_spatial_layer(model: Any, x: Any) -> str:

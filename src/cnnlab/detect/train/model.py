@@ -143,17 +143,16 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
             raise UserError(f"cfg file not found: {path}")
         sections = set_classes(read_cfg(path), num_classes, imgsz, anchors)
     elif path.is_dir() or path.suffix.lower() in (".pt", ".pth"):
-        from cnnlab.detect.checkpoint import load_detector_checkpoint
-        from cnnlab.detect.source import resolve_model_source
+        from cnnlab.resolve import resolve
 
-        src = resolve_model_source(model=path)
-        if src.checkpoint is None:
+        src = resolve(path, task="detect")
+        if src.kind not in ("detect-run", "detect-checkpoint"):
             raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
-        trained, names, _, _ = load_detector_checkpoint(src.checkpoint)
+        trained = src.model
         sections = set_classes(trained.sections, num_classes, imgsz, anchors)
         src_state = trained.state_dict()
-        info["init_from"] = str(src.checkpoint)
-        info["init_names"] = names
+        info["init_from"] = str(src.path)
+        info["init_names"] = list(src.classes)
     else:
         from cnnlab.darknet.yolo import BUILDERS
 

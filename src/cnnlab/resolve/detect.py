@@ -1,0 +1,113 @@
+"""Detector loaders of the resolver: detection checkpoints and run folders, Darknet cfg + weights, ONNX files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from cnnlab.errors import UserError
+from cnnlab.resolve.kinds import DETECT, Located, onnx_metadata
+from cnnlab.resolve.resolved import Resolved
+
+
+def load_detector(loc: Located, classes: Sequence[str] | str | Any = None) -> Resolved:
+    """Load what :func:`identify` found as a detector; ``classes`` (names, or a names file) replace the
+    model's own. A Darknet model comes back as a ``DarknetModel`` (eval, CPU); an ONNX file is read for
+    what it says about itself (names, input size, letterbox, layout) and opened by the detector backend."""
+    from cnnlab.detect.names import parse_names
+
+    r = _onnx(loc) if loc.kind == "onnx" else _darknet(loc)
+    if classes is not None:
+        r.classes = parse_names(classes)
+    elif loc.names_file is not None:
+        r.classes = parse_names(loc.names_file)
+    if r.num_classes is not None and len(r.classes) != r.num_classes:
+        raise UserError(f"{len(r.classes)} class names given but the model predicts {r.num_classes} classes")
+    return r
+
+
+def default_names(num_classes: int | None) -> list[str]:
+    """COCO's 80 names for an 80-class (or unknown) model, else the class ids."""
+    from cnnlab.detect.names import COCO80
+
+    return list(COCO80) if num_classes in (None, 80) else [str(i) for i in range(num_classes)]
+
+
+def _darknet(loc: Located) -> Resolved:
+    from cnnlab.detect.types import ImageSize
+
+    names: list[str] = []
+    letterbox = None
+    if loc.kind == "module":
+        model = loc.module
+    elif loc.kind == "darknet":
+        from cnnlab.darknet.model import load_darknet
+
+        model = load_darknet(loc.path, loc.weights)
+    else:
+        from cnnlab.detect.checkpoint import load_detector_checkpoint
+
+        model, names, imgsz, letterbox = load_detector_checkpoint(loc.path)
+    if not model.yolo_indices:
+        raise UserError(f"{loc.describe()}: the network has no [yolo] layer, so it is not a detector")
+    size = ImageSize(int(imgsz[0]), int(imgsz[1])) if loc.kind.startswith("detect-") else \
+        ImageSize(model.width, model.height)
+    config: dict[str, Any] = {}
+    if loc.run_dir is not None and (loc.run_dir / "config.yaml").is_file():
+        from cnnlab.runs import read_run_config
+
+        config = read_run_config(loc.run_dir)
+    n = int(model.num_classes)
+    source = str(loc.path) if loc.path is not None else str(getattr(model, "source", "") or type(model).__name__)
+    label = loc.run_dir.name if loc.run_dir is not None else loc.path.stem if loc.path is not None \
+        else type(model).__name__
+    return Resolved(DETECT, loc.kind, model, "torch", list(names) or default_names(n), source, label,
+                    path=loc.path, run_dir=loc.run_dir, config=config, imgsz=size, letterbox=letterbox,
+                    num_classes=n, weights=loc.weights)
+
+
+def _onnx(loc: Located) -> Resolved:
+    """Names, fixed input size, letterbox and output layout recorded in (or implied by) an ONNX file."""
+    from cnnlab.detect.names import parse_names
+    from cnnlab.detect.processing import guess_format
+    from cnnlab.detect.types import ImageSize
+
+    path = loc.path
+    meta = onnx_metadata(path)
+    if "cnnlab" in meta:
+        raise UserError(f"{path} is a classifier (cnnlab classification metadata), not a detector "
+                        "(use cnnlab evaluate / predict)")
+    shape = json.loads(meta.get("_input_shape", "[]"))
+    size = ImageSize(int(shape[3]), int(shape[2])) if len(shape) == 4 and shape[2] and shape[3] else None
+    names = None
+    if "names" in meta:
+        try:
+            names = parse_names(_loads_names(meta["names"]), f"{path} metadata")
+        except UserError:
+            names = None
+    letterbox = meta["letterbox"].strip().lower() in ("true", "1") if "letterbox" in meta else None
+    fmt = meta.get("cnnlab_format", "")
+    out_shape = json.loads(meta.get("_output_shape", "[]"))
+    n = len(names) if names else None
+    if n is None and len(out_shape) == 3 and all(out_shape[1:]):
+        # a foreign export without names: the class count follows from the output layout
+        fmt = fmt or guess_format(tuple(out_shape))
+        n = out_shape[2] - 5 if fmt == "yolov5" else out_shape[1] - 4
+        n = n if n >= 1 else None
+    return Resolved(DETECT, "onnx", None, "onnx", names or default_names(n), str(path), path.stem, path=path,
+                    imgsz=size, fixed_imgsz=size is not None, letterbox=letterbox, num_classes=n,
+                    output_format=fmt)
+
+
+def _loads_names(text: str) -> Any:
+    """Names metadata: JSON (cnnlab) or a Python-dict literal (Ultralytics writes ``{0: 'person', ...}``)."""
+    import ast
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise UserError("unreadable names metadata") from None
