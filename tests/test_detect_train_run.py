@@ -187,9 +187,9 @@ def test_cli_detect_train_and_broken_labels(shapes, tmp_path, cli):
                          "--name", "cli", "--quiet", "--no-plots")
     assert code == 0, err
     assert "mAP50" in out and (tmp_path / "detect" / "cli" / "weights" / "best.pt").is_file()
-    code, _, err = cli("detect-train", "--resume", "--model", str(tmp_path / "detect" / "cli"))
+    code, _, err = cli("detect-train", "--resume", str(tmp_path / "detect" / "cli"))
     assert code == 2 and "already completed 1 of 1 epochs" in err
-    code, _, err = cli("detect-train", "--resume", "--model", str(tmp_path / "detect" / "cli"), "--epochs", "2",
+    code, _, err = cli("detect-train", "--resume", str(tmp_path / "detect" / "cli"), "--epochs", "2",
                        "--quiet")
     assert code == 0, err
 

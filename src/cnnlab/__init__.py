@@ -21,6 +21,8 @@ _LAZY = {
     "evaluate": "cnnlab.api",
     "predict": "cnnlab.api",
     "load": "cnnlab.api",
+    "resolve": "cnnlab.resolve",
+    "identify": "cnnlab.resolve",
     "demo": "cnnlab.api",
     "Trainer": "cnnlab.engine.loop",
     "create_model": "cnnlab.models",

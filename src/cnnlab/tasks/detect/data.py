@@ -107,11 +107,9 @@ def _anchor_count(spec: str) -> int:
     if p.suffix.lower() == ".cfg":
         secs = read_cfg(p)
     else:
-        from cnnlab.detect.checkpoint import load_detector_checkpoint
-        from cnnlab.detect.source import resolve_model_source
+        from cnnlab.resolve import resolve
 
-        src = resolve_model_source(model=p)
-        secs = parse_cfg_text(load_detector_checkpoint(src.checkpoint)[0].to_cfg())
+        secs = parse_cfg_text(resolve(p, task="detect").model.to_cfg())
     yolo = [s for s in secs if s.type == "yolo"]
     return len(yolo[0].get_floats("anchors", [])) // 2 if yolo else 9
 
