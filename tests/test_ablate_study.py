@@ -131,6 +131,6 @@ def test_cli_ablate(cli, tmp_path, monkeypatch):
                          "--no-plots")
     assert code == 0, err
     assert "best cell: augmentation=on, dropout=on, l2=off" in out
-    assert (tmp_path / "p" / "ablate" / "ablate" / "ablation.csv").is_file()
+    assert (tmp_path / "p" / "ablate" / "exp" / "ablation.csv").is_file()
     code, out, err = cli("ablate", "cfg.yaml", "--factors", "factors.yaml", "--folds", "1")
     assert code == 2 and "--folds must be >= 2" in err

@@ -31,13 +31,13 @@ def test_datasets_lists_names_and_presence(cli, tmp_path):
 
 def test_augment_preview_writes_png(cli, tmp_path):
     code, out, err = cli("augment-preview", "--dataset", "digits", "--rotation-range", "20", "--horizontal-flip",
-                         "--cutout", "3", "--mixup-alpha", "0.2", "--out", "prev.png", "--n", "4")
+                         "--cutout", "3", "--mixup-alpha", "0.2", "--output", "prev.png", "--n", "4")
     assert code == 0, err
     with Image.open(tmp_path / "prev.png") as im:
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 300  # 6 rows
     assert "horizontal_flip, rotation, cutout, mixup" in out
     (tmp_path / "aug.yaml").write_text("augment:\n  preset: keras_course\n  cutout: 2\n")
-    code, out, err = cli("augment-preview", "--config", "aug.yaml", "--out", "p2.png", "--n", "3")
+    code, out, err = cli("augment-preview", "--config", "aug.yaml", "-o", "p2.png", "--n", "3")
     assert code == 0, err
     assert (tmp_path / "p2.png").is_file()
     assert "rotation, shift, zoom, brightness, cutout" in out

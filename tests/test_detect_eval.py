@@ -275,12 +275,11 @@ def test_detect_eval_with_a_detector_writes_run_folder(tmp_path):
         return Detections.empty(["b", "a"], {"inference": 4.0})
 
     detector.names = ["b", "a"]
-    r = detect_eval(ds, detector=detector, project=tmp_path / "runs", name="val", verbose=False,
-                    json=tmp_path / "m.json")
+    r = detect_eval(ds, detector=detector, project=tmp_path / "runs", verbose=False, json=tmp_path / "m.json")
     assert sorted(calls) == [(100, 200, 3), (200, 200, 3)]
     assert r["mAP50"] == pytest.approx(278 / 303) and r["speed_ms"] == {"inference": 3.0}
     run = Path(r["run_dir"])
-    assert run == tmp_path / "runs" / "detect" / "val"
+    assert run == tmp_path / "runs" / "detect" / "exp"  # the default name, as for every task
     for f in ("metrics.json", "config.yaml", "per_class.csv", "per_class.md", "PR_curve.png",
               "F1_curve.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
               "predictions.json", "confusion_matrix.csv"):
@@ -289,11 +288,11 @@ def test_detect_eval_with_a_detector_writes_run_folder(tmp_path):
     assert metrics["mAP50_95"] == pytest.approx(81 / 101) and "pr_curve" not in metrics
     assert json.loads((tmp_path / "m.json").read_text())["mAP50"] == pytest.approx(278 / 303)
     assert (run / "per_class.csv").read_text().splitlines()[0] == "class,images,instances,P,R,mAP50,mAP50-95"
-    # the saved COCO predictions evaluate to the same numbers; a second run gets val2
+    # the saved COCO predictions evaluate to the same numbers; a second run gets exp2
     r2 = detect_eval(ds, predictions=run / "predictions.json", project=tmp_path / "runs", plots=False,
                      verbose=False)
     assert r2["mAP50_95"] == pytest.approx(r["mAP50_95"], abs=1e-4)
-    assert Path(r2["run_dir"]).name == "val2"
+    assert Path(r2["run_dir"]).name == "exp2"
 
 
 def test_detect_eval_needs_something_to_evaluate(tmp_path):

@@ -1,4 +1,9 @@
-"""Device names, one parser for every command: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
+"""Device names, one parser for every command: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
+``check_device_spec`` checks a spelling without importing torch (the CLI validates ``--device`` with it);
+``resolve_device`` gives an available ``torch.device``; ``runtime_device`` the device name an inference
+runtime (torch, opencv, onnxruntime) runs on.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import re
 from typing import Any
 
 from cnnlab.errors import UserError
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps."
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+)$")
 
@@ -42,3 +49,21 @@ def resolve_device(spec: Any = "auto") -> Any:
         if mps is None or not mps.is_available():
             raise UserError("device 'mps' asked for, but Apple's MPS is not available here")
     return torch.device(text)
+
+
+def runtime_device(spec: Any, runtime: str) -> str:
+    """The device name inference ``runtime`` (torch, opencv, onnxruntime) runs on; ``auto`` picks the best it has."""
+    text = check_device_spec(spec or "auto")
+    if text.isdigit():
+        text = f"cuda:{text}"
+    if runtime == "torch":
+        return str(resolve_device(text))
+    if runtime == "onnxruntime":
+        if text == "auto":
+            import onnxruntime as ort
+
+            return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+        if text == "mps":
+            raise UserError("the onnxruntime backend has no MPS device here: use --device cpu (or --backend torch)")
+        return text
+    return "cpu" if text == "auto" else text  # opencv (and others): the CPU unless asked, which they check

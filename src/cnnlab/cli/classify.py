@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from cnnlab.cli.common import console
+from cnnlab.cli.common import DEVICE, console
 
 
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:
@@ -35,7 +35,7 @@ def evaluate_command(
     tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
     runtime: str | None = typer.Option(None, "--runtime", help="torch (checkpoints) or onnxruntime (.onnx)."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = DEVICE,
     per_class: bool = typer.Option(False, "--per-class", help="Print accuracy per class."),
 ) -> None:
     """Evaluate a trained model: loss, top-1/top-5 accuracy, per-class accuracy, confusion matrix."""
@@ -61,11 +61,12 @@ def predict_command(
     topk: int = typer.Option(5, "--topk", "-k"),
     runtime: str | None = typer.Option(None, "--runtime", help="torch or onnxruntime."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the predictions as JSON."),
+    device: str = DEVICE,
 ) -> None:
     """Print the top-k classes (with probabilities) of each image."""
     from cnnlab import api
 
-    results = api.predict(source, [str(p) for p in images], topk=topk, runtime=runtime)
+    results = api.predict(source, [str(p) for p in images], topk=topk, runtime=runtime, device=device)
     for path, top in zip(images, results, strict=True):
         console.print(f"[bold]{path}[/]: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
     if json_out:

@@ -1,8 +1,13 @@
-"""Small helpers shared by CLI modules: consoles, option parsing."""
+"""Small helpers shared by CLI modules: consoles, option parsing, the options every command spells the same way."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
 from rich.console import Console
+
+from cnnlab.devices import DEVICE_HELP, check_device_spec
 
 console = Console(highlight=False, soft_wrap=True)  # never break a path across lines
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -20,3 +25,13 @@ def parse_size(text: str) -> tuple[int, int]:
         return int(t), int(t)
     except ValueError:
         raise UserError(f"invalid size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+
+
+def _check_device(value: str | None) -> str | None:
+    return None if value is None else check_device_spec(value)
+
+
+# One meaning per option name across all commands (see docs/architecture.md, "Command line").
+DEVICE = typer.Option("auto", "--device", callback=_check_device, help=DEVICE_HELP)
+PROJECT = typer.Option(Path("runs"), "--project", help="Parent folder of run folders.")
+NAME = typer.Option("exp", "--name", help="Run name: <project>/<task>/<name> (exp, exp2, ... when taken).")

@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         cutmix_alpha: float | None = typer.Option(None, "--cutmix-alpha"),
         mix_prob: float | None = typer.Option(None, "--mix-prob"),
         img_size: int | None = typer.Option(None, "--img-size", help="Image size for folder datasets."),
-        out: str = typer.Option("augment_preview.png", "--out", "-o", help="PNG to write."),
+        output: str = typer.Option("augment_preview.png", "--output", "-o", help="PNG to write."),
         n: int = typer.Option(8, "--n", help="Samples per row."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
@@ -124,6 +124,6 @@ def register(app: typer.Typer) -> None:
             console.print("no augmentation options given: previewing the 'standard' preset")
         cfg = AugmentConfig.from_dict(spec)
         options = {"img_size": img_size} if img_size else {}
-        path = augment_preview(dataset, cfg, out=out, n=n, split=split, data_dir=data_dir, seed=seed, **options)
+        path = augment_preview(dataset, cfg, out=output, n=n, split=split, data_dir=data_dir, seed=seed, **options)
         console.print(f"saved {path} (rows: original, {', '.join(cfg.enabled_ops())}"
                       f"{', all combined' if len(cfg.enabled_ops()) > 1 else ''})", soft_wrap=True)

@@ -46,7 +46,7 @@ def benchmark_command(
                                  help="torch, compile, onnxruntime, onnxruntime-int8, onnxruntime-int8-dynamic, onnxruntime-fp16."),
     iters: str = typer.Option("auto", "--iters", help="Timed calls per cell, or 'auto' (>= --min-time s and >= 20 calls)."),
     min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed calls per cell with --iters auto."),
-    input_size: str | None = typer.Option(None, "--input", help="Input CxHxW, e.g. 3x224x224 (default: the model's)."),
+    input_size: str | None = typer.Option(None, "--input", "-i", help="Input CxHxW, e.g. 3x224x224 (default: the model's)."),
     num_classes: int = typer.Option(10, "--num-classes", help="Classes of a model built from its name."),
     providers: str | None = typer.Option(None, "--providers",
                                          help="ONNX Runtime providers, e.g. tensorrt,cuda or auto (default cpu)."),

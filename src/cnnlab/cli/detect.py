@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from cnnlab.cli import detect_options as opt
-from cnnlab.cli.common import console, err_console
+from cnnlab.cli.common import NAME, PROJECT, console, err_console
 
 
 def detect_command(
@@ -29,20 +29,18 @@ def detect_command(
     threads: int | None = opt.THREADS,
     save_json: Path | None = typer.Option(None, "--save-json", help="Also write all detections to this JSON file."),
     save_csv: Path | None = typer.Option(None, "--save-csv", help="Also write all detections to this CSV file."),
-    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
-    name: str = typer.Option("exp", "--name", help="Run name (exp, exp2, ... when taken)."),
+    project: Path = PROJECT,
+    name: str = NAME,
     no_save: bool = typer.Option(False, "--no-save", help="Write no run folder (no annotated images/video)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-image lines."),
 ) -> None:
     """Detect objects with a YOLO model; annotated images/video, JSON and CSV go to <project>/detect/<name>/."""
     from rich.markup import escape
 
-    from cnnlab.detect.detector import Detector
     from cnnlab.detect.predict import detect_source
 
-    detector = Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
-                        conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det,
-                        threads=threads)
+    detector = opt.make_detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det,
+                                 threads)
     if quiet:
         run = detect_source(source, detector, save=not no_save, project=project, name=name,
                             save_json=save_json, save_csv=save_csv)

@@ -7,14 +7,15 @@ from pathlib import Path
 import typer
 
 from cnnlab.cli import detect_options as opt
+from cnnlab.cli.common import NAME, PROJECT
 
 
 def detect_eval_cmd(
     data: Path = typer.Argument(..., help="data.yaml, YOLO images folder, COCO .json or VOC folder."),
     cfg: Path | None = opt.CFG,
     weights: Path | None = opt.WEIGHTS,
-    names: Path = typer.Option(None, "--names", help="Class names (.names/.txt/.yaml) of dataset and model."),
-    model: str = typer.Option(None, "--model", help="A detector run folder or an .onnx file."),
+    model: Path | None = opt.MODEL,
+    names: Path | None = opt.NAMES,
     backend: str = opt.BACKEND,
     imgsz: str | None = opt.IMGSZ,
     conf: float = opt.EVAL_CONF,
@@ -25,13 +26,17 @@ def detect_eval_cmd(
     split: str = typer.Option("val", "--split", help="Split of a data.yaml / VOC folder."),
     images: Path = typer.Option(None, "--images", help="Image folder of a COCO .json."),
     max_det: int = typer.Option(100, "--max-det", help="Detections per image and class counted (COCO)."),
-    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
-    name: str = typer.Option("val", "--name", help="Run name: runs/detect/<name> (val, val2, ...)."),
-    exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse runs/detect/<name> if it exists."),
+    project: Path = PROJECT,
+    name: str = NAME,
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse <project>/detect/<name> if it exists."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PR/F1 curves and confusion matrices."),
     json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
 ) -> None:
-    """mAP@0.5 and mAP@0.5:0.95 (COCO protocol) with per-class AP, PR curve and confusion matrix."""
+    """mAP@0.5 and mAP@0.5:0.95 (COCO protocol) with per-class AP, PR curve and confusion matrix.
+
+    Writes <project>/detect/<name>/. --conf and --iou default to the mAP settings (0.001, 0.6), not to
+    those of `cnnlab detect` (0.25, 0.45): the precision-recall curve needs the low-score boxes.
+    """
     import warnings
 
     from cnnlab.cli.common import console, err_console

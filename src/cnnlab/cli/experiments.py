@@ -27,7 +27,8 @@ def tune_command(
                                                         "default: SQLite in the search folder."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes."),
     project: str = typer.Option("runs", "--project", help="Project folder."),
-    name: str = typer.Option("tune", "--name", help="Search name: the folder <project>/tune/<name>; the same name resumes."),
+    name: str = typer.Option("exp", "--name", help="Search name: the folder <project>/tune/<name>; the same name "
+                                                   "resumes."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write Optuna's plots (PNG)."),
 ) -> None:
@@ -54,7 +55,8 @@ def ablate_command(
     metric: str = typer.Option("val_accuracy", "--metric", help="Run metric to compare."),
     direction: str = typer.Option(None, "--direction", help="maximize or minimize (default: minimize losses, else maximize)."),
     project: str = typer.Option("runs", "--project", help="Project folder."),
-    name: str = typer.Option("ablate", "--name", help="Study name: the folder <project>/ablate/<name>; the same name resumes."),
+    name: str = typer.Option("exp", "--name", help="Study name: the folder <project>/ablate/<name>; the same name "
+                                                   "resumes."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the box plot (PNG)."),
 ) -> None:
     """Full-factorial ablation, each cell cross-validated over k folds (table + box plot; resumable)."""

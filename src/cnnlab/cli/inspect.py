@@ -36,17 +36,17 @@ def register(app: typer.Typer) -> None:
         input: str = typer.Option(None, "--input", "-i",
                                   help="Input size CxHxW, e.g. 3x32x32 (default: the run's or model's)."),
         batch: int = typer.Option(1, "--batch", "-b", help="Batch size for the memory figures."),
-        classes: int = typer.Option(10, "--classes", help="Number of classes when building a model by name."),
+        num_classes: int = typer.Option(10, "--num-classes", help="Number of classes when building a model by name."),
         depth: int = typer.Option(None, "--depth", help="Collapse layers deeper than this into their parent."),
         json_path: Path = typer.Option(None, "--json", help="Also write the summary as JSON here."),
-        markdown: Path = typer.Option(None, "--markdown", help="Also write the summary as Markdown here."),
+        markdown: Path = typer.Option(None, "--md", help="Also write the summary as Markdown here."),
     ) -> None:
         """Layer table: output shapes, parameters, MACs/FLOPs and memory (fp32/fp16)."""
         from cnnlab.cli.common import console
         from cnnlab.inspect.summary import summary
         from cnnlab.io import atomic_write_text
 
-        result = summary(source, input_size=input, batch=batch, num_classes=classes, max_depth=depth)
+        result = summary(source, input_size=input, batch=batch, num_classes=num_classes, max_depth=depth)
         console.print(result.to_rich_table())
         if json_path:
             result.save_json(json_path)
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
     def gradcam_cmd(
         source: str = typer.Argument(..., help=SOURCE_HELP),
         image: str = typer.Argument(None, help=IMAGE_HELP),
-        class_idx: int = typer.Option(None, "--class", "-c", help="Class index (default: the top class)."),
+        class_idx: int = typer.Option(None, "--class", help="Class index (default: the top class)."),
         layer: str = typer.Option(None, "--layer", "-l",
                                   help="Layer name (default: the last layer with spatial maps)."),
         output: Path = typer.Option(None, "--output", "-o", help="PNG path."),

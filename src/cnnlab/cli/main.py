@@ -56,33 +56,42 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become one red line on stderr and exit code 2."""
+    """Run the CLI. Every error a user can cause (a bad value, an unknown option or command, a missing
+    argument, a ``UserError``) is one line ``error: ...`` on stderr and exit code 2."""
+    from cnnlab.cli import compat
+
     os.environ.setdefault("MPLBACKEND", "Agg")
+    compat.show_flags_without_type()
     try:
         # standalone_mode=False: click returns an Exit's code instead of raising it
         result = app(args=argv, prog_name="cnnlab", standalone_mode=False)
     except UserError as e:
-        from rich.console import Console
-        from rich.markup import escape
-
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
-        return 2
+        return _error(str(e))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except typer.Exit as e:
         return e.exit_code
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return 1
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
+    except Exception as e:  # click's or typer's own click: the class differs between versions
+        if compat.is_help_request(e):
+            print(compat.help_text(e))
+            return 0
+        if compat.is_usage_error(e):
+            return _error(compat.usage_error_line(e))
+        if compat.is_abort(e):
+            interrupted = isinstance(e.__context__, KeyboardInterrupt)
+            print("interrupted" if interrupted else "aborted", file=sys.stderr)
+            return 130 if interrupted else 1
         raise
     return result if isinstance(result, int) else 0
+
+
+def _error(message: str) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

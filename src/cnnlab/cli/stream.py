@@ -11,14 +11,7 @@ from pathlib import Path
 import typer
 
 from cnnlab.cli import detect_options as opt
-from cnnlab.cli.common import console, err_console, parse_size
-
-
-def _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det):
-    from cnnlab.detect.detector import Detector
-
-    return Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
-                    conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det)
+from cnnlab.cli.common import NAME, PROJECT, console, err_console, parse_size
 
 
 def stream_command(
@@ -34,6 +27,7 @@ def stream_command(
     letterbox: bool | None = opt.LETTERBOX,
     device: str = opt.DEVICE,
     max_det: int = opt.MAX_DET,
+    threads: int | None = opt.THREADS,
     capture: str | None = typer.Option(None, "--capture", help="Capture resolution WxH, e.g. 640x480 (webcams are "
                                        "asked for it; files/streams are resized to it)."),
     capture_fps: float | None = typer.Option(None, "--capture-fps", help="Frame rate to ask the camera for."),
@@ -78,7 +72,8 @@ def stream_command(
     elif token is not None:
         raise UserError("--token only applies to the web view (--web HOST:PORT)")
     size = parse_size(capture) if capture else None
-    detector = _detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det)
+    detector = opt.make_detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det,
+                                 threads)
     w, h = detector.imgsz
     console.print(f"model: {detector.backend_name} backend, input {w}x{h}, {len(detector.names)} classes")
     sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)
@@ -128,19 +123,20 @@ def sweep_command(
     model: Path | None = opt.MODEL,
     names: Path | None = opt.NAMES,
     backend: str = opt.BACKEND,
-    conf: float = typer.Option(0.001, "--conf", help="Confidence threshold (low, as for mAP)."),
-    iou: float = opt.IOU,
+    conf: float = opt.EVAL_CONF,
+    iou: float = opt.EVAL_IOU,
     letterbox: bool | None = opt.LETTERBOX,
     device: str = opt.DEVICE,
     max_det: int = opt.MAX_DET,
+    threads: int | None = opt.THREADS,
     captures: str = typer.Option("320x240,640x480", "--captures", help="Capture resolutions (frames are resized "
                                  "to each first)."),
     sizes: str = typer.Option("160,320", "--sizes", help="Network input sizes (multiples of 32)."),
     fps: str = typer.Option("24,40", "--fps", help="FPS settings (the pipeline's --max-fps)."),
     limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
     split: str = typer.Option("val", "--split", help="Split of a data.yaml."),
-    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
-    name: str = typer.Option("exp", "--name", help="Run name (exp, exp2, ... when taken)."),
+    project: Path = PROJECT,
+    name: str = NAME,
 ) -> None:
     """The course's grid (capture resolution x input size x FPS) run through the pipeline: mAP, real FPS, stage times."""
     from cnnlab.detect.pipeline.sweep import parse_grid, run_sweep
@@ -150,7 +146,8 @@ def sweep_command(
     fps_list = parse_grid(fps, float)
 
     def factory(size: int):
-        return _detector(cfg, weights, model, names, backend, size, conf, iou, letterbox, device, max_det)
+        return opt.make_detector(cfg, weights, model, names, backend, size, conf, iou, letterbox, device, max_det,
+                                 threads)
 
     opts = {"cfg": str(cfg) if cfg else None, "weights": str(weights) if weights else None,
             "model": str(model) if model else None, "backend": backend, "conf": conf, "iou": iou,

@@ -14,12 +14,13 @@ def register(app: typer.Typer) -> None:
 
 def import_keras_cmd(
     h5: Path = typer.Argument(..., help="Keras model saved with model.save('model.h5')."),
-    project: str = typer.Option("runs", help="Project folder for the run."),
-    name: str = typer.Option("keras", help="Run name (runs/classify/<name>)."),
-    classes: str = typer.Option(None, help="Class names, comma-separated, or a file with one per line."),
-    preprocess: str = typer.Option("scale", help="Pixel scaling the Keras model expects: scale (x/255), "
-                                   "tf (x/127.5-1), torch (ImageNet mean/std) or raw."),
-    dataset: str = typer.Option(None, help="Dataset the model was trained on (default for evaluate)."),
+    project: str = typer.Option("runs", "--project", help="Parent folder of run folders."),
+    name: str = typer.Option("exp", "--name", help="Run name: <project>/classify/<name> (exp, exp2, ... when taken)."),
+    classes: str = typer.Option(None, "--classes", help="Class names, comma-separated, or a file with one per line."),
+    preprocess: str = typer.Option("scale", "--preprocess", help="Pixel scaling the Keras model expects: scale "
+                                   "(x/255), tf (x/127.5-1), torch (ImageNet mean/std) or raw."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset the model was trained on (default for "
+                                "evaluate)."),
 ) -> None:
     """Rebuild a Keras .h5 CNN as a cnnlab run (weights converted), ready to evaluate/export/fine-tune."""
     from cnnlab.cli.common import console

@@ -46,11 +46,14 @@ def create_backend(name: str, source: Resolved, imgsz: ImageSize | None = None, 
                    threads: int | None = None) -> Backend:
     """Instantiate backend ``name`` for a resolved detector; ``imgsz`` is the requested network input.
 
-    ``threads`` caps the CPU threads of the backend (None: the library's default).
+    ``device``: auto, cpu, cuda, cuda:N or mps (`cnnlab.devices`). ``threads`` caps the CPU threads of
+    the backend (None: the library's default).
     """
+    from cnnlab.devices import runtime_device
+
     cls = backend_class(name)
     cls.check_source(source)
-    return cls(source, imgsz, device, threads)
+    return cls(source, imgsz, runtime_device(device, cls.name), threads)
 
 
 class Backend:

@@ -424,7 +424,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 model: Any = None, backend: str = "torch",
                 imgsz: ImageSize | int | str | tuple[int, int] | None = None, conf: float = 0.001,
                 iou: float = 0.6, device: str = "cpu", max_det: int = 100,
-                project: str | os.PathLike = "runs", name: str = "val", exist_ok: bool = False,
+                project: str | os.PathLike = "runs", name: str = "exp", exist_ok: bool = False,
                 save: bool = True, plots: bool = True, json: str | os.PathLike | None = None,
                 verbose: bool = True) -> dict[str, Any]:
     """Evaluate a detector (or saved predictions) on a labelled dataset; write ``runs/detect/<name>``.

@@ -151,7 +151,7 @@ def ablate(
     metric: str = "val_accuracy",
     direction: str | None = None,
     project: str | Path = "runs",
-    name: str = "ablate",
+    name: str = "exp",
     train_fn: TrainFn | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = print,

@@ -127,7 +127,7 @@ def tune(
     storage: str | None = None,
     workers: int = 1,
     project: str | Path = "runs",
-    name: str = "tune",
+    name: str = "exp",
     seed: int = 0,
     train_fn: TrainFn | None = None,
     plots: bool = True,

@@ -492,7 +492,7 @@ def keras_reference_forward(model: nn.Module, x_nhwc: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- run folders
-def import_keras(path: str | Path, project: str | Path = "runs", name: str = "keras",
+def import_keras(path: str | Path, project: str | Path = "runs", name: str = "exp",
                  classes: list[str] | None = None, preprocess: str = "scale", dataset: str | None = None,
                  exist_ok: bool = False) -> Path:
     """Import a Keras ``.h5`` model into a cnnlab run folder (``runs/classify/<name>``).
