@@ -109,11 +109,11 @@ def test_one_meaning_per_option():
                 if short in p.opts:
                     assert long in longs, f"{path}: {short} is {longs}, everywhere else {long}"
             assert not {"--out", "--output-dir", "--markdown", "--outdir"} & set(longs), f"{path}: {longs}"
-            if "--device" in longs and p.default is not None:  # None: the run config's default
+            if "--device" in longs and p.default is not None:  # None: the run config's default (auto)
                 assert p.default == "auto", f"{path}: --device defaults to {p.default!r}"
-            if "--resume" in longs and path != "detect-train":  # detect-train: the lead's generated options
+            if "--resume" in longs:
                 assert not p.is_flag, f"{path}: --resume takes a run folder"
-            if "--name" in longs and p.default is not None and path not in ("demo",):
+            if "--name" in longs and p.default is not None:  # None: compare names the folder after its spec
                 assert p.default == "exp", f"{path}: --name defaults to {p.default!r}"
 
 
