@@ -1,32 +1,11 @@
-"""From-scratch architectures: forward shapes at their usual inputs, exact parameter counts."""
+"""From-scratch architectures: exact parameter counts and layouts (forward, backward and ONNX checks of
+every registered model, and the digits/MNIST/CIFAR input sizes, are in test_models_every.py)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from cnnlab.models import count_params, create_model
-
-
-def _forward(name, in_chans, size, num_classes=10, **kw):
-    model = create_model(name, num_classes=num_classes, in_chans=in_chans, img_size=size, **kw).eval()
-    with torch.no_grad():
-        out = model(torch.randn(2, in_chans, size, size))
-    assert out.shape == (2, num_classes)
-    assert torch.isfinite(out).all()
-    return model
-
-
-@pytest.mark.parametrize("name", ["lenet5", "mnist_cnn", "cifar10_cnn", "vgg11_bn_cifar", "course_cifar100",
-                                  "resnet18_cifar", "preact_resnet18", "wrn_d_k"])
-@pytest.mark.parametrize("in_chans,size", [(1, 8), (1, 28), (3, 32)])
-def test_forward_shapes_digits_mnist_cifar(name, in_chans, size):
-    _forward(name, in_chans, size)
-
-
-@pytest.mark.parametrize("name", ["vgg16_bn_cifar", "resnet34_cifar", "wrn16_8"])
-def test_forward_shapes_bigger_nets(name):
-    _forward(name, 3, 32, num_classes=100)
 
 
 def test_lenet5_exact_count_on_mnist():

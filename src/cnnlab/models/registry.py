@@ -3,6 +3,11 @@
 A model function has the signature ``fn(num_classes=10, in_chans=3, img_size=32, **kw) -> nn.Module``.
 Every module in ``cnnlab/models/scratch/`` is imported on first use, so a new file there registers
 its models by itself. ``timm/<name>`` builds any timm architecture (random init).
+
+Every name a user can type goes through :func:`resolve_model`: a registered name, an alias an entry
+declares (familiar names such as ``ResNet50V2`` build ``transfer`` with that backbone; ``yolov3_tiny``
+is ``yolov3-tiny``), or ``timm/<name>``. An entry also says what it is for (``task``), which input
+scaling it wants (``input_norm``) and how to build it small for the test suite (``test_kwargs``).
 """
 
 from __future__ import annotations
@@ -12,58 +17,99 @@ import fnmatch
 import importlib
 import inspect
 import pkgutil
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import ModelError, UserError
+from cnnlab.errors import ModelError
+from cnnlab.models.counting import count_params, format_count, parse_count
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 TIMM_PREFIX = "timm/"
+TASKS = ("classify", "detect")
+# ``timm/<name>`` asked for with pretrained weights is this entry with the timm name as its backbone
+# (its loader knows timm's hub); without pretrained weights it is the plain timm model.
+PRETRAINED_TIMM_ENTRY = "transfer"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: its builder, family (module name), one-line description, default input."""
+    """One registered model: its builder, family (module name), one-line description, default input.
+
+    ``task``: ``classify`` (logits ``(B, num_classes)``) or ``detect`` (a YOLO ``DarknetModel``).
+    ``aliases``: other names that build this entry, matched ignoring case and separators; with
+    ``alias_arg`` the name as typed is passed as that option (``transfer``: ``backbone``).
+    ``input_norm``: the input scaling the model asks for (``{"mean": 0.0, "std": 1.0}``: pixels on the
+    [0, 1] scale, it normalises them itself); None: the dataset's statistics.
+    ``test_kwargs``: a small, fast build for the test suite (model options plus ``in_chans`` /
+    ``img_size`` when they must differ from ``input_size``).
+    """
 
     name: str
     fn: Callable[..., Any]
     family: str
     description: str
     input_size: tuple[int, int, int]  # (C, H, W) the model is usually trained on
+    task: str = "classify"
+    aliases: tuple[str, ...] = ()
+    alias_arg: str | None = None
+    input_norm: dict[str, float] | None = None
+    test_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}  # alias_key(alias) -> registered name
 _SCRATCH_LOADED = False
 
 
-def register_model(fn: Callable[..., Any] | None = None, *,
-                   input_size: tuple[int, int, int] | None = None) -> Any:
-    """Register a model function under its name.
+def alias_key(name: str) -> str:
+    """How aliases are matched: lower case, letters and digits only (``ResNet-50 V2`` -> ``resnet50v2``)."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
-    Use as ``@register_model`` or ``@register_model(input_size=(1, 28, 28))`` to state the input the
-    model is usually used with (default: the function's ``in_chans``/``img_size`` defaults).
+
+def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+                   input_size: tuple[int, int, int] | None = None, task: str = "classify",
+                   aliases: Iterable[str] = (), alias_arg: str | None = None,
+                   input_norm: dict[str, float] | None = None,
+                   test_kwargs: dict[str, Any] | None = None) -> Any:
+    """Register a model function under its name (or ``name``, for names such as ``yolov3-tiny``).
+
+    Use as ``@register_model`` or ``@register_model(input_size=(1, 28, 28), ...)``; ``input_size`` is
+    the input the model is usually used with (default: the function's ``in_chans``/``img_size``
+    defaults). The other options fill the :class:`ModelEntry` fields of the same names.
     """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
-        name = f.__name__
-        if name in _REGISTRY and _REGISTRY[name].fn is not f:
-            raise ValueError(f"model {name!r} is registered twice")
+        key = name or f.__name__
+        if key in _REGISTRY and _REGISTRY[key].fn is not f:
+            raise ValueError(f"model {key!r} is registered twice")
         params = inspect.signature(f).parameters
         default_in = params["in_chans"].default if "in_chans" in params else 3
         default_size = params["img_size"].default if "img_size" in params else 32
         doc = (inspect.getdoc(f) or "").strip().split("\n\n")[0].split()
-        _REGISTRY[name] = ModelEntry(
-            name=name,
+        entry = ModelEntry(
+            name=key,
             fn=f,
             family=f.__module__.rsplit(".", 1)[-1],
             description=" ".join(doc),
             input_size=tuple(input_size) if input_size else (int(default_in), int(default_size),
                                                               int(default_size)),
+            task=task,
+            aliases=tuple(aliases),
+            alias_arg=alias_arg,
+            input_norm=dict(input_norm) if input_norm else None,
+            test_kwargs=dict(test_kwargs or {}),
         )
+        for alias in entry.aliases:
+            other = _ALIASES.get(alias_key(alias))
+            if other is not None and other != key:
+                raise ValueError(f"alias {alias!r} of model {key!r} is already an alias of {other!r}")
+        _REGISTRY[key] = entry
+        _ALIASES.update({alias_key(a): key for a in entry.aliases})
         return f
 
     return deco(fn) if fn is not None else deco
@@ -83,43 +129,90 @@ def _load_scratch() -> None:
 
 
 def model_entries() -> dict[str, ModelEntry]:
-    """All registered (from-scratch) models by name."""
+    """All registered models by name."""
     _load_scratch()
     return dict(sorted(_REGISTRY.items()))
 
 
+def find_entry(name: str) -> ModelEntry | None:
+    """The entry ``name`` builds (a registered name, else an alias), or None."""
+    _load_scratch()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    target = _ALIASES.get(alias_key(name))
+    return _REGISTRY.get(target) if target else None
+
+
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``; an unknown name is a ModelError listing close matches."""
-    entries = model_entries()
-    if name not in entries:
-        raise ModelError(_unknown_message(name, list(entries)))
-    return entries[name]
+    """The registry entry ``name`` builds; an unknown name is a ModelError listing close matches."""
+    entry = find_entry(name)
+    if entry is None:
+        raise ModelError(_unknown_message(name))
+    return entry
 
 
 def is_model_name(name: str) -> bool:
-    """True when ``name`` is a registered model or a ``timm/<name>`` reference."""
-    return name.startswith(TIMM_PREFIX) or name in model_entries()
+    """True when ``create_model`` knows ``name``: a registered model, an alias or ``timm/<name>``."""
+    return name.startswith(TIMM_PREFIX) or find_entry(name) is not None
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names matching the fnmatch ``pattern`` (all when None), sorted.
+def resolve_model(name: str, pretrained: Any = None,
+                  model_kwargs: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The registry name and options behind a model name as a user types it.
+
+    A registered name stays as it is; an alias becomes its entry (``ResNet50V2`` -> ``transfer`` with
+    ``backbone="ResNet50V2"``; options in ``model_kwargs`` win); ``timm/<name>`` stays a timm model
+    unless ``pretrained`` weights are asked for, which makes it the ``transfer`` model with that
+    backbone. An unknown name is a ModelError listing close matches.
+    """
+    if not isinstance(name, str) or not name:
+        raise ModelError("model name must be a non-empty string")
+    kwargs = dict(model_kwargs or {})
+    if name.startswith(TIMM_PREFIX):
+        if not pretrained:
+            return name, kwargs
+        entry = get_entry(PRETRAINED_TIMM_ENTRY)
+    else:
+        entry = get_entry(name)
+        if entry.name == name:
+            return name, kwargs
+    if entry.alias_arg:
+        kwargs = {entry.alias_arg: name, **kwargs}
+    return entry.name, kwargs
+
+
+def input_norm(name: str, pretrained: Any = None) -> dict[str, float] | None:
+    """The input scaling model ``name`` asks for (``{"mean": 0.0, "std": 1.0}`` for ``transfer``),
+    or None when it takes the dataset's own statistics (every other model, timm models too)."""
+    registry_name, _ = resolve_model(name, pretrained)
+    if registry_name.startswith(TIMM_PREFIX):
+        return None
+    norm = get_entry(registry_name).input_norm
+    return dict(norm) if norm else None
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Registered model names matching the fnmatch ``pattern`` (all when None) and ``task``, sorted.
 
     A pattern starting with ``timm/`` lists timm's architectures instead, e.g. ``"timm/resnet*"``.
     """
+    if task is not None and task not in TASKS:
+        raise ModelError(f"unknown task {task!r} (tasks: {', '.join(TASKS)})")
     if pattern and pattern.startswith(TIMM_PREFIX):
         from cnnlab.models.timm_bridge import timm_model_names
 
+        if task == "detect":
+            return []
         sub = pattern[len(TIMM_PREFIX):] or "*"
         return [TIMM_PREFIX + n for n in timm_model_names() if fnmatch.fnmatchcase(n, sub)]
-    names = list(model_entries())
-    if pattern:
-        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-    return names
+    entries = model_entries()
+    return [n for n, e in entries.items()
+            if (not pattern or fnmatch.fnmatchcase(n, pattern)) and (task is None or e.task == task)]
 
 
 def models_table_rows(names: list[str] | None = None, params: bool = False,
                       num_classes: int = 10) -> list[dict[str, Any]]:
-    """One row per registered model (name, family, input, description; counts when ``params``).
+    """One row per registered model (name, task, family, input, aliases, description; counts when ``params``).
 
     Counts are for ``num_classes`` classes at the model's default input, built on the CPU.
     """
@@ -127,10 +220,10 @@ def models_table_rows(names: list[str] | None = None, params: bool = False,
     rows = []
     for name in names if names is not None else list(entries):
         e = get_entry(name)
-        row: dict[str, Any] = {"name": name, "family": e.family, "description": e.description,
-                               "input": "x".join(str(v) for v in e.input_size)}
+        row: dict[str, Any] = {"name": e.name, "task": e.task, "family": e.family, "description": e.description,
+                               "input": "x".join(str(v) for v in e.input_size), "aliases": list(e.aliases)}
         if params:
-            model = create_model(name, num_classes=num_classes, in_chans=e.input_size[0],
+            model = create_model(e.name, num_classes=num_classes, in_chans=e.input_size[0],
                                  img_size=e.input_size[1])
             trainable, non_trainable = count_params(model)
             row.update(trainable=trainable, non_trainable=non_trainable,
@@ -143,12 +236,13 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
                  max_params: int | str | None = None, **kwargs: Any) -> nn.Module:
     """Build model ``name`` with fresh weights; the one door to every architecture.
 
-    ``img_size`` None means the model's default. ``max_params`` (int or ``"30M"``) refuses a model
-    whose total parameter count (trainable + non-trainable, as Keras counts) is over the budget.
-    The model gets ``model.cnnlab_spec`` (plain data) from which ``model_from_spec`` rebuilds it.
+    ``name`` is anything :func:`resolve_model` accepts (a registered name, an alias such as
+    ``ResNet50V2``, ``timm/<name>``). ``img_size`` None means the model's default. ``max_params`` (int
+    or ``"30M"``) refuses a model whose total parameter count (trainable + non-trainable, as Keras
+    counts) is over the budget. The model gets ``model.cnnlab_spec`` (plain data, with the registry
+    name) from which ``model_from_spec`` rebuilds it.
     """
-    if not isinstance(name, str) or not name:
-        raise ModelError("model name must be a non-empty string")
+    registry_name, kwargs = resolve_model(name, model_kwargs=kwargs)
     _check_positive("num_classes", num_classes)
     _check_positive("in_chans", in_chans)
     if img_size is not None:
@@ -156,13 +250,13 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
     budget = parse_count(max_params) if max_params is not None else None
     plain_kwargs = _plain(kwargs)
 
-    if name.startswith(TIMM_PREFIX):
+    if registry_name.startswith(TIMM_PREFIX):
         from cnnlab.models.timm_bridge import create_timm_model
 
-        model, img_size = create_timm_model(name[len(TIMM_PREFIX):], num_classes=num_classes,
+        model, img_size = create_timm_model(registry_name[len(TIMM_PREFIX):], num_classes=num_classes,
                                             in_chans=in_chans, img_size=img_size, **kwargs)
     else:
-        entry = get_entry(name)
+        entry = get_entry(registry_name)
         if img_size is None:
             img_size = entry.input_size[1]
         try:
@@ -182,7 +276,7 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
                 f"of {budget:,} ({format_count(budget)}) set by max_params"
             )
     model.cnnlab_spec = {
-        "name": name,
+        "name": registry_name,
         "num_classes": int(num_classes),
         "in_chans": int(in_chans),
         "img_size": int(img_size) if img_size is not None else None,
@@ -211,65 +305,11 @@ def model_from_spec(spec: dict[str, Any], max_params: int | str | None = None) -
     )
 
 
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, non_trainable)`` element counts, matching Keras' ``model.summary()``.
-
-    Trainable: parameters with ``requires_grad``. Non-trainable: frozen parameters plus the
-    floating-point buffers kept in the state_dict (BatchNorm running mean/var, Keras' "moving"
-    statistics). Integer buffers such as ``num_batches_tracked`` do not count. Shared tensors count once.
-    """
-    seen: set[int] = set()
-    trainable = non_trainable = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        if p.requires_grad:
-            trainable += p.numel()
-        else:
-            non_trainable += p.numel()
-    for _, module in model.named_modules():
-        persistent = set(module._buffers) - set(getattr(module, "_non_persistent_buffers_set", ()))
-        for bname in persistent:
-            b = module._buffers[bname]
-            if b is None or id(b) in seen or not b.is_floating_point():
-                continue
-            seen.add(id(b))
-            non_trainable += b.numel()
-    return trainable, non_trainable
-
-
-_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
-
-
-def parse_count(value: int | float | str) -> int:
-    """Parse a count such as ``30M``, ``1.5m``, ``500K``, ``2G``, ``30_000_000`` or ``1,000`` to an int."""
-    if isinstance(value, bool):
-        raise UserError(f"invalid count {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0 or value != value:
-            raise UserError(f"invalid count {value!r}: must be a non-negative number")
-        return int(value)
-    text = str(value).strip().upper().replace("_", "").replace(",", "")
-    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGB]?)", text)
-    if not m:
-        raise UserError(f"invalid count {value!r}: expected a number with an optional K/M/G suffix, e.g. 30M")
-    return int(round(float(m.group(1)) * _SUFFIX[m.group(2)]))
-
-
-def format_count(n: int) -> str:
-    """Short human form of a count: 890410 -> '890.4K', 11173962 -> '11.17M'."""
-    if n >= 10**9:
-        return f"{n / 10**9:.2f}G"
-    if n >= 10**6:
-        return f"{n / 10**6:.2f}M"
-    if n >= 10**3:
-        return f"{n / 10**3:.1f}K"
-    return str(n)
-
-
-def _unknown_message(name: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+def _unknown_message(name: str) -> str:
+    _load_scratch()
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
+    close += [a for a in difflib.get_close_matches(alias_key(name), list(_ALIASES), n=3, cutoff=0.7)
+              if a not in close]
     try:
         import timm
 
@@ -297,3 +337,8 @@ def _plain(obj: Any) -> Any:
         return obj
     raise ModelError(f"model option of type {type(obj).__name__} cannot be recorded in the model spec; "
                      "use plain values (numbers, strings, lists)")
+
+
+__all__ = ["ModelEntry", "TASKS", "TIMM_PREFIX", "alias_key", "count_params", "create_model", "find_entry",
+           "format_count", "get_entry", "input_norm", "is_model_name", "list_models", "model_entries",
+           "model_from_spec", "models_table_rows", "parse_count", "register_model", "resolve_model"]

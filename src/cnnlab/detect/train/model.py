@@ -41,24 +41,32 @@ def set_classes(sections: list[Section], num_classes: int, imgsz: int | None = N
     return secs
 
 
+def native_name(name: str) -> str | None:
+    """The registry name of a native detector (``yolov3``, ``yolov3-tiny`` or an alias such as
+    ``yolov3_tiny``), or None when ``name`` is no registered detector (a cfg, a run folder...)."""
+    from cnnlab.models import find_entry
+
+    entry = find_entry(name)
+    return entry.name if entry is not None and entry.task == "detect" else None
+
+
+def is_native(name: str) -> bool:
+    """True when ``name`` is a detector of the model registry (``cnnlab models`` lists them)."""
+    return native_name(name) is not None
+
+
 def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
                     anchors: list[list[float]] | None = None) -> list[Section]:
-    """The cfg of ``yolov3`` / ``yolov3-tiny`` (``cnnlab.darknet.yolo``)."""
+    """The cfg of a registered detector (``yolov3`` / ``yolov3-tiny``, built by ``cnnlab.darknet.yolo``)."""
     from cnnlab.darknet.yolo import build_sections
 
     kw: dict[str, Any] = {"num_classes": num_classes, "img_size": imgsz, "width_mult": width_mult}
     if anchors is not None:
         kw["anchors"] = [tuple(a) for a in anchors]
     try:
-        return build_sections(name, **kw)
+        return build_sections(native_name(name) or name, **kw)
     except ValueError as e:
         raise UserError(f"{name}: {e}") from None
-
-
-def is_native(name: str) -> bool:
-    from cnnlab.darknet.yolo import BUILDERS
-
-    return name.lower().replace("_", "-") in BUILDERS
 
 
 def transfer_state(dst: torch.nn.Module, src_state: dict[str, torch.Tensor]) -> tuple[int, int, set[str]]:
@@ -154,10 +162,11 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         info["init_from"] = str(src.path)
         info["init_names"] = list(src.classes)
     else:
-        from cnnlab.darknet.yolo import BUILDERS
+        from cnnlab.models import list_models
 
-        raise UserError(f"model {spec!r} not found: expected {', '.join(BUILDERS)}, a .cfg file, a detection "
-                        "run folder or a .pt checkpoint")
+        known = ", ".join(list_models(task="detect"))
+        raise UserError(f"model {spec!r} not found: expected {known}, a .cfg file, a detection run folder "
+                        "or a .pt checkpoint")
     model = DarknetModel(sections, source=spec)
     if weights is not None:
         if src_state is not None:

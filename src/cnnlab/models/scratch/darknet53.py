@@ -6,7 +6,7 @@ from cnnlab.darknet.darknet53 import darknet53_classifier_sections
 from cnnlab.models import register_model
 
 
-@register_model
+@register_model(test_kwargs={"width_mult": 0.125})
 def darknet53(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, width_mult: float = 1.0,
               **kw):
     """Darknet-53 classifier (~40.6 M parameters at width 1.0): five stride-2 stages, 52 convs + head.

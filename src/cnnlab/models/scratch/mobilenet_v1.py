@@ -62,7 +62,7 @@ class MobileNetV1(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-@register_model(input_size=(3, 224, 224))
+@register_model(input_size=(3, 224, 224), test_kwargs={"img_size": 32, "alpha": 0.25})
 def mobilenet_v1(num_classes: int = 10, in_chans: int = 3, img_size: int = 224, alpha: float = 1.0,
                  depth_multiplier: int = 1, drop_rate: float = 1e-3) -> MobileNetV1:
     """MobileNet v1 (width multiplier ``alpha``: 1.0, 0.75, 0.5, 0.25), Keras-compatible layer names."""
@@ -82,4 +82,4 @@ def _width(alpha: float, doc: str):
 for _alpha, _suffix in ((0.25, "025"), (0.5, "050"), (0.75, "075")):
     _fn = _width(_alpha, f"MobileNet v1 with width multiplier {_alpha} (Keras-compatible layer names).")
     _fn.__name__ = _fn.__qualname__ = f"mobilenet_v1_{_suffix}"
-    register_model(input_size=(3, 224, 224))(_fn)
+    register_model(input_size=(3, 224, 224), test_kwargs={"img_size": 32})(_fn)

@@ -1,0 +1,68 @@
+"""Parameter counts as Keras reports them, and short human forms of counts (``30M``, ``890.4K``)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cnnlab.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """``(trainable, non_trainable)`` element counts, matching Keras' ``model.summary()``.
+
+    Trainable: parameters with ``requires_grad``. Non-trainable: frozen parameters plus the
+    floating-point buffers kept in the state_dict (BatchNorm running mean/var, Keras' "moving"
+    statistics). Integer buffers such as ``num_batches_tracked`` do not count. Shared tensors count once.
+    """
+    seen: set[int] = set()
+    trainable = non_trainable = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if p.requires_grad:
+            trainable += p.numel()
+        else:
+            non_trainable += p.numel()
+    for _, module in model.named_modules():
+        persistent = set(module._buffers) - set(getattr(module, "_non_persistent_buffers_set", ()))
+        for bname in persistent:
+            b = module._buffers[bname]
+            if b is None or id(b) in seen or not b.is_floating_point():
+                continue
+            seen.add(id(b))
+            non_trainable += b.numel()
+    return trainable, non_trainable
+
+
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
+
+
+def parse_count(value: int | float | str) -> int:
+    """Parse a count such as ``30M``, ``1.5m``, ``500K``, ``2G``, ``30_000_000`` or ``1,000`` to an int."""
+    if isinstance(value, bool):
+        raise UserError(f"invalid count {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0 or value != value:
+            raise UserError(f"invalid count {value!r}: must be a non-negative number")
+        return int(value)
+    text = str(value).strip().upper().replace("_", "").replace(",", "")
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGB]?)", text)
+    if not m:
+        raise UserError(f"invalid count {value!r}: expected a number with an optional K/M/G suffix, e.g. 30M")
+    return int(round(float(m.group(1)) * _SUFFIX[m.group(2)]))
+
+
+def format_count(n: int) -> str:
+    """Short human form of a count: 890410 -> '890.4K', 11173962 -> '11.17M'."""
+    if n >= 10**9:
+        return f"{n / 10**9:.2f}G"
+    if n >= 10**6:
+        return f"{n / 10**6:.2f}M"
+    if n >= 10**3:
+        return f"{n / 10**3:.1f}K"
+    return str(n)
