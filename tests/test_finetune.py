@@ -127,11 +127,9 @@ def test_rehead_a_cnnlab_run_for_another_dataset(tmp_path, cli):
     assert code == 2 and "no stage 'stage9'" in err
 
 
-@pytest.mark.xfail(strict=True, reason="tasks/classify/task.py still reads the removed cnnlab_input attribute; "
-                                       "it switches to cnnlab.models.resolve_model/input_norm (remove this mark)")
 def test_familiar_backbone_trains_on_unit_scale_pixels(tmp_path):
     """An alias (``mobilenet_025``) trains the ``transfer`` model, fed [0, 1] pixels (its ``input_norm``)."""
-    run = cnnlab.train(**{**BASE, "subset": 64}, model="mobilenet_025", model_kwargs={"input_size": 32},
+    run = cnnlab.train(**{**BASE, "subset": 64, "model": "mobilenet_025"}, model_kwargs={"input_size": 32},
                        epochs=1, project=tmp_path, name="tl")
     ckpt = load_checkpoint(run.run_dir / "weights" / "last.pt")
     assert ckpt["model_spec"]["name"] == "transfer"

@@ -41,12 +41,12 @@ class ClassifyTask(Task):
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, Any]:
         from cnnlab.engine.checkpoint import load_checkpoint, load_weights
-        from cnnlab.models import count_params
+        from cnnlab.models import count_params, input_norm
         from cnnlab.models.transfer import freeze, freeze_cut, load_pretrained
         from cnnlab.tasks.classify.data import build_data
 
         say = self._say
-        self.data = data = build_data(cfg, device, norm=_input_norm(cfg))
+        self.data = data = build_data(cfg, device, norm=input_norm(cfg.model, cfg.pretrained))
         self.num_classes, self.val_loader = len(data.classes), data.val
         model = create_classifier(cfg, data.in_chans, data.img_size, len(data.classes))
         if cfg.weights and not self.resuming:
@@ -181,9 +181,9 @@ class ClassifyTask(Task):
 def create_classifier(cfg: TrainConfig, in_chans: int, img_size: int, num_classes: int) -> nn.Module:
     """The registry model behind ``cfg.model`` for these inputs, checked with one dry forward pass (a
     model that cannot take them fails here with one line, not mid-epoch)."""
-    from cnnlab.models import create_model
+    from cnnlab.models import create_model, resolve_model
 
-    name, kwargs = _model_name_and_kwargs(cfg)
+    name, kwargs = resolve_model(cfg.model, cfg.pretrained, cfg.model_kwargs)
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                          max_params=cfg.max_params, **kwargs)
     shape = (2, in_chans, img_size, img_size)
@@ -219,23 +219,3 @@ class Trainer(Engine):
             logs["confusion"] = meter.matrix
         return logs
 
-
-def _model_name_and_kwargs(cfg: TrainConfig) -> tuple[str, dict[str, Any]]:
-    """The registry name and options behind ``cfg.model`` (TEMP until the registry resolves aliases)."""
-    from cnnlab.models.registry import is_model_name
-    from cnnlab.models.transfer import ALIASES
-
-    key = "".join(ch for ch in cfg.model.lower() if ch.isalnum())
-    familiar = key in ALIASES and not is_model_name(cfg.model)
-    if familiar or (cfg.model.startswith("timm/") and cfg.pretrained):
-        return "transfer", {"backbone": cfg.model, **cfg.model_kwargs}
-    return cfg.model, dict(cfg.model_kwargs)
-
-
-def _input_norm(cfg: TrainConfig) -> dict[str, float] | None:
-    from cnnlab.models.registry import get_entry, is_model_name
-
-    name, _ = _model_name_and_kwargs(cfg)
-    if name.startswith("timm/") or not is_model_name(name):
-        return None
-    return getattr(get_entry(name).fn, "cnnlab_input", None)
