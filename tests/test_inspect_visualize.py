@@ -64,7 +64,7 @@ def test_gradcam_matches_manual_computation():
     model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     image[4:12, 4:12] = 255
-    from cnnlab.resolve import resolve
+    from cnnlab.sources import resolve
 
     src = resolve(model.eval(), mean=[0.5], std=[0.5], img_size=16, in_chans=1)
     res = grad_cam(src, image, class_idx=1, layer="1")

@@ -1,4 +1,4 @@
-"""cnnlab.resolve: every source kind is identified and loaded by one resolver; bad sources are one-line errors."""
+"""cnnlab.sources: every source kind is identified and loaded by one resolver; bad sources are one-line errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ModelError, UserError
-from cnnlab.resolve import Resolved, identify, resolve
+from cnnlab.sources import Resolved, identify, resolve
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,15 @@ _LAZY = {
     "evaluate": "cnnlab.api",
     "predict": "cnnlab.api",
     "load": "cnnlab.api",
-    "resolve": "cnnlab.resolve",
-    "identify": "cnnlab.resolve",
+    "resolve": "cnnlab.api",
+    "identify": "cnnlab.api",
     "demo": "cnnlab.api",
-    "Trainer": "cnnlab.engine.loop",
+    "train_detector": "cnnlab.api",
+    "TrainConfig": "cnnlab.config",
+    "DetectTrainConfig": "cnnlab.config",
+    "Trainer": "cnnlab.tasks.classify.task",
+    "Engine": "cnnlab.engine.loop",
+    "Task": "cnnlab.engine.task",
     "create_model": "cnnlab.models",
     "list_models": "cnnlab.models",
     "register_model": "cnnlab.models",
@@ -33,7 +38,7 @@ _LAZY = {
     "list_datasets": "cnnlab.data",
     # look inside / deploy
     "summary": "cnnlab.inspect.summary",
-    "export": "cnnlab.deploy.export",
+    "export": "cnnlab.api",
     "benchmark": "cnnlab.deploy.benchmark",
     # experiments
     "tune": "cnnlab.experiments.tune",
@@ -41,8 +46,8 @@ _LAZY = {
     "compare": "cnnlab.experiments.compare",
     "report": "cnnlab.experiments.report",
     # detection
-    "Detector": "cnnlab.detect.detector",
-    "detect_eval": "cnnlab.detect.evaluate",
+    "Detector": "cnnlab.api",
+    "detect_eval": "cnnlab.api",
     "run_pipeline": "cnnlab.detect.pipeline",
     # errors
     "UserError": "cnnlab.errors",

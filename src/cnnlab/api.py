@@ -9,8 +9,14 @@
 from __future__ import annotations
 
 from cnnlab.demo import demo, register_demo_part
+from cnnlab.deploy.export import export
+from cnnlab.detect.detector import Detector
+from cnnlab.detect.evaluate import detect_eval
 from cnnlab.inference import LoadedModel, evaluate, load, predict
+from cnnlab.sources import Resolved, identify, resolve
 from cnnlab.tasks.classify.run import TrainResult, resolve_config, train
+from cnnlab.tasks.detect.run import DetectTrainResult, train_detector
 
-__all__ = ["LoadedModel", "TrainResult", "demo", "evaluate", "load", "predict", "register_demo_part",
-           "resolve_config", "train"]
+__all__ = ["DetectTrainResult", "Detector", "LoadedModel", "Resolved", "TrainResult", "demo", "detect_eval",
+           "evaluate", "export", "identify", "load", "predict", "register_demo_part", "resolve",
+           "resolve_config", "train", "train_detector"]

@@ -15,7 +15,7 @@ from cnnlab.config import TrainConfig
 from cnnlab.devices import resolve_device
 from cnnlab.errors import UserError
 from cnnlab.io import write_json
-from cnnlab.resolve import Resolved, resolve
+from cnnlab.sources import Resolved, resolve
 from cnnlab.tasks.classify.data import _labels, _shape, load_split
 from cnnlab.tasks.classify.evaluate import evaluate_model
 from cnnlab.tasks.classify.metrics import confusion_report
@@ -74,7 +74,7 @@ class LoadedModel(Resolved):
 
 def load(source: str | os.PathLike, device: str = "cpu", runtime: str | None = None,
          use_ema: bool = True) -> LoadedModel:
-    """A run folder, a checkpoint file or an ``.onnx`` model, ready for inference (see ``cnnlab.resolve``)."""
+    """A run folder, a checkpoint file or an ``.onnx`` model, ready for inference (see ``cnnlab.sources``)."""
     return LoadedModel.of(resolve(source, task="classify", runtime=runtime, device=device, use_ema=use_ema))
 
 

@@ -174,7 +174,7 @@ def _subject(source: Any, input_shape: tuple[int, int, int] | None, num_classes:
     import torch
 
     from cnnlab.deploy.source import torch_source
-    from cnnlab.resolve import identify, resolve
+    from cnnlab.sources import identify, resolve
 
     module = isinstance(source, torch.nn.Module)
     loc = identify(source, task="classify")

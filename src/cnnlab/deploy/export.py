@@ -25,7 +25,7 @@ from cnnlab.deploy.metadata import METADATA_KEY, TORCHSCRIPT_EXTRA, build_metada
 from cnnlab.deploy.source import torch_source
 from cnnlab.errors import ModelError, UserError
 from cnnlab.io import atomic_path
-from cnnlab.resolve import Resolved
+from cnnlab.sources import Resolved
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""What export and benchmark run through PyTorch: a ``cnnlab.resolve`` classifier on the CPU in eval mode."""
+"""What export and benchmark run through PyTorch: a ``cnnlab.sources`` classifier on the CPU in eval mode."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cnnlab.errors import UserError
-from cnnlab.resolve import Located, Resolved, identify, resolve
+from cnnlab.sources import Located, Resolved, identify, resolve
 
 
 def torch_source(source: Any, **options: Any) -> Resolved:

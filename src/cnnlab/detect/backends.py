@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnlab.detect.types import ImageSize
 from cnnlab.errors import UserError
-from cnnlab.resolve import Located, Resolved
+from cnnlab.sources import Located, Resolved
 
 _BACKENDS: dict[str, type[Backend]] = {}
 

@@ -20,12 +20,12 @@ from cnnlab.detect.pipeline.timing import run_stages
 from cnnlab.detect.processing import ImageMeta, guess_format, postprocess_output, preprocess_image
 from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
-from cnnlab.resolve import identify, resolve
+from cnnlab.sources import identify, resolve
 
 
 class Detector:
     """A YOLO detector: Darknet cfg+weights, a cnnlab checkpoint/run folder, or a YOLO ONNX export
-    (found and loaded by ``cnnlab.resolve``; ``self.source`` is the resolved model).
+    (found and loaded by ``cnnlab.sources``; ``self.source`` is the resolved model).
 
     ``imgsz`` is the network input (``320``, ``"416x320"`` or ``(width, height)``; see ``ImageSize``);
     ``None`` uses the model's own size (the cfg's [net] width/height, the checkpoint's or the ONNX

@@ -1,4 +1,4 @@
-"""What the inspect commands look at: a PyTorch model from ``cnnlab.resolve`` (a module, a model name
+"""What the inspect commands look at: a PyTorch model from ``cnnlab.sources`` (a module, a model name
 with random weights, a run folder or a checkpoint, of either task), its input size and how to feed it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import UserError
-from cnnlab.resolve import Resolved, resolve
+from cnnlab.sources import Resolved, resolve
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Look inside a CNN: first-layer kernels, feature maps of any layer, and Grad-CAM heat maps.
 
 Each function takes a model source (an ``nn.Module``, a model name, a run folder or a checkpoint; see
-``cnnlab.resolve``) and writes a PNG whose pixel size follows from the data (no figure padding).
+``cnnlab.sources``) and writes a PNG whose pixel size follows from the data (no figure padding).
 """
 
 from __future__ import annotations

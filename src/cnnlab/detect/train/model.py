@@ -151,7 +151,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
             raise UserError(f"cfg file not found: {path}")
         sections = set_classes(read_cfg(path), num_classes, imgsz, anchors)
     elif path.is_dir() or path.suffix.lower() in (".pt", ".pth"):
-        from cnnlab.resolve import resolve
+        from cnnlab.sources import resolve
 
         src = resolve(path, task="detect")
         if src.kind not in ("detect-run", "detect-checkpoint"):

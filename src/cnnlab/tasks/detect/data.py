@@ -107,7 +107,7 @@ def _anchor_count(spec: str) -> int:
     if p.suffix.lower() == ".cfg":
         secs = read_cfg(p)
     else:
-        from cnnlab.resolve import resolve
+        from cnnlab.sources import resolve
 
         secs = parse_cfg_text(resolve(p, task="detect").model.to_cfg())
     yolo = [s for s in secs if s.type == "yolo"]

@@ -20,7 +20,7 @@ class Resolved:
     """
 
     task: str                                   # "classify" | "detect"
-    kind: str                                   # see cnnlab.resolve.KINDS
+    kind: str                                   # see cnnlab.sources.KINDS
     model: Any
     runtime: str                                # "torch" | "onnxruntime" | "torchscript" | "onnx"
     classes: list[str]

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnlab.errors import UserError
-from cnnlab.resolve.kinds import CLASSIFY, Located
-from cnnlab.resolve.resolved import Resolved
+from cnnlab.sources.kinds import CLASSIFY, Located
+from cnnlab.sources.resolved import Resolved
 
 # A randomly initialised model has no training statistics: inputs are scaled to [-1, 1].
 DEFAULT_MEAN = 0.5
@@ -20,7 +20,7 @@ def load_classifier(loc: Located, *, runtime: str | None = None, device: str = "
                     in_chans: int | None = None, img_size: int | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                     name: str | None = None, seed: int = 0) -> Resolved:
-    """Load what :func:`identify` found as a classifier (see :func:`cnnlab.resolve.resolve`)."""
+    """Load what :func:`identify` found as a classifier (see :func:`cnnlab.sources.resolve`)."""
     _check_runtime(loc, runtime)
     if loc.kind == "onnx":
         r = _onnx(loc)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnlab.errors import UserError
-from cnnlab.resolve.kinds import DETECT, Located, onnx_metadata
-from cnnlab.resolve.resolved import Resolved
+from cnnlab.sources.kinds import DETECT, Located, onnx_metadata
+from cnnlab.sources.resolved import Resolved
 
 
 def load_detector(loc: Located, classes: Sequence[str] | str | Any = None) -> Resolved:

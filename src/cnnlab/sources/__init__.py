@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnlab.errors import UserError
-from cnnlab.resolve.kinds import CLASSIFY, DETECT, KINDS, TASKS, Located, identify
-from cnnlab.resolve.resolved import Resolved
+from cnnlab.sources.kinds import CLASSIFY, DETECT, KINDS, TASKS, Located, identify
+from cnnlab.sources.resolved import Resolved
 
 __all__ = ["CLASSIFY", "DETECT", "KINDS", "TASKS", "Located", "Resolved", "identify", "resolve"]
 
@@ -44,10 +44,10 @@ def resolve(source: Any = None, *, task: str | None = None, runtime: str | None 
         return source
     loc = identify(source, task=task, cfg=cfg, weights=weights)
     if loc.task == DETECT:
-        from cnnlab.resolve.detect import load_detector
+        from cnnlab.sources.detect import load_detector
 
         return load_detector(loc, classes)
-    from cnnlab.resolve.classify import load_classifier
+    from cnnlab.sources.classify import load_classifier
 
     return load_classifier(loc, runtime=runtime, device=device, use_ema=use_ema, classes=classes,
                            num_classes=num_classes, in_chans=in_chans, img_size=img_size, mean=mean, std=std,
