@@ -11,7 +11,6 @@ supplies data, model, loss, validation, fitness and plots.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from torch import nn
 
 from cnnlab.config.run import OptimConfig, RunConfig
 from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.checkpoint import load_weights, rng_state, set_rng_state
 from cnnlab.engine.ema import ModelEMA
 from cnnlab.engine.optim import Schedule, create_optimizer
 from cnnlab.engine.progress import Progress
@@ -201,8 +201,6 @@ class Engine:
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         """Restore everything :meth:`checkpoint` saved, to continue after epoch ``ckpt['epoch']``."""
-        from cnnlab.engine.checkpoint import load_weights
-
         load_weights(self.model, ckpt["model"], ckpt.get("model_spec"), "checkpoint")
         self.task.load_state_dict(self, dict(ckpt.get("task_state") or {"phase": ckpt.get("phase", 1)}))
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -225,18 +223,6 @@ class Engine:
             set_rng_state(ckpt["rng"])
 
 
-def rng_state() -> dict[str, Any]:
-    from cnnlab.engine.checkpoint import rng_state as _rng_state
-
-    return _rng_state()
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    from cnnlab.engine.checkpoint import set_rng_state as _set
-
-    _set(state)
-
-
 def _safe_len(loader: Any) -> int | None:
     try:
         return len(loader)
@@ -247,11 +233,3 @@ def _safe_len(loader: Any) -> int | None:
 def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in state.items()}
 
-
-def finite_or_none(value: Any) -> float | None:
-    """A float, or None for NaN/inf/non-numbers."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
