@@ -3,6 +3,7 @@ defined once; tasks subclass :class:`RunConfig` and add their own section."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -106,17 +107,11 @@ class RunConfig(Config):
     TASK: ClassVar[str] = "run"
 
     def optim(self) -> OptimConfig:
-        """The optimiser and schedule settings of this run."""
-        return OptimConfig(
-            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-            betas=tuple(self.betas), weight_decay=self.weight_decay,  # type: ignore[arg-type]
-            decay_norm_and_bias=self.decay_norm_and_bias, backbone_lr=getattr(self, "backbone_lr", None),
-            epochs=self.epochs, schedule=self.schedule, boundaries=tuple(self.boundaries),
-            boundary_unit=self.boundary_unit, factors=self.factors, step_size=self.step_size, gamma=self.gamma,
-            warmup_epochs=self.warmup_epochs, warmup_start=self.warmup_start,
-            min_lr=self.default_min_lr() if self.min_lr is None else self.min_lr, max_lr=self.max_lr,
-            pct_start=self.pct_start, plateau_factor=self.plateau_factor, plateau_patience=self.plateau_patience,
-            monitor=self.monitor)
+        """The optimiser and schedule settings of this run (OptimConfig's fields, taken by name)."""
+        values = {f.name: getattr(self, f.name, f.default) for f in dataclasses.fields(OptimConfig)}
+        values.update(betas=tuple(self.betas), boundaries=tuple(self.boundaries),
+                      min_lr=self.default_min_lr() if self.min_lr is None else self.min_lr)
+        return OptimConfig(**values)
 
     def default_min_lr(self) -> float:
         """The final learning rate when ``min_lr`` is not given."""

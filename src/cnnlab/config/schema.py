@@ -48,10 +48,6 @@ class Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def fields(cls) -> tuple[dataclasses.Field, ...]:
-        return dataclasses.fields(cls)
-
-    @classmethod
     def field_type(cls, name: str) -> Any:
         return _hints(cls)[name]
 
