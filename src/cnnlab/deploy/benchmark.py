@@ -239,10 +239,12 @@ class _Runners:
         self._compiled: dict[int, Any] = {}
 
     def unavailable(self, runtime: str) -> str | None:
+        import torch
+
         s = self.subj
         if runtime in TORCH_RUNTIMES and s.torch_model is None:
             return s.torch_note
-        if runtime == "compile" and _is_scripted(s.torch_model):
+        if runtime == "compile" and isinstance(s.torch_model, torch.jit.ScriptModule):
             return "torch.compile does not take TorchScript modules"
         if runtime.startswith("onnxruntime") and s.onnx_path is None:
             return "no ONNX model"
@@ -303,16 +305,8 @@ class _Runners:
         return lambda: sess.run(None, feed)
 
 
-def _is_scripted(model: Any) -> bool:
-    import torch
-
-    return isinstance(model, torch.jit.ScriptModule)
-
-
 def _short_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(e).__name__}: {first}"[:160]
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"[:160]
 
 
 # ------------------------------------------------------------------------------------- benchmark
@@ -329,6 +323,7 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
     to 1 and all cores. Writes JSON (``json``) and Markdown (``md``) when asked.
     """
     import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnlab.io import atomic_write_text, write_json
 
@@ -362,10 +357,13 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
         rng = np.random.default_rng(seed)
         inputs = {b: rng.standard_normal((b, *subj.input_shape)).astype(np.float32) for b in batches}
         cells = [(r, b, t) for r in rts for t in thread_list for b in batches]
-        bar = _progress(progress, len(cells))
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True, disable=not progress)
+        task = bar.add_task("benchmark", total=len(cells))
+        bar.start()
         try:
             for rt, b, t in cells:
-                bar.describe(f"{rt} batch {b} threads {t}")
+                bar.update(task, description=f"{rt} batch {b} threads {t}")
                 row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t,
                                        **dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
                                                         "images_per_s", "iters"))}
@@ -381,9 +379,9 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
                     except Exception as e:  # a failing cell (compile error, unsupported op) is a result
                         row["status"] = f"error: {_short_error(e)}"
                 rows.append(row)
-                bar.advance()
+                bar.advance(task)
         finally:
-            bar.close()
+            bar.stop()
             torch.set_num_threads(prev_threads)
     _add_speedups(rows)
     result = BenchmarkResult(header=header, rows=rows)
@@ -400,29 +398,3 @@ def _add_speedups(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         ref = base.get((r["batch"], r["threads"]))
         r["vs_torch"] = r["images_per_s"] / ref if ref and r.get("images_per_s") else None
-
-
-class _progress:
-    """A rich progress bar (or nothing) over the benchmark cells."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("benchmark", total=total)
-
-    def describe(self, text: str) -> None:
-        if self.bar:
-            self.bar.update(self.task, description=text)
-
-    def advance(self) -> None:
-        if self.bar:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar:
-            self.bar.stop()

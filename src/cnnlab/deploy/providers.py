@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
+from cnnlab.paths import cache_dir
 
 # short names users type -> ONNX Runtime provider names
 PROVIDER_ALIASES = {
@@ -86,7 +87,7 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
         elif name == "TensorrtExecutionProvider":
             opts: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
                                     "trt_int8_enable": bool(trt_int8)}
-            cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or _trt_cache_default())
+            cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or cache_dir() / "trt-engines")
             cache.mkdir(parents=True, exist_ok=True)
             opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
             out.append((name, opts))
@@ -97,26 +98,16 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
     return out
 
 
-def _trt_cache_default() -> Path:
-    from cnnlab.paths import cache_dir
-
-    return cache_dir() / "trt-engines"
-
-
-def session_options(threads: int | None = None, *, inter_threads: int = 1,
-                    optimization: str = "all") -> Any:
-    """Session options: intra-op thread count (None: ONNX Runtime's default, one per core), graph optimisation."""
+def session_options(threads: int | None = None) -> Any:
+    """Session options: intra-op thread count (None: ONNX Runtime's default, one per core), one inter-op
+    thread, every graph optimisation, errors-only logging."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = int(threads)
-    so.inter_op_num_threads = int(inter_threads)
-    levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    so.graph_optimization_level = levels[optimization]
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # errors only
     return so
 
@@ -127,15 +118,11 @@ def create_session(model: str | os.PathLike | bytes, providers: str | Sequence[s
     import onnxruntime as ort
 
     plist = resolve_providers(providers, **provider_kw)
-    names = [p[0] if isinstance(p, tuple) else p for p in plist]
-    opts = [p[1] if isinstance(p, tuple) else {} for p in plist]
     src = model if isinstance(model, bytes) else str(model)
     if not isinstance(model, bytes) and not Path(src).is_file():
         raise UserError(f"ONNX model not found: {src}")
     try:
-        return ort.InferenceSession(src, sess_options=session_options(threads), providers=names,
-                                    provider_options=opts)
+        return ort.InferenceSession(src, sess_options=session_options(threads), providers=plist)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "model" if isinstance(model, bytes) else src
-        raise UserError(f"{where}: ONNX Runtime cannot load it ({first[:300]})") from None
+        raise UserError(f"{where}: ONNX Runtime cannot load it ({first_line(e)[:300]})") from None

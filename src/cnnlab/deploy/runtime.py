@@ -24,7 +24,7 @@ from cnnlab.deploy.metadata import (
 )
 from cnnlab.deploy.preprocess import preprocess_batch
 from cnnlab.deploy.providers import create_session
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class OnnxClassifier:
             self.classes = [str(i) for i in range(self._num_outputs() or 0)]
 
     def _init_defaults(self) -> None:
+        from cnnlab.deploy.quantize import is_quantized
+
         shape = self.input_shape
         if len(shape) != 4:
             raise UserError(f"{self.path or 'model'}: expected a 4-D image input, got shape {shape}")
@@ -96,7 +98,7 @@ class OnnxClassifier:
             self.classes = [str(i) for i in range(n or 0)]
         pre.layout = "NHWC" if nhwc else "NCHW"
         self.preprocess_spec = pre
-        self.precision = "int8" if self._is_quantized() else "unknown"
+        self.precision = "int8" if self.path and is_quantized(self.path) else "unknown"
         self.spec = None
         self.defaults_assumed = True
         log.info("%s has no cnnlab metadata: assuming %s preprocessing", self.path,
@@ -111,13 +113,6 @@ class OnnxClassifier:
             out = self.session.run(None, {self.input_name: np.zeros(shape, np.float32)})[0]
             return int(out.shape[-1])
         return None
-
-    def _is_quantized(self) -> bool:
-        if not self.path:
-            return False
-        from cnnlab.deploy.quantize import is_quantized
-
-        return is_quantized(self.path)
 
     # ---------------------------------------------------------- attributes
     @property
@@ -160,8 +155,8 @@ class OnnxClassifier:
         try:
             out = self.session.run([self.output_name], {self.input_name: x})[0]
         except Exception as e:  # shape/type mismatches surface as onnxruntime exceptions
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"ONNX Runtime rejected input of shape {tuple(x.shape)}: {first[:300]}") from None
+            raise UserError(f"ONNX Runtime rejected input of shape {tuple(x.shape)}: "
+                            f"{first_line(e)[:300]}") from None
         return out.astype(np.float32, copy=False)
 
     def preprocess(self, images: Sequence[np.ndarray | str | os.PathLike]) -> np.ndarray:
