@@ -191,8 +191,4 @@ def load_onnx_classifier(path: str | os.PathLike, providers: str | Sequence[str]
     ``providers``: None (CPU), ``"auto"``, or names/aliases such as ``"tensorrt,cuda"``; see
     :func:`cnnlab.deploy.providers.resolve_providers` for the TensorRT options in ``provider_kw``.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"ONNX model not found: {p}")
-    session = create_session(p, providers, threads=threads, **provider_kw)
-    return OnnxClassifier(session, str(p))
+    return OnnxClassifier(create_session(path, providers, threads=threads, **provider_kw), str(Path(path)))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 from cnnlab.io import plain_data
 from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad
 
@@ -52,7 +52,7 @@ def _open_h5(path: str | Path):
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise UserError(f"{path}: not a readable HDF5/Keras file ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{path}: not a readable HDF5/Keras file ({first_line(e)})") from None
 
 
 def _text(v: Any) -> str:
@@ -196,17 +196,9 @@ class _Merge(nn.Module):
         self.op, self.axis = op, axis
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.op == "add":
-            return torch.stack(xs).sum(0)
-        if self.op == "multiply":
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
-        if self.op == "average":
-            return torch.stack(xs).mean(0)
-        if self.op == "maximum":
-            return torch.stack(xs).amax(0)
+        reduce = {"add": "sum", "multiply": "prod", "average": "mean", "maximum": "amax"}.get(self.op)
+        if reduce:
+            return getattr(torch.stack(xs), reduce)(0)
         rank = xs[0].dim()
         axis = self.axis % rank  # position in the channels-last tensor
         dim = axis if rank != 4 else {1: 2, 2: 3, 3: 1}[axis]
@@ -368,31 +360,28 @@ def _to_torch(cls: str, w: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """Keras arrays of one layer -> state_dict entries of the matching cnnlab module."""
     t = {k: torch.from_numpy(np.ascontiguousarray(v)).float() for k, v in w.items()}
     out: dict[str, torch.Tensor] = {}
+    if "depthwise_kernel" in t:  # (kh, kw, cin, mult) -> (cin * mult, 1, kh, kw)
+        kh, kw, cin, mult = t["depthwise_kernel"].shape
+        depthwise = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
     if cls == "Conv2D":
         out["conv.weight"] = t["kernel"].permute(3, 2, 0, 1)
-        if "bias" in t:
-            out["conv.bias"] = t["bias"]
     elif cls == "DepthwiseConv2D":
-        kh, kw, cin, mult = t["depthwise_kernel"].shape
-        out["conv.weight"] = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
-        if "bias" in t:
-            out["conv.bias"] = t["bias"]
+        out["conv.weight"] = depthwise
     elif cls == "SeparableConv2D":
-        kh, kw, cin, mult = t["depthwise_kernel"].shape
-        out["depthwise.conv.weight"] = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+        out["depthwise.conv.weight"] = depthwise
         out["pointwise.weight"] = t["pointwise_kernel"].permute(3, 2, 0, 1)
-        if "bias" in t:
-            out["pointwise.bias"] = t["bias"]
     elif cls == "Dense":
         out["linear.weight"] = t["kernel"].t()
-        if "bias" in t:
-            out["linear.bias"] = t["bias"]
     elif cls == "BatchNormalization":
         n = t["moving_mean"].shape[0]
         out["weight"] = t.get("gamma", torch.ones(n))
         out["bias"] = t.get("beta", torch.zeros(n))
         out["running_mean"] = t["moving_mean"]
         out["running_var"] = t["moving_variance"]
+    bias = {"Conv2D": "conv.bias", "DepthwiseConv2D": "conv.bias", "SeparableConv2D": "pointwise.bias",
+            "Dense": "linear.bias"}.get(cls)
+    if bias and "bias" in t:
+        out[bias] = t["bias"]
     return out
 
 
