@@ -210,7 +210,8 @@ def load_hub_weights(model: TransferNet) -> None:
                                 in_chans=model.mean.shape[1])
     except Exception as e:  # network, cache or hub errors all end the same way for the user
         raise UserError(f"pretrained weights for {name} are not available offline and could not be "
-                        f"downloaded ({first_line(e)[:160]}); pass a local file with --pretrained PATH") from None
+                        f"downloaded ({first_line(e)[:160]}); pass a local file with --pretrained PATH"
+                        ) from None
     model.backbone.load_state_dict(ref.state_dict())
 
 
