@@ -209,8 +209,9 @@ def load_hub_weights(model: TransferNet) -> None:
         ref = timm.create_model(name, pretrained=True, num_classes=0,
                                 in_chans=model.mean.shape[1])
     except Exception as e:  # network, cache or hub errors all end the same way for the user
-        raise UserError(f"pretrained weights for {name} are not available offline and could not be downloaded "
-                        f"({first_line(e)[:160]}); pass a local file with --pretrained PATH") from None
+        reason = first_line(e)[:160]
+        raise UserError(f"pretrained weights for {name} are not available offline and could not be "
+                        f"downloaded ({reason}); pass a local file with --pretrained PATH") from None
     model.backbone.load_state_dict(ref.state_dict())
 
 
