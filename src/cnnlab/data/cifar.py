@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.download import RemoteFile
+from cnnlab.data.idx import read_file
 from cnnlab.data.official import check_labels
 from cnnlab.data.safe_pickle import safe_loads
 from cnnlab.errors import DataError
@@ -67,7 +68,7 @@ class CifarSource:
 
     def decode(self, files: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         src = files[0]
-        raw = _read_extracted(src, self._members()) if src.is_dir() else None
+        raw = {m: read_file(src / m) for m in self._members()} if src.is_dir() else None
         parsed: dict[str, Any] = {}
         mismatch: list[str] = []
         for name, data in (raw.items() if raw is not None else _iter_archive(src, self._members())):
@@ -103,16 +104,6 @@ class CifarSource:
             coarse = _labels(d, "coarse_labels", len(data), source)
             check_labels(coarse, 20, source)
         return data.reshape(-1, 3, 32, 32), labels, coarse
-
-
-def _read_extracted(folder: Path, members: tuple[str, ...]) -> dict[str, bytes]:
-    out = {}
-    for m in members:
-        try:
-            out[m] = (folder / m).read_bytes()
-        except OSError as e:
-            raise DataError(f"{folder / m}: cannot read ({e.strerror or e})") from None
-    return out
 
 
 def _iter_archive(path: Path, members: tuple[str, ...]):

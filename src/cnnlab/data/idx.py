@@ -14,13 +14,12 @@ from cnnlab.errors import DataError
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_bytes_maybe_gz(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic; corrupt data is a DataError."""
+def read_file(path: Path) -> bytes:
+    """A data file's bytes; an unreadable file is a one-line DataError."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    return maybe_gunzip(raw, str(path))
 
 
 def maybe_gunzip(raw: bytes, source: str) -> bytes:
@@ -57,7 +56,7 @@ def parse_idx(data: bytes, source: str = "idx data") -> np.ndarray:
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one idx file (``.gz`` or plain)."""
     path = Path(path)
-    return parse_idx(read_bytes_maybe_gz(path), str(path))
+    return parse_idx(maybe_gunzip(read_file(path), str(path)), str(path))
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:

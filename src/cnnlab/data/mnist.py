@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.download import RemoteFile
-from cnnlab.data.idx import maybe_gunzip, parse_idx
+from cnnlab.data.idx import maybe_gunzip, parse_idx, read_file
 from cnnlab.data.official import check_labels
 from cnnlab.errors import DataError
 
@@ -90,10 +90,7 @@ class IdxSource:
         return arrays, {"classes": list(self.classes), "md5_mismatch": mismatch}
 
     def _read(self, path: Path, mismatch: list[str]) -> np.ndarray:
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+        raw = read_file(path)
         if path.suffix == ".gz" and hashlib.md5(raw).hexdigest() != self.md5.get(path.name):
             mismatch.append(path.name)
         return parse_idx(maybe_gunzip(raw, str(path)), str(path))
