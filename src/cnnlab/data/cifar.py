@@ -176,28 +176,3 @@ CIFAR100 = CifarSource(
          "meta": "7973b15100ade9c7d40fb424638fde48"},
     label_key="fine_labels", names_key="fine_label_names", num_classes=100, coarse=True,
 )
-
-
-def write_cifar_folder(folder: str | Path, source: CifarSource, splits: dict[str, tuple[np.ndarray, ...]],
-                       classes: list[str], coarse_classes: list[str] | None = None) -> Path:
-    """Write batch files in the official python format (protocol 2 pickles); for tests and tools.
-
-    ``splits`` maps each batch file name to ``(images uint8 (N, 3, 32, 32), labels[, coarse labels])``.
-    """
-    import pickle
-
-    from cnnlab.io import atomic_write_bytes
-
-    folder = Path(folder)
-    for name, arrays in splits.items():
-        d: dict[str, Any] = {"batch_label": name, "data": np.asarray(arrays[0], np.uint8).reshape(len(arrays[0]), -1),
-                             source.label_key: [int(x) for x in arrays[1]],
-                             "filenames": [f"img_{i}.png" for i in range(len(arrays[0]))]}
-        if source.coarse:
-            d["coarse_labels"] = [int(x) for x in arrays[2]]
-        atomic_write_bytes(folder / name, pickle.dumps(d, protocol=2))
-    meta: dict[str, Any] = {source.names_key: list(classes)}
-    if source.coarse:
-        meta["coarse_label_names"] = list(coarse_classes or [])
-    atomic_write_bytes(folder / source.meta_file, pickle.dumps(meta, protocol=2))
-    return folder

@@ -57,18 +57,3 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read one idx file (``.gz`` or plain)."""
     path = Path(path)
     return parse_idx(maybe_gunzip(read_file(path), str(path)), str(path))
-
-
-def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write an array as an idx file (gzipped when the name ends in .gz); used by tests and tools."""
-    path = Path(path)
-    arr = np.asarray(array)
-    codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
-    code = codes[arr.dtype.newbyteorder("=")]
-    header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
-    data = header + arr.astype(_IDX_DTYPES[code]).tobytes()
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    from cnnlab.io import atomic_write_bytes
-
-    return atomic_write_bytes(path, data)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import UserError, first_line
@@ -471,13 +470,6 @@ def load_keras_weights(model: nn.Module, path: str | Path, prefix: str = "featur
         loaded.append(lname)
     model.load_state_dict(new_state, strict=False)
     return loaded
-
-
-def keras_reference_forward(model: nn.Module, x_nhwc: np.ndarray) -> np.ndarray:
-    """Run ``model`` on a channels-last batch as Keras would be fed; returns softmax probabilities."""
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).float())
-        return F.softmax(logits, dim=1).numpy() if logits.dim() == 2 else logits.numpy()
 
 
 # ----------------------------------------------------------------------------- run folders
