@@ -35,7 +35,8 @@ def write_cifar_folder(folder: str | Path, source: CifarSource, splits: dict[str
     """
     folder = Path(folder)
     for name, arrays in splits.items():
-        d: dict[str, Any] = {"batch_label": name, "data": np.asarray(arrays[0], np.uint8).reshape(len(arrays[0]), -1),
+        images = np.asarray(arrays[0], np.uint8)
+        d: dict[str, Any] = {"batch_label": name, "data": images.reshape(len(images), -1),
                              source.label_key: [int(x) for x in arrays[1]],
                              "filenames": [f"img_{i}.png" for i in range(len(arrays[0]))]}
         if source.coarse:

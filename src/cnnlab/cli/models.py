@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"no model matches {pattern!r}" + (f" for task {task}" if task else "")
                             + f" (registered: {', '.join(model_entries())})")
         rows = models_table_rows(names, params=params)
-        for r in rows:
-            r["trainable_s"], r["non_trainable_s"] = f"{r.get('trainable', 0):,}", f"{r.get('non_trainable', 0):,}"
+        for r in rows if params else ():
+            r["trainable_s"], r["non_trainable_s"] = f"{r['trainable']:,}", f"{r['non_trainable']:,}"
         columns = [("name", "name", {"style": "bold"}), ("task", "task", {}), ("family", "family", {}),
                    ("input", "input", {}), ("trainable", "trainable_s", {"justify": "right"}),
                    ("non-trainable", "non_trainable_s", {"justify": "right"}),
