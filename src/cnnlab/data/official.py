@@ -95,9 +95,7 @@ def decode_cached(source: OfficialSource, files: list[Path], cache: bool | None 
         log.debug("%s: decoded cache hit %s", source.name, entry)
     else:
         arrays, meta = source.decode(files)
-        train = arrays.get("train_images")
-        if train is None:  # pragma: no cover - every official source has a train split
-            train = arrays["test_images"]
+        train = arrays.get("train_images", arrays.get("test_images"))  # official sources all have train
         import torch
 
         from cnnlab.data.dataset import channel_stats  # stats of the training images, for normalisation

@@ -133,16 +133,9 @@ def parse_iters(value: str | int | None) -> int | None:
 
 def parse_input(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
     """``3x224x224`` (CxHxW) -> (3, 224, 224)."""
-    if value is None:
-        return None
-    parts = value.lower().replace("×", "x").split("x") if isinstance(value, str) else list(value)
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}") from None
-    if len(dims) != 3 or min(dims) < 1:
-        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}")
-    return dims  # type: ignore[return-value]
+    from cnnlab.inspect.summary import parse_input_size
+
+    return None if value is None else parse_input_size(value, exact=True)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------- the model

@@ -36,6 +36,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def top_k(probs: np.ndarray, classes: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable ``(class name, probability)`` of each row of ``probs``."""
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :min(k, probs.shape[1])]
+    return [[(classes[j] if j < len(classes) else str(j), float(p[j])) for j in row]
+            for row, p in zip(idx, probs, strict=True)]
+
+
 def _looks_like_probs(out: np.ndarray) -> bool:
     return bool(out.size and out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
 
@@ -173,15 +180,8 @@ class OnnxClassifier:
         """Top-k ``(class name, probability)`` for each image."""
         results: list[list[tuple[str, float]]] = []
         for i in range(0, len(images), batch):
-            probs = self.probabilities(self.preprocess(images[i:i + batch]))
-            k = min(topk, probs.shape[1])
-            idx = np.argsort(-probs, axis=1)[:, :k]
-            for row, p in zip(idx, probs, strict=True):
-                results.append([(self._name(j), float(p[j])) for j in row])
+            results += top_k(self.probabilities(self.preprocess(images[i:i + batch])), self.classes, topk)
         return results
-
-    def _name(self, j: int) -> str:
-        return self.classes[j] if j < len(self.classes) else str(j)
 
 
 def load_onnx_classifier(path: str | os.PathLike, providers: str | Sequence[str] | None = None,

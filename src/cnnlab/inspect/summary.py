@@ -18,6 +18,8 @@ from cnnlab.errors import UserError, first_line
 from cnnlab.models.counting import count_params
 
 BYTES = {"fp32": 4, "fp16": 2}
+COLUMNS = (("layer", "left"), ("type", "left"), ("output shape", "left"), ("trainable", "right"),
+           ("non-trainable", "right"), ("MACs", "right"))
 
 
 @dataclass
@@ -141,8 +143,7 @@ class SummaryResult:
 
         title = f"{self.model_name}  input {list(self.input_size)}  batch {self.batch}"
         table = Table(title=title, caption="\n".join(self.totals_lines()), caption_justify="left")
-        for col, just in (("layer", "left"), ("type", "left"), ("output shape", "left"),
-                          ("trainable", "right"), ("non-trainable", "right"), ("MACs", "right")):
+        for col, just in COLUMNS:
             table.add_column(col, justify=just, overflow="fold")
         for r in self.rows:
             table.add_row(*self._row_cells(r))
@@ -153,9 +154,9 @@ class SummaryResult:
 
     def to_markdown(self) -> str:
         """The table and totals as Markdown."""
-        head = ["layer", "type", "output shape", "trainable", "non-trainable", "MACs"]
         lines = [f"**{self.model_name}**, input {list(self.input_size)}, batch {self.batch}", "",
-                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 3) + "|"]
+                 "| " + " | ".join(c for c, _ in COLUMNS) + " |",
+                 "|" + "|".join("---:" if j == "right" else "---" for _, j in COLUMNS) + "|"]
         for r in self.rows:
             cells = self._row_cells(r)
             cells[0] = f"`{cells[0]}`"
@@ -200,20 +201,23 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
                          activations, out_shape, notes)
 
 
-def parse_input_size(value: tuple[int, ...] | list[int] | str) -> tuple[int, ...]:
-    """(C, H, W) from a tuple or a string ``3x32x32`` / ``1x28x28`` / ``32`` (3x32x32) / ``3x224``."""
+def parse_input_size(value: tuple[int, ...] | list[int] | str, exact: bool = False) -> tuple[int, ...]:
+    """(C, H, W) from a tuple or a string ``3x32x32`` / ``1x28x28`` / ``32`` (3x32x32) / ``3x224``;
+    ``exact``: only the full ``CxHxW``."""
     if isinstance(value, str):
         parts = value.lower().replace("×", "x").replace(",", "x").split("x")
         try:
             nums = [int(p) for p in parts if p.strip()]
         except ValueError:
             raise UserError(f"invalid input size {value!r}: expected CxHxW, e.g. 3x32x32") from None
-        if len(nums) == 1:
+        if len(nums) == 1 and not exact:
             nums = [3, nums[0], nums[0]]
-        elif len(nums) == 2:
+        elif len(nums) == 2 and not exact:
             nums = [nums[0], nums[1], nums[1]]
     else:
         nums = [int(v) for v in value]
+    if exact and len(nums) != 3:
+        raise UserError(f"invalid input size {value!r}: expected CxHxW, e.g. 3x224x224")
     if not nums or any(n < 1 for n in nums):
         raise UserError(f"invalid input size {value!r}: sizes must be positive")
     return tuple(nums)

@@ -51,10 +51,7 @@ def parse_count(value: int | float | str) -> int:
 
 def format_count(n: int) -> str:
     """Short human form of a count: 890410 -> '890.4K', 11173962 -> '11.17M'."""
-    if n >= 10**9:
-        return f"{n / 10**9:.2f}G"
-    if n >= 10**6:
-        return f"{n / 10**6:.2f}M"
-    if n >= 10**3:
-        return f"{n / 10**3:.1f}K"
+    for suffix, scale, digits in (("G", 10**9, 2), ("M", 10**6, 2), ("K", 10**3, 1)):
+        if n >= scale:
+            return f"{n / scale:.{digits}f}{suffix}"
     return str(n)

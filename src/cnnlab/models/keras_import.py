@@ -491,14 +491,11 @@ def import_keras(path: str | Path, project: str | Path = "runs", name: str = "ex
         raise UserError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
     model = import_keras_model(path)
     spec = model.cnnlab_spec
-    c, size = spec["in_chans"], spec["img_size"]
-    n = spec["num_classes"]
+    c, size, n = spec["in_chans"], spec["img_size"], spec["num_classes"]
     classes = list(classes) if classes else [str(i) for i in range(n)]
     if len(classes) != n:
         raise UserError(f"{len(classes)} class names given but the Keras model has {n} outputs")
-    mean, std = PREPROCESS[preprocess]
-    mean = list(mean) if isinstance(mean, tuple) else [mean] * c
-    std = list(std) if isinstance(std, tuple) else [std] * c
+    mean, std = (list(v) if isinstance(v, tuple) else [v] * c for v in PREPROCESS[preprocess])
     run = new_run_dir(project, "classify", name, exist_ok=exist_ok)
     config = {"dataset": dataset or "digits", "model": "keras_graph", "model_kwargs": spec["kwargs"],
               "img_size": size, "epochs": 0, "project": str(project), "name": run.name}
