@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnlab.data.download import RemoteFile
 from cnnlab.data.idx import read_file
-from cnnlab.data.official import check_labels
+from cnnlab.data.official import OfficialSource, check_labels
 from cnnlab.data.safe_pickle import safe_loads
 from cnnlab.errors import DataError
 
@@ -24,12 +24,9 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
 
 
 @dataclass(frozen=True)
-class CifarSource:
+class CifarSource(OfficialSource):
     """One CIFAR variant: its batch files (name -> official md5), meta file and label keys."""
 
-    name: str
-    folder: str
-    alt_folders: tuple[str, ...]
     extracted: str                 # folder name inside the archive
     archive_stem: str              # e.g. cifar-10-python
     archive_md5: str
@@ -47,9 +44,6 @@ class CifarSource:
     def remotes(self) -> tuple[RemoteFile, ...]:
         return (RemoteFile(f"{self.archive_stem}.tar.gz", self.archive_md5, (self.url,)),)
 
-    def looked_in(self, root: Path) -> list[Path]:
-        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
-
     def find(self, root: Path) -> list[Path] | None:
         for d in self.looked_in(root):
             ext = d / self.extracted
@@ -59,9 +53,6 @@ class CifarSource:
                 if (d / (self.archive_stem + suffix)).is_file():
                     return [d / (self.archive_stem + suffix)]
         return None
-
-    def missing(self, root: Path) -> list[RemoteFile]:
-        return [] if self.find(root) else list(self.remotes)
 
     def _members(self) -> tuple[str, ...]:
         return (*self.train_files, *self.test_files, self.meta_file)

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnlab.data.download import RemoteFile
 from cnnlab.data.idx import maybe_gunzip, parse_idx, read_file
-from cnnlab.data.official import check_labels
+from cnnlab.data.official import OfficialSource, check_labels
 from cnnlab.errors import DataError
 
 _MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -37,12 +37,9 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
 @dataclass(frozen=True)
-class IdxSource:
+class IdxSource(OfficialSource):
     """An MNIST-style dataset: train/t10k images and labels in idx format."""
 
-    name: str
-    folder: str
-    alt_folders: tuple[str, ...]
     md5: dict[str, str]
     base_urls: tuple[str, ...]
     classes: tuple[str, ...]
@@ -50,9 +47,6 @@ class IdxSource:
     @property
     def remotes(self) -> tuple[RemoteFile, ...]:
         return tuple(RemoteFile(n, m, tuple(b + n for b in self.base_urls)) for n, m in self.md5.items())
-
-    def looked_in(self, root: Path) -> list[Path]:
-        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
 
     def _find_one(self, root: Path, filename: str) -> Path | None:
         for d in self.looked_in(root):
