@@ -86,16 +86,13 @@ def _fmt(v: Any) -> str:
 def parse_int_list(value: str | int | Sequence[int], what: str) -> list[int]:
     """``"1,8,32"`` -> ``[1, 8, 32]`` (positive, de-duplicated, in order)."""
     items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
-    out: list[int] = []
-    for item in items:
-        try:
-            n = int(str(item).strip())
-        except ValueError:
-            raise UserError(f"{what}: expected comma-separated integers, got {value!r}") from None
+    try:
+        out = list(dict.fromkeys(int(str(item).strip()) for item in items))
+    except ValueError:
+        raise UserError(f"{what}: expected comma-separated integers, got {value!r}") from None
+    for n in out:
         if n < 1:
             raise UserError(f"{what}: values must be >= 1, got {n}")
-        if n not in out:
-            out.append(n)
     if not out:
         raise UserError(f"{what}: give at least one value")
     return out
@@ -253,15 +250,11 @@ class _Runners:
         if runtime == "onnxruntime":
             return s.onnx_path
         if runtime not in self._files:
-            dst = self.workdir / f"{runtime}.onnx"
+            convert = {"onnxruntime-int8": lambda a, b: quantize.quantize_static_onnx(a, b, s.calibration),
+                       "onnxruntime-int8-dynamic": quantize.quantize_dynamic_onnx,
+                       "onnxruntime-fp16": quantize.convert_fp16_onnx}[runtime]
             try:
-                if runtime == "onnxruntime-int8":
-                    quantize.quantize_static_onnx(s.onnx_path, dst, s.calibration)
-                elif runtime == "onnxruntime-int8-dynamic":
-                    quantize.quantize_dynamic_onnx(s.onnx_path, dst)
-                else:
-                    quantize.convert_fp16_onnx(s.onnx_path, dst)
-                self._files[runtime] = dst
+                self._files[runtime] = convert(s.onnx_path, self.workdir / f"{runtime}.onnx")
             except Exception as e:  # reported in each cell of this runtime
                 self._files[runtime] = e
         f = self._files[runtime]

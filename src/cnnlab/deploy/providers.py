@@ -58,39 +58,28 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
     if trt_fp16 is None:
         trt_fp16 = _env_flag("CNNLAB_TRT_FP16")
     avail = available_providers()
-    given: dict[str, dict[str, Any]] = {}  # entries passed already resolved as (name, options)
-    if providers is None or providers == "":
-        names = ["CPUExecutionProvider"]
+    items = providers.split(",") if isinstance(providers, str) else list(providers or ())
+    given = {p[0]: p[1] for p in items if isinstance(p, tuple)}  # entries passed already as (name, options)
+    items = [p for p in (p[0] if isinstance(p, tuple) else str(p).strip() for p in items) if p]
+    if [p.lower() for p in items] == ["auto"]:
+        names = [p for p in AUTO_ORDER if p in avail]
     else:
-        items = providers.split(",") if isinstance(providers, str) else list(providers)
-        given = {p[0]: p[1] for p in items if isinstance(p, tuple)}
-        items = [p[0] if isinstance(p, tuple) else str(p).strip() for p in items]
-        items = [p for p in items if p]
-        if [p.lower() for p in items] == ["auto"]:
-            names = [p for p in AUTO_ORDER if p in avail]
-        else:
-            names = []
-            for p in items:
-                name = PROVIDER_ALIASES.get(p.lower(), p)
-                if name not in avail:
-                    raise UserError(f"execution provider {p!r} is not available in this onnxruntime build "
-                                    f"(available: {', '.join(avail)}); on a Jetson install onnxruntime-gpu "
-                                    "from the Jetson Zoo")
-                if name not in names:
-                    names.append(name)
-    if "CPUExecutionProvider" not in names:
-        names.append("CPUExecutionProvider")
+        names = [PROVIDER_ALIASES.get(p.lower(), p) for p in items]
+        bad = [p for p, name in zip(items, names, strict=True) if name not in avail]
+        if bad:
+            raise UserError(f"execution provider {bad[0]!r} is not available in this onnxruntime build "
+                            f"(available: {', '.join(avail)}); on a Jetson install onnxruntime-gpu "
+                            "from the Jetson Zoo")
     out: list[Any] = []
-    for name in names:
+    for name in dict.fromkeys([*names, "CPUExecutionProvider"]):  # in order, once, CPU last as the fallback
         if name in given:
             out.append((name, given[name]))
         elif name == "TensorrtExecutionProvider":
-            opts: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
-                                    "trt_int8_enable": bool(trt_int8)}
             cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or cache_dir() / "trt-engines")
             cache.mkdir(parents=True, exist_ok=True)
-            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
-            out.append((name, opts))
+            out.append((name, {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
+                               "trt_int8_enable": bool(trt_int8), "trt_engine_cache_enable": True,
+                               "trt_engine_cache_path": str(cache)}))
         elif name == "CUDAExecutionProvider":
             out.append((name, {"device_id": device_id}))
         else:

@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnlab.errors import UserError, first_line
 from cnnlab.io import plain_data
-from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad
+from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad, pair
 
 SUPPORTED = {
     "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
@@ -161,10 +161,6 @@ def graph_from_config(model_config: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- torch modules
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
-
-
 def _activation_name(cfg: dict) -> str:
     act = cfg.get("activation", "linear")
     if isinstance(act, dict):  # Keras 3 may serialise activations as objects
@@ -228,8 +224,8 @@ class _Conv(nn.Module):
 
     def __init__(self, cin: int, cout: int, cfg: dict, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
-        k, s = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
-        d = _pair(cfg.get("dilation_rate", 1))
+        k, s = pair(cfg["kernel_size"]), pair(cfg.get("strides", 1))
+        d = pair(cfg.get("dilation_rate", 1))
         same = cfg.get("padding", "valid") == "same"
         self.pad = TFSamePad(k, s, d) if same else nn.Identity()
         self.conv = nn.Conv2d(cin, cout, k, stride=s, dilation=d, groups=groups, bias=bias)
@@ -286,8 +282,8 @@ def _build_layer(ly: dict, shapes: dict[str, list[int]], final: bool) -> nn.Modu
         return nn.BatchNorm2d(n, eps=float(cfg.get("epsilon", 1e-3)), momentum=1 - float(cfg.get("momentum", 0.99)),
                               affine=True)
     if cls in ("MaxPooling2D", "AveragePooling2D"):
-        k = _pair(cfg.get("pool_size", 2))
-        s = _pair(cfg.get("strides") or k)
+        k = pair(cfg.get("pool_size", 2))
+        s = pair(cfg.get("strides") or k)
         same = cfg.get("padding", "valid") == "same"
         if cls == "MaxPooling2D":
             pool = nn.MaxPool2d(k, s)
