@@ -28,8 +28,7 @@ def register(app: typer.Typer) -> None:
             names = list_models(pattern, task=task)
             if not names:
                 raise UserError(f"no timm model matches {pattern!r}" + (f" for task {task}" if task else ""))
-            for n in names:
-                console.print(n)
+            console.print("\n".join(names))
             console.print(f"[dim]{len(names)} timm architectures (random init: cnnlab train --model NAME)[/]")
             return
         names = list_models(pattern, task=task)

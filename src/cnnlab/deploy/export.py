@@ -126,9 +126,7 @@ def _set_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, dumps(meta)
+    onnx.helper.set_model_props(model, {METADATA_KEY: dumps(meta)})
     model.doc_string = f"cnnlab {meta.get('precision')} export of {meta.get('model_spec', {}).get('name', '')}"
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -37,10 +37,6 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16: bool | None = None,
                       trt_int8: bool = False, trt_cache_dir: str | os.PathLike | None = None,
                       device_id: int = 0) -> list[Any]:
@@ -56,7 +52,7 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
     if providers is None:
         providers = os.environ.get("CNNLAB_PROVIDERS") or None
     if trt_fp16 is None:
-        trt_fp16 = _env_flag("CNNLAB_TRT_FP16")
+        trt_fp16 = os.environ.get("CNNLAB_TRT_FP16", "").strip().lower() in ("1", "true", "yes", "on")
     avail = available_providers()
     items = providers.split(",") if isinstance(providers, str) else list(providers or ())
     given = {p[0]: p[1] for p in items if isinstance(p, tuple)}  # entries passed already as (name, options)

@@ -117,33 +117,10 @@ def convert_fp16_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Float16 weights and compute, float32 inputs/outputs (casts at the edges)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = onnx.load(str(src))
     half = convert_float_to_float16(model, keep_io_types=True)
-    _toposort(half.graph)  # the converter appends its input casts at the end of the node list
+    OnnxModel.graph_topological_sort(half.graph)  # the converter appends its input casts at the end
     onnx.save(half, str(dst))
     return Path(dst)
-
-
-def _toposort(graph: Any) -> None:
-    """Reorder ``graph.node`` so every node comes after the producers of its inputs (ONNX requires it)."""
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):  # a cycle or a dangling input: leave the rest as they were
-            ordered.extend(rest)
-            break
-        pending = rest
-    nodes = [type(n)() for n in ordered]
-    for new, old in zip(nodes, ordered, strict=True):
-        new.CopyFrom(old)
-    del graph.node[:]
-    graph.node.extend(nodes)

@@ -75,12 +75,10 @@ class OnnxClassifier:
     # ----------------------------------------------------------------- setup
     def _init_from_metadata(self, meta: dict[str, Any]) -> None:
         self.preprocess_spec = Preprocess.from_dict(meta.get("preprocess") or {})
-        self.classes = [str(c) for c in meta.get("classes") or []]
+        self.classes = [str(c) for c in meta.get("classes") or range(self._num_outputs() or 0)]
         self.precision = str(meta.get("precision", "fp32"))
         self.spec = meta.get("model_spec")
         self.defaults_assumed = False
-        if not self.classes:
-            self.classes = [str(i) for i in range(self._num_outputs() or 0)]
 
     def _init_defaults(self) -> None:
         from cnnlab.deploy.quantize import is_quantized

@@ -51,11 +51,8 @@ def measure(fn: Callable[[], object], batch: int, *, iters: int | None = None, m
         t0 = clock()
         fn()
         lat.append(clock() - t0)
-        if iters is not None:
-            if len(lat) >= iters:
-                break
-            continue
         elapsed = clock() - begin
-        if (elapsed >= min_time and len(lat) >= min_iters) or (elapsed >= max_time and len(lat) >= 5):
+        enough = (elapsed >= min_time and len(lat) >= min_iters) or (elapsed >= max_time and len(lat) >= 5)
+        if (len(lat) >= iters) if iters is not None else enough:
             break
     return Timing(np.asarray(lat, dtype=np.float64), batch)

@@ -13,6 +13,7 @@ into a cnnlab model whose module names match the Keras layer names (e.g. ``mobil
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -174,12 +175,9 @@ def make_activation(name: str) -> nn.Module:
         "linear": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
         "tanh": nn.Tanh, "elu": nn.ELU, "selu": nn.SELU, "softplus": nn.Softplus,
         "softsign": nn.Softsign, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU,
-        "hard_sigmoid": nn.Hardsigmoid, "mish": nn.Mish,
+        "hard_sigmoid": nn.Hardsigmoid, "mish": nn.Mish, "softmax": functools.partial(nn.Softmax, dim=1),
+        "leaky_relu": functools.partial(nn.LeakyReLU, 0.2), "leakyrelu": functools.partial(nn.LeakyReLU, 0.2),
     }
-    if name == "softmax":
-        return nn.Softmax(dim=1)
-    if name in ("leaky_relu", "leakyrelu"):
-        return nn.LeakyReLU(0.2)
     if name not in table:
         raise UserError(f"Keras activation {name!r} is not supported")
     return table[name]()

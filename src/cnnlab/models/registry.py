@@ -269,8 +269,7 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
             raise
 
     if budget is not None:
-        trainable, non_trainable = count_params(model)
-        total = trainable + non_trainable
+        total = sum(count_params(model))
         if total > budget:
             raise ModelError(
                 f"model {name!r} has {total:,} parameters ({format_count(total)}), over the budget "
