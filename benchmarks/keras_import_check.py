@@ -75,6 +75,16 @@ print(json.dumps({"ok": True, "keras": keras.__version__}))
 '''
 
 
+def keras_reference_forward(model, x_nhwc):
+    """Run ``model`` on a channels-last batch as Keras would be fed; returns softmax probabilities."""
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).float())
+        return torch.softmax(logits, dim=1).numpy() if logits.dim() == 2 else logits.numpy()
+
+
 def check_against_keras(workdir: str | Path) -> list[dict]:
     """Build the Keras models, save them, import them into cnnlab and compare outputs."""
     import numpy as np
@@ -82,7 +92,7 @@ def check_against_keras(workdir: str | Path) -> list[dict]:
     from _keras_env import run_in_keras
 
     from cnnlab.models import create_model
-    from cnnlab.models.keras_import import import_keras_model, keras_reference_forward, load_keras_weights
+    from cnnlab.models.keras_import import import_keras_model, load_keras_weights
     from cnnlab.paths import data_root
 
     workdir = Path(workdir)

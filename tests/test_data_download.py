@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pytest
 
+from _data_files import write_idx
 from cnnlab.data import DataChecksumWarning, load_dataset
 from cnnlab.data.download import DownloadFailed, download_file
-from cnnlab.data.idx import write_idx
 from cnnlab.data.mnist import MNIST_MD5
 from cnnlab.errors import DataError
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _data_files import write_cifar_folder, write_idx
 from cnnlab.data import DataChecksumWarning, load_dataset
-from cnnlab.data.cifar import CIFAR10, CIFAR100, write_cifar_folder
-from cnnlab.data.idx import parse_idx, read_idx, write_idx
+from cnnlab.data.cifar import CIFAR10, CIFAR100
+from cnnlab.data.idx import parse_idx, read_idx
 from cnnlab.data.safe_pickle import safe_loads
 from cnnlab.errors import DataError, UserError
 

@@ -13,3 +13,9 @@ class DataError(UserError):
 
 class ModelError(UserError):
     """An unknown model name, a budget overrun or an incompatible checkpoint."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its class name when the message is empty."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

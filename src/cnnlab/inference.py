@@ -56,15 +56,12 @@ class LoadedModel(Resolved):
     def predict(self, images: Sequence[np.ndarray | str | os.PathLike], topk: int = 5,
                 batch: int = 64) -> list[list[tuple[str, float]]]:
         """Top-k ``(class, probability)`` for each image."""
+        from cnnlab.deploy.runtime import top_k
+
         out: list[list[tuple[str, float]]] = []
         images = list(images)
         for i in range(0, len(images), batch):
-            probs = self.probabilities(self.preprocess(images[i:i + batch]))
-            k = min(topk, probs.shape[1])
-            p, idx = probs.topk(k, dim=1)
-            for prow, irow in zip(p.tolist(), idx.tolist(), strict=True):
-                out.append([(self.classes[j] if j < len(self.classes) else str(j), float(q))
-                            for q, j in zip(prow, irow, strict=True)])
+            out += top_k(self.probabilities(self.preprocess(images[i:i + batch])).numpy(), self.classes, topk)
         return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 
 
 @contextlib.contextmanager
@@ -138,8 +138,7 @@ def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
         raise UserError(f"{path}: refused to load (not a plain weights file: {first})") from None
     except (RuntimeError, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable checkpoint ({first})") from None
+        raise UserError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
 
 
 def _json_default(o: Any) -> Any:

@@ -6,24 +6,11 @@ Thin layers over ``cnnlab.api``; torch is imported only inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from cnnlab.cli.common import DEVICE, console
-
-
-def _print_metrics(metrics: dict[str, Any], title: str) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, show_header=False)
-    for key in ("test_accuracy", "test_top5_accuracy", "test_loss", "val_accuracy", "val_loss", "best_epoch",
-                "epochs", "train_time_s", "images_per_s", "accuracy", "top5_accuracy", "loss", "images",
-                "seconds"):
-        v = metrics.get(key)
-        if v is not None:
-            table.add_row(key, (f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}") if isinstance(v, float) else str(v))
-    console.print(table)
+from cnnlab.cli.train import print_metrics
 
 
 def evaluate_command(
@@ -43,7 +30,7 @@ def evaluate_command(
 
     result = api.evaluate(source, dataset=dataset, split=split, data_dir=data_dir, batch=batch, tta=tta,
                           json=json_out, runtime=runtime, device=device)
-    _print_metrics(result, f"{result['dataset']} {split}{' (flip TTA)' if tta else ''}: {source}")
+    print_metrics(result, f"{result['dataset']} {split}{' (flip TTA)' if tta else ''}: {source}")
     if per_class:
         from rich.table import Table
 

@@ -104,13 +104,11 @@ def register(app: typer.Typer) -> None:
             spec["preset"] = preset
         if config:
             loaded = read_yaml(config) or {}
-            if not isinstance(loaded, dict):
-                raise UserError(f"{config}: expected a mapping of augmentation options")
-            section = loaded.get("augment", loaded)
-            if isinstance(section, str):
-                section = {"preset": section}
+            section = loaded.get("augment", loaded) if isinstance(loaded, dict) else None
+            section = {"preset": section} if isinstance(section, str) else section
             if not isinstance(section, dict):
-                raise UserError(f"{config}: 'augment' must be a preset name or a mapping")
+                raise UserError(f"{config}: expected a mapping of augmentation options (top level or under "
+                                "'augment', which may also be a preset name)")
             spec.update(section)
         flags = {"rotation_range": rotation_range, "width_shift_range": width_shift_range,
                  "height_shift_range": height_shift_range, "zoom_range": _floats(zoom_range, "--zoom-range"),

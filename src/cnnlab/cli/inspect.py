@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli.common import console
+
 visualize_app = typer.Typer(
     name="visualize",
     help="Draw a model's kernels, feature maps or Grad-CAM heat maps as PNG images.",
@@ -42,7 +44,6 @@ def register(app: typer.Typer) -> None:
         markdown: Path = typer.Option(None, "--md", help="Also write the summary as Markdown here."),
     ) -> None:
         """Layer table: output shapes, parameters, MACs/FLOPs and memory (fp32/fp16)."""
-        from cnnlab.cli.common import console
         from cnnlab.inspect.summary import summary
         from cnnlab.io import atomic_write_text
 
@@ -67,7 +68,6 @@ def register(app: typer.Typer) -> None:
         no_bias: bool = typer.Option(False, "--no-bias", help="Convolution without bias terms."),
     ) -> None:
         """Conv/pool arithmetic: output size (N + 2P - F)/S + 1 and parameters F*F*C*K + K."""
-        from cnnlab.cli.common import console
         from cnnlab.inspect.arith import conv_arith
 
         r = conv_arith(n, f, s, p, c=c, k=k, pool=pool, bias=not no_bias)
@@ -100,7 +100,6 @@ def register(app: typer.Typer) -> None:
         scale: int = typer.Option(8, "--scale", help="Pixels per kernel weight."),
     ) -> None:
         """Kernels of the first convolution (or --layer) as an image grid."""
-        from cnnlab.cli.common import console
         from cnnlab.inspect.visualize import save_kernels
 
         out = save_kernels(source, output or _default_out(source, "kernels"), layer=layer, scale=scale)
@@ -115,7 +114,6 @@ def register(app: typer.Typer) -> None:
         max_maps: int = typer.Option(64, "--max-maps", help="Draw at most this many maps."),
     ) -> None:
         """Feature maps of a layer for an image, as a grid."""
-        from cnnlab.cli.common import console
         from cnnlab.inspect.visualize import save_features
 
         out = save_features(source, output or _default_out(source, "features"), image=image, layer=layer,
@@ -132,7 +130,6 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "--output", "-o", help="PNG path."),
     ) -> None:
         """Grad-CAM heat map of a class over the image."""
-        from cnnlab.cli.common import console
         from cnnlab.inspect.visualize import save_gradcam
 
         out, res = save_gradcam(source, output or _default_out(source, "gradcam"), image=image,

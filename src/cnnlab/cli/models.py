@@ -28,8 +28,7 @@ def register(app: typer.Typer) -> None:
             names = list_models(pattern, task=task)
             if not names:
                 raise UserError(f"no timm model matches {pattern!r}" + (f" for task {task}" if task else ""))
-            for n in names:
-                console.print(n)
+            console.print("\n".join(names))
             console.print(f"[dim]{len(names)} timm architectures (random init: cnnlab train --model NAME)[/]")
             return
         names = list_models(pattern, task=task)
@@ -37,29 +36,21 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"no model matches {pattern!r}" + (f" for task {task}" if task else "")
                             + f" (registered: {', '.join(model_entries())})")
         rows = models_table_rows(names, params=params)
+        for r in rows if params else ():
+            r["trainable_s"], r["non_trainable_s"] = f"{r['trainable']:,}", f"{r['non_trainable']:,}"
+        columns = [("name", "name", {"style": "bold"}), ("task", "task", {}), ("family", "family", {}),
+                   ("input", "input", {}), ("trainable", "trainable_s", {"justify": "right"}),
+                   ("non-trainable", "non_trainable_s", {"justify": "right"}),
+                   ("total", "total_short", {"justify": "right"})]
+        shown = ("trainable", "non-trainable", "total") if params else ("family",)
+        columns = [c for c in columns if c[0] in ("name", "task", "input", *shown)]
         table = Table(title="cnnlab models", show_lines=False)
-
-        def col(header: str, key: str, **kw) -> None:
+        for header, key, kw in columns:
             width = max([len(header)] + [len(str(r[key])) for r in rows])
             table.add_column(header, no_wrap=True, min_width=width, **kw)
-
-        col("name", "name", style="bold")
-        col("task", "task")
-        if not params:
-            col("family", "family")
-        col("input", "input")
-        if params:
-            for r in rows:
-                r["trainable_s"], r["non_trainable_s"] = f"{r['trainable']:,}", f"{r['non_trainable']:,}"
-            col("trainable", "trainable_s", justify="right")
-            col("non-trainable", "non_trainable_s", justify="right")
-            col("total", "total_short", justify="right")
         table.add_column("description", overflow="fold", ratio=1)
         for row in rows:
-            cells = [row["name"], row["task"]] + ([] if params else [row["family"]]) + [row["input"]]
-            if params:
-                cells += [row["trainable_s"], row["non_trainable_s"], row["total_short"]]
-            table.add_row(*cells, row["description"])
+            table.add_row(*(row[key] for _, key, _ in columns), row["description"])
         console.print(table)
         for row in rows:
             if row["aliases"]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cnnlab.cli.common import NAME, PROJECT, console
+
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
@@ -14,8 +16,8 @@ def register(app: typer.Typer) -> None:
 
 def import_keras_cmd(
     h5: Path = typer.Argument(..., help="Keras model saved with model.save('model.h5')."),
-    project: str = typer.Option("runs", "--project", help="Parent folder of run folders."),
-    name: str = typer.Option("exp", "--name", help="Run name: <project>/classify/<name> (exp, exp2, ... when taken)."),
+    project: Path = PROJECT,
+    name: str = NAME,
     classes: str = typer.Option(None, "--classes", help="Class names, comma-separated, or a file with one per line."),
     preprocess: str = typer.Option("scale", "--preprocess", help="Pixel scaling the Keras model expects: scale "
                                    "(x/255), tf (x/127.5-1), torch (ImageNet mean/std) or raw."),
@@ -23,7 +25,6 @@ def import_keras_cmd(
                                 "evaluate)."),
 ) -> None:
     """Rebuild a Keras .h5 CNN as a cnnlab run (weights converted), ready to evaluate/export/fine-tune."""
-    from cnnlab.cli.common import console
     from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from cnnlab.models import count_params
     from cnnlab.models.keras_import import import_keras

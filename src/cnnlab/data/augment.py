@@ -72,12 +72,7 @@ class AugmentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, numbers, strings, booleans) for YAML and run configs."""
-        out = {}
-        for f in dataclasses.fields(self):
-            if f.init:
-                v = getattr(self, f.name)
-                out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
+        return dataclasses.asdict(self)  # validate() made ranges lists
 
     # --- queries --------------------------------------------------------------------------------
     def zoom_bounds(self) -> tuple[float, float]:
@@ -297,8 +292,8 @@ class BatchPipeline:
         key = (x.device, x.dtype, x.shape[1])
         if key not in self._norm:
             c = x.shape[1]
-            mean = torch.tensor(_per_channel(self.mean, c), dtype=x.dtype, device=x.device).view(1, c, 1, 1)
-            std = torch.tensor(_per_channel(self.std, c), dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+            mean, std = (torch.tensor(per_channel(v, c), dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+                         for v in (self.mean, self.std))
             self._norm[key] = (mean, 1.0 / std)
         mean, inv = self._norm[key]
         return (x - mean) * inv
@@ -357,11 +352,11 @@ class BatchPipeline:
         soft = one_hot(y, int(self.num_classes)) if y.ndim == 1 else y  # type: ignore[arg-type]
         if op == "mixup":
             return mixup(x, soft, lam, perm)
-        x, soft, _ = cutmix(x, soft, cutmix_box(lam, h, w, rng), perm)
-        return x, soft
+        return cutmix(x, soft, cutmix_box(lam, h, w, rng), perm)[:2]
 
 
-def _per_channel(values: tuple[float, ...], c: int) -> list[float]:
+def per_channel(values: tuple[float, ...], c: int) -> list[float]:
+    """Per-channel statistics for ``c`` channels (one value repeated; RGB averaged for grey)."""
     if len(values) == c:
         return list(values)
     if len(values) == 1:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.download import RemoteFile
-from cnnlab.data.official import check_labels
+from cnnlab.data.idx import read_file
+from cnnlab.data.official import OfficialSource, check_labels
 from cnnlab.data.safe_pickle import safe_loads
 from cnnlab.errors import DataError
 
@@ -23,12 +24,9 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
 
 
 @dataclass(frozen=True)
-class CifarSource:
+class CifarSource(OfficialSource):
     """One CIFAR variant: its batch files (name -> official md5), meta file and label keys."""
 
-    name: str
-    folder: str
-    alt_folders: tuple[str, ...]
     extracted: str                 # folder name inside the archive
     archive_stem: str              # e.g. cifar-10-python
     archive_md5: str
@@ -46,9 +44,6 @@ class CifarSource:
     def remotes(self) -> tuple[RemoteFile, ...]:
         return (RemoteFile(f"{self.archive_stem}.tar.gz", self.archive_md5, (self.url,)),)
 
-    def looked_in(self, root: Path) -> list[Path]:
-        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
-
     def find(self, root: Path) -> list[Path] | None:
         for d in self.looked_in(root):
             ext = d / self.extracted
@@ -59,15 +54,12 @@ class CifarSource:
                     return [d / (self.archive_stem + suffix)]
         return None
 
-    def missing(self, root: Path) -> list[RemoteFile]:
-        return [] if self.find(root) else list(self.remotes)
-
     def _members(self) -> tuple[str, ...]:
         return (*self.train_files, *self.test_files, self.meta_file)
 
     def decode(self, files: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         src = files[0]
-        raw = _read_extracted(src, self._members()) if src.is_dir() else None
+        raw = {m: read_file(src / m) for m in self._members()} if src.is_dir() else None
         parsed: dict[str, Any] = {}
         mismatch: list[str] = []
         for name, data in (raw.items() if raw is not None else _iter_archive(src, self._members())):
@@ -103,16 +95,6 @@ class CifarSource:
             coarse = _labels(d, "coarse_labels", len(data), source)
             check_labels(coarse, 20, source)
         return data.reshape(-1, 3, 32, 32), labels, coarse
-
-
-def _read_extracted(folder: Path, members: tuple[str, ...]) -> dict[str, bytes]:
-    out = {}
-    for m in members:
-        try:
-            out[m] = (folder / m).read_bytes()
-        except OSError as e:
-            raise DataError(f"{folder / m}: cannot read ({e.strerror or e})") from None
-    return out
 
 
 def _iter_archive(path: Path, members: tuple[str, ...]):
@@ -185,28 +167,3 @@ CIFAR100 = CifarSource(
          "meta": "7973b15100ade9c7d40fb424638fde48"},
     label_key="fine_labels", names_key="fine_label_names", num_classes=100, coarse=True,
 )
-
-
-def write_cifar_folder(folder: str | Path, source: CifarSource, splits: dict[str, tuple[np.ndarray, ...]],
-                       classes: list[str], coarse_classes: list[str] | None = None) -> Path:
-    """Write batch files in the official python format (protocol 2 pickles); for tests and tools.
-
-    ``splits`` maps each batch file name to ``(images uint8 (N, 3, 32, 32), labels[, coarse labels])``.
-    """
-    import pickle
-
-    from cnnlab.io import atomic_write_bytes
-
-    folder = Path(folder)
-    for name, arrays in splits.items():
-        d: dict[str, Any] = {"batch_label": name, "data": np.asarray(arrays[0], np.uint8).reshape(len(arrays[0]), -1),
-                             source.label_key: [int(x) for x in arrays[1]],
-                             "filenames": [f"img_{i}.png" for i in range(len(arrays[0]))]}
-        if source.coarse:
-            d["coarse_labels"] = [int(x) for x in arrays[2]]
-        atomic_write_bytes(folder / name, pickle.dumps(d, protocol=2))
-    meta: dict[str, Any] = {source.names_key: list(classes)}
-    if source.coarse:
-        meta["coarse_label_names"] = list(coarse_classes or [])
-    atomic_write_bytes(folder / source.meta_file, pickle.dumps(meta, protocol=2))
-    return folder

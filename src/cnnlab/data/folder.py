@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.dataset import ArrayDataset, channel_stats
-from cnnlab.errors import DataError, UserError
+from cnnlab.errors import DataError, UserError, first_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SPLIT_DIRS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
@@ -71,19 +71,15 @@ def read_image(path: Path, img_size: int, in_chans: int = 3) -> np.ndarray:
                 im = im.resize((img_size, img_size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot read image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise DataError(f"{path}: cannot read image ({first_line(e)})") from None
     return arr[None].copy() if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def split_dirs(root: Path) -> dict[str, Path]:
     """The split folders present under ``root`` (``train``, ``val``, ``test``)."""
-    out = {}
-    for split, names in SPLIT_DIRS.items():
-        for n in names:
-            if (root / n).is_dir():
-                out[split] = root / n
-                break
-    return out
+    found = {split: next((root / n for n in names if (root / n).is_dir()), None)
+             for split, names in SPLIT_DIRS.items()}
+    return {split: d for split, d in found.items() if d is not None}
 
 
 def _class_dirs(d: Path) -> list[str]:
@@ -151,8 +147,7 @@ def _read_all(paths: list[Path], img_size: int, in_chans: int, workers: int) -> 
         out[i] = read_image(paths[i], img_size, in_chans)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for _ in pool.map(one, range(len(paths))):
-            pass
+        list(pool.map(one, range(len(paths))))  # re-raises the first error
     return torch.from_numpy(out)
 
 

@@ -14,13 +14,12 @@ from cnnlab.errors import DataError
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_bytes_maybe_gz(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic; corrupt data is a DataError."""
+def read_file(path: Path) -> bytes:
+    """A data file's bytes; an unreadable file is a one-line DataError."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    return maybe_gunzip(raw, str(path))
 
 
 def maybe_gunzip(raw: bytes, source: str) -> bytes:
@@ -57,19 +56,4 @@ def parse_idx(data: bytes, source: str = "idx data") -> np.ndarray:
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one idx file (``.gz`` or plain)."""
     path = Path(path)
-    return parse_idx(read_bytes_maybe_gz(path), str(path))
-
-
-def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write an array as an idx file (gzipped when the name ends in .gz); used by tests and tools."""
-    path = Path(path)
-    arr = np.asarray(array)
-    codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
-    code = codes[arr.dtype.newbyteorder("=")]
-    header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
-    data = header + arr.astype(_IDX_DTYPES[code]).tobytes()
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    from cnnlab.io import atomic_write_bytes
-
-    return atomic_write_bytes(path, data)
+    return parse_idx(maybe_gunzip(read_file(path), str(path)), str(path))

@@ -78,18 +78,6 @@ class ArrayLoader(_EpochLoader):
         self.epoch = epoch + 1
 
 
-class _OrderSampler(torch.utils.data.Sampler):
-    def __init__(self, loader: FolderLoader) -> None:
-        self.loader = loader
-        self.order: np.ndarray = np.arange(0)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order.tolist())
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
 class FolderLoader(_EpochLoader):
     """A torch DataLoader over a FolderDataset (images read by workers), pipeline on the device."""
 
@@ -97,14 +85,14 @@ class FolderLoader(_EpochLoader):
         super().__init__(dataset, *args, **kwargs)
         if num_workers is None:
             num_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
-        self._sampler = _OrderSampler(self)
+        self._sampler: list[int] = []  # the epoch's order, filled in by __iter__
         self._loader = torch.utils.data.DataLoader(
             dataset, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
             num_workers=int(num_workers), pin_memory=self.device.type == "cuda")
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch
-        self._sampler.order = self._order(epoch)
+        self._sampler[:] = self._order(epoch).tolist()
         it = iter(self._loader)
         for b in range(len(self)):
             try:

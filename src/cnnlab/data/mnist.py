@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.download import RemoteFile
-from cnnlab.data.idx import maybe_gunzip, parse_idx
-from cnnlab.data.official import check_labels
+from cnnlab.data.idx import maybe_gunzip, parse_idx, read_file
+from cnnlab.data.official import OfficialSource, check_labels
 from cnnlab.errors import DataError
 
 _MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -37,12 +37,9 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
 @dataclass(frozen=True)
-class IdxSource:
+class IdxSource(OfficialSource):
     """An MNIST-style dataset: train/t10k images and labels in idx format."""
 
-    name: str
-    folder: str
-    alt_folders: tuple[str, ...]
     md5: dict[str, str]
     base_urls: tuple[str, ...]
     classes: tuple[str, ...]
@@ -50,9 +47,6 @@ class IdxSource:
     @property
     def remotes(self) -> tuple[RemoteFile, ...]:
         return tuple(RemoteFile(n, m, tuple(b + n for b in self.base_urls)) for n, m in self.md5.items())
-
-    def looked_in(self, root: Path) -> list[Path]:
-        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
 
     def _find_one(self, root: Path, filename: str) -> Path | None:
         for d in self.looked_in(root):
@@ -90,10 +84,7 @@ class IdxSource:
         return arrays, {"classes": list(self.classes), "md5_mismatch": mismatch}
 
     def _read(self, path: Path, mismatch: list[str]) -> np.ndarray:
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+        raw = read_file(path)
         if path.suffix == ".gz" and hashlib.md5(raw).hexdigest() != self.md5.get(path.name):
             mismatch.append(path.name)
         return parse_idx(maybe_gunzip(raw, str(path)), str(path))

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -24,24 +24,34 @@ class DataChecksumWarning(UserWarning):
     """A local dataset file differs from the official checksum (its structure was valid)."""
 
 
-class OfficialSource(Protocol):
-    """How one official dataset is found and decoded (see mnist.py, cifar.py)."""
+@dataclass(frozen=True)
+class OfficialSource:
+    """How one official dataset is found and decoded (subclasses in mnist.py, cifar.py)."""
 
     name: str
-    folder: str                  # canonical folder under the data root (download target, mirror path)
-    remotes: tuple[RemoteFile, ...]
+    folder: str                   # canonical folder under the data root (download target, mirror path)
+    alt_folders: tuple[str, ...]  # other folders searched under the data root ("": the root itself)
+
+    @property
+    def remotes(self) -> tuple[RemoteFile, ...]:
+        """The official files with their md5 and addresses."""
+        raise NotImplementedError
 
     def find(self, root: Path) -> list[Path] | None:
         """The local files to decode, or None when something is missing."""
+        raise NotImplementedError
 
     def missing(self, root: Path) -> list[RemoteFile]:
         """The remote files that would have to be downloaded."""
+        return [] if self.find(root) else list(self.remotes)
 
     def looked_in(self, root: Path) -> list[Path]:
         """Folders searched (for messages)."""
+        return [root / d if d else root for d in (self.folder, *self.alt_folders)]
 
     def decode(self, files: list[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays ``<split>_images`` / ``<split>_labels``... and meta (classes, md5_mismatch)."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -95,9 +105,7 @@ def decode_cached(source: OfficialSource, files: list[Path], cache: bool | None 
         log.debug("%s: decoded cache hit %s", source.name, entry)
     else:
         arrays, meta = source.decode(files)
-        train = arrays.get("train_images")
-        if train is None:  # pragma: no cover - every official source has a train split
-            train = arrays["test_images"]
+        train = arrays.get("train_images", arrays.get("test_images"))  # official sources all have train
         import torch
 
         from cnnlab.data.dataset import channel_stats  # stats of the training images, for normalisation

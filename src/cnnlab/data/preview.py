@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnlab.data.augment import AugmentConfig, BatchPipeline, resolve_augment
+from cnnlab.data.augment import AugmentConfig, BatchPipeline, per_channel, resolve_augment
 from cnnlab.errors import UserError
 from cnnlab.plots import pyplot, save_figure
 
@@ -60,8 +60,7 @@ def augment_preview(dataset: str = "digits", augment: AugmentConfig | dict | str
         rows.append((title, x, y))
 
     c = images.shape[1]
-    mean = torch.tensor(list(ds.mean) if len(ds.mean) == c else list(ds.mean) * c).view(1, c, 1, 1)
-    std = torch.tensor(list(ds.std) if len(ds.std) == c else list(ds.std) * c).view(1, c, 1, 1)
+    mean, std = (torch.tensor(per_channel(v, c)).view(1, c, 1, 1) for v in (ds.mean, ds.std))
     ncol = len(items)
     fig, axes = pyplot().subplots(len(rows), ncol, figsize=(1.3 * ncol + 1.6, 1.45 * len(rows)), squeeze=False)
     for r, (title, x, y) in enumerate(rows):

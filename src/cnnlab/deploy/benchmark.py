@@ -86,16 +86,13 @@ def _fmt(v: Any) -> str:
 def parse_int_list(value: str | int | Sequence[int], what: str) -> list[int]:
     """``"1,8,32"`` -> ``[1, 8, 32]`` (positive, de-duplicated, in order)."""
     items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
-    out: list[int] = []
-    for item in items:
-        try:
-            n = int(str(item).strip())
-        except ValueError:
-            raise UserError(f"{what}: expected comma-separated integers, got {value!r}") from None
+    try:
+        out = list(dict.fromkeys(int(str(item).strip()) for item in items))
+    except ValueError:
+        raise UserError(f"{what}: expected comma-separated integers, got {value!r}") from None
+    for n in out:
         if n < 1:
             raise UserError(f"{what}: values must be >= 1, got {n}")
-        if n not in out:
-            out.append(n)
     if not out:
         raise UserError(f"{what}: give at least one value")
     return out
@@ -133,16 +130,9 @@ def parse_iters(value: str | int | None) -> int | None:
 
 def parse_input(value: str | Sequence[int] | None) -> tuple[int, int, int] | None:
     """``3x224x224`` (CxHxW) -> (3, 224, 224)."""
-    if value is None:
-        return None
-    parts = value.lower().replace("×", "x").split("x") if isinstance(value, str) else list(value)
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}") from None
-    if len(dims) != 3 or min(dims) < 1:
-        raise UserError(f"--input: expected CxHxW such as 3x224x224, got {value!r}")
-    return dims  # type: ignore[return-value]
+    from cnnlab.inspect.summary import parse_input_size
+
+    return None if value is None else parse_input_size(value, exact=True)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -239,10 +229,12 @@ class _Runners:
         self._compiled: dict[int, Any] = {}
 
     def unavailable(self, runtime: str) -> str | None:
+        import torch
+
         s = self.subj
         if runtime in TORCH_RUNTIMES and s.torch_model is None:
             return s.torch_note
-        if runtime == "compile" and _is_scripted(s.torch_model):
+        if runtime == "compile" and isinstance(s.torch_model, torch.jit.ScriptModule):
             return "torch.compile does not take TorchScript modules"
         if runtime.startswith("onnxruntime") and s.onnx_path is None:
             return "no ONNX model"
@@ -258,15 +250,11 @@ class _Runners:
         if runtime == "onnxruntime":
             return s.onnx_path
         if runtime not in self._files:
-            dst = self.workdir / f"{runtime}.onnx"
+            convert = {"onnxruntime-int8": lambda a, b: quantize.quantize_static_onnx(a, b, s.calibration),
+                       "onnxruntime-int8-dynamic": quantize.quantize_dynamic_onnx,
+                       "onnxruntime-fp16": quantize.convert_fp16_onnx}[runtime]
             try:
-                if runtime == "onnxruntime-int8":
-                    quantize.quantize_static_onnx(s.onnx_path, dst, s.calibration)
-                elif runtime == "onnxruntime-int8-dynamic":
-                    quantize.quantize_dynamic_onnx(s.onnx_path, dst)
-                else:
-                    quantize.convert_fp16_onnx(s.onnx_path, dst)
-                self._files[runtime] = dst
+                self._files[runtime] = convert(s.onnx_path, self.workdir / f"{runtime}.onnx")
             except Exception as e:  # reported in each cell of this runtime
                 self._files[runtime] = e
         f = self._files[runtime]
@@ -303,16 +291,8 @@ class _Runners:
         return lambda: sess.run(None, feed)
 
 
-def _is_scripted(model: Any) -> bool:
-    import torch
-
-    return isinstance(model, torch.jit.ScriptModule)
-
-
 def _short_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(e).__name__}: {first}"[:160]
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"[:160]
 
 
 # ------------------------------------------------------------------------------------- benchmark
@@ -329,6 +309,7 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
     to 1 and all cores. Writes JSON (``json``) and Markdown (``md``) when asked.
     """
     import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnlab.io import atomic_write_text, write_json
 
@@ -362,10 +343,13 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
         rng = np.random.default_rng(seed)
         inputs = {b: rng.standard_normal((b, *subj.input_shape)).astype(np.float32) for b in batches}
         cells = [(r, b, t) for r in rts for t in thread_list for b in batches]
-        bar = _progress(progress, len(cells))
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True, disable=not progress)
+        task = bar.add_task("benchmark", total=len(cells))
+        bar.start()
         try:
             for rt, b, t in cells:
-                bar.describe(f"{rt} batch {b} threads {t}")
+                bar.update(task, description=f"{rt} batch {b} threads {t}")
                 row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t,
                                        **dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
                                                         "images_per_s", "iters"))}
@@ -381,9 +365,9 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
                     except Exception as e:  # a failing cell (compile error, unsupported op) is a result
                         row["status"] = f"error: {_short_error(e)}"
                 rows.append(row)
-                bar.advance()
+                bar.advance(task)
         finally:
-            bar.close()
+            bar.stop()
             torch.set_num_threads(prev_threads)
     _add_speedups(rows)
     result = BenchmarkResult(header=header, rows=rows)
@@ -400,29 +384,3 @@ def _add_speedups(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         ref = base.get((r["batch"], r["threads"]))
         r["vs_torch"] = r["images_per_s"] / ref if ref and r.get("images_per_s") else None
-
-
-class _progress:
-    """A rich progress bar (or nothing) over the benchmark cells."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("benchmark", total=total)
-
-    def describe(self, text: str) -> None:
-        if self.bar:
-            self.bar.update(self.task, description=text)
-
-    def advance(self) -> None:
-        if self.bar:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar:
-            self.bar.stop()

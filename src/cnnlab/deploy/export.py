@@ -23,7 +23,7 @@ import numpy as np
 from cnnlab.deploy.calibration import dataset_sample, run_dataset
 from cnnlab.deploy.metadata import METADATA_KEY, TORCHSCRIPT_EXTRA, build_metadata, dumps
 from cnnlab.deploy.source import torch_source
-from cnnlab.errors import ModelError, UserError
+from cnnlab.errors import ModelError, UserError, first_line
 from cnnlab.io import atomic_path
 from cnnlab.sources import Resolved
 
@@ -75,9 +75,15 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _tolerance(ref: np.ndarray, precision: str) -> float | None:
-    scale = max(1.0, float(np.abs(ref).max()))
-    return {"fp32": 1e-3 * scale, "fp16": 3e-2 * scale}.get(precision)
+def _agreement(ref: np.ndarray, got: np.ndarray, precision: str, what: str) -> tuple[float, float | None]:
+    """Max abs difference of the logits and the tolerance of ``precision`` (None: not enforced)."""
+    diff = float(np.abs(ref - got).max())
+    tol = {"fp32": 1e-3, "fp16": 3e-2}.get(precision)
+    tol = tol * max(1.0, float(np.abs(ref).max())) if tol else None
+    if tol is not None and not diff <= tol:
+        raise ModelError(f"{what} disagrees with PyTorch: max abs difference {diff:.3g} > "
+                         f"tolerance {tol:.3g}; nothing written")
+    return diff, tol
 
 
 def default_output(src: Resolved, fmt: str, precision: str) -> Path:
@@ -96,29 +102,31 @@ def _torch_logits(model: Any, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).float().numpy()
 
 
+def _example(src: Resolved) -> Any:
+    """The (seeded) batch of 2 the exporters trace with."""
+    import torch
+
+    return torch.randn(2, *src.input_shape, generator=torch.Generator().manual_seed(0))
+
+
 # ------------------------------------------------------------------------------------------ ONNX
 def _export_onnx_fp32(src: Resolved, path: Path, opset: int) -> None:
     import torch
 
-    c, h, w = src.input_shape
-    example = torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(0))
     try:
         with _quiet():
-            torch.onnx.export(src.model, (example,), str(path), dynamo=False, opset_version=opset,
+            torch.onnx.export(src.model, (_example(src),), str(path), dynamo=False, opset_version=opset,
                               input_names=["input"], output_names=["logits"], do_constant_folding=True,
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     except Exception as e:  # unsupported operators, bad opsets: one line, not a tracer dump
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"ONNX export of {src.name} failed: {first[:300]}") from None
+        raise ModelError(f"ONNX export of {src.name} failed: {first_line(e)[:300]}") from None
 
 
 def _set_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, dumps(meta)
+    onnx.helper.set_model_props(model, {METADATA_KEY: dumps(meta)})
     model.doc_string = f"cnnlab {meta.get('precision')} export of {meta.get('model_spec', {}).get('name', '')}"
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -135,32 +143,26 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def _calibration(src: Resolved, n: int, calib_data: np.ndarray | None, dataset: str | None,
-                 data_dir: str | os.PathLike | None, seed: int) -> tuple[np.ndarray | None, str]:
-    if calib_data is not None:
-        return np.asarray(calib_data, dtype=np.float32)[:n], "given array"
+def _sample(src: Resolved, dataset: str | None, data_dir: str | os.PathLike | None, n: int, split: str,
+            seed: int) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """``n`` images of ``dataset`` (default: the run's own, with its options) as model input, labels and
+    the dataset's name; None when no dataset is known."""
     name, ddir, options = run_dataset(src.config)
-    name = dataset or name
-    if not name:
-        return None, ""
-    x, _ = dataset_sample(name, src.preprocessing, n, split="train", data_dir=data_dir or ddir,
-                          options=options if not dataset else None, seed=seed)
-    return x, f"{len(x)} {name} training images"
+    if not (dataset or name):
+        return None
+    x, y = dataset_sample(dataset or name, src.preprocessing, n, split=split, data_dir=data_dir or ddir,
+                          options=None if dataset else options, seed=seed)
+    return x, y, dataset or name
 
 
 def _eval_sample(src: Resolved, dataset: str | None, data_dir: str | os.PathLike | None, n: int,
                  seed: int) -> tuple[np.ndarray, np.ndarray, str] | None:
-    name, ddir, options = run_dataset(src.config)
-    name = dataset or name
-    if not name or n <= 0:
-        return None
-    for split in ("test", "val"):
+    for split in ("test", "val") if n > 0 else ():
         try:
-            x, y = dataset_sample(name, src.preprocessing, n, split=split, data_dir=data_dir or ddir,
-                                  options=options if not dataset else None, seed=seed)
-            return x, y, split
+            sample = _sample(src, dataset, data_dir, n, split, seed)
         except UserError:
             continue
+        return None if sample is None else (*sample[:2], split)
     return None
 
 
@@ -201,9 +203,7 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
         raise UserError(f"ONNX output should end in .onnx: {out}")
     where = src.name if hasattr(source, "forward") else str(src.run_dir or source)
     meta = build_metadata(src.classes, src.preprocessing, precision=precision, model_spec=src.spec, source=where)
-    c, h, w = src.input_shape
-    rng = np.random.default_rng(seed)
-    x_check = rng.standard_normal((CHECK_BATCH, c, h, w)).astype(np.float32)
+    x_check = np.random.default_rng(seed).standard_normal((CHECK_BATCH, *src.input_shape)).astype(np.float32)
     if fmt == "torchscript":
         return _export_torchscript(src, out, meta, x_check)
     return _export_onnx(src, out, meta, precision, opset, x_check, calib_samples=calib_samples,
@@ -225,8 +225,11 @@ def _export_onnx(src: Resolved, out: Path, meta: dict[str, Any], precision: str,
         final = fp32
         calib = None
         if precision == "int8-static":
-            calib, what = _calibration(src, calib_samples, calib_data, calib_dataset, data_dir, seed)
-            if calib is None:
+            if calib_data is not None:
+                calib, what = np.asarray(calib_data, dtype=np.float32)[:calib_samples], "given array"
+            elif sample := _sample(src, calib_dataset, data_dir, calib_samples, "train", seed):
+                calib, what = sample[0], f"{len(sample[0])} {sample[2]} training images"
+            else:
                 raise UserError("static INT8 needs calibration images: export a run folder (its training "
                                 "data is used), pass --calib-dataset NAME, or use --int8 dynamic")
             final = quantize.quantize_static_onnx(fp32, Path(tmp) / "int8.onnx", calib, method=calib_method)
@@ -249,25 +252,18 @@ def _export_onnx(src: Resolved, out: Path, meta: dict[str, Any], precision: str,
             sample = _eval_sample(src, calib_dataset, data_dir, check_samples, seed)
             if sample is not None:
                 xs, ys, split = sample
-                ref_s, got_s = _torch_logits(src.model, xs), _ort_logits(final, xs)
-                checks.update(accuracy_samples=len(ys), accuracy_split=split,
-                              accuracy_fp32=_accuracy(ref_s, ys), accuracy_exported=_accuracy(got_s, ys))
+                ref, got = _torch_logits(src.model, xs), _ort_logits(final, xs)
+                checks.update(check_inputs=f"{len(ys)} {split} images", accuracy_samples=len(ys),
+                              accuracy_split=split, accuracy_fp32=_accuracy(ref, ys),
+                              accuracy_exported=_accuracy(got, ys))
                 checks["accuracy_loss"] = checks["accuracy_fp32"] - checks["accuracy_exported"]
-                ref, got = ref_s, got_s
-                checks["check_inputs"] = f"{len(ys)} {split} images"
             elif calib is not None:
                 ref, got = _torch_logits(src.model, calib), _ort_logits(final, calib)
                 checks["check_inputs"] = f"{len(calib)} calibration images"
             checks["top1_agreement"] = float((ref.argmax(1) == got.argmax(1)).mean())
-        diff = float(np.abs(ref - got).max())
-        tol = _tolerance(ref, precision)
-        if tol is not None and not diff <= tol:
-            raise ModelError(f"exported model disagrees with PyTorch: max abs difference {diff:.3g} > "
-                             f"tolerance {tol:.3g}; nothing written")
+        diff, tol = _agreement(ref, got, precision, "exported model")
         if "accuracy_fp32" in checks:
-            meta["reference_accuracy"] = {k: checks[k] for k in
-                                          ("accuracy_samples", "accuracy_split", "accuracy_fp32",
-                                           "accuracy_exported", "accuracy_loss")}
+            meta["reference_accuracy"] = {k: v for k, v in checks.items() if k.startswith("accuracy_")}
             _set_onnx_metadata(final, meta)
         with atomic_path(out) as tmp_out:
             shutil.copyfile(final, tmp_out)
@@ -280,26 +276,18 @@ def _export_onnx(src: Resolved, out: Path, meta: dict[str, Any], precision: str,
 def _export_torchscript(src: Resolved, out: Path, meta: dict[str, Any], x_check: np.ndarray) -> ExportResult:
     import torch
 
-    c, h, w = src.input_shape
-    example = torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(0))
     try:
         with _quiet(), torch.inference_mode(False), torch.no_grad():
-            traced = torch.jit.trace(src.model, example, check_trace=False)
+            traced = torch.jit.trace(src.model, _example(src), check_trace=False)
             traced = torch.jit.freeze(traced.eval()) if hasattr(torch.jit, "freeze") else traced
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"TorchScript export of {src.name} failed: {first[:300]}") from None
+        raise ModelError(f"TorchScript export of {src.name} failed: {first_line(e)[:300]}") from None
     with atomic_path(out) as tmp_out:
         with _quiet():
             torch.jit.save(traced, str(tmp_out), _extra_files={TORCHSCRIPT_EXTRA: dumps(meta)})
             reloaded = torch.jit.load(str(tmp_out), map_location="cpu")
-        ref = _torch_logits(src.model, x_check)
-        got = _torch_logits(reloaded, x_check)
-        diff = float(np.abs(ref - got).max())
-        tol = _tolerance(ref, "fp32")
-        if not diff <= tol:
-            raise ModelError(f"TorchScript module disagrees with PyTorch: max abs difference {diff:.3g} > "
-                             f"tolerance {tol:.3g}; nothing written")
+        diff, tol = _agreement(_torch_logits(src.model, x_check), _torch_logits(reloaded, x_check), "fp32",
+                               "TorchScript module")
     checks = {"check_inputs": f"{len(x_check)} random inputs of shape {list(x_check.shape[1:])}"}
     return ExportResult(path=out, format="torchscript", precision="fp32", max_abs_diff=diff, tolerance=tol,
                         checks=checks, metadata=meta)
@@ -319,6 +307,5 @@ def load_torchscript(path: str | os.PathLike) -> tuple[Any, dict[str, Any] | Non
         with _quiet():
             module = torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{p}: not a loadable TorchScript file ({first[:200]})") from None
+        raise UserError(f"{p}: not a loadable TorchScript file ({first_line(e)[:200]})") from None
     return module.eval(), parse_metadata(extra[TORCHSCRIPT_EXTRA] or None)

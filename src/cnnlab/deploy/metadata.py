@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cnnlab import __version__
@@ -41,14 +41,9 @@ class Preprocess:
     interpolation: str = "bilinear"
     layout: str = "NCHW"
     scale: float = 1.0 / 255.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        if not d["extra"]:
-            d.pop("extra")
-        return d
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
@@ -88,8 +83,7 @@ def _imagenet_classes() -> tuple[str, ...]:
 
 
 def build_metadata(classes: list[str], preprocess: Preprocess, *, precision: str = "fp32",
-                   model_spec: dict[str, Any] | None = None, source: str | None = None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                   model_spec: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
     """The JSON document stored under the ``cnnlab`` key of an exported model."""
     meta: dict[str, Any] = {
         "format": METADATA_FORMAT,
@@ -105,8 +99,6 @@ def build_metadata(classes: list[str], preprocess: Preprocess, *, precision: str
         meta["model_spec"] = model_spec
     if source:
         meta["source"] = source
-    if extra:
-        meta.update(extra)
     return meta
 
 

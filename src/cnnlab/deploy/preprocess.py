@@ -25,16 +25,13 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _as_rgb(img: np.ndarray) -> np.ndarray:
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """An image array (HxW, HxWx1/3/4; uint8, or float in [0, 1] or [0, 255]) as HxWx3 uint8 RGB."""
     arr = np.asarray(img)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise UserError(f"expected an HxWxC image, got shape {tuple(arr.shape)}")
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    if arr.shape[2] == 4:
-        arr = arr[:, :, :3]
+        raise UserError(f"expected an HxWxC image, got shape {tuple(np.shape(img))}")
+    arr = np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr[:, :, :3]
     if arr.dtype != np.uint8:
         arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     return arr
@@ -58,7 +55,7 @@ def preprocess_image(img: np.ndarray, pre: Preprocess) -> np.ndarray:
     """One HxWxC uint8 RGB image -> float32 CxHxW (or HxWxC for NHWC models), normalised."""
     import cv2
 
-    rgb = _as_rgb(img)
+    rgb = as_rgb(img)
     size = pre.img_size
     if size:
         if pre.resize:

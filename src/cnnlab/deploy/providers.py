@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
+from cnnlab.paths import cache_dir
 
 # short names users type -> ONNX Runtime provider names
 PROVIDER_ALIASES = {
@@ -36,10 +37,6 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16: bool | None = None,
                       trt_int8: bool = False, trt_cache_dir: str | os.PathLike | None = None,
                       device_id: int = 0) -> list[Any]:
@@ -55,41 +52,30 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
     if providers is None:
         providers = os.environ.get("CNNLAB_PROVIDERS") or None
     if trt_fp16 is None:
-        trt_fp16 = _env_flag("CNNLAB_TRT_FP16")
+        trt_fp16 = os.environ.get("CNNLAB_TRT_FP16", "").strip().lower() in ("1", "true", "yes", "on")
     avail = available_providers()
-    given: dict[str, dict[str, Any]] = {}  # entries passed already resolved as (name, options)
-    if providers is None or providers == "":
-        names = ["CPUExecutionProvider"]
+    items = providers.split(",") if isinstance(providers, str) else list(providers or ())
+    given = {p[0]: p[1] for p in items if isinstance(p, tuple)}  # entries passed already as (name, options)
+    items = [p for p in (p[0] if isinstance(p, tuple) else str(p).strip() for p in items) if p]
+    if [p.lower() for p in items] == ["auto"]:
+        names = [p for p in AUTO_ORDER if p in avail]
     else:
-        items = providers.split(",") if isinstance(providers, str) else list(providers)
-        given = {p[0]: p[1] for p in items if isinstance(p, tuple)}
-        items = [p[0] if isinstance(p, tuple) else str(p).strip() for p in items]
-        items = [p for p in items if p]
-        if [p.lower() for p in items] == ["auto"]:
-            names = [p for p in AUTO_ORDER if p in avail]
-        else:
-            names = []
-            for p in items:
-                name = PROVIDER_ALIASES.get(p.lower(), p)
-                if name not in avail:
-                    raise UserError(f"execution provider {p!r} is not available in this onnxruntime build "
-                                    f"(available: {', '.join(avail)}); on a Jetson install onnxruntime-gpu "
-                                    "from the Jetson Zoo")
-                if name not in names:
-                    names.append(name)
-    if "CPUExecutionProvider" not in names:
-        names.append("CPUExecutionProvider")
+        names = [PROVIDER_ALIASES.get(p.lower(), p) for p in items]
+        bad = [p for p, name in zip(items, names, strict=True) if name not in avail]
+        if bad:
+            raise UserError(f"execution provider {bad[0]!r} is not available in this onnxruntime build "
+                            f"(available: {', '.join(avail)}); on a Jetson install onnxruntime-gpu "
+                            "from the Jetson Zoo")
     out: list[Any] = []
-    for name in names:
+    for name in dict.fromkeys([*names, "CPUExecutionProvider"]):  # in order, once, CPU last as the fallback
         if name in given:
             out.append((name, given[name]))
         elif name == "TensorrtExecutionProvider":
-            opts: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
-                                    "trt_int8_enable": bool(trt_int8)}
-            cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or _trt_cache_default())
+            cache = Path(trt_cache_dir or os.environ.get("CNNLAB_TRT_CACHE") or cache_dir() / "trt-engines")
             cache.mkdir(parents=True, exist_ok=True)
-            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
-            out.append((name, opts))
+            out.append((name, {"device_id": device_id, "trt_fp16_enable": bool(trt_fp16),
+                               "trt_int8_enable": bool(trt_int8), "trt_engine_cache_enable": True,
+                               "trt_engine_cache_path": str(cache)}))
         elif name == "CUDAExecutionProvider":
             out.append((name, {"device_id": device_id}))
         else:
@@ -97,26 +83,16 @@ def resolve_providers(providers: str | Sequence[str] | None = None, *, trt_fp16:
     return out
 
 
-def _trt_cache_default() -> Path:
-    from cnnlab.paths import cache_dir
-
-    return cache_dir() / "trt-engines"
-
-
-def session_options(threads: int | None = None, *, inter_threads: int = 1,
-                    optimization: str = "all") -> Any:
-    """Session options: intra-op thread count (None: ONNX Runtime's default, one per core), graph optimisation."""
+def session_options(threads: int | None = None) -> Any:
+    """Session options: intra-op thread count (None: ONNX Runtime's default, one per core), one inter-op
+    thread, every graph optimisation, errors-only logging."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = int(threads)
-    so.inter_op_num_threads = int(inter_threads)
-    levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    so.graph_optimization_level = levels[optimization]
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # errors only
     return so
 
@@ -127,15 +103,11 @@ def create_session(model: str | os.PathLike | bytes, providers: str | Sequence[s
     import onnxruntime as ort
 
     plist = resolve_providers(providers, **provider_kw)
-    names = [p[0] if isinstance(p, tuple) else p for p in plist]
-    opts = [p[1] if isinstance(p, tuple) else {} for p in plist]
     src = model if isinstance(model, bytes) else str(model)
     if not isinstance(model, bytes) and not Path(src).is_file():
         raise UserError(f"ONNX model not found: {src}")
     try:
-        return ort.InferenceSession(src, sess_options=session_options(threads), providers=names,
-                                    provider_options=opts)
+        return ort.InferenceSession(src, sess_options=session_options(threads), providers=plist)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "model" if isinstance(model, bytes) else src
-        raise UserError(f"{where}: ONNX Runtime cannot load it ({first[:300]})") from None
+        raise UserError(f"{where}: ONNX Runtime cannot load it ({first_line(e)[:300]})") from None

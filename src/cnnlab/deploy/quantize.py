@@ -54,17 +54,15 @@ def make_calibration_reader(input_name: str, data: np.ndarray, batch_size: int =
         """Feeds calibration batches to ONNX Runtime's range estimator."""
 
         def __init__(self) -> None:
-            self._it: Iterator[dict[str, np.ndarray]] = self._batches()
-
-        def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-            for i in range(0, len(data), batch_size):
-                yield {input_name: np.ascontiguousarray(data[i:i + batch_size], dtype=np.float32)}
+            self.rewind()
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
         def rewind(self) -> None:
-            self._it = self._batches()
+            self._it: Iterator[dict[str, np.ndarray]] = iter(
+                {input_name: np.ascontiguousarray(data[i:i + batch_size], dtype=np.float32)}
+                for i in range(0, len(data), batch_size))
 
     return ArrayCalibrationReader()
 
@@ -84,20 +82,20 @@ def pre_process(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return Path(dst)
 
 
-def quantize_dynamic_onnx(src: str | os.PathLike, dst: str | os.PathLike, *,
-                          per_channel: bool = False) -> Path:
-    """Dynamic INT8 quantisation (weights int8, activations quantised on the fly)."""
+def quantize_dynamic_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Dynamic INT8 quantisation (weights int8 per tensor, activations quantised on the fly)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
         prep = pre_process(src, Path(tmp) / "prep.onnx")
-        quantize_dynamic(str(prep), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(str(prep), str(dst), weight_type=QuantType.QInt8)
     return Path(dst)
 
 
 def quantize_static_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray, *,
-                         method: str = "minmax", per_channel: bool = True, batch_size: int = 16) -> Path:
-    """Static INT8 quantisation in QDQ format: activation ranges from ``calibration`` (N x C x H x W)."""
+                         method: str = "minmax") -> Path:
+    """Static INT8 quantisation in QDQ format (weights per channel): activation ranges from ``calibration``
+    (N x C x H x W, fed in batches of 16)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if calibration is None or len(calibration) == 0:
@@ -108,10 +106,10 @@ def quantize_static_onnx(src: str | os.PathLike, dst: str | os.PathLike, calibra
         raise UserError(f"unknown calibration method {method!r} (choose from {', '.join(methods)})")
     with tempfile.TemporaryDirectory() as tmp:
         prep = pre_process(src, Path(tmp) / "prep.onnx")
-        reader = make_calibration_reader(_input_name(prep), calibration, batch_size)
+        reader = make_calibration_reader(_input_name(prep), calibration)
         quantize_static(str(prep), str(dst), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=per_channel, calibrate_method=methods[method])
+                        per_channel=True, calibrate_method=methods[method])
     return Path(dst)
 
 
@@ -119,33 +117,10 @@ def convert_fp16_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Float16 weights and compute, float32 inputs/outputs (casts at the edges)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = onnx.load(str(src))
     half = convert_float_to_float16(model, keep_io_types=True)
-    _toposort(half.graph)  # the converter appends its input casts at the end of the node list
+    OnnxModel.graph_topological_sort(half.graph)  # the converter appends its input casts at the end
     onnx.save(half, str(dst))
     return Path(dst)
-
-
-def _toposort(graph: Any) -> None:
-    """Reorder ``graph.node`` so every node comes after the producers of its inputs (ONNX requires it)."""
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):  # a cycle or a dangling input: leave the rest as they were
-            ordered.extend(rest)
-            break
-        pending = rest
-    nodes = [type(n)() for n in ordered]
-    for new, old in zip(nodes, ordered, strict=True):
-        new.CopyFrom(old)
-    del graph.node[:]
-    graph.node.extend(nodes)

@@ -24,7 +24,7 @@ from cnnlab.deploy.metadata import (
 )
 from cnnlab.deploy.preprocess import preprocess_batch
 from cnnlab.deploy.providers import create_session
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def top_k(probs: np.ndarray, classes: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable ``(class name, probability)`` of each row of ``probs``."""
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :min(k, probs.shape[1])]
+    return [[(classes[j] if j < len(classes) else str(j), float(p[j])) for j in row]
+            for row, p in zip(idx, probs, strict=True)]
 
 
 def _looks_like_probs(out: np.ndarray) -> bool:
@@ -68,14 +75,14 @@ class OnnxClassifier:
     # ----------------------------------------------------------------- setup
     def _init_from_metadata(self, meta: dict[str, Any]) -> None:
         self.preprocess_spec = Preprocess.from_dict(meta.get("preprocess") or {})
-        self.classes = [str(c) for c in meta.get("classes") or []]
+        self.classes = [str(c) for c in meta.get("classes") or range(self._num_outputs() or 0)]
         self.precision = str(meta.get("precision", "fp32"))
         self.spec = meta.get("model_spec")
         self.defaults_assumed = False
-        if not self.classes:
-            self.classes = [str(i) for i in range(self._num_outputs() or 0)]
 
     def _init_defaults(self) -> None:
+        from cnnlab.deploy.quantize import is_quantized
+
         shape = self.input_shape
         if len(shape) != 4:
             raise UserError(f"{self.path or 'model'}: expected a 4-D image input, got shape {shape}")
@@ -96,7 +103,7 @@ class OnnxClassifier:
             self.classes = [str(i) for i in range(n or 0)]
         pre.layout = "NHWC" if nhwc else "NCHW"
         self.preprocess_spec = pre
-        self.precision = "int8" if self._is_quantized() else "unknown"
+        self.precision = "int8" if self.path and is_quantized(self.path) else "unknown"
         self.spec = None
         self.defaults_assumed = True
         log.info("%s has no cnnlab metadata: assuming %s preprocessing", self.path,
@@ -111,13 +118,6 @@ class OnnxClassifier:
             out = self.session.run(None, {self.input_name: np.zeros(shape, np.float32)})[0]
             return int(out.shape[-1])
         return None
-
-    def _is_quantized(self) -> bool:
-        if not self.path:
-            return False
-        from cnnlab.deploy.quantize import is_quantized
-
-        return is_quantized(self.path)
 
     # ---------------------------------------------------------- attributes
     @property
@@ -160,8 +160,8 @@ class OnnxClassifier:
         try:
             out = self.session.run([self.output_name], {self.input_name: x})[0]
         except Exception as e:  # shape/type mismatches surface as onnxruntime exceptions
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"ONNX Runtime rejected input of shape {tuple(x.shape)}: {first[:300]}") from None
+            raise UserError(f"ONNX Runtime rejected input of shape {tuple(x.shape)}: "
+                            f"{first_line(e)[:300]}") from None
         return out.astype(np.float32, copy=False)
 
     def preprocess(self, images: Sequence[np.ndarray | str | os.PathLike]) -> np.ndarray:
@@ -178,15 +178,8 @@ class OnnxClassifier:
         """Top-k ``(class name, probability)`` for each image."""
         results: list[list[tuple[str, float]]] = []
         for i in range(0, len(images), batch):
-            probs = self.probabilities(self.preprocess(images[i:i + batch]))
-            k = min(topk, probs.shape[1])
-            idx = np.argsort(-probs, axis=1)[:, :k]
-            for row, p in zip(idx, probs, strict=True):
-                results.append([(self._name(j), float(p[j])) for j in row])
+            results += top_k(self.probabilities(self.preprocess(images[i:i + batch])), self.classes, topk)
         return results
-
-    def _name(self, j: int) -> str:
-        return self.classes[j] if j < len(self.classes) else str(j)
 
 
 def load_onnx_classifier(path: str | os.PathLike, providers: str | Sequence[str] | None = None,
@@ -196,8 +189,4 @@ def load_onnx_classifier(path: str | os.PathLike, providers: str | Sequence[str]
     ``providers``: None (CPU), ``"auto"``, or names/aliases such as ``"tensorrt,cuda"``; see
     :func:`cnnlab.deploy.providers.resolve_providers` for the TensorRT options in ``provider_kw``.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"ONNX model not found: {p}")
-    session = create_session(p, providers, threads=threads, **provider_kw)
-    return OnnxClassifier(session, str(p))
+    return OnnxClassifier(create_session(path, providers, threads=threads, **provider_kw), str(Path(path)))

@@ -20,26 +20,12 @@ class Timing:
     def iters(self) -> int:
         return int(self.latencies.size)
 
-    def percentile_ms(self, q: float) -> float:
-        return float(np.percentile(self.latencies, q) * 1e3)
-
-    @property
-    def mean_ms(self) -> float:
-        return float(self.latencies.mean() * 1e3)
-
-    @property
-    def std_ms(self) -> float:
-        return float(self.latencies.std() * 1e3)
-
-    @property
-    def throughput(self) -> float:
-        """Images per second at this batch size (batch / mean latency)."""
-        return float(self.batch / self.latencies.mean())
-
     def to_dict(self) -> dict[str, float | int]:
-        return {"p50_ms": self.percentile_ms(50), "p90_ms": self.percentile_ms(90),
-                "p99_ms": self.percentile_ms(99), "mean_ms": self.mean_ms, "std_ms": self.std_ms,
-                "images_per_s": self.throughput, "iters": self.iters}
+        """Latency percentiles, mean and std in ms; images per second (batch / mean latency); calls."""
+        ms = self.latencies * 1e3
+        p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
+        return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
+                "images_per_s": float(self.batch / self.latencies.mean()), "iters": self.iters}
 
 
 def measure(fn: Callable[[], object], batch: int, *, iters: int | None = None, min_time: float = 1.0,
@@ -65,11 +51,8 @@ def measure(fn: Callable[[], object], batch: int, *, iters: int | None = None, m
         t0 = clock()
         fn()
         lat.append(clock() - t0)
-        if iters is not None:
-            if len(lat) >= iters:
-                break
-            continue
         elapsed = clock() - begin
-        if (elapsed >= min_time and len(lat) >= min_iters) or (elapsed >= max_time and len(lat) >= 5):
+        enough = (elapsed >= min_time and len(lat) >= min_iters) or (elapsed >= max_time and len(lat) >= 5)
+        if (len(lat) >= iters) if iters is not None else enough:
             break
     return Timing(np.asarray(lat, dtype=np.float64), batch)

@@ -87,10 +87,7 @@ def conv_arith(n: int, f: int, s: int = 1, p: int | str = 0, c: int | None = Non
 
 def _build(kind: str, n: int, f: int, s: int, p: int, out: int, exact: bool, rem: int, c: int | None,
            k: int | None, pool: bool, bias: bool) -> LayerArith:
-    if c is not None:
-        _check(c=c)
-    if k is not None:
-        _check(k=k)
+    _check(**{name: v for name, v in (("c", c), ("k", k)) if v is not None})
     params = macs = None
     if pool:
         k = c

@@ -21,17 +21,9 @@ def load_image(image: str | Path | np.ndarray | None = None) -> np.ndarray:
     exists) give scikit-learn's bundled photos.
     """
     if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-            raise UserError(f"expected an HxWx3 image array, got shape {arr.shape}")
-        if arr.shape[2] == 1:
-            arr = np.repeat(arr, 3, axis=2)
-        arr = arr[:, :, :3]
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(arr)
+        from cnnlab.deploy.preprocess import as_rgb
+
+        return np.ascontiguousarray(as_rgb(image))
     name = "china.jpg" if image is None else str(image)
     path = Path(name)
     if not path.is_file():

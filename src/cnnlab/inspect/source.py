@@ -4,7 +4,7 @@ with random weights, a run folder or a checkpoint, of either task), its input si
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,28 @@ def eval_mode(model: Any) -> Iterator[Any]:
         yield model
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def forward_hooks(hooks: Iterable[tuple[Any, Callable[..., Any]]]) -> Iterator[None]:
+    """Register ``(module, hook)`` forward hooks for the duration."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def tensors(obj: Any) -> list[Any]:
+    """The tensors in a module's output (a tensor, or lists, tuples and dicts of them), in order."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple, dict)):
+        return [t for o in (obj.values() if isinstance(obj, dict) else obj) for t in tensors(o)]
+    return []
 
 
 def load_source(source: Any, num_classes: int = 10, in_chans: int | None = None,

@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
+from cnnlab.models.counting import count_params
 
 BYTES = {"fp32": 4, "fp16": 2}
+COLUMNS = (("layer", "left"), ("type", "left"), ("output shape", "left"), ("trainable", "right"),
+           ("non-trainable", "right"), ("MACs", "right"))
 
 
 @dataclass
@@ -88,11 +91,6 @@ class SummaryResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
-        rows = []
-        for r in self.rows:
-            d = asdict(r)
-            d["macs"] = r.macs
-            rows.append(d)
         return {
             "model": self.model_name,
             "input_size": list(self.input_size),
@@ -105,7 +103,7 @@ class SummaryResult:
             "flops_batch": self.flops * self.batch,
             "activations_per_sample": self.activations,
             "memory_bytes": self.memory(),
-            "layers": rows,
+            "layers": [{**asdict(r), "macs": r.macs} for r in self.rows],
             "notes": self.notes,
         }
 
@@ -145,8 +143,7 @@ class SummaryResult:
 
         title = f"{self.model_name}  input {list(self.input_size)}  batch {self.batch}"
         table = Table(title=title, caption="\n".join(self.totals_lines()), caption_justify="left")
-        for col, just in (("layer", "left"), ("type", "left"), ("output shape", "left"),
-                          ("trainable", "right"), ("non-trainable", "right"), ("MACs", "right")):
+        for col, just in COLUMNS:
             table.add_column(col, justify=just, overflow="fold")
         for r in self.rows:
             table.add_row(*self._row_cells(r))
@@ -157,9 +154,9 @@ class SummaryResult:
 
     def to_markdown(self) -> str:
         """The table and totals as Markdown."""
-        head = ["layer", "type", "output shape", "trainable", "non-trainable", "MACs"]
         lines = [f"**{self.model_name}**, input {list(self.input_size)}, batch {self.batch}", "",
-                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 3) + "|"]
+                 "| " + " | ".join(c for c, _ in COLUMNS) + " |",
+                 "|" + "|".join("---:" if j == "right" else "---" for _, j in COLUMNS) + "|"]
         for r in self.rows:
             cells = self._row_cells(r)
             cells[0] = f"`{cells[0]}`"
@@ -194,74 +191,68 @@ def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: 
         size = source_input_size(src)
     net = src.model
     with eval_mode(net):
-        records, out_shape, flops_total, notes = _trace(net, size, torch.device(device))
-
-    from cnnlab.models import count_params
-
+        records, out_shape, flops_total = _trace(net, size, torch.device(device))
     trainable, non_trainable = count_params(net)
     rows = _rows(records, max_depth)
     activations = sum(r["self_act"] for r in records.values())
     unused = trainable + non_trainable - sum(r.params for r in rows)
-    if unused:
-        notes.append(f"{unused:,} parameters belong to modules the forward pass did not use")
+    notes = [f"{unused:,} parameters belong to modules the forward pass did not use"] if unused else []
     return SummaryResult(src.name, tuple(size), batch, rows, trainable, non_trainable, flops_total,
                          activations, out_shape, notes)
 
 
-def parse_input_size(value: tuple[int, ...] | list[int] | str) -> tuple[int, ...]:
-    """(C, H, W) from a tuple or a string ``3x32x32`` / ``1x28x28`` / ``32`` (3x32x32) / ``3x224``."""
+def parse_input_size(value: tuple[int, ...] | list[int] | str, exact: bool = False) -> tuple[int, ...]:
+    """(C, H, W) from a tuple or a string ``3x32x32`` / ``1x28x28`` / ``32`` (3x32x32) / ``3x224``;
+    ``exact``: only the full ``CxHxW``."""
     if isinstance(value, str):
         parts = value.lower().replace("×", "x").replace(",", "x").split("x")
         try:
             nums = [int(p) for p in parts if p.strip()]
         except ValueError:
             raise UserError(f"invalid input size {value!r}: expected CxHxW, e.g. 3x32x32") from None
-        if len(nums) == 1:
+        if len(nums) == 1 and not exact:
             nums = [3, nums[0], nums[0]]
-        elif len(nums) == 2:
+        elif len(nums) == 2 and not exact:
             nums = [nums[0], nums[1], nums[1]]
     else:
         nums = [int(v) for v in value]
+    if exact and len(nums) != 3:
+        raise UserError(f"invalid input size {value!r}: expected CxHxW, e.g. 3x224x224")
     if not nums or any(n < 1 for n in nums):
         raise UserError(f"invalid input size {value!r}: sizes must be positive")
     return tuple(nums)
 
 
-def _trace(net: Any, size: tuple[int, ...], device: Any) -> tuple[dict, list[int] | None, int, list[str]]:
+def _trace(net: Any, size: tuple[int, ...], device: Any) -> tuple[dict, list[int] | None, int]:
     """Run one sample through ``net`` with forward hooks on every module and the FLOP counter."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from cnnlab.inspect.source import forward_hooks, tensors
+
     modules = dict(net.named_modules())
     records: dict[str, dict[str, Any]] = {}
     keep: list[Any] = []  # outputs stay alive so no two tensors share an address during the pass
-    handles = []
 
     def make_hook(name: str):
         def hook(module, inputs, output):
-            tensors = _tensors(output)
-            keep.extend(tensors)
+            outs = tensors(output)
+            keep.extend(outs)
             rec = records.setdefault(name, {"calls": 0, "outs": [], "ins": set()})
             rec["calls"] += 1
-            rec["shape"] = list(tensors[0].shape[1:]) if tensors else None
-            rec["outs"].extend((t.data_ptr(), t[0].numel() if t.dim() else 1) for t in tensors)
-            rec["ins"].update(t.data_ptr() for t in _tensors(inputs))
+            rec["shape"] = list(outs[0].shape[1:]) if outs else None
+            rec["outs"].extend((t.data_ptr(), t[0].numel() if t.dim() else 1) for t in outs)
+            rec["ins"].update(t.data_ptr() for t in tensors(inputs))
 
         return hook
 
-    for name, module in modules.items():
-        handles.append(module.register_forward_hook(make_hook(name)))
     x = torch.zeros(1, *size, device=device)
     counter = FlopCounterMode(display=False)
     try:
-        with torch.no_grad(), counter:
+        with forward_hooks((m, make_hook(n)) for n, m in modules.items()), torch.no_grad(), counter:
             out = net(x)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"the model does not accept input {list(size)}: {first}") from None
-    finally:
-        for h in handles:
-            h.remove()
+        raise UserError(f"the model does not accept input {list(size)}: {first_line(e)}") from None
     root_type = type(net).__name__
     flops_by_name = {}
     for key, ops in counter.get_flop_counts().items():
@@ -294,11 +285,9 @@ def _trace(net: Any, size: tuple[int, ...], device: Any) -> tuple[dict, list[int
         rec["self_flops"] = total_flops - sum(flops_by_name.get(c, 0) for c in children)
         rec["type"] = type(module).__name__
         rec["leaf"] = not children
-        rec["params"] = _own_params(module)
-    notes = []
-    out_tensors = _tensors(out)
-    out_shape = list(out_tensors[0].shape[1:]) if out_tensors else None
-    return records, out_shape, counter.get_total_flops(), notes
+        rec["params"] = count_params(module, recurse=False)
+    out_tensors = tensors(out)
+    return records, list(out_tensors[0].shape[1:]) if out_tensors else None, counter.get_total_flops()
 
 
 def _rows(records: dict[str, dict[str, Any]], max_depth: int | None) -> list[LayerRow]:
@@ -325,33 +314,6 @@ def _rows(records: dict[str, dict[str, Any]], max_depth: int | None) -> list[Lay
             rows.append(LayerRow(label, rec["type"], depth, rec["shape"], own_tr, own_nt,
                                  rec["self_flops"], rec["self_act"]))
     return rows
-
-
-def _own_params(module: Any) -> tuple[int, int]:
-    """(trainable, non-trainable) directly held by ``module`` (Keras rules, see ``count_params``)."""
-    tr = nt = 0
-    for p in module.parameters(recurse=False):
-        if p.requires_grad:
-            tr += p.numel()
-        else:
-            nt += p.numel()
-    skip = getattr(module, "_non_persistent_buffers_set", set())
-    for bname, b in module.named_buffers(recurse=False):
-        if b is not None and bname not in skip and b.is_floating_point():
-            nt += b.numel()
-    return tr, nt
-
-
-def _tensors(obj: Any) -> list[Any]:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [t for o in obj for t in _tensors(o)]
-    if isinstance(obj, dict):
-        return [t for o in obj.values() for t in _tensors(o)]
-    return []
 
 
 def _short(n: float) -> str:

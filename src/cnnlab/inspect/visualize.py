@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnlab.errors import UserError
 from cnnlab.inspect.images import colorize, load_image, make_grid, normalise, save_png
-from cnnlab.inspect.source import eval_mode, load_source, to_input
+from cnnlab.inspect.source import eval_mode, forward_hooks, load_source, tensors, to_input
 
 MIN_TILE = 64  # feature maps are enlarged (nearest) to at least this many pixels per side
 
@@ -63,12 +63,8 @@ def kernel_image(model: Any, layer: str | None = None, scale: int = 8) -> tuple[
         if not isinstance(conv, nn.modules.conv._ConvNd) or conv.weight.dim() != 4:
             raise UserError(f"layer {layer!r} is a {type(conv).__name__}, not a 2-D convolution")
     w = conv.weight.detach().float().cpu().numpy()  # (K, C, f, f)
-    tiles = []
-    for kernel in w:
-        if kernel.shape[0] == 3:
-            tiles.append(normalise(kernel.transpose(1, 2, 0)))
-        else:
-            tiles.append(colorize(normalise(kernel.mean(0)), "gray"))
+    tiles = [normalise(k.transpose(1, 2, 0)) if k.shape[0] == 3 else colorize(normalise(k.mean(0)), "gray")
+             for k in w]
     return make_grid(tiles, scale=scale), layer
 
 
@@ -91,12 +87,9 @@ def feature_maps(source: Any, image: Any = None, layer: str | None = None) -> tu
         module = resolve_layer(model, layer)
     x = to_input(src, load_image(image))
     captured: list[Any] = []
-    handle = module.register_forward_hook(lambda m, i, o: captured.append(_first_tensor(o).detach().clone()))
-    try:
-        with torch.no_grad(), eval_mode(model):
-            model(x)
-    finally:
-        handle.remove()
+    hooks = [(module, lambda m, i, o: captured.append(_first_tensor(o).detach().clone()))]
+    with forward_hooks(hooks), torch.no_grad(), eval_mode(model):
+        model(x)
     if not captured:
         raise UserError(f"layer {layer!r} was not used in the forward pass")
     fmap = captured[0]
@@ -153,27 +146,22 @@ def grad_cam(source: Any, image: Any = None, class_idx: int | None = None,
         layer = _last_spatial_layer(model, x)
     module = resolve_layer(model, layer)
     acts: list[Any] = []
-    handle = module.register_forward_hook(lambda m, i, o: acts.append(_first_tensor(o)))
-    try:
-        with _no_inplace(model), eval_mode(model), torch.enable_grad():
-            x = x.clone().requires_grad_(True)
-            logits = model(x)
-            if not acts:
-                raise UserError(f"layer {layer!r} was not used in the forward pass")
-            act = acts[-1]
-            if act.dim() != 4:
-                raise UserError(f"layer {layer!r} outputs shape {list(act.shape)}; Grad-CAM needs a layer "
-                                "with spatial feature maps")
-            logits = _first_tensor(logits)
-            n_classes = logits.shape[-1]
-            if class_idx is None:
-                class_idx = int(logits[0].argmax())
-            elif not 0 <= class_idx < n_classes:
-                raise UserError(f"class index {class_idx} is out of range: the model has {n_classes} classes")
-            score = logits[0, class_idx]
-            (grad,) = torch.autograd.grad(score, act)
-    finally:
-        handle.remove()
+    hooks = [(module, lambda m, i, o: acts.append(_first_tensor(o)))]
+    with forward_hooks(hooks), _no_inplace(model), eval_mode(model), torch.enable_grad():
+        logits = _first_tensor(model(x.clone().requires_grad_(True)))
+        if not acts:
+            raise UserError(f"layer {layer!r} was not used in the forward pass")
+        act = acts[-1]
+        if act.dim() != 4:
+            raise UserError(f"layer {layer!r} outputs shape {list(act.shape)}; Grad-CAM needs a layer "
+                            "with spatial feature maps")
+        n_classes = logits.shape[-1]
+        if class_idx is None:
+            class_idx = int(logits[0].argmax())
+        elif not 0 <= class_idx < n_classes:
+            raise UserError(f"class index {class_idx} is out of range: the model has {n_classes} classes")
+        score = logits[0, class_idx]
+        (grad,) = torch.autograd.grad(score, act)
     weights = grad[0].mean(dim=(1, 2), keepdim=True)          # alpha_k: pooled gradients
     cam = F.relu((weights * act[0].detach()).sum(0))          # ReLU(sum_k alpha_k A^k)
     cam = F.interpolate(cam[None, None], size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0]
@@ -195,23 +183,18 @@ def _last_spatial_layer(model: Any, x: Any) -> str:
     import torch
 
     order: list[str] = []
-    handles = []
-    for name, m in model.named_modules():
-        if not name or isinstance(m, torch.nn.Identity):
-            continue
 
-        def hook(mod, inp, out, name=name):
+    def hook(name: str) -> Any:
+        def record(mod: Any, inp: Any, out: Any) -> None:
             t = _first_tensor(out)
             if t is not None and t.dim() == 4 and min(t.shape[-2:]) >= 2:
                 order.append(name)
 
-        handles.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad(), eval_mode(model):
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+        return record
+
+    hooks = [(m, hook(n)) for n, m in model.named_modules() if n and not isinstance(m, torch.nn.Identity)]
+    with forward_hooks(hooks), torch.no_grad(), eval_mode(model):
+        model(x)
     if not order:
         raise UserError("the model has no layer with spatial feature maps; pass --layer")
     return order[-1]
@@ -233,15 +216,4 @@ def _no_inplace(model: Any) -> Iterator[None]:
 
 
 def _first_tensor(obj: Any) -> Any:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, (list, tuple)):
-        for o in obj:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    if isinstance(obj, dict):
-        return _first_tensor(list(obj.values()))
-    return None
+    return next(iter(tensors(obj)), None)

@@ -2,40 +2,8 @@
 
 ``resolve_model`` / ``input_norm`` tell the training code what a model name (alias, ``timm/<name>``)
 builds and which input scaling it wants; ``list_models(task=...)`` lists classifiers and detectors.
+The package exports the registry's public names (its ``__all__``).
 """
 
-from cnnlab.models.counting import count_params, format_count, parse_count
-from cnnlab.models.registry import (
-    TASKS,
-    ModelEntry,
-    create_model,
-    find_entry,
-    get_entry,
-    input_norm,
-    is_model_name,
-    list_models,
-    model_entries,
-    model_from_spec,
-    models_table_rows,
-    register_model,
-    resolve_model,
-)
-
-__all__ = [
-    "TASKS",
-    "ModelEntry",
-    "count_params",
-    "create_model",
-    "find_entry",
-    "format_count",
-    "get_entry",
-    "input_norm",
-    "is_model_name",
-    "list_models",
-    "model_entries",
-    "model_from_spec",
-    "models_table_rows",
-    "parse_count",
-    "register_model",
-    "resolve_model",
-]
+from cnnlab.models.registry import *  # noqa: F403
+from cnnlab.models.registry import __all__  # noqa: F401

@@ -11,32 +11,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 
-def count_params(model: nn.Module) -> tuple[int, int]:
+def count_params(model: nn.Module, recurse: bool = True) -> tuple[int, int]:
     """``(trainable, non_trainable)`` element counts, matching Keras' ``model.summary()``.
 
     Trainable: parameters with ``requires_grad``. Non-trainable: frozen parameters plus the
     floating-point buffers kept in the state_dict (BatchNorm running mean/var, Keras' "moving"
     statistics). Integer buffers such as ``num_batches_tracked`` do not count. Shared tensors count once.
+    ``recurse=False`` counts only what ``model`` holds itself, not its submodules.
     """
     seen: set[int] = set()
-    trainable = non_trainable = 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        if p.requires_grad:
-            trainable += p.numel()
-        else:
-            non_trainable += p.numel()
-    for _, module in model.named_modules():
-        persistent = set(module._buffers) - set(getattr(module, "_non_persistent_buffers_set", ()))
-        for bname in persistent:
-            b = module._buffers[bname]
-            if b is None or id(b) in seen or not b.is_floating_point():
-                continue
-            seen.add(id(b))
-            non_trainable += b.numel()
-    return trainable, non_trainable
+    counts = [0, 0]
+    for m in model.modules() if recurse else [model]:
+        skip = getattr(m, "_non_persistent_buffers_set", ())
+        buffers = [b for n, b in m._buffers.items() if b is not None and n not in skip and b.is_floating_point()]
+        for t, trains in [(p, p.requires_grad) for p in m.parameters(recurse=False)] + [(b, False) for b in buffers]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                counts[0 if trains else 1] += t.numel()
+    return counts[0], counts[1]
 
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
@@ -59,10 +51,7 @@ def parse_count(value: int | float | str) -> int:
 
 def format_count(n: int) -> str:
     """Short human form of a count: 890410 -> '890.4K', 11173962 -> '11.17M'."""
-    if n >= 10**9:
-        return f"{n / 10**9:.2f}G"
-    if n >= 10**6:
-        return f"{n / 10**6:.2f}M"
-    if n >= 10**3:
-        return f"{n / 10**3:.1f}K"
+    for suffix, scale, digits in (("G", 10**9, 2), ("M", 10**6, 2), ("K", 10**3, 1)):
+        if n >= scale:
+            return f"{n / scale:.{digits}f}{suffix}"
     return str(n)

@@ -13,18 +13,18 @@ into a cnnlab model whose module names match the Keras layer names (e.g. ``mobil
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 from cnnlab.io import plain_data
-from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad
+from cnnlab.models.tf_layers import ChannelsLastFlatten, TFAvgPool2d, TFSamePad, pair
 
 SUPPORTED = {
     "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
@@ -52,7 +52,7 @@ def _open_h5(path: str | Path):
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise UserError(f"{path}: not a readable HDF5/Keras file ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{path}: not a readable HDF5/Keras file ({first_line(e)})") from None
 
 
 def _text(v: Any) -> str:
@@ -162,10 +162,6 @@ def graph_from_config(model_config: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- torch modules
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
-
-
 def _activation_name(cfg: dict) -> str:
     act = cfg.get("activation", "linear")
     if isinstance(act, dict):  # Keras 3 may serialise activations as objects
@@ -179,12 +175,9 @@ def make_activation(name: str) -> nn.Module:
         "linear": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
         "tanh": nn.Tanh, "elu": nn.ELU, "selu": nn.SELU, "softplus": nn.Softplus,
         "softsign": nn.Softsign, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU,
-        "hard_sigmoid": nn.Hardsigmoid, "mish": nn.Mish,
+        "hard_sigmoid": nn.Hardsigmoid, "mish": nn.Mish, "softmax": functools.partial(nn.Softmax, dim=1),
+        "leaky_relu": functools.partial(nn.LeakyReLU, 0.2), "leakyrelu": functools.partial(nn.LeakyReLU, 0.2),
     }
-    if name == "softmax":
-        return nn.Softmax(dim=1)
-    if name in ("leaky_relu", "leakyrelu"):
-        return nn.LeakyReLU(0.2)
     if name not in table:
         raise UserError(f"Keras activation {name!r} is not supported")
     return table[name]()
@@ -196,17 +189,9 @@ class _Merge(nn.Module):
         self.op, self.axis = op, axis
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.op == "add":
-            return torch.stack(xs).sum(0)
-        if self.op == "multiply":
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
-        if self.op == "average":
-            return torch.stack(xs).mean(0)
-        if self.op == "maximum":
-            return torch.stack(xs).amax(0)
+        reduce = {"add": "sum", "multiply": "prod", "average": "mean", "maximum": "amax"}.get(self.op)
+        if reduce:
+            return getattr(torch.stack(xs), reduce)(0)
         rank = xs[0].dim()
         axis = self.axis % rank  # position in the channels-last tensor
         dim = axis if rank != 4 else {1: 2, 2: 3, 3: 1}[axis]
@@ -237,8 +222,8 @@ class _Conv(nn.Module):
 
     def __init__(self, cin: int, cout: int, cfg: dict, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
-        k, s = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
-        d = _pair(cfg.get("dilation_rate", 1))
+        k, s = pair(cfg["kernel_size"]), pair(cfg.get("strides", 1))
+        d = pair(cfg.get("dilation_rate", 1))
         same = cfg.get("padding", "valid") == "same"
         self.pad = TFSamePad(k, s, d) if same else nn.Identity()
         self.conv = nn.Conv2d(cin, cout, k, stride=s, dilation=d, groups=groups, bias=bias)
@@ -295,8 +280,8 @@ def _build_layer(ly: dict, shapes: dict[str, list[int]], final: bool) -> nn.Modu
         return nn.BatchNorm2d(n, eps=float(cfg.get("epsilon", 1e-3)), momentum=1 - float(cfg.get("momentum", 0.99)),
                               affine=True)
     if cls in ("MaxPooling2D", "AveragePooling2D"):
-        k = _pair(cfg.get("pool_size", 2))
-        s = _pair(cfg.get("strides") or k)
+        k = pair(cfg.get("pool_size", 2))
+        s = pair(cfg.get("strides") or k)
         same = cfg.get("padding", "valid") == "same"
         if cls == "MaxPooling2D":
             pool = nn.MaxPool2d(k, s)
@@ -368,31 +353,28 @@ def _to_torch(cls: str, w: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """Keras arrays of one layer -> state_dict entries of the matching cnnlab module."""
     t = {k: torch.from_numpy(np.ascontiguousarray(v)).float() for k, v in w.items()}
     out: dict[str, torch.Tensor] = {}
+    if "depthwise_kernel" in t:  # (kh, kw, cin, mult) -> (cin * mult, 1, kh, kw)
+        kh, kw, cin, mult = t["depthwise_kernel"].shape
+        depthwise = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
     if cls == "Conv2D":
         out["conv.weight"] = t["kernel"].permute(3, 2, 0, 1)
-        if "bias" in t:
-            out["conv.bias"] = t["bias"]
     elif cls == "DepthwiseConv2D":
-        kh, kw, cin, mult = t["depthwise_kernel"].shape
-        out["conv.weight"] = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
-        if "bias" in t:
-            out["conv.bias"] = t["bias"]
+        out["conv.weight"] = depthwise
     elif cls == "SeparableConv2D":
-        kh, kw, cin, mult = t["depthwise_kernel"].shape
-        out["depthwise.conv.weight"] = t["depthwise_kernel"].permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+        out["depthwise.conv.weight"] = depthwise
         out["pointwise.weight"] = t["pointwise_kernel"].permute(3, 2, 0, 1)
-        if "bias" in t:
-            out["pointwise.bias"] = t["bias"]
     elif cls == "Dense":
         out["linear.weight"] = t["kernel"].t()
-        if "bias" in t:
-            out["linear.bias"] = t["bias"]
     elif cls == "BatchNormalization":
         n = t["moving_mean"].shape[0]
         out["weight"] = t.get("gamma", torch.ones(n))
         out["bias"] = t.get("beta", torch.zeros(n))
         out["running_mean"] = t["moving_mean"]
         out["running_var"] = t["moving_variance"]
+    bias = {"Conv2D": "conv.bias", "DepthwiseConv2D": "conv.bias", "SeparableConv2D": "pointwise.bias",
+            "Dense": "linear.bias"}.get(cls)
+    if bias and "bias" in t:
+        out[bias] = t["bias"]
     return out
 
 
@@ -484,13 +466,6 @@ def load_keras_weights(model: nn.Module, path: str | Path, prefix: str = "featur
     return loaded
 
 
-def keras_reference_forward(model: nn.Module, x_nhwc: np.ndarray) -> np.ndarray:
-    """Run ``model`` on a channels-last batch as Keras would be fed; returns softmax probabilities."""
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))).float())
-        return F.softmax(logits, dim=1).numpy() if logits.dim() == 2 else logits.numpy()
-
-
 # ----------------------------------------------------------------------------- run folders
 def import_keras(path: str | Path, project: str | Path = "runs", name: str = "exp",
                  classes: list[str] | None = None, preprocess: str = "scale", dataset: str | None = None,
@@ -510,14 +485,11 @@ def import_keras(path: str | Path, project: str | Path = "runs", name: str = "ex
         raise UserError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS)}")
     model = import_keras_model(path)
     spec = model.cnnlab_spec
-    c, size = spec["in_chans"], spec["img_size"]
-    n = spec["num_classes"]
+    c, size, n = spec["in_chans"], spec["img_size"], spec["num_classes"]
     classes = list(classes) if classes else [str(i) for i in range(n)]
     if len(classes) != n:
         raise UserError(f"{len(classes)} class names given but the Keras model has {n} outputs")
-    mean, std = PREPROCESS[preprocess]
-    mean = list(mean) if isinstance(mean, tuple) else [mean] * c
-    std = list(std) if isinstance(std, tuple) else [std] * c
+    mean, std = (list(v) if isinstance(v, tuple) else [v] * c for v in PREPROCESS[preprocess])
     run = new_run_dir(project, "classify", name, exist_ok=exist_ok)
     config = {"dataset": dataset or "digits", "model": "keras_graph", "model_kwargs": spec["kwargs"],
               "img_size": size, "epochs": 0, "project": str(project), "name": run.name}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import ModelError
+from cnnlab.io import plain_data
 from cnnlab.models.counting import count_params, format_count, parse_count
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -248,7 +249,7 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
     if img_size is not None:
         _check_positive("img_size", img_size)
     budget = parse_count(max_params) if max_params is not None else None
-    plain_kwargs = _plain(kwargs)
+    plain_kwargs = plain_data(kwargs, other=_not_plain)
 
     if registry_name.startswith(TIMM_PREFIX):
         from cnnlab.models.timm_bridge import create_timm_model
@@ -268,8 +269,7 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
             raise
 
     if budget is not None:
-        trainable, non_trainable = count_params(model)
-        total = trainable + non_trainable
+        total = sum(count_params(model))
         if total > budget:
             raise ModelError(
                 f"model {name!r} has {total:,} parameters ({format_count(total)}), over the budget "
@@ -310,13 +310,10 @@ def _unknown_message(name: str) -> str:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
     close += [a for a in difflib.get_close_matches(alias_key(name), list(_ALIASES), n=3, cutoff=0.7)
               if a not in close]
-    try:
-        import timm
+    import timm
 
-        if timm.is_model(name):
-            close.append(TIMM_PREFIX + name)
-    except ImportError:  # pragma: no cover
-        pass
+    if timm.is_model(name):
+        close.append(TIMM_PREFIX + name)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (f"unknown model {name!r}{hint} (`cnnlab models` lists them; any timm architecture works "
             f"as timm/<name>)")
@@ -327,14 +324,8 @@ def _check_positive(what: str, value: Any) -> None:
         raise ModelError(f"{what} must be a positive integer, got {value!r}")
 
 
-def _plain(obj: Any) -> Any:
-    """Kwargs as plain data (lists for tuples) so the spec survives YAML, JSON and weights_only loads."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
+def _not_plain(obj: Any) -> Any:
+    """Model options are kept as plain data so the spec survives YAML, JSON and weights_only loads."""
     raise ModelError(f"model option of type {type(obj).__name__} cannot be recorded in the model spec; "
                      "use plain values (numbers, strings, lists)")
 

@@ -23,9 +23,9 @@ class TFSamePad(nn.Module):
     def __init__(self, kernel: int | tuple[int, int], stride: int | tuple[int, int],
                  dilation: int | tuple[int, int] = 1, value: float = 0.0) -> None:
         super().__init__()
-        self.kernel = _pair(kernel)
-        self.stride = _pair(stride)
-        self.dilation = _pair(dilation)
+        self.kernel = pair(kernel)
+        self.stride = pair(stride)
+        self.dilation = pair(dilation)
         self.value = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ class TFAvgPool2d(nn.Module):
 
     def __init__(self, kernel: int | tuple[int, int], stride: int | tuple[int, int]) -> None:
         super().__init__()
-        self.kernel, self.stride = _pair(kernel), _pair(stride)
+        self.kernel, self.stride = pair(kernel), pair(stride)
         self.pad = TFSamePad(kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,5 +63,6 @@ class ChannelsLastFlatten(nn.Module):
         return x.flatten(1)
 
 
-def _pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+def pair(v: int | float | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """A size for both axes (Keras writes kernel sizes, strides and pools as one number or two)."""
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))

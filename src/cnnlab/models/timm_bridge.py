@@ -36,18 +36,13 @@ def create_timm_model(name: str, num_classes: int = 10, in_chans: int = 3, img_s
         hint = f"; did you mean {', '.join('timm/' + c for c in close)}?" if close else ""
         raise ModelError(f"unknown timm model {name!r}{hint}")
     args = dict(pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    if img_size is not None:
-        try:
-            model = timm.create_model(name, img_size=img_size, **args)
-        except TypeError as e:
-            if "img_size" not in str(e):
-                raise ModelError(f"timm/{name}: {e}") from None
-            model = timm.create_model(name, **args)
-    else:
-        try:
-            model = timm.create_model(name, **args)
-        except TypeError as e:
+    try:
+        model = timm.create_model(name, **args, **({} if img_size is None else {"img_size": img_size}))
+    except TypeError as e:
+        if img_size is None or "img_size" not in str(e):
             raise ModelError(f"timm/{name}: {e}") from None
+        model = timm.create_model(name, **args)
+    if img_size is None:
         cfg = getattr(model, "pretrained_cfg", None) or {}
         size = cfg.get("input_size")
         img_size = int(size[-1]) if size else None

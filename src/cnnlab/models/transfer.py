@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import ModelError, UserError
+from cnnlab.errors import ModelError, UserError, first_line
 
 # familiar name (lower case, no separators) -> backbone ("timm/<name>" or a cnnlab model)
 ALIASES: dict[str, str] = {
@@ -136,7 +136,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as e:  # safetensors raises its own error types
-            raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+            raise UserError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     obj = torch_load_safe(path)
     for key in ("state_dict", "model", "model_state_dict"):  # common wrappers, cnnlab checkpoints too
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -194,14 +194,8 @@ def load_backbone_weights(model: TransferNet, path: str | Path) -> dict[str, int
 
 
 def _classifier_prefixes(backbone: nn.Module) -> list[str]:
-    names = []
-    getter = getattr(backbone, "get_classifier", None)
-    if getter is not None:
-        clf = getter()
-        for n, m in backbone.named_modules():
-            if m is clf and n:
-                names.append(n + ".")
-    return names
+    clf = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
+    return [n + "." for n, m in backbone.named_modules() if n and m is clf]
 
 
 def load_hub_weights(model: TransferNet) -> None:
@@ -215,7 +209,7 @@ def load_hub_weights(model: TransferNet) -> None:
         ref = timm.create_model(name, pretrained=True, num_classes=0,
                                 in_chans=model.mean.shape[1])
     except Exception as e:  # network, cache or hub errors all end the same way for the user
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        reason = first_line(e)[:160]
         raise UserError(f"pretrained weights for {name} are not available offline and could not be "
                         f"downloaded ({reason}); pass a local file with --pretrained PATH") from None
     model.backbone.load_state_dict(ref.state_dict())
@@ -239,11 +233,6 @@ def split_head(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[nn.M
     if not leaves:
         raise UserError("the model has no layers with parameters to freeze")
     return leaves[:-1], [leaves[-1][1]]
-
-
-def backbone_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The body's layers that own parameters, in forward order (Keras' ``base.layers``)."""
-    return split_head(model)[0]
 
 
 def freeze(model: nn.Module, spec: str | int | float | None) -> dict[str, int]:

@@ -15,6 +15,5 @@ def darknet53(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, widt
     """
     from cnnlab.darknet.model import DarknetModel
 
-    model = DarknetModel(darknet53_classifier_sections(num_classes, in_chans, img_size, width_mult),
-                         source="darknet53")
-    return model
+    return DarknetModel(darknet53_classifier_sections(num_classes, in_chans, img_size, width_mult),
+                        source="darknet53")
