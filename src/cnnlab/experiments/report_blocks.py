@@ -76,7 +76,7 @@ def key_values(data: dict[str, Any], caption: str = "") -> Table:
     return Table(rows, ["name", "value"], caption)
 
 
-def _clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False) -> list[dict[str, Any]]:
+def clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False) -> list[dict[str, Any]]:
     """Cells as single-line values (Markdown tables cannot hold line breaks); ``markdown``: escape ``<>``."""
     out = []
     for r in rows:
@@ -120,7 +120,7 @@ def render_markdown(report: Report, out_dir: Path, assets: str = "assets") -> st
         elif isinstance(b, Table):
             if b.caption:
                 parts += [f"*{md_text(b.caption)}*", ""]
-            rows = _clean_rows(b.rows, b.columns, markdown=True)
+            rows = clean_rows(b.rows, b.columns, markdown=True)
             parts += [to_markdown(rows, b.columns, b.digits).rstrip("\n"), ""]
         elif isinstance(b, Image):
             name = _asset_name(Path(b.path), used)
@@ -245,7 +245,7 @@ def render_html(report: Report, meta: str = "") -> str:
         elif isinstance(b, Text):
             body.append(f"<p>{esc(b.text)}</p>")
         elif isinstance(b, Table):
-            body.append(html_table(_clean_rows(b.rows, b.columns), b.columns, b.caption, b.digits))
+            body.append(html_table(clean_rows(b.rows, b.columns), b.columns, b.caption, b.digits))
         elif isinstance(b, Image):
             body.append(html_figure(b.path, b.caption))
         elif isinstance(b, Code):

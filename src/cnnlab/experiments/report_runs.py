@@ -6,7 +6,6 @@ lacks (curves, confusion matrix) are drawn from its history and metrics into ``w
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ import yaml
 
 from cnnlab.errors import UserError
 from cnnlab.experiments.report_blocks import Block, Code, Heading, Image, Table, Text, key_values
+from cnnlab.experiments.tables import inline, read_csv_rows, read_history
 from cnnlab.io import read_json
 
-KINDS = ("train", "compare", "tune", "ablate")
 METRIC_KEYS = (
     "dataset", "model", "epochs", "params_trainable", "params_non_trainable", "accuracy", "loss",
     "top5_accuracy", "best_epoch", "val_accuracy", "val_loss", "val_top5_accuracy", "test_accuracy",
@@ -53,50 +52,13 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def read_csv_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows (numbers parsed) and columns of a CSV table."""
-    from cnnlab.experiments.compare import parse_number
-
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = [{k: parse_number(v) for k, v in r.items()} for r in reader]
-        return rows, list(reader.fieldnames or [])
-
-
-def _metrics(run: Path) -> dict[str, Any]:
-    f = run / "metrics.json"
-    return read_json(f) if f.is_file() else {}
-
-
-def _history(run: Path) -> list[dict[str, Any]]:
-    from cnnlab.experiments.compare import read_history
-
-    f = run / "history.json"
-    if f.is_file():
-        data = read_json(f)
-        if isinstance(data, list):
-            return data
-    return read_history(run)
-
-
 def config_changes(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Options of a run config that differ from TrainConfig's defaults (what the user chose)."""
     from cnnlab.config import TrainConfig
 
     defaults = TrainConfig().to_dict()
-    rows = []
-    for k, v in config.items():
-        if k in ("project", "name", "exist_ok"):
-            continue
-        if k not in defaults or defaults[k] != v:
-            rows.append({"option": k, "value": _cell(v), "default": _cell(defaults.get(k))})
-    return rows
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, (dict, list)):
-        return yaml.safe_dump(v, default_flow_style=True, sort_keys=False).strip()
-    return v
+    return [{"option": k, "value": inline(v), "default": inline(defaults.get(k))} for k, v in config.items()
+            if k not in ("project", "name", "exist_ok") and (k not in defaults or defaults[k] != v)]
 
 
 def _safe(what: str, fn: Callable[[], list[Block]]) -> list[Block]:
@@ -112,10 +74,10 @@ def _safe(what: str, fn: Callable[[], list[Block]]) -> list[Block]:
 
 def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, title: str | None = None) -> list[Block]:
     """Metrics, configuration, curves, confusion matrix and sample predictions of one training run."""
-    from cnnlab.runs import read_run_config
+    from cnnlab.runs import read_run_config, read_run_metrics
 
     config = read_run_config(run)
-    metrics = _metrics(run)
+    metrics = read_run_metrics(run)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
     blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
@@ -140,7 +102,7 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
 def _curves(run: Path, work: Path, level: int) -> list[Block]:
     path = run / "curves.png"
     if not path.is_file():
-        hist = _history(run)
+        hist = read_history(run)
         if not hist:
             return []
         from cnnlab.tasks.classify.metrics import plot_curves
@@ -224,7 +186,7 @@ def compare_section(folder: Path, work: Path, level: int = 2, samples: int = 16,
     if (folder / CURVES).is_file():
         blocks.append(Image(folder / CURVES, "validation accuracy of every entry, by epoch and by training time"))
     if spec is not None:
-        entries = [{"entry": e.name, **{k: _cell(v) for k, v in e.overrides.items()},
+        entries = [{"entry": e.name, **{k: inline(v) for k, v in e.overrides.items()},
                     "time_budget": spec.budget(e)} for e in spec.entries]
         keys = ["entry"] + sorted({k for r in entries for k in r if k != "entry"})
         blocks += [Heading("Entries", level + 1), Table(entries, keys, "each entry's settings on top of the shared ones")]
@@ -250,7 +212,7 @@ def tune_section(folder: Path, level: int = 2) -> list[Block]:
     blocks: list[Block] = [Heading(f"Tuning {folder.name}", level), Text(f"Folder {folder}."),
                            key_values(facts, "search")]
     if best.get("params"):
-        blocks.append(key_values({k: _cell(v) for k, v in best["params"].items()}, "best parameters"))
+        blocks.append(key_values({k: inline(v) for k, v in best["params"].items()}, "best parameters"))
     files = info.get("files") or {}
     table = folder / str(files.get("trials_csv") or "trials.csv")
     if table.is_file():
@@ -291,14 +253,10 @@ def ablate_section(folder: Path, level: int = 2) -> list[Block]:
 
 
 def section(kind: str, folder: Path, work: Path, samples: int = 16, details: bool = True) -> list[Block]:
-    """The report blocks of one run folder of ``kind``."""
-    if kind == "train":
-        return train_section(folder, work, samples=samples)
-    if kind == "compare":
-        return compare_section(folder, work, samples=samples, details=details)
-    if kind == "tune":
-        return tune_section(folder)
-    if kind == "ablate":
-        return ablate_section(folder)
-    raise UserError(f"unknown run kind {kind!r} (known: {', '.join(KINDS)})")
-
+    """The report blocks of one run folder of ``kind`` (train, compare, tune or ablate)."""
+    builders = {"train": lambda: train_section(folder, work, samples=samples),
+                "compare": lambda: compare_section(folder, work, samples=samples, details=details),
+                "tune": lambda: tune_section(folder), "ablate": lambda: ablate_section(folder)}
+    if kind not in builders:
+        raise UserError(f"unknown run kind {kind!r} (known: {', '.join(builders)})")
+    return builders[kind]()

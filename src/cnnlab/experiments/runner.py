@@ -74,27 +74,41 @@ def cnnlab_train(config: dict[str, Any], callbacks: list[Any], run_dir: Path) ->
     return metrics
 
 
+def is_number(v: Any) -> bool:
+    """A real number (int or float, not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def metric_value(metrics: Mapping[str, Any], metric: str) -> float:
     """``metrics[metric]`` as a float; a UserError naming the available metrics when it is missing."""
-    value = metrics.get(metric)
-    if value is None and "." in metric:
-        from cnnlab.experiments.overrides import get_dotted
+    from cnnlab.experiments.overrides import get_dotted
 
-        value = get_dotted(metrics, metric)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        available = sorted(k for k, v in metrics.items()
-                           if isinstance(v, (int, float)) and not isinstance(v, bool))
+    value = metrics[metric] if metric in metrics else get_dotted(metrics, metric)
+    if not is_number(value):
+        available = sorted(k for k, v in metrics.items() if is_number(v))
         raise UserError(f"metric {metric!r} not in the run's metrics (available: {', '.join(available)})")
     return float(value)
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers among ``metrics`` (what a trials table shows)."""
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
-            out[str(k)] = float(v)
-    return out
+    return {str(k): float(v) for k, v in metrics.items() if is_number(v) and math.isfinite(float(v))}
+
+
+def relative(path: str | Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def progress_bar(label: str, show: bool) -> Any:
+    """A rich progress bar for a series of runs: label, bar, done/total, elapsed time, an info field."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), disable=not show)
 
 
 def default_direction(metric: str) -> str:

@@ -1,4 +1,4 @@
-"""Write result tables as CSV and GitHub Markdown (atomically)."""
+"""Result tables: written as CSV and GitHub Markdown (atomically), read back from CSV."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cnnlab.io import atomic_write_text
+import yaml
+
+from cnnlab.io import atomic_write_text, read_json
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -20,6 +22,13 @@ def fmt(value: Any, digits: int = 4) -> str:
             return "nan"
         return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.0f}"
     return str(value)
+
+
+def inline(value: Any) -> Any:
+    """A table cell for any option value: mappings and lists as one line of YAML, the rest as is."""
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
+    return value
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -50,3 +59,31 @@ def write_tables(stem: Path, rows: list[dict[str, Any]], columns: list[str], tit
     head = f"# {title}\n\n" if title else ""
     atomic_write_text(md_path, head + to_markdown(rows, columns, digits))
     return csv_path, md_path
+
+
+def parse_number(text: Any) -> Any:
+    """A CSV cell as an int or float when it is one; an empty cell is None, other text stays text."""
+    if not isinstance(text, str) or text == "":
+        return None if text == "" else text
+    try:
+        v = float(text)
+    except ValueError:
+        return text
+    return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
+
+
+def read_csv_rows(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows (numbers parsed) and columns of a CSV table."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = [{k: parse_number(v) for k, v in r.items()} for r in reader]
+        return rows, list(reader.fieldnames or [])
+
+
+def read_history(run: str | Path) -> list[dict[str, Any]]:
+    """A run's per-epoch history: ``history.json``, else ``history.csv``; empty when it has neither."""
+    path = Path(run) / "history.json"
+    if path.is_file() and isinstance(data := read_json(path), list):
+        return data
+    path = path.with_suffix(".csv")
+    return read_csv_rows(path)[0] if path.is_file() else []

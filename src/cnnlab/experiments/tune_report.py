@@ -12,7 +12,7 @@ import yaml
 
 from cnnlab.experiments.overrides import apply_params
 from cnnlab.experiments.space import SearchSpace
-from cnnlab.experiments.tables import write_tables
+from cnnlab.experiments.tables import inline, write_tables
 from cnnlab.io import atomic_write_text, write_json
 from cnnlab.plots import pyplot, save_figure
 
@@ -50,10 +50,7 @@ def trial_rows(study: Any, space: SearchSpace, metric: str) -> tuple[list[dict[s
     for t in visible_trials(study):
         params = space.decode(t.params)
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), metric: t.value}
-        for name in space.names:
-            v = params.get(name)
-            row[name] = v if isinstance(v, (int, float, str, bool)) or v is None else yaml.safe_dump(
-                v, default_flow_style=True).strip()
+        row.update({name: inline(params.get(name)) for name in space.names})
         for k, v in (t.user_attrs.get("metrics") or {}).items():
             if k != metric and k not in space.names:
                 row[k] = v
@@ -67,17 +64,6 @@ def trial_rows(study: Any, space: SearchSpace, metric: str) -> tuple[list[dict[s
     keep = [k for k in extra if k in ("accuracy", "val_loss", "loss", "val_top5_accuracy", "test_accuracy")]
     columns = ["trial", "state", metric, *space.names, *keep, "epochs", "seconds", "best", "run_dir"]
     return rows, columns
-
-
-def best_config(base: dict[str, Any], study: Any, space: SearchSpace) -> dict[str, Any] | None:
-    """The base config with the best trial's parameters applied (ready for ``cnnlab train --config``)."""
-    best = best_trial(study)
-    if best is None:
-        return None
-    cfg = apply_params(base, space.decode(best.params))
-    for key in ("exist_ok",):
-        cfg.pop(key, None)
-    return cfg
 
 
 def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
@@ -94,21 +80,18 @@ def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
     for key, fn_name in PLOTS.items():
         if len(done) < (2 if key == "importance" else 1) or (key == "intermediate" and not reported):
             continue
+        kwargs = {}
+        if key == "importance":  # fANOVA, seeded; 32 trees are plenty for a handful of params
+            kwargs["evaluator"] = optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                if key == "importance":  # fANOVA, seeded; 32 trees are plenty for a handful of params
-                    evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=0)
-                    ax = ovm.plot_param_importances(study, evaluator=evaluator)
-                else:
-                    ax = getattr(ovm, fn_name)(study)
+                ax = getattr(ovm, fn_name)(study, **kwargs)
             except (ValueError, RuntimeError, ZeroDivisionError, IndexError, KeyError):
                 plt.close("all")
                 continue
-        fig = np.ravel(ax)[0].figure
-        fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            fig = np.ravel(ax)[0].figure
+            fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
             fig.tight_layout()
         saved[key] = save_figure(fig, Path(out_dir) / f"{key}.png")
     return saved
@@ -125,8 +108,9 @@ def write_outputs(study: Any, space: SearchSpace, base: dict[str, Any], run_dir:
     csv_path, md_path = write_tables(run_dir / "trials", rows, columns, title=title)
     best = best_trial(study)
     best_path = None
-    cfg = best_config(base, study, space)
-    if cfg is not None and best is not None:
+    if best is not None:  # the base config with the best parameters, ready for cnnlab train --config
+        cfg = apply_params(base, space.decode(best.params))
+        cfg.pop("exist_ok", None)
         best_path = run_dir / "best.yaml"
         head = (f"# best configuration of cnnlab tune {run_dir.name}: trial {best.number}, "
                 f"{metric} = {best.value:.6g}\n# run it: cnnlab train --config {best_path}\n")
