@@ -16,7 +16,7 @@ from cnnlab.errors import UserError
 TrainFn = Callable[[dict[str, Any], list[Any], Path], Mapping[str, Any]]
 
 # options an experiment sets itself for each of its runs
-_OUTPUT_KEYS = ("project", "name", "exist_ok")
+OUTPUT_KEYS = ("project", "name", "exist_ok")
 
 
 def load_base_config(config: Any) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
     """Raise a one-line UserError if ``config`` is not a valid training config."""
     from cnnlab.config import TrainConfig
 
-    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in _OUTPUT_KEYS}),
+    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS}),
                           source=source)
 
 
