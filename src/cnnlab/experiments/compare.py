@@ -338,7 +338,8 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
 
     write_json(run_dir / SUMMARY, {
         "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": COLUMNS,
-        "entries": rows, "status": dict(Counter(r["status"] for r in rows)), "files": {k: p.name for k, p in files.items()},
+        "entries": rows, "status": dict(Counter(r["status"] for r in rows)),
+        "files": {k: p.name for k, p in files.items()},
         "updated": _dt.datetime.now().isoformat(timespec="seconds"),
     })
     return CompareResult(run_dir, rows, files, best, dict(counts or {}))

@@ -74,7 +74,8 @@ def key_values(data: dict[str, Any], caption: str = "") -> Table:
     return Table(rows, ["name", "value"], caption)
 
 
-def clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False) -> list[dict[str, Any]]:
+def clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False
+               ) -> list[dict[str, Any]]:
     """Cells as single-line values (Markdown tables cannot hold line breaks); ``markdown``: escape ``<>``."""
     out = []
     for r in rows:

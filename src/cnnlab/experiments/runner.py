@@ -29,9 +29,7 @@ def load_base_config(config: Any) -> dict[str, Any]:
         return dict(config)
     from cnnlab.io import read_yaml
 
-    data = read_yaml(config)
-    if data is None:
-        return {}
+    data = read_yaml(config) or {}
     if not isinstance(data, dict):
         raise UserError(f"{config}: a config file must be a mapping of option: value")
     return data
@@ -39,18 +37,10 @@ def load_base_config(config: Any) -> dict[str, Any]:
 
 def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Map ``null`` on an option that cannot be null (e.g. ``augment: null``) to its default (off)."""
-    import dataclasses
-    import typing
-
     from cnnlab.config import TrainConfig, allows_none
 
-    hints = typing.get_type_hints(TrainConfig)
-    defaults = TrainConfig()
-    out = dict(config)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in out and out[f.name] is None and not allows_none(hints[f.name]):
-            out[f.name] = getattr(defaults, f.name)
-    return out
+    not_null = {k for k in TrainConfig.field_names() if not allows_none(TrainConfig.field_type(k))}
+    return {k: TrainConfig.default_of(k) if v is None and k in not_null else v for k, v in config.items()}
 
 
 def validate_config(config: Mapping[str, Any], source: str = "config") -> None:

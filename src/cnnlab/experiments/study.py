@@ -76,7 +76,8 @@ def open_storage(url: str) -> Any:
     """An Optuna RDBStorage with heartbeats (stale trials are failed and retried)."""
     import optuna
 
-    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if is_sqlite(url) else {"pool_pre_ping": True}
+    sqlite = is_sqlite(url)
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {"pool_pre_ping": True}
     with quiet_experimental():
         try:
             return optuna.storages.RDBStorage(

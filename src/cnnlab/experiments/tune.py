@@ -309,10 +309,12 @@ def _make_pruner(job: _Job) -> Any:
 
 
 def _count(study: Any, finished: bool = False, before: int | None = None) -> int:
-    """Trials within the budget (not surplus): finished ones, or every live one (numbered below ``before``)."""
+    """Trials within the budget (not surplus): finished ones, or all live ones (numbered below ``before``)."""
     from optuna.trial import TrialState
 
-    states = [TrialState.COMPLETE, TrialState.PRUNED] + ([] if finished else [TrialState.RUNNING, TrialState.WAITING])
+    states = [TrialState.COMPLETE, TrialState.PRUNED]
+    if not finished:
+        states += [TrialState.RUNNING, TrialState.WAITING]
     return sum(1 for t in study.get_trials(deepcopy=False, states=states)
                if not t.user_attrs.get(SURPLUS) and (before is None or t.number < before))
 
