@@ -239,15 +239,11 @@ def write_ablation_outputs(run_dir: Path, factors: list[Factor], rows: list[dict
                            metric: str, direction: str, folds: int, plots: bool = True) -> dict[str, Path]:
     """Write ``ablation.csv``/``.md``, ``box.png`` and ``summary.json``; return their paths."""
     best_mean = next((r["mean"] for r in rows if r["best"]), None)
-    table = []
-    for r in rows:
-        row: dict[str, Any] = {"cell": r["cell"], **r["levels"], "mean": r["mean"], "std": r["std"],
-                               "mean ± std": f"{r['mean']:.4f} ± {r['std']:.4f}" if r["n"] > 1 else "",
-                               "vs best": None if best_mean is None else r["mean"] - best_mean,
-                               "best": "*" if r["best"] else ""}
-        for k in range(folds):
-            row[f"fold{k}"] = r["scores"][k] if k < len(r["scores"]) else None
-        table.append(row)
+    table = [{"cell": r["cell"], **r["levels"], "mean": r["mean"], "std": r["std"],
+              "mean ± std": f"{r['mean']:.4f} ± {r['std']:.4f}" if r["n"] > 1 else "",
+              "vs best": None if best_mean is None else r["mean"] - best_mean,
+              "best": "*" if r["best"] else "", **{f"fold{k}": s for k, s in enumerate(r["scores"])}}
+             for r in rows]
     fnames = [f.name for f in factors]
     columns = ["cell", *fnames, "mean ± std", "mean", "std", "vs best", *[f"fold{k}" for k in range(folds)], "best"]
     title = (f"ablation {run_dir.name}: {metric} ({direction}), {folds}-fold cross-validation, "

@@ -191,8 +191,8 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
             say(f"{tag} {entry.name}: resuming {edir}")
             result = api.train(resume=edir, callbacks=cbs)
         else:
-            if edir.exists():
-                _remove_entry_dir(run_dir, edir)
+            if edir.exists():  # a stale run of other settings; always inside run_dir (a slug has no /)
+                shutil.rmtree(edir)
             say(f"{tag} {entry.name}: training ({config.get('model')})")
             result = api.train(config, callbacks=cbs)
     except Exception as e:  # one entry's failure must not stop the comparison
@@ -229,14 +229,6 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
     except UserError:
         return False
     return int(ckpt.get("epoch", 0)) < int(config.get("epochs", 10))
-
-
-def _remove_entry_dir(run_dir: Path, edir: Path) -> None:
-    """Delete an entry's stale run folder (only ever a folder inside the comparison folder)."""
-    root, target = run_dir.resolve(), edir.resolve()
-    if target == root or root not in target.parents:
-        raise UserError(f"refusing to delete {edir}: not inside {run_dir}")
-    shutil.rmtree(target)
 
 
 def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],

@@ -104,7 +104,7 @@ class Param:
         spec: dict[str, Any] = {"low": self.low, "high": self.high}
         if self.step:
             spec["step"] = self.step
-        if self.log and self.kind == "int":
+        if self.log:
             spec["log"] = True
         return {self.kind: spec}
 
