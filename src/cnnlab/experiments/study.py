@@ -143,6 +143,23 @@ def heartbeat(storage: Any, trial_id: int, interval: float = HEARTBEAT_S) -> Ite
 
 
 @contextlib.contextmanager
+def _flock(path: str | Path, block: bool) -> Iterator[int | None]:
+    """Lock ``path`` (created when missing) exclusively; yields its descriptor, or None if not locked."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    locked = False
+    try:
+        if fcntl is not None:
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+        yield fd if locked else None
+    finally:
+        if locked:  # unlock explicitly: a process forked meanwhile may still share the descriptor
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def ask_lock(url: str) -> Iterator[None]:
     """Serialise taking a trial among local processes sharing one SQLite file.
 
@@ -150,32 +167,16 @@ def ask_lock(url: str) -> Iterator[None]:
     PostgreSQL locks the row itself and needs nothing here.
     """
     path = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
-    if not path or path.startswith(":memory:") or fcntl is None:
+    file_db = path and not path.startswith(":memory:")
+    with _flock(path + ".lock", block=True) if file_db else contextlib.nullcontext():
         yield
-        return
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the file releases the lock
 
 
 @contextlib.contextmanager
 def folder_lock(run_dir: Path) -> Iterator[bool]:
     """Hold an exclusive lock on the run folder; yields whether it was acquired (never blocks)."""
-    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    acquired = False
-    try:
-        if fcntl is not None:
-            with contextlib.suppress(BlockingIOError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                acquired = True
-        if acquired:
+    with _flock(Path(run_dir) / LOCK_FILE, block=False) as fd:
+        if fd is not None:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-        yield acquired
-    finally:
-        if acquired:  # unlock explicitly: a process forked meanwhile may still share the descriptor
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        yield fd is not None
