@@ -357,15 +357,12 @@ def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Pa
         name = label if key == "val_accuracy" else f"{label} (train)"
         ax_e.plot(epochs, values, marker="o", ms=3, label=name)
         ax_t.plot(elapsed, values, marker="o", ms=3, label=name)
-    for ax, xlabel in ((ax_e, "epoch"), (ax_t, "training time (s)")):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation accuracy")
+    for ax, x, xlabel in ((ax_e, "epoch", "epoch"), (ax_t, "training time", "training time (s)")):
+        ax.set(xlabel=xlabel, ylabel="validation accuracy", title=f"validation accuracy by {x}")
         ax.grid(alpha=0.3)
     from matplotlib.ticker import MaxNLocator
 
     ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_e.set_title("validation accuracy by epoch")
-    ax_t.set_title("validation accuracy by training time")
     ax_t.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -189,9 +189,7 @@ def tune(
     with folder_lock(run_dir) as only_local:
         if not only_local and not shared:
             raise UserError(f"another cnnlab tune is running in {run_dir} (wait for it, or use another --name)")
-        study, created = _open_study(job, create=True)
-        if not created:
-            _check_spec(study, spec, job)
+        study = _open_study(job, create=True)
         if only_local and not shared:
             requeued = fail_running_now(study)  # no other worker can use this folder's database
             if requeued:
@@ -236,7 +234,9 @@ def _wait_for(get: Callable[[], Any]) -> Any:
     return None
 
 
-def _check_spec(study: Any, spec: dict[str, Any], job: _Job) -> None:
+def _check_spec(study: Any, job: _Job) -> None:
+    """Joining a study another process started: it must search the same space for the same metric."""
+    spec = _spec(job)
     stored = _wait_for(lambda: study.user_attrs.get(SPEC_ATTR))
     if stored is None:
         raise UserError(f"study {job.study_name!r} exists but was not made by cnnlab tune; use another --name")
@@ -248,7 +248,8 @@ def _check_spec(study: Any, spec: dict[str, Any], job: _Job) -> None:
         study.set_user_attr(SPEC_ATTR, {**stored, "n_trials": spec["n_trials"]})
 
 
-def _open_study(job: _Job, create: bool, worker: int = 0) -> tuple[Any, bool]:
+def _open_study(job: _Job, create: bool, worker: int = 0) -> Any:
+    """Create the study (``create``) or join it; a grid study gets its points queued once."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -258,8 +259,7 @@ def _open_study(job: _Job, create: bool, worker: int = 0) -> tuple[Any, bool]:
     if create:
         with contextlib.suppress(optuna.exceptions.DuplicatedStudyError):
             study = optuna.create_study(direction=job.direction, **kwargs)
-    created = study is not None
-    if created:
+    if study is not None:
         study.set_user_attr(SPEC_ATTR, _spec(job))
         if job.sampler == "grid":
             for i, point in enumerate(SearchSpace.from_dict(job.space).grid_points()):
@@ -273,11 +273,13 @@ def _open_study(job: _Job, create: bool, worker: int = 0) -> tuple[Any, bool]:
         if study.direction.name.lower() != job.direction:
             raise UserError(f"search {job.study_name!r} {study.direction.name.lower()}s its metric; "
                             f"use another --name for a {job.direction} search")
+        if create:
+            _check_spec(study, job)
         if job.sampler == "grid":
             _wait_for(lambda: study.user_attrs.get(READY_ATTR))
     # each worker samples from its own stream, which also differs after a resume
     study.sampler = _make_sampler(job, worker, len(study.get_trials(deepcopy=False)))
-    return study, created
+    return study
 
 
 def _make_sampler(job: _Job, worker: int, n_existing: int) -> Any:
@@ -339,7 +341,7 @@ def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = N
     import optuna
 
     if study is None:
-        study, _ = _open_study(job, create=False, worker=worker)
+        study = _open_study(job, create=False, worker=worker)
     finished = 0
     while True:
         fail_stale(study)
