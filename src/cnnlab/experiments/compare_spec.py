@@ -30,7 +30,7 @@ from typing import Any
 
 from cnnlab.errors import UserError
 from cnnlab.experiments.overrides import deep_merge
-from cnnlab.experiments.runner import OUTPUT_KEYS, validate_config
+from cnnlab.experiments.runner import OUTPUT_KEYS, is_number, validate_config
 
 SPEC_KEYS = ("name", "shared", "entries", "time_budget", "description")
 SHARED_ALIASES = ("base", "defaults", "common")
@@ -93,9 +93,7 @@ def parse_seconds(value: Any, what: str = "time_budget") -> float | None:
     """Seconds from a number or ``"90s"`` / ``"2m"`` / ``"1.5h"``; None stays None."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise UserError(f"{what} must be a number of seconds, got {value!r}")
-    if isinstance(value, (int, float)):
+    if is_number(value):
         seconds = float(value)
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(value).lower())

@@ -57,9 +57,7 @@ class Param:
 
     def labels(self) -> list[Any]:
         """The categorical choices as Optuna stores them."""
-        if self._encoded:
-            return [json.dumps(v, sort_keys=True) for v in self.values]
-        return list(self.values)
+        return [json.dumps(v, sort_keys=True) if self._encoded else v for v in self.values]
 
     def decode(self, stored: Any) -> Any:
         """The option value for what Optuna stored for this parameter."""
@@ -93,10 +91,7 @@ class Param:
 
     def extremes(self) -> list[Any]:
         """Every choice, or both ends of the range: the values to check configs with before searching."""
-        if self.kind in ("grid", "choice"):
-            return list(self.values)
-        cast = int if self.kind == "int" else float
-        return [cast(self.low), cast(self.high)]
+        return list(self.values) if self.kind in ("grid", "choice") else [self.low, self.high]
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind in ("grid", "choice"):
@@ -158,8 +153,7 @@ class SearchSpace:
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the full grid (stored values), in row-major order."""
         grid = self.grid()
-        names = list(grid)
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
     def example(self) -> dict[str, Any]:
         """A valid value of every parameter (the first choice or the low end)."""

@@ -45,23 +45,19 @@ def best_trial(study: Any) -> Any | None:
 def trial_rows(study: Any, space: SearchSpace, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per trial: number, state, metric value, params, epochs reported, duration, run folder."""
     best = best_trial(study)
-    extra: list[str] = []
+    trials = visible_trials(study)
     rows = []
-    for t in visible_trials(study):
+    for t in trials:
         params = space.decode(t.params)
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), metric: t.value}
-        row.update({name: inline(params.get(name)) for name in space.names})
-        for k, v in (t.user_attrs.get("metrics") or {}).items():
-            if k != metric and k not in space.names:
-                row[k] = v
-                if k not in extra:
-                    extra.append(k)
-        row["epochs"] = len(t.intermediate_values) or None
-        row["seconds"] = round(t.duration.total_seconds(), 1) if t.duration else None
-        row["best"] = "*" if best is not None and t.number == best.number else ""
-        row["run_dir"] = t.user_attrs.get("run_dir", "")
-        rows.append(row)
-    keep = [k for k in extra if k in ("accuracy", "val_loss", "loss", "val_top5_accuracy", "test_accuracy")]
+        rows.append({**(t.user_attrs.get("metrics") or {}), "trial": t.number, "state": t.state.name.lower(),
+                     metric: t.value, **{name: inline(params.get(name)) for name in space.names},
+                     "epochs": len(t.intermediate_values) or None,
+                     "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
+                     "best": "*" if best is not None and t.number == best.number else "",
+                     "run_dir": t.user_attrs.get("run_dir", "")})
+    reported = dict.fromkeys(k for t in trials for k in (t.user_attrs.get("metrics") or {}))  # in order
+    keep = [k for k in reported if k in ("accuracy", "val_loss", "loss", "val_top5_accuracy", "test_accuracy")
+            and k != metric and k not in space.names]
     columns = ["trial", "state", metric, *space.names, *keep, "epochs", "seconds", "best", "run_dir"]
     return rows, columns
 
