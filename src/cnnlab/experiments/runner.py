@@ -56,12 +56,9 @@ def cnnlab_train(config: dict[str, Any], callbacks: list[Any], run_dir: Path) ->
     import cnnlab
 
     run_dir = Path(run_dir)
-    cfg = normalise_config(config)
-    cfg.update(project=str(run_dir.parent), name=run_dir.name, exist_ok=True)
+    cfg = {**normalise_config(config), "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True}
     result = cnnlab.train(cfg, callbacks=callbacks)
-    metrics = dict(getattr(result, "metrics", None) or {})
-    metrics["run_dir"] = str(getattr(result, "run_dir", run_dir))
-    return metrics
+    return {**(getattr(result, "metrics", None) or {}), "run_dir": str(getattr(result, "run_dir", run_dir))}
 
 
 def is_number(v: Any) -> bool:
@@ -101,14 +98,10 @@ def progress_bar(label: str, show: bool) -> Any:
                     TextColumn("{task.fields[info]}"), disable=not show)
 
 
-def default_direction(metric: str) -> str:
-    """``minimize`` for losses and errors, ``maximize`` for everything else (accuracies)."""
-    m = metric.lower()
-    return "minimize" if any(w in m for w in ("loss", "error", "time", "latency")) else "maximize"
-
-
 def check_direction(direction: str | None, metric: str) -> str:
-    direction = (direction or default_direction(metric)).lower()
+    """``maximize`` or ``minimize``; by default minimize losses, errors and times, maximize the rest."""
+    lower_is_better = any(w in metric.lower() for w in ("loss", "error", "time", "latency"))
+    direction = (direction or ("minimize" if lower_is_better else "maximize")).lower()
     aliases = {"max": "maximize", "min": "minimize", "maximise": "maximize", "minimise": "minimize"}
     direction = aliases.get(direction, direction)
     if direction not in ("maximize", "minimize"):

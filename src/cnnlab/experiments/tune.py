@@ -336,13 +336,13 @@ def _is_surplus(study: Any, trial: Any, job: _Job) -> bool:
     return _count(study, before=trial.number) >= job.n_trials
 
 
-def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None, study: Any = None) -> int:
-    """Run trials until the budget (or the grid) is used up; returns how many this worker finished."""
+def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None,
+         study: Any = None) -> None:
+    """Run trials until the budget (or the grid) is used up."""
     import optuna
 
     if study is None:
         study = _open_study(job, create=False, worker=worker)
-    finished = 0
     while True:
         fail_stale(study)
         with ask_lock(job.storage_url):
@@ -357,17 +357,15 @@ def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = N
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             break
         _run_trial(study, trial, job)
-        finished += 1
         if on_trial_end is not None:
             on_trial_end()
-    return finished
 
 
-def _worker_main(job: _Job, worker: int, threads: int) -> int:
+def _worker_main(job: _Job, worker: int, threads: int) -> None:
     """Entry point of a spawned worker process."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MPLBACKEND", "Agg")
-    return work(job, worker)
+    work(job, worker)
 
 
 def _run_trial(study: Any, trial: Any, job: _Job) -> None:
