@@ -133,11 +133,8 @@ def load_factors(factors: str | Path | Mapping[str, Any] | list[Factor]) -> list
 
 def factorial(factors: list[Factor]) -> list[Cell]:
     """Every combination of levels (the first factor varies slowest)."""
-    cells = []
-    for combo in itertools.product(*(list(f.levels.items()) for f in factors)):
-        levels = {f.name: lv for f, (lv, _) in zip(factors, combo, strict=True)}
-        cells.append(Cell(levels, tuple(ov for _, ov in combo)))
-    return cells
+    combos = itertools.product(*(f.levels.items() for f in factors))
+    return [Cell({f.name: lv for f, (lv, _) in zip(factors, c, strict=True)}, tuple(ov for _, ov in c)) for c in combos]
 
 
 def ablate(

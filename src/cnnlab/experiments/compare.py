@@ -95,8 +95,7 @@ class TimeBudget(Callback):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
         spent = float(trainer.train_time)
-        done = max(1, len(trainer.history) or epoch)
-        per_epoch = spent / done
+        per_epoch = spent / max(1, len(trainer.history) or epoch)
         if epoch < trainer.epochs and spent + per_epoch > self.seconds:
             self.stopped_epoch = epoch
             trainer.stop_training = True

@@ -77,17 +77,13 @@ def key_values(data: dict[str, Any], caption: str = "") -> Table:
 def clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False
                ) -> list[dict[str, Any]]:
     """Cells as single-line values (Markdown tables cannot hold line breaks); ``markdown``: escape ``<>``."""
-    out = []
-    for r in rows:
-        row = {}
-        for c, v in r.items():
-            if c in columns:
-                if isinstance(v, str):
-                    v = re.sub(r"\s*\n\s*", " ", v)
-                    v = md_cell(v) if markdown else v
-                row[c] = v
-        out.append(row)
-    return out
+    def cell(v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        v = re.sub(r"\s*\n\s*", " ", v)
+        return md_cell(v) if markdown else v
+
+    return [{c: cell(r.get(c)) for c in columns} for r in rows]
 
 
 def md_cell(text: str) -> str:
