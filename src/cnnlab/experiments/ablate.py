@@ -134,7 +134,8 @@ def load_factors(factors: str | Path | Mapping[str, Any] | list[Factor]) -> list
 def factorial(factors: list[Factor]) -> list[Cell]:
     """Every combination of levels (the first factor varies slowest)."""
     combos = itertools.product(*(f.levels.items() for f in factors))
-    return [Cell({f.name: lv for f, (lv, _) in zip(factors, c, strict=True)}, tuple(ov for _, ov in c)) for c in combos]
+    return [Cell({f.name: lv for f, (lv, _) in zip(factors, c, strict=True)}, tuple(ov for _, ov in c))
+            for c in combos]
 
 
 def ablate(
