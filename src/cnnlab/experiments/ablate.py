@@ -150,12 +150,12 @@ def ablate(
     train_fn: TrainFn | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = print,
-    progress: bool = True,
 ) -> AblateResult:
     """Cross-validate every cell of the full factorial; write table + box plot; resume finished work.
 
     ``config`` is the base run config (YAML path, dict or TrainConfig); ``factors`` a factors file
     or mapping. ``train_fn(config, callbacks, run_dir) -> metrics`` replaces ``cnnlab.train``.
+    ``log=None``: no messages, no progress bar.
     """
     from cnnlab.runs import new_run_dir
 
@@ -182,7 +182,7 @@ def ablate(
     say(f"ablation {run_dir}: {len(cells)} cells x {folds} folds = {total} runs, {direction} {metric}"
         + (f" ({total - len(todo)} already done)" if len(todo) < total else ""))
     train = train_fn or cnnlab_train
-    with progress_bar("ablate", progress and log is not None) as bar:
+    with progress_bar("ablate", show=log is not None) as bar:
         task = bar.add_task("ablate", total=total, completed=total - len(todo), info="")
         for cell, k in todo:
             bar.update(task, info=f"{cell.name} fold {k + 1}/{folds}")

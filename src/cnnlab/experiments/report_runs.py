@@ -247,32 +247,26 @@ def _short(text: str, limit: int = 14) -> str:
 def compare_section(folder: Path, work: Path, level: int = 2, samples: int = 16,
                     details: bool = True) -> list[Block]:
     """The comparison table and curves, then (``details``) each finished entry's own section."""
-    from cnnlab.experiments.compare import (
-        COLUMN_HELP,
-        COLUMNS,
-        CURVES,
-        SPEC_FILE,
-        settings_text,
-        write_outputs,
-    )
+    from cnnlab.experiments import compare
     from cnnlab.experiments.compare_spec import load_spec
 
-    spec = load_spec(folder / SPEC_FILE) if (folder / SPEC_FILE).is_file() else None
+    spec = load_spec(folder / compare.SPEC_FILE) if (folder / compare.SPEC_FILE).is_file() else None
     summary_path = folder / "summary.json"
     if not summary_path.is_file():  # interrupted before its outputs were written: write them now
         if spec is None:
             raise UserError(f"{folder}: comparison without compare.yaml")
-        write_outputs(folder, spec, read_json(folder / "results.json"))
+        compare.write_outputs(folder, spec, read_json(folder / "results.json"))
     summary = read_json(summary_path)
     rows = list(summary.get("entries") or [])
     blocks: list[Block] = [Heading(f"Comparison {folder.name}", level)]
-    settings = settings_text(spec).strip() if spec is not None else ""
+    settings = compare.settings_text(spec).strip() if spec is not None else ""
     blocks.append(Text(f"Folder {folder}: {len(rows)} entries" + (f"; shared settings: {settings}." if settings else ".")))
-    columns = list(summary.get("columns") or COLUMNS)
+    columns = list(summary.get("columns") or compare.COLUMNS)
     blocks.append(Table(rows, columns, "one row per entry; * marks the best test accuracy"))
-    blocks.append(Text("Columns: " + "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items()) + "."))
-    if (folder / CURVES).is_file():
-        blocks.append(Image(folder / CURVES, "validation accuracy of every entry, by epoch and by training time"))
+    blocks.append(Text("Columns: " + "; ".join(f"{k}: {v}" for k, v in compare.COLUMN_HELP.items()) + "."))
+    curves = folder / compare.CURVES
+    if curves.is_file():
+        blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
     if spec is not None:
         entries = [{"entry": e.name, **{k: inline(v) for k, v in e.overrides.items()},
                     "time_budget": spec.budget(e)} for e in spec.entries]

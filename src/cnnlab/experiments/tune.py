@@ -136,7 +136,6 @@ def tune(
     train_fn: TrainFn | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = print,
-    progress: bool = True,
 ) -> TuneResult:
     """Run (or resume, or join) a hyperparameter search; write its tables, best.yaml and plots.
 
@@ -145,7 +144,7 @@ def tune(
     ``<project>/tune/<name>``: running the same command again resumes it. ``trials`` is a number,
     ``"auto"`` (random search: enough for a ``confidence`` chance of a top-``top`` trial) or None
     (auto; the full grid for the grid sampler). ``train_fn(config, callbacks, run_dir) -> metrics``
-    replaces ``cnnlab.train`` (tests use a fake objective).
+    replaces ``cnnlab.train`` (tests use a fake objective). ``log=None``: no messages, no progress bar.
     """
     from cnnlab.runs import new_run_dir
 
@@ -198,7 +197,7 @@ def tune(
         say(f"search {run_dir}: {sampler} sampler, {n_trials} trials, {direction} {metric}, "
             f"pruner {pruner}, storage {mask_url(url)}" + (f" ({done} already finished)" if done else ""))
         try:
-            _run_workers(job, workers, study, progress and log is not None)
+            _run_workers(job, workers, study, show=log is not None)
         except BaseException:  # stopped or crashed: still leave the table of what finished
             with contextlib.suppress(Exception):
                 write_outputs(study, space, base, run_dir, metric, spec, plots=False)
