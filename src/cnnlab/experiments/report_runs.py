@@ -34,16 +34,13 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
     if not p.exists():
         raise UserError(f"run not found: {p}")
     if p.is_dir():
-        summary = p / "summary.json"
-        if summary.is_file():
-            kind = str(read_json(summary).get("kind", ""))
-            if kind in ("cnnlab.compare", "cnnlab.ablate"):
-                return kind.split(".", 1)[1], p
         if (p / "results.json").is_file() and (p / "compare.yaml").is_file():
             return "compare", p
         if (p / "tune.json").is_file():
             return "tune", p
         if (p / "ablate.json").is_file():
+            if (p / "summary.json").is_file():
+                return "ablate", p
             raise UserError(f"{p}: the ablation has no summary.json yet (run cnnlab ablate to the end)")
         if (p / "config.yaml").is_file():
             return "train", p
