@@ -300,12 +300,10 @@ def tune_section(folder: Path, level: int = 2) -> list[Block]:
     best_cfg = folder / str(files.get("best_config") or "best.yaml")
     if best_cfg.is_file():
         blocks.append(Code(best_cfg.read_text(encoding="utf-8"), "yaml", "best configuration (best.yaml)"))
-    plots = files.get("plots") or {}
+    plots = [Image(folder / rel, f"Optuna {key} plot") for key, rel in (files.get("plots") or {}).items()
+             if (folder / rel).is_file()]
     if plots:
-        blocks.append(Heading("Plots", level + 1))
-        for key, rel in plots.items():
-            if (folder / rel).is_file():
-                blocks.append(Image(folder / rel, f"Optuna {key} plot"))
+        blocks += [Heading("Plots", level + 1), *plots]
     return blocks
 
 
