@@ -20,8 +20,7 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
-            raise UserError(f"cannot set {key!r}: {where!r} is {child!r}, not a mapping")
+            raise UserError(f"cannot set {key!r}: {'.'.join(parts[: i + 1])!r} is {child!r}, not a mapping")
         node = child
     node[parts[-1]] = copy.deepcopy(value)
 

@@ -105,8 +105,7 @@ def write_outputs(study: Any, space: SearchSpace, base: dict[str, Any], run_dir:
     best = best_trial(study)
     best_path = None
     if best is not None:  # the base config with the best parameters, ready for cnnlab train --config
-        cfg = apply_params(base, space.decode(best.params))
-        cfg.pop("exist_ok", None)
+        cfg = apply_params({k: v for k, v in base.items() if k != "exist_ok"}, space.decode(best.params))
         best_path = run_dir / "best.yaml"
         head = (f"# best configuration of cnnlab tune {run_dir.name}: trial {best.number}, "
                 f"{metric} = {best.value:.6g}\n# run it: cnnlab train --config {best_path}\n")
