@@ -34,7 +34,6 @@ COMMAND_MODULES = [
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report
     "cnnlab.cli.transfer",   # import-keras
-    "cnnlab.cli.reports",    # compare, report
 ]
 
 for _mod in COMMAND_MODULES:

@@ -23,10 +23,12 @@ again skips every cell × fold already finished.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import itertools
 import json
 import math
 import re
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,8 @@ from cnnlab.experiments.runner import (
     load_base_config,
     metric_value,
     numeric_metrics,
+    progress_bar,
+    relative,
     validate_config,
 )
 from cnnlab.experiments.tables import write_tables
@@ -75,10 +79,7 @@ class Cell:
         return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", f"{f}-{lv}") for f, lv in self.levels.items())
 
     def config(self, base: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for o in self.overrides:
-            out = deep_merge(out, o)
-        return out
+        return functools.reduce(deep_merge, self.overrides, dict(base))
 
 
 @dataclass
@@ -95,11 +96,8 @@ class AblateResult:
 
 
 def _level_name(key: Any) -> str:
-    if key is True:  # YAML 1.1 reads on/off/yes/no keys as booleans
-        return "on"
-    if key is False:
-        return "off"
-    return str(key)
+    """A level's name; YAML 1.1 reads on/off/yes/no keys as booleans, which stand for on and off."""
+    return "on" if key is True else "off" if key is False else str(key)
 
 
 def parse_factors(data: Any, source: str = "factors") -> list[Factor]:
@@ -115,8 +113,7 @@ def parse_factors(data: Any, source: str = "factors") -> list[Factor]:
         parsed: dict[str, dict[str, Any]] = {}
         for key, overrides in levels.items():
             level = _level_name(key)
-            if overrides is None:
-                overrides = {}
+            overrides = {} if overrides is None else overrides
             if not isinstance(overrides, Mapping):
                 raise UserError(f"{source}: {fname}.{level} must be a mapping of option: value, got {overrides!r}")
             parsed[level] = {str(k): v for k, v in overrides.items()}
@@ -136,11 +133,9 @@ def load_factors(factors: str | Path | Mapping[str, Any] | list[Factor]) -> list
 
 def factorial(factors: list[Factor]) -> list[Cell]:
     """Every combination of levels (the first factor varies slowest)."""
-    cells = []
-    for combo in itertools.product(*(list(f.levels.items()) for f in factors)):
-        levels = {f.name: lv for f, (lv, _) in zip(factors, combo, strict=True)}
-        cells.append(Cell(levels, tuple(ov for _, ov in combo)))
-    return cells
+    combos = itertools.product(*(f.levels.items() for f in factors))
+    return [Cell({f.name: lv for f, (lv, _) in zip(factors, c, strict=True)}, tuple(ov for _, ov in c))
+            for c in combos]
 
 
 def ablate(
@@ -155,12 +150,12 @@ def ablate(
     train_fn: TrainFn | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = print,
-    progress: bool = True,
 ) -> AblateResult:
     """Cross-validate every cell of the full factorial; write table + box plot; resume finished work.
 
     ``config`` is the base run config (YAML path, dict or TrainConfig); ``factors`` a factors file
     or mapping. ``train_fn(config, callbacks, run_dir) -> metrics`` replaces ``cnnlab.train``.
+    ``log=None``: no messages, no progress bar.
     """
     from cnnlab.runs import new_run_dir
 
@@ -183,30 +178,20 @@ def ablate(
     _check_spec(run_dir, spec)
     results: dict[str, Any] = read_json(run_dir / RESULTS) if (run_dir / RESULTS).is_file() else {}
     todo = [(c, k) for c in cells for k in range(folds) if _key(c, k) not in results]
-    say(f"ablation {run_dir}: {len(cells)} cells x {folds} folds = {len(cells) * folds} runs, "
-        f"{direction} {metric}" + (f" ({len(cells) * folds - len(todo)} already done)" if len(todo) < len(cells) * folds else ""))
-
+    total = len(cells) * folds
+    say(f"ablation {run_dir}: {len(cells)} cells x {folds} folds = {total} runs, {direction} {metric}"
+        + (f" ({total - len(todo)} already done)" if len(todo) < total else ""))
     train = train_fn or cnnlab_train
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[bold]ablate[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))
-    with Progress(*columns, disable=not (progress and log is not None)) as bar:
-        task = bar.add_task("ablate", total=len(cells) * folds, completed=len(cells) * folds - len(todo), info="")
+    with progress_bar("ablate", show=log is not None) as bar:
+        task = bar.add_task("ablate", total=total, completed=total - len(todo), info="")
         for cell, k in todo:
             bar.update(task, info=f"{cell.name} fold {k + 1}/{folds}")
-            cfg = {**cell.config(base), "folds": folds, "fold": k}
-            cfg.setdefault("verbose", 0)
+            cfg = {"verbose": 0, **cell.config(base), "folds": folds, "fold": k}
             fold_dir = run_dir / "cells" / cell.slug / f"fold{k}"
             metrics = dict(train(cfg, [], fold_dir))
-            value = metric_value(metrics, metric)
-            actual = Path(str(metrics.get("run_dir") or fold_dir))
-            try:
-                rel = str(actual.resolve().relative_to(run_dir.resolve()))
-            except ValueError:
-                rel = str(actual)
-            results[_key(cell, k)] = {"cell": cell.name, "fold": k, "value": value,
-                                      "metrics": numeric_metrics(metrics), "run_dir": rel}
+            results[_key(cell, k)] = {"cell": cell.name, "fold": k, "value": metric_value(metrics, metric),
+                                      "metrics": numeric_metrics(metrics),
+                                      "run_dir": relative(metrics.get("run_dir") or fold_dir, run_dir)}
             write_json(run_dir / RESULTS, results)  # after every run: a killed study resumes here
             bar.advance(task)
 
@@ -237,16 +222,12 @@ def summarise(cells: list[Cell], results: Mapping[str, Any], folds: int,
     rows = []
     for cell in cells:
         scores = [results[_key(cell, k)]["value"] for k in range(folds) if _key(cell, k) in results]
-        n = len(scores)
-        mean = sum(scores) / n if n else math.nan
-        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1)) if n > 1 else math.nan
         rows.append({"cell": cell.name, "slug": cell.slug, "levels": dict(cell.levels), "scores": scores,
-                     "n": n, "mean": mean, "std": std})
+                     "n": len(scores), "mean": statistics.fmean(scores) if scores else math.nan,
+                     "std": statistics.stdev(scores) if len(scores) > 1 else math.nan})
     complete = [r for r in rows if r["n"] == folds and math.isfinite(r["mean"])]
-    best = None
-    if complete:
-        pick = max if direction == "maximize" else min
-        best = pick(complete, key=lambda r: r["mean"])["cell"]
+    pick = max if direction == "maximize" else min
+    best = pick(complete, key=lambda r: r["mean"])["cell"] if complete else None
     for r in rows:
         r["best"] = r["cell"] == best
     return rows, best
@@ -256,15 +237,11 @@ def write_ablation_outputs(run_dir: Path, factors: list[Factor], rows: list[dict
                            metric: str, direction: str, folds: int, plots: bool = True) -> dict[str, Path]:
     """Write ``ablation.csv``/``.md``, ``box.png`` and ``summary.json``; return their paths."""
     best_mean = next((r["mean"] for r in rows if r["best"]), None)
-    table = []
-    for r in rows:
-        row: dict[str, Any] = {"cell": r["cell"], **r["levels"], "mean": r["mean"], "std": r["std"],
-                               "mean ± std": f"{r['mean']:.4f} ± {r['std']:.4f}" if r["n"] > 1 else "",
-                               "vs best": None if best_mean is None else r["mean"] - best_mean,
-                               "best": "*" if r["best"] else ""}
-        for k in range(folds):
-            row[f"fold{k}"] = r["scores"][k] if k < len(r["scores"]) else None
-        table.append(row)
+    table = [{"cell": r["cell"], **r["levels"], "mean": r["mean"], "std": r["std"],
+              "mean ± std": f"{r['mean']:.4f} ± {r['std']:.4f}" if r["n"] > 1 else "",
+              "vs best": None if best_mean is None else r["mean"] - best_mean,
+              "best": "*" if r["best"] else "", **{f"fold{k}": s for k, s in enumerate(r["scores"])}}
+             for r in rows]
     fnames = [f.name for f in factors]
     columns = ["cell", *fnames, "mean ± std", "mean", "std", "vs best", *[f"fold{k}" for k in range(folds)], "best"]
     title = (f"ablation {run_dir.name}: {metric} ({direction}), {folds}-fold cross-validation, "

@@ -17,11 +17,13 @@ retries failed ones; an entry whose settings changed is trained again.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime as _dt
+import itertools
 import math
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ from typing import Any
 from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 from cnnlab.experiments.compare_spec import CompareSpec, Entry, fingerprint, load_spec
+from cnnlab.experiments.runner import relative
+from cnnlab.experiments.tables import read_history
 from cnnlab.io import atomic_write_text, read_json, write_json, write_yaml
 from cnnlab.plots import pyplot, save_figure
 
@@ -91,8 +95,7 @@ class TimeBudget(Callback):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
         spent = float(trainer.train_time)
-        done = max(1, len(trainer.history) or epoch)
-        per_epoch = spent / done
+        per_epoch = spent / max(1, len(trainer.history) or epoch)
         if epoch < trainer.epochs and spent + per_epoch > self.seconds:
             self.stopped_epoch = epoch
             trainer.stop_training = True
@@ -128,8 +131,7 @@ def compare(
         from cnnlab.config import check_keys
 
         check_keys(overrides, "compare overrides")
-        sp = CompareSpec(sp.entries, {**sp.shared, **overrides}, sp.name, sp.time_budget, sp.description,
-                         sp.source)
+        sp = dataclasses.replace(sp, shared={**sp.shared, **overrides})
         validate(sp)
     folder = name or sp.name or (Path(str(spec)).stem if isinstance(spec, (str, Path)) else None) or "compare"
     run_dir = new_run_dir(project, "compare", str(folder), exist_ok=True)
@@ -188,8 +190,8 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
             say(f"{tag} {entry.name}: resuming {edir}")
             result = api.train(resume=edir, callbacks=cbs)
         else:
-            if edir.exists():
-                _remove_entry_dir(run_dir, edir)
+            if edir.exists():  # a stale run of other settings; always inside run_dir (a slug has no /)
+                shutil.rmtree(edir)
             say(f"{tag} {entry.name}: training ({config.get('model')})")
             result = api.train(config, callbacks=cbs)
     except Exception as e:  # one entry's failure must not stop the comparison
@@ -200,7 +202,7 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
         return "failed"
     record = entry_record(Path(result.run_dir), dict(result.metrics), config, timer)
     record["wall_time_s"] = round(time.perf_counter() - start, 3)
-    results[entry.slug].update(record, status="done", run_dir=_relative(Path(result.run_dir), run_dir))
+    results[entry.slug].update(record, status="done", run_dir=relative(result.run_dir, run_dir))
     acc = record.get("test_accuracy", record.get("val_accuracy"))
     say(f"{tag} {entry.name}: done" + (f", accuracy {acc:.4f}" if isinstance(acc, float) else ""))
     return "resumed" if resume else "trained"
@@ -226,21 +228,6 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
     except UserError:
         return False
     return int(ckpt.get("epoch", 0)) < int(config.get("epochs", 10))
-
-
-def _remove_entry_dir(run_dir: Path, edir: Path) -> None:
-    """Delete an entry's stale run folder (only ever a folder inside the comparison folder)."""
-    root, target = run_dir.resolve(), edir.resolve()
-    if target == root or root not in target.parents:
-        raise UserError(f"refusing to delete {edir}: not inside {run_dir}")
-    shutil.rmtree(target)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],
@@ -312,7 +299,7 @@ def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[s
 def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
                   counts: dict[str, int] | None = None) -> CompareResult:
     """Write comparison.md/.csv/.html, curves.png and summary.json from the stored results."""
-    from cnnlab.experiments.report_blocks import esc, html_figure, html_page, html_table
+    from cnnlab.experiments.report_blocks import clean_rows, esc, html_figure, html_page, html_table
     from cnnlab.experiments.tables import to_csv, to_markdown
 
     run_dir = Path(run_dir)
@@ -329,7 +316,8 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     md = [f"# {title}", ""]
     if settings:
         md += [f"Shared settings: {settings}.", ""]
-    md += [to_markdown(_md_rows(rows), COLUMNS).rstrip("\n"), "", f"Columns: {legend}.", ""]
+    table = to_markdown(clean_rows(rows, COLUMNS, markdown=True), COLUMNS)
+    md += [table.rstrip("\n"), "", f"Columns: {legend}.", ""]
     if curves is not None:
         md += [f"![validation accuracy of every entry]({CURVES})", ""]
     files["table_md"] = atomic_write_text(run_dir / f"{TABLE}.md", "\n".join(md))
@@ -339,44 +327,13 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
         body.append(html_figure(curves, "validation accuracy of every entry, by epoch and by training time"))
     files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", html_page(title, "\n".join(body)))
 
-    status_counts: dict[str, int] = {}
-    for r in rows:
-        status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
     write_json(run_dir / SUMMARY, {
         "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": COLUMNS,
-        "entries": rows, "status": status_counts, "files": {k: p.name for k, p in files.items()},
+        "entries": rows, "status": dict(Counter(r["status"] for r in rows)),
+        "files": {k: p.name for k, p in files.items()},
         "updated": _dt.datetime.now().isoformat(timespec="seconds"),
     })
     return CompareResult(run_dir, rows, files, best, dict(counts or {}))
-
-
-def _md_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for Markdown: one-line text cells that render as themselves."""
-    from cnnlab.experiments.report_blocks import md_cell
-
-    return [{k: md_cell(" ".join(v.split())) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
-
-
-def read_history(run: Path) -> list[dict[str, Any]]:
-    """``history.csv`` of a run as a list of dicts with numbers (empty when absent)."""
-    path = Path(run) / "history.csv"
-    if not path.is_file():
-        return []
-    out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out.append({k: parse_number(v) for k, v in row.items()})
-    return out
-
-
-def parse_number(text: Any) -> Any:
-    if not isinstance(text, str) or text == "":
-        return None if text == "" else text
-    try:
-        v = float(text)
-    except ValueError:
-        return text
-    return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
 
 
 def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -394,24 +351,17 @@ def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Pa
         return None
     fig, (ax_e, ax_t) = pyplot().subplots(1, 2, figsize=(12, 4.5))
     for label, key, pts in series:
-        epochs = [p[0] for p in pts]
-        values = [p[1] for p in pts]
-        elapsed, total = [], 0.0
-        for p in pts:
-            total += float(p[2] or 0.0)
-            elapsed.append(total)
+        epochs, values, times = zip(*pts, strict=True)
+        elapsed = list(itertools.accumulate(float(t or 0.0) for t in times))
         name = label if key == "val_accuracy" else f"{label} (train)"
         ax_e.plot(epochs, values, marker="o", ms=3, label=name)
         ax_t.plot(elapsed, values, marker="o", ms=3, label=name)
-    for ax, xlabel in ((ax_e, "epoch"), (ax_t, "training time (s)")):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation accuracy")
+    for ax, x, xlabel in ((ax_e, "epoch", "epoch"), (ax_t, "training time", "training time (s)")):
+        ax.set(xlabel=xlabel, ylabel="validation accuracy", title=f"validation accuracy by {x}")
         ax.grid(alpha=0.3)
     from matplotlib.ticker import MaxNLocator
 
     ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_e.set_title("validation accuracy by epoch")
-    ax_t.set_title("validation accuracy by training time")
     ax_t.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -30,12 +30,11 @@ from typing import Any
 
 from cnnlab.errors import UserError
 from cnnlab.experiments.overrides import deep_merge
+from cnnlab.experiments.runner import OUTPUT_KEYS, is_number, validate_config
 
 SPEC_KEYS = ("name", "shared", "entries", "time_budget", "description")
 SHARED_ALIASES = ("base", "defaults", "common")
 ENTRY_KEYS = ("name", "time_budget", "description")
-# options the comparison sets itself for every entry
-OUTPUT_KEYS = ("project", "name", "exist_ok")
 # options that do not change what an entry computes (ignored when deciding whether it is done)
 RUNTIME_KEYS = ("verbose", "device", "threads", "workers", "plots", "tensorboard", "data_dir")
 
@@ -53,9 +52,6 @@ class Entry:
     def slug(self) -> str:
         return slugify(self.name)
 
-    def config(self, shared: Mapping[str, Any]) -> dict[str, Any]:
-        return deep_merge(shared, self.overrides)
-
 
 @dataclass
 class CompareSpec:
@@ -70,30 +66,22 @@ class CompareSpec:
 
     def entry_config(self, entry: Entry) -> dict[str, Any]:
         """The full run config of ``entry`` (shared settings + its overrides)."""
-        return entry.config(self.shared)
+        return deep_merge(self.shared, entry.overrides)
 
     def budget(self, entry: Entry) -> float | None:
         return entry.time_budget if entry.time_budget is not None else self.time_budget
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.name:
-            out["name"] = self.name
-        if self.description:
-            out["description"] = self.description
-        out["shared"] = copy.deepcopy(self.shared)
-        if self.time_budget is not None:
-            out["time_budget"] = self.time_budget
-        entries = []
-        for e in self.entries:
-            d: dict[str, Any] = {"name": e.name, **copy.deepcopy(e.overrides)}
-            if e.time_budget is not None:
-                d["time_budget"] = e.time_budget
-            if e.description:
-                d["description"] = e.description
-            entries.append(d)
-        out["entries"] = entries
-        return out
+        """The spec as a mapping that :func:`parse_spec` reads back (unset options left out)."""
+        entries = [{"name": e.name, **copy.deepcopy(e.overrides),
+                    **_given(time_budget=e.time_budget, description=e.description)} for e in self.entries]
+        return {**_given(name=self.name, description=self.description), "shared": copy.deepcopy(self.shared),
+                **_given(time_budget=self.time_budget), "entries": entries}
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The keyword arguments that are set (not None, not empty text)."""
+    return {k: v for k, v in values.items() if v is not None and v != ""}
 
 
 def slugify(name: str) -> str:
@@ -105,9 +93,7 @@ def parse_seconds(value: Any, what: str = "time_budget") -> float | None:
     """Seconds from a number or ``"90s"`` / ``"2m"`` / ``"1.5h"``; None stays None."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise UserError(f"{what} must be a number of seconds, got {value!r}")
-    if isinstance(value, (int, float)):
+    if is_number(value):
         seconds = float(value)
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(value).lower())
@@ -183,8 +169,6 @@ def parse_spec(data: Any, source: str = "spec") -> CompareSpec:
 
 def validate(spec: CompareSpec) -> None:
     """Check every entry's config against TrainConfig (unknown options, bad values) before training."""
-    from cnnlab.experiments.runner import validate_config
-
     for e in spec.entries:
         validate_config(spec.entry_config(e), source=f"{spec.source}: entry {e.name!r}")
 

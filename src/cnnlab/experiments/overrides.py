@@ -11,7 +11,7 @@ from cnnlab.errors import UserError
 
 def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     """Set ``config["a"]["b"]["c"] = value`` for ``key="a.b.c"``, creating (or replacing null) mappings."""
-    parts = [p for p in str(key).split(".")]
+    parts = str(key).split(".")
     if not all(parts):
         raise UserError(f"invalid option name {key!r}")
     node = config
@@ -20,8 +20,7 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
-            raise UserError(f"cannot set {key!r}: {where!r} is {child!r}, not a mapping")
+            raise UserError(f"cannot set {key!r}: {'.'.join(parts[: i + 1])!r} is {child!r}, not a mapping")
         node = child
     node[parts[-1]] = copy.deepcopy(value)
 
@@ -55,16 +54,14 @@ def deep_merge(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
     return out
 
 
-def _merge_into(node: dict[str, Any], overrides: Mapping[str, Any], prefix: str = "") -> None:
+def _merge_into(node: dict[str, Any], overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
-        key = str(key)
-        if "." in key:
-            head, rest = key.split(".", 1)
-            child = node.get(head)
-            if not isinstance(child, dict):
-                child = node[head] = {}
-            _merge_into(child, {rest: value}, prefix + head + ".")
-        elif isinstance(value, Mapping) and isinstance(node.get(key), dict):
-            _merge_into(node[key], value, prefix + key + ".")
+        head, _, rest = str(key).partition(".")
+        if rest:  # "a.b: v" is "a: {b: v}", merged into a mapping at "a" (made when there is none)
+            value = {rest: value}
+            if not isinstance(node.get(head), dict):
+                node[head] = {}
+        if isinstance(value, Mapping) and isinstance(node.get(head), dict):
+            _merge_into(node[head], value)
         else:
-            node[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+            node[head] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)

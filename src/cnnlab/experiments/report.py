@@ -70,13 +70,13 @@ def report(
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"--output {out_dir} is a file, not a folder")
         out_dir.mkdir(parents=True, exist_ok=True)
-    names = ", ".join(f"{kind} {folder.name}" for kind, folder in found)
-    doc = Report(title or f"cnnlab report: {names}")
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     from cnnlab import __version__
 
-    meta = f"generated {stamp} by cnnlab {__version__} from {', '.join(str(folder) for _, folder in found)}"
-    doc.add(Text(meta[0].upper() + meta[1:] + "."))
+    names = ", ".join(f"{kind} {folder.name}" for kind, folder in found)
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    sources = ", ".join(str(folder) for _, folder in found)
+    doc = Report(title or f"cnnlab report: {names}",
+                 [Text(f"Generated {stamp} by cnnlab {__version__} from {sources}.")])
     os.environ.setdefault("MPLBACKEND", "Agg")
     with tempfile.TemporaryDirectory(prefix="cnnlab-report-") as tmp:
         for kind, folder in found:

@@ -9,14 +9,17 @@ piece of text goes through :func:`html.escape`. Tables use the shared helpers of
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
+import mimetypes
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.experiments.runner import is_number
 from cnnlab.experiments.tables import fmt, to_markdown
 
 
@@ -38,7 +41,6 @@ class Table:
     rows: list[dict[str, Any]]
     columns: list[str]
     caption: str = ""
-    digits: int = 4
 
 
 @dataclass
@@ -64,10 +66,6 @@ class Report:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Block) -> Report:
-        self.blocks.extend(blocks)
-        return self
-
 
 def key_values(data: dict[str, Any], caption: str = "") -> Table:
     """A two-column table (name, value) of a flat mapping; nested values are skipped."""
@@ -76,19 +74,16 @@ def key_values(data: dict[str, Any], caption: str = "") -> Table:
     return Table(rows, ["name", "value"], caption)
 
 
-def _clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False) -> list[dict[str, Any]]:
+def clean_rows(rows: list[dict[str, Any]], columns: list[str], markdown: bool = False
+               ) -> list[dict[str, Any]]:
     """Cells as single-line values (Markdown tables cannot hold line breaks); ``markdown``: escape ``<>``."""
-    out = []
-    for r in rows:
-        row = {}
-        for c, v in r.items():
-            if c in columns:
-                if isinstance(v, str):
-                    v = re.sub(r"\s*\n\s*", " ", v)
-                    v = md_cell(v) if markdown else v
-                row[c] = v
-        out.append(row)
-    return out
+    def cell(v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        v = re.sub(r"\s*\n\s*", " ", v)
+        return md_cell(v) if markdown else v
+
+    return [{c: cell(r.get(c)) for c in columns} for r in rows]
 
 
 def md_cell(text: str) -> str:
@@ -120,8 +115,8 @@ def render_markdown(report: Report, out_dir: Path, assets: str = "assets") -> st
         elif isinstance(b, Table):
             if b.caption:
                 parts += [f"*{md_text(b.caption)}*", ""]
-            rows = _clean_rows(b.rows, b.columns, markdown=True)
-            parts += [to_markdown(rows, b.columns, b.digits).rstrip("\n"), ""]
+            rows = clean_rows(b.rows, b.columns, markdown=True)
+            parts += [to_markdown(rows, b.columns).rstrip("\n"), ""]
         elif isinstance(b, Image):
             name = _asset_name(Path(b.path), used)
             target = out_dir / assets / name
@@ -142,11 +137,15 @@ def render_markdown(report: Report, out_dir: Path, assets: str = "assets") -> st
 
 def _asset_name(path: Path, used: set[str]) -> str:
     """A unique, filesystem-safe file name for an image in the assets folder."""
-    parent = re.sub(r"[^A-Za-z0-9._-]+", "-", path.parent.name) or "img"
-    base = f"{parent}-{re.sub(r'[^A-Za-z0-9._-]+', '-', path.stem)}"
-    name, n = f"{base}{path.suffix.lower()}", 2
+    safe = functools.partial(re.sub, r"[^A-Za-z0-9._-]+", "-")
+    return _unique(f"{safe(path.parent.name) or 'img'}-{safe(path.stem)}", used, path.suffix.lower())
+
+
+def _unique(base: str, used: set[str], suffix: str = "") -> str:
+    """``base + suffix``, else ``base-2 + suffix``, ``base-3``...: the first not in ``used`` (then added)."""
+    name, n = base + suffix, 2
     while name in used:
-        name, n = f"{base}-{n}{path.suffix.lower()}", n + 1
+        name, n = f"{base}-{n}{suffix}", n + 1
     used.add(name)
     return name
 
@@ -178,18 +177,12 @@ def esc(text: Any) -> str:
 
 
 def data_uri(path: str | Path) -> str:
-    """The file as a ``data:`` URI (PNG, JPEG, SVG or GIF by suffix)."""
-    p = Path(path)
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
-            ".gif": "image/gif"}.get(p.suffix.lower(), "application/octet-stream")
-    return f"data:{mime};base64,{base64.b64encode(p.read_bytes()).decode('ascii')}"
+    """The file as a ``data:`` URI (its type guessed from the suffix: PNG, JPEG, SVG, GIF...)."""
+    mime = mimetypes.guess_type(Path(path).name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
-
-
-def html_table(rows: list[dict[str, Any]], columns: list[str], caption: str = "", digits: int = 4) -> str:
+def html_table(rows: list[dict[str, Any]], columns: list[str], caption: str = "") -> str:
     """An escaped HTML ``<table>``; numbers are formatted like the Markdown tables and right-aligned."""
     out = ["<table>"]
     if caption:
@@ -197,10 +190,9 @@ def html_table(rows: list[dict[str, Any]], columns: list[str], caption: str = ""
     out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr></thead><tbody>")
     for r in rows:
         cells = []
-        for c in columns:
-            v = r.get(c)
-            cls = ' class="num"' if _is_num(v) else ""
-            cells.append(f"<td{cls}>{esc(fmt(v, digits))}</td>")
+        for v in (r.get(c) for c in columns):
+            cls = ' class="num"' if is_number(v) and not math.isnan(v) else ""
+            cells.append(f"<td{cls}>{esc(fmt(v))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -212,25 +204,15 @@ def html_figure(path: str | Path, caption: str = "") -> str:
     return f'<figure><img src="{data_uri(path)}" alt="{esc(alt)}">{cap}</figure>'
 
 
-def html_page(title: str, body: str, meta: str = "") -> str:
+def html_page(title: str, body: str) -> str:
     """A complete, self-contained HTML document (inline CSS, no external assets)."""
-    meta_html = f'<p class="meta">{esc(meta)}</p>\n' if meta else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{esc(title)}</h1>\n{meta_html}{body}\n</body>\n</html>\n")
+            f"<h1>{esc(title)}</h1>\n{body}\n</body>\n</html>\n")
 
 
-def _anchor(text: str, used: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
-    name, n = base, 2
-    while name in used:
-        name, n = f"{base}-{n}", n + 1
-    used.add(name)
-    return name
-
-
-def render_html(report: Report, meta: str = "") -> str:
+def render_html(report: Report) -> str:
     """The report as one self-contained HTML page, with a table of contents of its level-2 headings."""
     body: list[str] = []
     toc: list[str] = []
@@ -238,18 +220,18 @@ def render_html(report: Report, meta: str = "") -> str:
     for b in report.blocks:
         if isinstance(b, Heading):
             level = max(2, min(6, b.level))
-            anchor = _anchor(b.text, used)
+            anchor = _unique(re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-") or "section", used)
             if level == 2:
                 toc.append(f'<li><a href="#{anchor}">{esc(b.text)}</a></li>')
             body.append(f'<h{level} id="{anchor}">{esc(b.text)}</h{level}>')
         elif isinstance(b, Text):
             body.append(f"<p>{esc(b.text)}</p>")
         elif isinstance(b, Table):
-            body.append(html_table(_clean_rows(b.rows, b.columns), b.columns, b.caption, b.digits))
+            body.append(html_table(clean_rows(b.rows, b.columns), b.columns, b.caption))
         elif isinstance(b, Image):
             body.append(html_figure(b.path, b.caption))
         elif isinstance(b, Code):
             pre = f"<pre><code>{esc(b.text.rstrip())}</code></pre>"
             body.append(f"<details><summary>{esc(b.summary)}</summary>{pre}</details>" if b.summary else pre)
     contents = f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>\n" if len(toc) > 1 else ""
-    return html_page(report.title, contents + "\n".join(body), meta)
+    return html_page(report.title, contents + "\n".join(body))

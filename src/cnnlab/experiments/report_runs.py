@@ -1,23 +1,26 @@
 """Report sections for each kind of run folder: train runs, comparisons, tuning searches, ablations.
 
 Each builder reads what the command left in its folder and returns report blocks; figures the folder
-lacks (curves, confusion matrix) are drawn from its history and metrics into ``work``.
+lacks (curves, confusion matrix) are drawn from its history and metrics into ``work``, and so is the
+grid of sample predictions (the run's model on its own held-out images).
 """
 
 from __future__ import annotations
 
-import csv
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from cnnlab.errors import UserError
 from cnnlab.experiments.report_blocks import Block, Code, Heading, Image, Table, Text, key_values
+from cnnlab.experiments.tables import inline, read_csv_rows, read_history
 from cnnlab.io import read_json
+from cnnlab.plots import pyplot, save_figure
 
-KINDS = ("train", "compare", "tune", "ablate")
 METRIC_KEYS = (
     "dataset", "model", "epochs", "params_trainable", "params_non_trainable", "accuracy", "loss",
     "top5_accuracy", "best_epoch", "val_accuracy", "val_loss", "val_top5_accuracy", "test_accuracy",
@@ -31,16 +34,13 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
     if not p.exists():
         raise UserError(f"run not found: {p}")
     if p.is_dir():
-        summary = p / "summary.json"
-        if summary.is_file():
-            kind = str(read_json(summary).get("kind", ""))
-            if kind in ("cnnlab.compare", "cnnlab.ablate"):
-                return kind.split(".", 1)[1], p
         if (p / "results.json").is_file() and (p / "compare.yaml").is_file():
             return "compare", p
         if (p / "tune.json").is_file():
             return "tune", p
         if (p / "ablate.json").is_file():
+            if (p / "summary.json").is_file():
+                return "ablate", p
             raise UserError(f"{p}: the ablation has no summary.json yet (run cnnlab ablate to the end)")
         if (p / "config.yaml").is_file():
             return "train", p
@@ -53,50 +53,13 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def read_csv_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows (numbers parsed) and columns of a CSV table."""
-    from cnnlab.experiments.compare import parse_number
-
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        rows = [{k: parse_number(v) for k, v in r.items()} for r in reader]
-        return rows, list(reader.fieldnames or [])
-
-
-def _metrics(run: Path) -> dict[str, Any]:
-    f = run / "metrics.json"
-    return read_json(f) if f.is_file() else {}
-
-
-def _history(run: Path) -> list[dict[str, Any]]:
-    from cnnlab.experiments.compare import read_history
-
-    f = run / "history.json"
-    if f.is_file():
-        data = read_json(f)
-        if isinstance(data, list):
-            return data
-    return read_history(run)
-
-
 def config_changes(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Options of a run config that differ from TrainConfig's defaults (what the user chose)."""
     from cnnlab.config import TrainConfig
 
     defaults = TrainConfig().to_dict()
-    rows = []
-    for k, v in config.items():
-        if k in ("project", "name", "exist_ok"):
-            continue
-        if k not in defaults or defaults[k] != v:
-            rows.append({"option": k, "value": _cell(v), "default": _cell(defaults.get(k))})
-    return rows
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, (dict, list)):
-        return yaml.safe_dump(v, default_flow_style=True, sort_keys=False).strip()
-    return v
+    return [{"option": k, "value": inline(v), "default": inline(defaults.get(k))} for k, v in config.items()
+            if k not in ("project", "name", "exist_ok") and (k not in defaults or defaults[k] != v)]
 
 
 def _safe(what: str, fn: Callable[[], list[Block]]) -> list[Block]:
@@ -112,10 +75,10 @@ def _safe(what: str, fn: Callable[[], list[Block]]) -> list[Block]:
 
 def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, title: str | None = None) -> list[Block]:
     """Metrics, configuration, curves, confusion matrix and sample predictions of one training run."""
-    from cnnlab.runs import read_run_config
+    from cnnlab.runs import read_run_config, read_run_metrics
 
     config = read_run_config(run)
-    metrics = _metrics(run)
+    metrics = read_run_metrics(run)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
     blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
@@ -140,7 +103,7 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
 def _curves(run: Path, work: Path, level: int) -> list[Block]:
     path = run / "curves.png"
     if not path.is_file():
-        hist = _history(run)
+        hist = read_history(run)
         if not hist:
             return []
         from cnnlab.tasks.classify.metrics import plot_curves
@@ -176,8 +139,6 @@ def _confusion(run: Path, metrics: dict[str, Any], config: dict[str, Any], work:
 
 
 def _samples(run: Path, work: Path, level: int, n: int) -> list[Block]:
-    from cnnlab.experiments.report_samples import sample_predictions
-
     path, rows, split = sample_predictions(run, _work_file(work, run, "samples.png"), n=n)
     right = sum(r["correct"] == "yes" for r in rows)
     return [Heading("Sample predictions", level),
@@ -191,40 +152,120 @@ def _work_file(work: Path, run: Path, name: str) -> Path:
     return d / name
 
 
+# -- sample predictions: a grid of held-out images with predicted vs true labels -----------------------
+
+
+def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list[np.ndarray], list[int],
+                                                                           list[str], str]:
+    """``n`` seeded picks of the run's test images (HxWxC uint8), their labels, the classes, the split."""
+    from cnnlab.data import kfold_splits, validation_split
+    from cnnlab.tasks.classify.data import load_split
+
+    name = config.get("dataset")
+    if not name:
+        raise UserError("the run's config names no dataset")
+    opts = dict(config.get("dataset_options") or {})
+    if name == "folder" and config.get("img_size"):
+        opts.setdefault("img_size", config["img_size"])
+    data_dir = config.get("data_dir")
+    try:
+        ds, split = load_split(name, "test", data_dir, opts), "test"
+        idx = np.arange(len(ds))
+    except UserError:
+        ds, split = load_split(name, "train", data_dir, opts), "validation"
+        labels = np.asarray(ds.labels)
+        fraction = float(config.get("validation_split") or 0.0)
+        seed_ = int(config.get("seed", 0))
+        if int(config.get("folds") or 0) > 1:
+            idx = kfold_splits(labels, int(config["folds"]), seed=seed_)[int(config.get("fold") or 0)][1]
+        elif fraction > 0:
+            _, idx = validation_split(labels, fraction, seed=seed_)
+        else:
+            idx, split = np.arange(len(labels)), "train"
+    if len(idx) == 0:
+        raise UserError(f"{name} has no {split} images to show")
+    pick = np.sort(np.random.default_rng(seed).choice(np.asarray(idx), min(n, len(idx)), replace=False))
+    items = [ds[int(i)] for i in pick]
+    images = [np.ascontiguousarray(np.asarray(img).transpose(1, 2, 0)) for img, _ in items]
+    return images, [int(label) for _, label in items], list(ds.classes), split
+
+
+def sample_predictions(run: str | Path, path: str | Path, n: int = 16, seed: int = 0
+                       ) -> tuple[Path, list[dict[str, Any]], str]:
+    """Predict ``n`` held-out images of ``run``; save the grid to ``path``; return it, the rows, the split.
+
+    The model comes from the run folder through ``cnnlab.api.load`` and the images from the run's own
+    dataset: its test split when it has one, else the validation images the run held out.
+    """
+    from cnnlab.api import load
+    from cnnlab.runs import read_run_config
+
+    loaded = load(run)
+    config = dict(loaded.config or read_run_config(run))
+    images, labels, classes, split = held_out_images(config, n, seed)
+    preds = loaded.predict(images, topk=1)
+    rows = []
+    for k, (label, pred) in enumerate(zip(labels, preds, strict=True)):
+        name, prob = pred[0]
+        true = classes[label] if label < len(classes) else str(label)
+        rows.append({"image": k + 1, "true": true, "predicted": name, "probability": round(prob, 4),
+                     "correct": "yes" if name == true else "no"})
+    return plot_grid(images, rows, path), rows, split
+
+
+def plot_grid(images: list[np.ndarray], rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """A grid of images titled ``predicted (probability) / true``, green when right, red when wrong."""
+    n = len(images)
+    cols = max(1, math.ceil(math.sqrt(n)))
+    nrows = max(1, math.ceil(n / cols))
+    fig, axes = pyplot().subplots(nrows, cols, figsize=(1.9 * cols, 2.1 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, row in zip(axes.ravel(), images, rows, strict=False):
+        gray = img.shape[2] == 1
+        ax.imshow(img[:, :, 0] if gray else img, cmap="gray" if gray else None, interpolation="nearest",
+                  vmin=0, vmax=255)
+        ok = row["correct"] == "yes"
+        ax.set_title(f"{_short(row['predicted'])} {row['probability']:.0%}\ntrue: {_short(row['true'])}",
+                     fontsize=8, color="#2a9d55" if ok else "#c0392b")
+    right = sum(r["correct"] == "yes" for r in rows)
+    fig.suptitle(f"sample predictions: {right} of {n} right", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def _short(text: str, limit: int = 14) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # -- comparison -----------------------------------------------------------------------------------------
 
 
 def compare_section(folder: Path, work: Path, level: int = 2, samples: int = 16,
                     details: bool = True) -> list[Block]:
     """The comparison table and curves, then (``details``) each finished entry's own section."""
-    from cnnlab.experiments.compare import (
-        COLUMN_HELP,
-        COLUMNS,
-        CURVES,
-        SPEC_FILE,
-        settings_text,
-        write_outputs,
-    )
+    from cnnlab.experiments import compare
     from cnnlab.experiments.compare_spec import load_spec
 
-    spec = load_spec(folder / SPEC_FILE) if (folder / SPEC_FILE).is_file() else None
+    spec = load_spec(folder / compare.SPEC_FILE) if (folder / compare.SPEC_FILE).is_file() else None
     summary_path = folder / "summary.json"
     if not summary_path.is_file():  # interrupted before its outputs were written: write them now
         if spec is None:
             raise UserError(f"{folder}: comparison without compare.yaml")
-        write_outputs(folder, spec, read_json(folder / "results.json"))
+        compare.write_outputs(folder, spec, read_json(folder / "results.json"))
     summary = read_json(summary_path)
     rows = list(summary.get("entries") or [])
     blocks: list[Block] = [Heading(f"Comparison {folder.name}", level)]
-    settings = settings_text(spec).strip() if spec is not None else ""
+    settings = compare.settings_text(spec).strip() if spec is not None else ""
     blocks.append(Text(f"Folder {folder}: {len(rows)} entries" + (f"; shared settings: {settings}." if settings else ".")))
-    columns = list(summary.get("columns") or COLUMNS)
+    columns = list(summary.get("columns") or compare.COLUMNS)
     blocks.append(Table(rows, columns, "one row per entry; * marks the best test accuracy"))
-    blocks.append(Text("Columns: " + "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items()) + "."))
-    if (folder / CURVES).is_file():
-        blocks.append(Image(folder / CURVES, "validation accuracy of every entry, by epoch and by training time"))
+    blocks.append(Text("Columns: " + "; ".join(f"{k}: {v}" for k, v in compare.COLUMN_HELP.items()) + "."))
+    curves = folder / compare.CURVES
+    if curves.is_file():
+        blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
     if spec is not None:
-        entries = [{"entry": e.name, **{k: _cell(v) for k, v in e.overrides.items()},
+        entries = [{"entry": e.name, **{k: inline(v) for k, v in e.overrides.items()},
                     "time_budget": spec.budget(e)} for e in spec.entries]
         keys = ["entry"] + sorted({k for r in entries for k in r if k != "entry"})
         blocks += [Heading("Entries", level + 1), Table(entries, keys, "each entry's settings on top of the shared ones")]
@@ -250,7 +291,7 @@ def tune_section(folder: Path, level: int = 2) -> list[Block]:
     blocks: list[Block] = [Heading(f"Tuning {folder.name}", level), Text(f"Folder {folder}."),
                            key_values(facts, "search")]
     if best.get("params"):
-        blocks.append(key_values({k: _cell(v) for k, v in best["params"].items()}, "best parameters"))
+        blocks.append(key_values({k: inline(v) for k, v in best["params"].items()}, "best parameters"))
     files = info.get("files") or {}
     table = folder / str(files.get("trials_csv") or "trials.csv")
     if table.is_file():
@@ -259,12 +300,10 @@ def tune_section(folder: Path, level: int = 2) -> list[Block]:
     best_cfg = folder / str(files.get("best_config") or "best.yaml")
     if best_cfg.is_file():
         blocks.append(Code(best_cfg.read_text(encoding="utf-8"), "yaml", "best configuration (best.yaml)"))
-    plots = files.get("plots") or {}
+    plots = [Image(folder / rel, f"Optuna {key} plot") for key, rel in (files.get("plots") or {}).items()
+             if (folder / rel).is_file()]
     if plots:
-        blocks.append(Heading("Plots", level + 1))
-        for key, rel in plots.items():
-            if (folder / rel).is_file():
-                blocks.append(Image(folder / rel, f"Optuna {key} plot"))
+        blocks += [Heading("Plots", level + 1), *plots]
     return blocks
 
 
@@ -291,14 +330,10 @@ def ablate_section(folder: Path, level: int = 2) -> list[Block]:
 
 
 def section(kind: str, folder: Path, work: Path, samples: int = 16, details: bool = True) -> list[Block]:
-    """The report blocks of one run folder of ``kind``."""
-    if kind == "train":
-        return train_section(folder, work, samples=samples)
-    if kind == "compare":
-        return compare_section(folder, work, samples=samples, details=details)
-    if kind == "tune":
-        return tune_section(folder)
-    if kind == "ablate":
-        return ablate_section(folder)
-    raise UserError(f"unknown run kind {kind!r} (known: {', '.join(KINDS)})")
-
+    """The report blocks of one run folder of ``kind`` (train, compare, tune or ablate)."""
+    builders = {"train": lambda: train_section(folder, work, samples=samples),
+                "compare": lambda: compare_section(folder, work, samples=samples, details=details),
+                "tune": lambda: tune_section(folder), "ablate": lambda: ablate_section(folder)}
+    if kind not in builders:
+        raise UserError(f"unknown run kind {kind!r} (known: {', '.join(builders)})")
+    return builders[kind]()

@@ -16,7 +16,7 @@ from cnnlab.errors import UserError
 TrainFn = Callable[[dict[str, Any], list[Any], Path], Mapping[str, Any]]
 
 # options an experiment sets itself for each of its runs
-_OUTPUT_KEYS = ("project", "name", "exist_ok")
+OUTPUT_KEYS = ("project", "name", "exist_ok")
 
 
 def load_base_config(config: Any) -> dict[str, Any]:
@@ -29,9 +29,7 @@ def load_base_config(config: Any) -> dict[str, Any]:
         return dict(config)
     from cnnlab.io import read_yaml
 
-    data = read_yaml(config)
-    if data is None:
-        return {}
+    data = read_yaml(config) or {}
     if not isinstance(data, dict):
         raise UserError(f"{config}: a config file must be a mapping of option: value")
     return data
@@ -39,25 +37,17 @@ def load_base_config(config: Any) -> dict[str, Any]:
 
 def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Map ``null`` on an option that cannot be null (e.g. ``augment: null``) to its default (off)."""
-    import dataclasses
-    import typing
-
     from cnnlab.config import TrainConfig, allows_none
 
-    hints = typing.get_type_hints(TrainConfig)
-    defaults = TrainConfig()
-    out = dict(config)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in out and out[f.name] is None and not allows_none(hints[f.name]):
-            out[f.name] = getattr(defaults, f.name)
-    return out
+    not_null = {k for k in TrainConfig.field_names() if not allows_none(TrainConfig.field_type(k))}
+    return {k: TrainConfig.default_of(k) if v is None and k in not_null else v for k, v in config.items()}
 
 
 def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
     """Raise a one-line UserError if ``config`` is not a valid training config."""
     from cnnlab.config import TrainConfig
 
-    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in _OUTPUT_KEYS}),
+    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS}),
                           source=source)
 
 
@@ -66,45 +56,52 @@ def cnnlab_train(config: dict[str, Any], callbacks: list[Any], run_dir: Path) ->
     import cnnlab
 
     run_dir = Path(run_dir)
-    cfg = normalise_config(config)
-    cfg.update(project=str(run_dir.parent), name=run_dir.name, exist_ok=True)
+    cfg = {**normalise_config(config), "project": str(run_dir.parent), "name": run_dir.name, "exist_ok": True}
     result = cnnlab.train(cfg, callbacks=callbacks)
-    metrics = dict(getattr(result, "metrics", None) or {})
-    metrics["run_dir"] = str(getattr(result, "run_dir", run_dir))
-    return metrics
+    return {**(getattr(result, "metrics", None) or {}), "run_dir": str(getattr(result, "run_dir", run_dir))}
+
+
+def is_number(v: Any) -> bool:
+    """A real number (int or float, not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def metric_value(metrics: Mapping[str, Any], metric: str) -> float:
     """``metrics[metric]`` as a float; a UserError naming the available metrics when it is missing."""
-    value = metrics.get(metric)
-    if value is None and "." in metric:
-        from cnnlab.experiments.overrides import get_dotted
+    from cnnlab.experiments.overrides import get_dotted
 
-        value = get_dotted(metrics, metric)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        available = sorted(k for k, v in metrics.items()
-                           if isinstance(v, (int, float)) and not isinstance(v, bool))
+    value = metrics[metric] if metric in metrics else get_dotted(metrics, metric)
+    if not is_number(value):
+        available = sorted(k for k, v in metrics.items() if is_number(v))
         raise UserError(f"metric {metric!r} not in the run's metrics (available: {', '.join(available)})")
     return float(value)
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers among ``metrics`` (what a trials table shows)."""
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
-            out[str(k)] = float(v)
-    return out
+    return {str(k): float(v) for k, v in metrics.items() if is_number(v) and math.isfinite(float(v))}
 
 
-def default_direction(metric: str) -> str:
-    """``minimize`` for losses and errors, ``maximize`` for everything else (accuracies)."""
-    m = metric.lower()
-    return "minimize" if any(w in m for w in ("loss", "error", "time", "latency")) else "maximize"
+def relative(path: str | Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def progress_bar(label: str, show: bool) -> Any:
+    """A rich progress bar for a series of runs: label, bar, done/total, elapsed time, an info field."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), disable=not show)
 
 
 def check_direction(direction: str | None, metric: str) -> str:
-    direction = (direction or default_direction(metric)).lower()
+    """``maximize`` or ``minimize``; by default minimize losses, errors and times, maximize the rest."""
+    lower_is_better = any(w in metric.lower() for w in ("loss", "error", "time", "latency"))
+    direction = (direction or ("minimize" if lower_is_better else "maximize")).lower()
     aliases = {"max": "maximize", "min": "minimize", "maximise": "maximize", "minimise": "minimize"}
     direction = aliases.get(direction, direction)
     if direction not in ("maximize", "minimize"):

@@ -57,9 +57,7 @@ class Param:
 
     def labels(self) -> list[Any]:
         """The categorical choices as Optuna stores them."""
-        if self._encoded:
-            return [json.dumps(v, sort_keys=True) for v in self.values]
-        return list(self.values)
+        return [json.dumps(v, sort_keys=True) if self._encoded else v for v in self.values]
 
     def decode(self, stored: Any) -> Any:
         """The option value for what Optuna stored for this parameter."""
@@ -91,11 +89,9 @@ class Param:
         raise UserError(f"space: {self.name} is continuous ({self.kind}); the grid sampler needs "
                         f"a 'grid' list, a 'choice' list, an 'int' range or a 'step'")
 
-    def example(self) -> Any:
-        """A valid value (the first choice or the low end), to check configs before searching."""
-        if self.kind in ("grid", "choice"):
-            return self.values[0]
-        return int(self.low) if self.kind == "int" else float(self.low)
+    def extremes(self) -> list[Any]:
+        """Every choice, or both ends of the range: the values to check configs with before searching."""
+        return list(self.values) if self.kind in ("grid", "choice") else [self.low, self.high]
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind in ("grid", "choice"):
@@ -103,7 +99,7 @@ class Param:
         spec: dict[str, Any] = {"low": self.low, "high": self.high}
         if self.step:
             spec["step"] = self.step
-        if self.log and self.kind == "int":
+        if self.log:
             spec["log"] = True
         return {self.kind: spec}
 
@@ -157,22 +153,15 @@ class SearchSpace:
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the full grid (stored values), in row-major order."""
         grid = self.grid()
-        names = list(grid)
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
     def example(self) -> dict[str, Any]:
-        return {p.name: p.example() for p in self.params}
+        """A valid value of every parameter (the first choice or the low end)."""
+        return {p.name: p.extremes()[0] for p in self.params}
 
     def values_to_check(self) -> list[tuple[str, Any]]:
         """(name, value) for every choice and both ends of every range: to validate configs up front."""
-        out: list[tuple[str, Any]] = []
-        for p in self.params:
-            if p.kind in ("grid", "choice"):
-                out += [(p.name, v) for v in p.values]
-            else:
-                cast = int if p.kind == "int" else float
-                out += [(p.name, cast(p.low)), (p.name, cast(p.high))]
-        return out
+        return [(p.name, v) for p in self.params for v in p.extremes()]
 
     def to_dict(self) -> dict[str, Any]:
         return {p.name: p.to_dict() for p in self.params}
@@ -216,23 +205,17 @@ def _parse_param(name: str, spec: Any, source: str) -> Param:
 
 
 def _range(where: str, kind: str, body: Any) -> tuple[Any, Any, Any, bool]:
-    step, log = None, False
+    spec = body
     if isinstance(body, list):
         if len(body) not in (2, 3) or (len(body) == 3 and kind != "int"):
             hint = "[low, high] or [low, high, step]" if kind == "int" else "[low, high]"
             raise UserError(f"{where}: {kind} needs {hint}")
-        low, high = body[0], body[1]
-        step = body[2] if len(body) == 3 else None
-    elif isinstance(body, Mapping):
-        unknown = set(body) - {"low", "high", "step", "log"}
-        if unknown or "low" not in body or "high" not in body:
-            raise UserError(f"{where}: {kind} needs {{low: ..., high: ...}} (optional step, log)")
-        low, high, step, log = body["low"], body["high"], body.get("step"), bool(body.get("log", False))
-    else:
-        raise UserError(f"{where}: {kind} needs [low, high] or {{low: ..., high: ...}}")
+        spec = dict(zip(("low", "high", "step"), body, strict=False))
+    keys = set(spec) if isinstance(spec, Mapping) else set()
+    if not {"low", "high"} <= keys or keys - {"low", "high", "step", "log"}:
+        raise UserError(f"{where}: {kind} needs [low, high] or {{low: ..., high: ...}} (optional step, log)")
     try:
-        low, high = float(_number(low)), float(_number(high))
-        step = float(_number(step)) if step is not None else None
+        step = float(_number(spec["step"])) if spec.get("step") is not None else None
+        return float(_number(spec["low"])), float(_number(spec["high"])), step, bool(spec.get("log", False))
     except (TypeError, ValueError):
         raise UserError(f"{where}: {kind} bounds must be numbers, got {body!r}") from None
-    return low, high, step, log

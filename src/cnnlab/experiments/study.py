@@ -19,11 +19,26 @@ from typing import Any
 
 from cnnlab.errors import UserError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locks, rely on heartbeats
+    fcntl = None  # type: ignore[assignment]
+
 HEARTBEAT_S = 10
 GRACE_S = 60
 MAX_RETRY = 3
 DB_FILE = "study.db"
 LOCK_FILE = ".tune.lock"
+
+
+@contextlib.contextmanager
+def quiet_experimental() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning (heartbeats and stale-trial retries are experimental)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -32,17 +47,16 @@ def default_storage_url(run_dir: Path) -> str:
 
 def normalise_url(url: str) -> str:
     """Pick an installed PostgreSQL driver for ``postgresql://`` URLs; reject unknown schemes."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if not scheme:
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or not scheme:
         raise UserError(f"storage must be a database URL like postgresql://user:pass@host/db, got {url!r}")
     base = scheme.split("+", 1)[0]
     if base in ("postgres", "postgresql") and "+" not in scheme:
-        for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
-            try:
-                __import__(module)
-            except ImportError:
-                continue
-            return f"postgresql+{driver}://" + url.split("://", 1)[1]
+        for driver in ("psycopg", "psycopg2"):
+            with contextlib.suppress(ImportError):
+                __import__(driver)
+                return f"postgresql+{driver}://{rest}"
         raise UserError("a postgresql:// storage needs a driver: pip install 'psycopg[binary]'")
     if base not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         raise UserError(f"unsupported storage {scheme!r}: use sqlite:///file.db or postgresql://...")
@@ -62,13 +76,9 @@ def open_storage(url: str) -> Any:
     """An Optuna RDBStorage with heartbeats (stale trials are failed and retried)."""
     import optuna
 
-    engine_kwargs: dict[str, Any] = {}
-    if is_sqlite(url):
-        engine_kwargs["connect_args"] = {"timeout": 120}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    sqlite = is_sqlite(url)
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {"pool_pre_ping": True}
+    with quiet_experimental():
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
@@ -85,8 +95,7 @@ def fail_stale(study: Any) -> None:
     """Fail (and re-queue) trials whose worker stopped sending heartbeats."""
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with quiet_experimental():
         optuna.storages.fail_stale_trials(study)
 
 
@@ -95,20 +104,12 @@ def fail_running_now(study: Any) -> list[int]:
     import optuna
     from optuna.trial import TrialState
 
-    storage = study._storage
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 failed.append(t.number)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    retry(study, storage.get_trial(t._trial_id))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+                requeue(study, t._trial_id)
     return failed
 
 
@@ -116,33 +117,46 @@ def requeue(study: Any, trial_id: int) -> None:
     """Queue a copy of a failed trial (same parameters) so a resumed search runs it again."""
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with quiet_experimental():
         optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)(study, study._storage.get_trial(trial_id))
 
 
-class Heartbeat:
-    """Record a trial's heartbeat every :data:`HEARTBEAT_S` seconds in a daemon thread."""
+@contextlib.contextmanager
+def heartbeat(storage: Any, trial_id: int, interval: float = HEARTBEAT_S) -> Iterator[None]:
+    """Record a trial's heartbeat every ``interval`` seconds in a daemon thread while the block runs."""
+    stop = threading.Event()
 
-    def __init__(self, storage: Any, trial_id: int, interval: float = HEARTBEAT_S):
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
-
-    def _beat(self) -> None:
+    def beat() -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed beat is retried; the grace period allows it
-                self.storage.record_heartbeat(self.trial_id)
-            if self._stop.wait(self.interval):
+                storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
                 return
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
+    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{trial_id}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
+
+@contextlib.contextmanager
+def _flock(path: str | Path, block: bool) -> Iterator[int | None]:
+    """Lock ``path`` (created when missing) exclusively; yields its descriptor, or None if not locked."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    locked = False
+    try:
+        if fcntl is not None:
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+        yield fd if locked else None
+    finally:
+        if locked:  # unlock explicitly: a process forked meanwhile may still share the descriptor
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -153,48 +167,16 @@ def ask_lock(url: str) -> Iterator[None]:
     PostgreSQL locks the row itself and needs nothing here.
     """
     path = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
-    if not path or path.startswith(":memory:"):
+    file_db = path and not path.startswith(":memory:")
+    with _flock(path + ".lock", block=True) if file_db else contextlib.nullcontext():
         yield
-        return
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
 def folder_lock(run_dir: Path) -> Iterator[bool]:
     """Hold an exclusive lock on the run folder; yields whether it was acquired (never blocks)."""
-    path = Path(run_dir) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    acquired = False
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            acquired = True
-        except BlockingIOError:
-            acquired = False
-        except ImportError:  # pragma: no cover - Windows: no lock, rely on heartbeats
-            acquired = False
-        if acquired:
+    with _flock(Path(run_dir) / LOCK_FILE, block=False) as fd:
+        if fd is not None:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-        yield acquired
-    finally:
-        if acquired:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        yield fd is not None

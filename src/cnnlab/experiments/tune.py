@@ -32,22 +32,25 @@ from cnnlab.experiments.runner import (
     load_base_config,
     metric_value,
     numeric_metrics,
+    progress_bar,
+    relative,
     validate_config,
 )
 from cnnlab.experiments.space import SearchSpace
 from cnnlab.experiments.study import (
-    Heartbeat,
     ask_lock,
     default_storage_url,
     fail_running_now,
     fail_stale,
     folder_lock,
+    heartbeat,
     mask_url,
     normalise_url,
     open_storage,
+    quiet_experimental,
     requeue,
 )
-from cnnlab.experiments.tune_report import SURPLUS, write_outputs
+from cnnlab.experiments.tune_report import SURPLUS, best_trial, write_outputs
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
@@ -94,15 +97,16 @@ class _Job:
 def resolve_trials(trials: int | str | None, sampler: str, space: SearchSpace, top: float = 0.05,
                    confidence: float = 0.95) -> int:
     """The number of trials to run: the grid size, an integer, or ``auto`` (top-x % rule)."""
+    auto = isinstance(trials, str) and trials.strip().lower() == "auto"
     if sampler == "grid":
         size = len(space.grid_points())
-        if isinstance(trials, str) and trials.strip().lower() == "auto":
+        if auto:
             raise UserError("--trials auto is for random/tpe search; the grid sampler runs the whole grid")
         if trials is not None and int(trials) < size:
             raise UserError(f"the grid has {size} points but --trials is {trials}; the grid sampler runs "
                             f"every point (use --sampler random to sample fewer)")
         return size
-    if trials is None or (isinstance(trials, str) and trials.strip().lower() == "auto"):
+    if trials is None or auto:
         return trials_for_top(top, confidence)
     try:
         n = int(trials)
@@ -132,7 +136,6 @@ def tune(
     train_fn: TrainFn | None = None,
     plots: bool = True,
     log: Callable[[str], None] | None = print,
-    progress: bool = True,
 ) -> TuneResult:
     """Run (or resume, or join) a hyperparameter search; write its tables, best.yaml and plots.
 
@@ -141,7 +144,7 @@ def tune(
     ``<project>/tune/<name>``: running the same command again resumes it. ``trials`` is a number,
     ``"auto"`` (random search: enough for a ``confidence`` chance of a top-``top`` trial) or None
     (auto; the full grid for the grid sampler). ``train_fn(config, callbacks, run_dir) -> metrics``
-    replaces ``cnnlab.train`` (tests use a fake objective).
+    replaces ``cnnlab.train`` (tests use a fake objective). ``log=None``: no messages, no progress bar.
     """
     from cnnlab.runs import new_run_dir
 
@@ -174,8 +177,8 @@ def tune(
         say(budget_message(n_trials, top))
 
     run_dir = new_run_dir(project, "tune", name, exist_ok=True)
-    url = normalise_url(storage) if storage and storage != "sqlite-default" else default_storage_url(run_dir)
-    shared = storage not in (None, "sqlite-default")
+    shared = bool(storage)
+    url = normalise_url(storage) if shared else default_storage_url(run_dir)
     study_name = f"cnnlab-tune-{run_dir.name}"
     job = _Job(base=base, space=space.to_dict(), metric=metric, direction=direction, sampler=sampler,
                pruner=pruner, n_trials=n_trials, storage_url=url, study_name=study_name,
@@ -185,9 +188,7 @@ def tune(
     with folder_lock(run_dir) as only_local:
         if not only_local and not shared:
             raise UserError(f"another cnnlab tune is running in {run_dir} (wait for it, or use another --name)")
-        study, created = _open_study(job, create=True)
-        if not created:
-            _check_spec(study, spec, job)
+        study = _open_study(job, create=True)
         if only_local and not shared:
             requeued = fail_running_now(study)  # no other worker can use this folder's database
             if requeued:
@@ -196,7 +197,7 @@ def tune(
         say(f"search {run_dir}: {sampler} sampler, {n_trials} trials, {direction} {metric}, "
             f"pruner {pruner}, storage {mask_url(url)}" + (f" ({done} already finished)" if done else ""))
         try:
-            _run_workers(job, workers, study, progress and log is not None)
+            _run_workers(job, workers, study, show=log is not None)
         except BaseException:  # stopped or crashed: still leave the table of what finished
             with contextlib.suppress(Exception):
                 write_outputs(study, space, base, run_dir, metric, spec, plots=False)
@@ -222,13 +223,20 @@ def _spec(job: _Job) -> dict[str, Any]:
                                   "sampler": job.sampler, "n_trials": job.n_trials}, default=str))
 
 
-def _check_spec(study: Any, spec: dict[str, Any], job: _Job) -> None:
-    stored = None
-    for _ in range(300):  # a study just created by another worker gets its spec within moments
-        stored = study.user_attrs.get(SPEC_ATTR)
-        if stored is not None:
-            break
+def _wait_for(get: Callable[[], Any]) -> Any:
+    """Poll ``get`` for up to 30 s until it returns something (another worker is setting the study up)."""
+    for _ in range(300):
+        value = get()
+        if value:
+            return value
         time.sleep(0.1)
+    return None
+
+
+def _check_spec(study: Any, job: _Job) -> None:
+    """Joining a study another process started: it must search the same space for the same metric."""
+    spec = _spec(job)
+    stored = _wait_for(lambda: study.user_attrs.get(SPEC_ATTR))
     if stored is None:
         raise UserError(f"study {job.study_name!r} exists but was not made by cnnlab tune; use another --name")
     for key in ("space", "metric", "direction", "sampler"):
@@ -239,45 +247,38 @@ def _check_spec(study: Any, spec: dict[str, Any], job: _Job) -> None:
         study.set_user_attr(SPEC_ATTR, {**stored, "n_trials": spec["n_trials"]})
 
 
-def _open_study(job: _Job, create: bool, worker: int = 0) -> tuple[Any, bool]:
+def _open_study(job: _Job, create: bool, worker: int = 0) -> Any:
+    """Create the study (``create``) or join it; a grid study gets its points queued once."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(job.storage_url)
-    sampler = _make_sampler(job, worker, 0)
-    pruner = _make_pruner(job)
-    created = False
+    kwargs = dict(study_name=job.study_name, storage=open_storage(job.storage_url),
+                  sampler=_make_sampler(job, worker, 0), pruner=_make_pruner(job))
+    study = None
     if create:
+        with contextlib.suppress(optuna.exceptions.DuplicatedStudyError):
+            study = optuna.create_study(direction=job.direction, **kwargs)
+    if study is not None:
+        study.set_user_attr(SPEC_ATTR, _spec(job))
+        if job.sampler == "grid":
+            for i, point in enumerate(SearchSpace.from_dict(job.space).grid_points()):
+                study.enqueue_trial(point, user_attrs={GRID_ATTR: i}, skip_if_exists=False)
+            study.set_user_attr(READY_ATTR, True)
+    else:
         try:
-            study = optuna.create_study(study_name=job.study_name, storage=storage, sampler=sampler,
-                                        pruner=pruner, direction=job.direction, load_if_exists=False)
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
-            study = None
-    if not created:
-        try:
-            study = optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler,
-                                      pruner=pruner)
+            study = optuna.load_study(**kwargs)
         except KeyError:
             raise UserError(f"no study {job.study_name!r} in {mask_url(job.storage_url)}") from None
         if study.direction.name.lower() != job.direction:
             raise UserError(f"search {job.study_name!r} {study.direction.name.lower()}s its metric; "
                             f"use another --name for a {job.direction} search")
-    if created:
-        study.set_user_attr(SPEC_ATTR, _spec(job))
+        if create:
+            _check_spec(study, job)
         if job.sampler == "grid":
-            space = SearchSpace.from_dict(job.space)
-            for i, point in enumerate(space.grid_points()):
-                study.enqueue_trial(point, user_attrs={GRID_ATTR: i}, skip_if_exists=False)
-            study.set_user_attr(READY_ATTR, True)
-    elif job.sampler == "grid":
-        for _ in range(300):
-            if study.user_attrs.get(READY_ATTR):
-                break
-            time.sleep(0.1)
+            _wait_for(lambda: study.user_attrs.get(READY_ATTR))
     # each worker samples from its own stream, which also differs after a resume
     study.sampler = _make_sampler(job, worker, len(study.get_trials(deepcopy=False)))
-    return study, created
+    return study
 
 
 def _make_sampler(job: _Job, worker: int, n_existing: int) -> Any:
@@ -286,8 +287,7 @@ def _make_sampler(job: _Job, worker: int, n_existing: int) -> Any:
     salt = f"{socket.gethostname()}:{os.getpid()}" if job.shared else ""
     seed = (job.seed * 1_000_003 + worker * 7919 + n_existing * 104_729 + zlib.crc32(salt.encode())) % (2**31)
     if job.sampler == "tpe":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with quiet_experimental():
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, min(10, job.n_trials // 4)))
     # random, and grid (whose points all come from the queue; the sampler never picks them)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -309,17 +309,15 @@ def _make_pruner(job: _Job) -> Any:
 # -- the worker loop ------------------------------------------------------------------------------
 
 
-def _live_states() -> tuple[Any, ...]:
+def _count(study: Any, finished: bool = False, before: int | None = None) -> int:
+    """Trials within the budget (not surplus): finished ones, or all live ones (numbered below ``before``)."""
     from optuna.trial import TrialState
 
-    return (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
-
-def _count(study: Any, finished: bool = False) -> int:
-    from optuna.trial import TrialState
-
-    states = (TrialState.COMPLETE, TrialState.PRUNED) if finished else _live_states()
-    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if not t.user_attrs.get(SURPLUS))
+    states = [TrialState.COMPLETE, TrialState.PRUNED]
+    if not finished:
+        states += [TrialState.RUNNING, TrialState.WAITING]
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states)
+               if not t.user_attrs.get(SURPLUS) and (before is None or t.number < before))
 
 
 def _has_room(study: Any, job: _Job) -> bool:
@@ -334,17 +332,16 @@ def _is_surplus(study: Any, trial: Any, job: _Job) -> bool:
     """True for a trial another worker's race pushed past the budget (or off the grid queue)."""
     if job.sampler == "grid":
         return GRID_ATTR not in trial.user_attrs
-    live = _live_states()
-    before = [t for t in study.get_trials(deepcopy=False, states=live)
-              if t.number < trial.number and not t.user_attrs.get(SURPLUS)]
-    return len(before) >= job.n_trials
+    return _count(study, before=trial.number) >= job.n_trials
 
 
-def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None, study: Any = None) -> int:
-    """Run trials until the budget (or the grid) is used up; returns how many this worker finished."""
+def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = None,
+         study: Any = None) -> None:
+    """Run trials until the budget (or the grid) is used up."""
+    import optuna
+
     if study is None:
-        study, _ = _open_study(job, create=False, worker=worker)
-    finished = 0
+        study = _open_study(job, create=False, worker=worker)
     while True:
         fail_stale(study)
         with ask_lock(job.storage_url):
@@ -355,61 +352,45 @@ def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = N
                 trial = study.ask()
             surplus = _is_surplus(study, trial, job)
         if surplus:
-            import optuna
-
             trial.set_user_attr(SURPLUS, True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             break
         _run_trial(study, trial, job)
-        finished += 1
         if on_trial_end is not None:
             on_trial_end()
-    return finished
 
 
-def _worker_main(job: _Job, worker: int, threads: int) -> int:
+def _worker_main(job: _Job, worker: int, threads: int) -> None:
     """Entry point of a spawned worker process."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MPLBACKEND", "Agg")
-    return work(job, worker)
+    work(job, worker)
 
 
 def _run_trial(study: Any, trial: Any, job: _Job) -> None:
     import optuna
 
-    space = SearchSpace.from_dict(job.space)
-    params = space.suggest(trial)
-    config = apply_params(job.base, params)
-    config.setdefault("verbose", 0)  # the search shows its own progress
+    params = SearchSpace.from_dict(job.space).suggest(trial)
+    config = apply_params({"verbose": 0, **job.base}, params)  # the search shows its own progress
     run_dir = Path(job.run_dir) / TRIALS_DIR / f"trial_{trial.number:04d}"
     trial.set_user_attr("run_dir", str(Path(TRIALS_DIR) / run_dir.name))
     callbacks = [] if job.pruner == "none" else [make_pruning_callback(trial, job.metric)]
     train = job.train_fn or cnnlab_train
-    with Heartbeat(study._storage, trial._trial_id):
+    with heartbeat(study._storage, trial._trial_id):
         try:
             metrics = dict(train(config, callbacks, run_dir))
+            value = metric_value(metrics, job.metric)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return
-        except UserError:  # a bad configuration fails the same way every time: do not retry it
+        except BaseException as e:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if not isinstance(e, UserError):  # a crash or Ctrl-C: queue it again for the resumed search
+                requeue(study, trial._trial_id)  # (a bad configuration would fail the same way again)
             raise
-        except BaseException:  # a crash or Ctrl-C: fail it, and queue it again for the resumed search
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            requeue(study, trial._trial_id)
-            raise
-    try:
-        value = metric_value(metrics, job.metric)
-    except UserError:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        raise
     trial.set_user_attr("metrics", numeric_metrics(metrics))
     if metrics.get("run_dir"):
-        actual = Path(str(metrics["run_dir"]))
-        try:
-            trial.set_user_attr("run_dir", str(actual.resolve().relative_to(Path(job.run_dir).resolve())))
-        except ValueError:
-            trial.set_user_attr("run_dir", str(actual))
+        trial.set_user_attr("run_dir", relative(metrics["run_dir"], Path(job.run_dir)))
     study.tell(trial, value)
 
 
@@ -435,44 +416,34 @@ def make_pruning_callback(trial: Any, metric: str) -> Any:
 
 def _run_workers(job: _Job, workers: int, study: Any, show: bool) -> None:
     """Run ``workers`` workers (this process for one, spawned processes for more) with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    total = job.n_trials
-    columns = (TextColumn("[bold]tune[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))
-    with Progress(*columns, disable=not show, transient=False) as bar:
-        task = bar.add_task("tune", total=total, completed=_count(study, finished=True), info="")
+    with progress_bar("tune", show) as bar:
+        task = bar.add_task("tune", total=job.n_trials, completed=_count(study, finished=True), info="")
 
         def update() -> None:
-            best = _best_text(study)
-            bar.update(task, completed=min(total, _count(study, finished=True)), info=best)
+            best = best_trial(study)
+            bar.update(task, completed=min(job.n_trials, _count(study, finished=True)),
+                       info="" if best is None else f"best {best.value:.4g} (trial {best.number})")
 
         if workers == 1:
             work(job, 0, on_trial_end=update, study=study)
-            update()
-            return
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker_main, job, i, threads) for i in range(workers)]
-            while True:
-                done, pending = wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
-                update()
-                if not pending or any(f.exception() is not None for f in done):
-                    break
-            for f in futures:
-                if f.done() and f.exception() is not None:
-                    for p in futures:
-                        p.cancel()
-                    raise f.exception()  # type: ignore[misc]
+        else:
+            _spawn_workers(job, workers, update)
         update()
 
 
-def _best_text(study: Any) -> str:
-    from cnnlab.experiments.tune_report import best_trial
+def _spawn_workers(job: _Job, workers: int, update: Callable[[], None]) -> None:
+    """Run ``workers`` worker processes, updating the progress every second; the first error stops all."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    best = best_trial(study)
-    return "" if best is None else f"best {best.value:.4g} (trial {best.number})"
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        pending = futures = [pool.submit(_worker_main, job, i, threads) for i in range(workers)]
+        while pending:
+            done, pending = wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
+            update()
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                for f in futures:
+                    f.cancel()
+                raise failed[0].exception()  # type: ignore[misc]

@@ -12,7 +12,7 @@ import yaml
 
 from cnnlab.experiments.overrides import apply_params
 from cnnlab.experiments.space import SearchSpace
-from cnnlab.experiments.tables import write_tables
+from cnnlab.experiments.tables import inline, write_tables
 from cnnlab.io import atomic_write_text, write_json
 from cnnlab.plots import pyplot, save_figure
 
@@ -45,39 +45,21 @@ def best_trial(study: Any) -> Any | None:
 def trial_rows(study: Any, space: SearchSpace, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per trial: number, state, metric value, params, epochs reported, duration, run folder."""
     best = best_trial(study)
-    extra: list[str] = []
+    trials = visible_trials(study)
     rows = []
-    for t in visible_trials(study):
+    for t in trials:
         params = space.decode(t.params)
-        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), metric: t.value}
-        for name in space.names:
-            v = params.get(name)
-            row[name] = v if isinstance(v, (int, float, str, bool)) or v is None else yaml.safe_dump(
-                v, default_flow_style=True).strip()
-        for k, v in (t.user_attrs.get("metrics") or {}).items():
-            if k != metric and k not in space.names:
-                row[k] = v
-                if k not in extra:
-                    extra.append(k)
-        row["epochs"] = len(t.intermediate_values) or None
-        row["seconds"] = round(t.duration.total_seconds(), 1) if t.duration else None
-        row["best"] = "*" if best is not None and t.number == best.number else ""
-        row["run_dir"] = t.user_attrs.get("run_dir", "")
-        rows.append(row)
-    keep = [k for k in extra if k in ("accuracy", "val_loss", "loss", "val_top5_accuracy", "test_accuracy")]
+        rows.append({**(t.user_attrs.get("metrics") or {}), "trial": t.number, "state": t.state.name.lower(),
+                     metric: t.value, **{name: inline(params.get(name)) for name in space.names},
+                     "epochs": len(t.intermediate_values) or None,
+                     "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
+                     "best": "*" if best is not None and t.number == best.number else "",
+                     "run_dir": t.user_attrs.get("run_dir", "")})
+    reported = dict.fromkeys(k for t in trials for k in (t.user_attrs.get("metrics") or {}))  # in order
+    keep = [k for k in reported if k in ("accuracy", "val_loss", "loss", "val_top5_accuracy", "test_accuracy")
+            and k != metric and k not in space.names]
     columns = ["trial", "state", metric, *space.names, *keep, "epochs", "seconds", "best", "run_dir"]
     return rows, columns
-
-
-def best_config(base: dict[str, Any], study: Any, space: SearchSpace) -> dict[str, Any] | None:
-    """The base config with the best trial's parameters applied (ready for ``cnnlab train --config``)."""
-    best = best_trial(study)
-    if best is None:
-        return None
-    cfg = apply_params(base, space.decode(best.params))
-    for key in ("exist_ok",):
-        cfg.pop(key, None)
-    return cfg
 
 
 def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
@@ -94,21 +76,18 @@ def save_plots(study: Any, out_dir: Path) -> dict[str, Path]:
     for key, fn_name in PLOTS.items():
         if len(done) < (2 if key == "importance" else 1) or (key == "intermediate" and not reported):
             continue
+        kwargs = {}
+        if key == "importance":  # fANOVA, seeded; 32 trees are plenty for a handful of params
+            kwargs["evaluator"] = optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                if key == "importance":  # fANOVA, seeded; 32 trees are plenty for a handful of params
-                    evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=0)
-                    ax = ovm.plot_param_importances(study, evaluator=evaluator)
-                else:
-                    ax = getattr(ovm, fn_name)(study)
+                ax = getattr(ovm, fn_name)(study, **kwargs)
             except (ValueError, RuntimeError, ZeroDivisionError, IndexError, KeyError):
                 plt.close("all")
                 continue
-        fig = np.ravel(ax)[0].figure
-        fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            fig = np.ravel(ax)[0].figure
+            fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
             fig.tight_layout()
         saved[key] = save_figure(fig, Path(out_dir) / f"{key}.png")
     return saved
@@ -125,8 +104,8 @@ def write_outputs(study: Any, space: SearchSpace, base: dict[str, Any], run_dir:
     csv_path, md_path = write_tables(run_dir / "trials", rows, columns, title=title)
     best = best_trial(study)
     best_path = None
-    cfg = best_config(base, study, space)
-    if cfg is not None and best is not None:
+    if best is not None:  # the base config with the best parameters, ready for cnnlab train --config
+        cfg = apply_params({k: v for k, v in base.items() if k != "exist_ok"}, space.decode(best.params))
         best_path = run_dir / "best.yaml"
         head = (f"# best configuration of cnnlab tune {run_dir.name}: trial {best.number}, "
                 f"{metric} = {best.value:.6g}\n# run it: cnnlab train --config {best_path}\n")
