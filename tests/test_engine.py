@@ -91,3 +91,9 @@ def test_detection_trains_channels_last_and_logs_parts_that_add_up(scenes, tmp_p
     assert row["loss"] == pytest.approx(row["box_loss"] + row["obj_loss"] + row["cls_loss"], rel=1e-5)
     assert row["val_loss"] == pytest.approx(row["val_box_loss"] + row["val_obj_loss"] + row["val_cls_loss"])
     assert 0.0 <= row["mAP50"] <= 1.0 and "fitness" in row
+
+
+def test_a_detection_run_config_trains_again(scenes, tmp_path):
+    first = cnnlab.train_detector(scenes, project=tmp_path, name="a", epochs=1, **TINY)
+    again = cnnlab.train_detector(config=first.run_dir / "config.yaml", name="b", exist_ok=False)
+    assert again.run_dir.name == "b" and again.history[0]["loss"] == first.history[0]["loss"]

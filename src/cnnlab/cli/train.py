@@ -41,6 +41,7 @@ def _train(options: dict[str, Any], config: Path | None, resume: Path | None, ct
 
 def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | None, data: Path | None,
                   quiet: bool) -> None:
+    from cnnlab.config.schema import read_options
     from cnnlab.tasks.detect.run import train_detector
 
     if quiet:
@@ -50,33 +51,15 @@ def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | N
             raise UserError("--resume continues a run with its own data and config; drop DATA and --config")
         result = train_detector(resume=resume, **options)
     else:
-        base = TrainConfigFile.read(config)
+        base = read_options(config) if config is not None else {}
         if data is None and not base.get("data") and "data" not in options:
             raise UserError("no dataset given: cnnlab detect-train DATA (a data.yaml, YOLO folder, COCO json or "
                             "VOC folder), or --resume RUN")
         result = train_detector(data, config=base, **options)
     m = result.metrics
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    console.print(f"best epoch {m['best_epoch']}: mAP50 {fmt(m['mAP50'])}, mAP50-95 {fmt(m['mAP50_95'])} "
-                  f"({m['train_seconds']:.0f}s of training)")
+    maps = " ".join(f"{k} {m[k]:.4f}" if m.get(k) is not None else f"{k} n/a" for k in ("mAP50", "mAP50_95"))
+    console.print(f"best epoch {m['best_epoch']}: {maps} ({m['train_seconds']:.0f}s of training)")
     console.print(f"results saved to [bold]{result.run_dir}[/]; try: cnnlab detect IMAGE --model {result.run_dir}")
-
-
-class TrainConfigFile:
-    """A ``--config`` YAML as a mapping (its run-folder metadata keys dropped)."""
-
-    RUN_KEYS = ("task", "names", "init")
-
-    @classmethod
-    def read(cls, path: Path | None) -> dict[str, Any]:
-        if path is None:
-            return {}
-        from cnnlab.io import read_yaml
-
-        data = read_yaml(path) or {}
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: a config file must be a mapping of option: value")
-        return {k: v for k, v in data.items() if k not in cls.RUN_KEYS}
 
 
 def print_metrics(metrics: dict[str, Any], title: str) -> None:

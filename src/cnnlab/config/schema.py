@@ -89,14 +89,7 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Any:
-        from cnnlab.io import read_yaml
-
-        data = read_yaml(path)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: a config file must be a mapping of option: value")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_options(path), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,6 +106,22 @@ class Config:
 
     def validate(self) -> None:
         """Range checks that give one-line errors before anything heavy starts."""
+
+
+# what a run folder's config.yaml holds besides options (ignored when it is read back as a config)
+RUN_METADATA = ("task", "names", "init")
+
+
+def read_options(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML file of options as a mapping (a run folder's metadata keys dropped); one-line errors."""
+    from cnnlab.io import read_yaml
+
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config file must be a mapping of option: value")
+    return {k: v for k, v in data.items() if k not in RUN_METADATA}
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import DetectTrainConfig
+from cnnlab.config.schema import read_options
 from cnnlab.config.signature import with_config_signature
 from cnnlab.errors import UserError
 
@@ -58,7 +59,7 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
         if isinstance(config, DetectTrainConfig):
             base = config.to_dict()
         elif isinstance(config, (str, os.PathLike)):
-            base = DetectTrainConfig.from_yaml(config).to_dict() if data is None else _yaml_options(config)
+            base = read_options(config)
         else:
             base = dict(config or {})
         if data is not None:
@@ -73,11 +74,3 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     model = load_detector_checkpoint(best)[0] if best.is_file() else copy.deepcopy(engine.eval_model).eval()
     return DetectTrainResult(engine.run_dir, metrics, model, engine.history)
 
-
-def _yaml_options(path: str | os.PathLike) -> dict[str, Any]:
-    from cnnlab.io import read_yaml
-
-    data = read_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of option: value")
-    return data
