@@ -11,7 +11,7 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,51 +95,6 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def _frames_of_video(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise UserError(f"cannot open video {path}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-
-    def gen() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                yield frame
-        finally:
-            cap.release()
-
-    return gen(), fps, count
-
-
-class _VideoOut:
-    """An mp4 written under a hidden name and renamed into place when complete."""
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        import cv2
-
-        self.path = path
-        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            raise UserError(f"cannot write video {path} (no mp4v encoder in this OpenCV build?)")
-
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
-
-    def close(self, keep: bool) -> None:
-        self.writer.release()
-        if keep:
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
-
-
 def detect_source(source: str | os.PathLike, detector, save: bool = True, project: str | os.PathLike = "runs",
                   name: str = "exp", save_json: str | os.PathLike | None = None,
                   save_csv: str | os.PathLike | None = None,
@@ -185,21 +140,23 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
             if on_frame:
                 on_frame(i + 1, len(files))
     else:
-        frames, fps, count = _frames_of_video(files[0])
-        writer: _VideoOut | None = None
+        from cnnlab.detect.pipeline.sinks import VideoSink
+        from cnnlab.detect.pipeline.sources import VideoCaptureSource
+
+        video = VideoCaptureSource(str(files[0]), "file")
+        video.open()
+        writer = VideoSink(run_dir / f"{files[0].stem}.mp4", fps=video.info.fps or 25.0) if run_dir else None
         complete = False
         try:
-            for i, frame in enumerate(frames):
-                annotated = step(frame, str(files[0]), i)
-                if run_dir is not None and annotated is not None:
-                    if writer is None:
-                        writer = _VideoOut(run_dir / f"{files[0].stem}.mp4", fps,
-                                           (annotated.shape[1], annotated.shape[0]))
-                    writer.write(annotated)
+            while (frame := video.read()) is not None:
+                annotated = step(frame, str(files[0]), len(results))
+                if writer is not None and annotated is not None:
+                    writer.write_image(annotated)
                 if on_frame:
-                    on_frame(i + 1, count)
+                    on_frame(len(results), video.info.frame_count or 0)
             complete = True
         finally:
+            video.close()
             if writer is not None:
                 writer.close(keep=complete)
         if not results:
@@ -210,17 +167,14 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
     n = max(1, len(results))
     timing = {k: v / n for k, v in totals.items() if v > 0 or k != "draw"}
     run = DetectRun(results, timing, len(results) / elapsed if elapsed > 0 else 0.0, run_dir, saved)
-    payload = {"model": detector.source.describe(), "backend": detector.backend_name,
-               "imgsz": list(detector.imgsz), "conf": detector.conf, "iou": detector.iou,
-               "letterbox": detector.letterbox, "names": detector.names,
-               "results": [r.to_dict() for r in results]}
+    model = {"model": detector.source.describe(), "backend": detector.backend_name, "imgsz": list(detector.imgsz),
+             "conf": detector.conf, "iou": detector.iou, "letterbox": detector.letterbox}
+    payload = {**model, "names": detector.names, "results": [r.to_dict() for r in results]}
     csv_text = detections_csv(results)
     if run_dir is not None:
         saved.append(write_json(run_dir / "detections.json", payload))
         saved.append(atomic_write_bytes(run_dir / "detections.csv", csv_text.encode("utf-8")))
-        write_run_config(run_dir, {"task": "detect", "source": str(source), "model": detector.source.describe(),
-                                   "backend": detector.backend_name, "imgsz": list(detector.imgsz),
-                                   "conf": detector.conf, "iou": detector.iou, "letterbox": detector.letterbox,
+        write_run_config(run_dir, {"task": "detect", "source": str(source), **model,
                                    "device": detector.backend.device})
         write_run_metrics(run_dir, {"frames": len(results), "detections": run.num_detections,
                                     "fps": run.fps, "timing_ms": timing})

@@ -38,6 +38,11 @@ class FrameResult:
     annotated: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def shown(self) -> np.ndarray:
+        """The annotated frame, else the captured one."""
+        return self.annotated if self.annotated is not None else self.image
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready record of the frame (no pixels)."""
         return {
@@ -107,7 +112,7 @@ class WindowSink(Sink):
     def write(self, result: FrameResult) -> None:
         import cv2
 
-        cv2.imshow(self.title, result.annotated if result.annotated is not None else result.image)
+        cv2.imshow(self.title, result.shown)
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27):
             self._stop = True
@@ -156,9 +161,11 @@ class VideoSink(Sink):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
+        self.write_image(result.shown)
+
+    def write_image(self, image: np.ndarray) -> None:
         import cv2
 
-        image = result.annotated if result.annotated is not None else result.image
         h, w = image.shape[:2]
         if self._writer is None:
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
@@ -172,13 +179,14 @@ class VideoSink(Sink):
         self._writer.write(image)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Rename the finished video into place (``keep=False``: delete it, e.g. after an error)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._tmp, self.path)
-        elif self._tmp.exists():
-            self._tmp.unlink()
+            if keep:
+                os.replace(self._tmp, self.path)
+        self._tmp.unlink(missing_ok=True)
 
 
 class ImageSink(Sink):
@@ -204,8 +212,7 @@ class ImageSink(Sink):
 
         if result.index % self.every:
             return
-        image = result.annotated if result.annotated is not None else result.image
-        ok, buf = cv2.imencode(self.ext, image)
+        ok, buf = cv2.imencode(self.ext, result.shown)
         if not ok:
             raise UserError(f"cannot encode frames as {self.ext}")
         atomic_write_bytes(self.folder / f"frame_{result.index:06d}{self.ext}", buf.tobytes())
@@ -262,7 +269,7 @@ class WebSink(Sink):
         self._started = True
 
     def write(self, result: FrameResult) -> None:
-        self.server.publish(result.annotated if result.annotated is not None else result.image)
+        self.server.publish(result.shown)
         self.server.update_stats(result.stats)
 
     def close(self) -> None:

@@ -20,11 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cnnlab.detect.pipeline.fps import FpsMeter
+from cnnlab.detect.predict import IMAGE_EXTS
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -114,7 +114,6 @@ class VideoCaptureSource:
         self.size = tuple(size) if size else None
         self.info = SourceInfo(kind, str(target), self.size, fps)
         self._cap: Any = None
-        self._opened_once = False
 
     def open(self) -> None:
         import cv2
@@ -146,7 +145,6 @@ class VideoCaptureSource:
         self.info.resized = bool(self.size) and self.kind != "webcam" and (w, h) != self.size
         self.info.width, self.info.height = (self.size if self.info.resized else (w, h))
         self._cap = cap
-        self._opened_once = True
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from typing import Any
 
 import numpy as np
 
@@ -45,18 +43,6 @@ class StageTimes:
         """The ``q``-th percentile (0-100) of each stage's milliseconds over the kept frames."""
         return {s: (float(np.percentile(np.fromiter(v, float), q)) if v else 0.0)
                 for s, v in self._all.items()}
-
-
-def run_stages(detector: Any, image: np.ndarray) -> tuple[Any, dict[str, float]]:
-    """``detector.preprocess``, ``infer``, ``postprocess`` on one image: ``(detections, ms per stage)``."""
-    t0 = time.perf_counter()
-    blob, meta = detector.preprocess(image)
-    t1 = time.perf_counter()
-    raw = detector.infer(blob)
-    t2 = time.perf_counter()
-    dets = detector.postprocess(raw, meta)
-    t3 = time.perf_counter()
-    return dets, {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
 
 
 def format_stages(ms: dict[str, float]) -> str:
