@@ -6,6 +6,7 @@ and write a run folder ``runs/detect/<name>``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 import warnings
@@ -72,14 +73,10 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
     curves = _conf_curves(coco_eval, nc, present)
     cm = confusion_matrix(samples, preds, nc, conf=cm_conf, iou_thres=cm_iou)
     best = curves["best_index"]
-    per_class = {}
-    for k in present:
-        per_class[names[k]] = {
-            "AP50_95": float(ap[k, 0]), "AP50": float(ap[k, 1]),
-            "precision": float(curves["p"][k, best]), "recall": float(curves["r"][k, best]),
-            "f1": float(curves["f1"][k, best]),
-            "instances": int(instances[k]), "images": int(images_with[k]),
-        }
+    metric_curves = {"precision": curves["p"], "recall": curves["r"], "f1": curves["f1"]}
+    per_class = {names[k]: {"AP50_95": float(ap[k, 0]), "AP50": float(ap[k, 1]),
+                            **{m: float(c[k, best]) for m, c in metric_curves.items()},
+                            "instances": int(instances[k]), "images": int(images_with[k])} for k in present}
     has_gt = bool(present)
     rec_thrs = coco_eval.params.recThrs
     pr = {names[k]: precision[0, :, k, 0, -1].clip(0, None).tolist() for k in present}
@@ -87,9 +84,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
     return {
         "mAP50": stats[1] if has_gt else 0.0,
         "mAP50_95": stats[0] if has_gt else 0.0,
-        "precision": float(np.mean([curves["p"][k, best] for k in present])) if has_gt else 0.0,
-        "recall": float(np.mean([curves["r"][k, best] for k in present])) if has_gt else 0.0,
-        "f1": float(np.mean([curves["f1"][k, best] for k in present])) if has_gt else 0.0,
+        **{m: float(c[present, best].mean()) if has_gt else 0.0 for m, c in metric_curves.items()},
         "conf_best_f1": float(curves["x"][best]),
         "images": len(samples),
         "instances": int(instances.sum()),
@@ -101,9 +96,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
         "coco_summary": summary,
         "pr_curve": {"recall": rec_thrs.tolist(), "precision": pr, "mean": mean_pr},
         "conf_curves": {"conf": curves["x"].tolist(),
-                        "precision": {names[k]: curves["p"][k].tolist() for k in present},
-                        "recall": {names[k]: curves["r"][k].tolist() for k in present},
-                        "f1": {names[k]: curves["f1"][k].tolist() for k in present}},
+                        **{m: {names[k]: c[k].tolist() for k in present} for m, c in metric_curves.items()}},
         "confusion_matrix": {"names": names + ["background"], "matrix": cm.tolist(),
                              "conf": cm_conf, "iou": cm_iou},
         "names": names,
@@ -279,11 +272,7 @@ def load_predictions(path: str | os.PathLike, dataset: DetectionDataset
 
 
 def _from_coco_results(path: Path, data: list, ds: DetectionDataset):
-    idx_of: dict[Any, int] = {}
-    for i, (img_id, s) in enumerate(zip(ds.image_ids, ds.samples, strict=True)):
-        idx_of[img_id] = i
-        idx_of.setdefault(s.image_path.stem, i)
-        idx_of.setdefault(s.image_path.name, i)
+    idx_of = {**_by_file_name(ds), **{img_id: i for i, img_id in enumerate(ds.image_ids)}}
     cat_to_cls = {int(c): k for k, c in enumerate(ds.category_ids)}
     cat_ids = {d.get("category_id") for d in data if isinstance(d, dict)}
     warns = []
@@ -314,10 +303,7 @@ def _from_coco_results(path: Path, data: list, ds: DetectionDataset):
 
 def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
     by_path = {str(s.image_path.resolve()): i for i, s in enumerate(ds.samples)}
-    by_name: dict[str, int] = {}
-    for i, s in enumerate(ds.samples):
-        by_name.setdefault(s.image_path.name, i)
-        by_name.setdefault(s.image_path.stem, i)
+    by_name = _by_file_name(ds)
     pos = {n: k for k, n in enumerate(ds.names)}
     rows: dict[int, list] = {}
     unmatched = 0
@@ -348,6 +334,15 @@ def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
             rows[i].append((*[float(v) for v in box], float(d["score"]), cls))
     warns = [f"{path}: {unmatched} images are not in the dataset (ignored)"] if unmatched else []
     return _rows_to_dets(rows, len(ds.samples), ds.names), warns
+
+
+def _by_file_name(ds: DetectionDataset) -> dict[str, int]:
+    """Sample index by image file name and by stem (the first sample wins)."""
+    out: dict[str, int] = {}
+    for i, s in enumerate(ds.samples):
+        out.setdefault(s.image_path.name, i)
+        out.setdefault(s.image_path.stem, i)
+    return out
 
 
 def _rows_to_dets(rows: dict[int, list], n: int, names: list[str]) -> dict[int, Detections]:
@@ -383,7 +378,7 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
     import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    class_map, warns = _class_map(list(getattr(detector, "names", []) or []), dataset.names)
+    class_map, warns = class_mapping(list(getattr(detector, "names", []) or []), dataset.names)
     preds: dict[int, Detections] = {}
     timing: dict[str, float] = {}
     cols = (TextColumn("detect-eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -396,26 +391,32 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
             det = detector(img)
             for k, v in (getattr(det, "timing", None) or {}).items():
                 timing[k] = timing.get(k, 0.0) + float(v)
-            cls = det.class_ids
-            if class_map is not None:
-                cls = class_map[np.clip(cls, 0, len(class_map) - 1)]
-                cls[(det.class_ids < 0) | (det.class_ids >= len(class_map))] = -1
-            preds[i] = Detections(det.boxes, det.scores, cls, dataset.names, det.timing)
+            preds[i] = Detections(det.boxes, det.scores, remap_classes(det.class_ids, class_map), dataset.names,
+                                  det.timing)
             bar.advance(task)
     n = max(len(dataset.samples), 1)
     return preds, {k: v / n for k, v in timing.items()}, warns
 
 
-def _class_map(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray | None, list[str]]:
-    """Map detector class ids to dataset class ids by name (None: same ids)."""
-    if not det_names or det_names == data_names:
+def class_mapping(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray | None, list[str]]:
+    """Detector class id -> dataset class id by name (-1: not in the dataset); None: the same ids (also,
+    with a warning, when no name is shared)."""
+    if not det_names or list(det_names) == list(data_names):
         return None, []
     pos = {n: k for k, n in enumerate(data_names)}
-    common = [n for n in det_names if n in pos]
-    if not common:
+    if not any(n in pos for n in det_names):
         return None, [f"the detector's class names do not match the dataset's; comparing class ids as is "
                       f"({len(det_names)} vs {len(data_names)} classes)"]
     return np.asarray([pos.get(n, -1) for n in det_names], dtype=np.int64), []
+
+
+def remap_classes(class_ids: np.ndarray, mapping: np.ndarray | None) -> np.ndarray:
+    """``class_ids`` through a `class_mapping` (-1 for ids outside it)."""
+    if mapping is None:
+        return class_ids
+    out = mapping[np.clip(class_ids, 0, len(mapping) - 1)]
+    out[(class_ids < 0) | (class_ids >= len(mapping))] = -1
+    return out
 
 
 def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
@@ -516,9 +517,8 @@ def write_run_folder(run: Path, result: dict[str, Any], ds: DetectionDataset,
     atomic_write_text(run / "per_class.md", per_class_markdown(result))
     atomic_write_text(run / "coco_summary.txt", result["coco_summary"] + "\n")
     cm = result["confusion_matrix"]
-    header = "predicted\\true," + ",".join(_csv(n) for n in cm["names"])
-    lines = [header] + [_csv(n) + "," + ",".join(str(v) for v in row) for n, row in zip(cm["names"], cm["matrix"], strict=True)]
-    atomic_write_text(run / "confusion_matrix.csv", "\n".join(lines) + "\n")
+    atomic_write_text(run / "confusion_matrix.csv", _csv([["predicted\\true", *cm["names"]]] + [
+        [n, *row] for n, row in zip(cm["names"], cm["matrix"], strict=True)]))
     if preds is not None:
         write_json(run / "predictions.json", to_coco_results(preds, ds))
     if plots:
@@ -532,8 +532,10 @@ def write_run_folder(run: Path, result: dict[str, Any], ds: DetectionDataset,
         plot_confusion_matrix(result, run / "confusion_matrix_normalized.png", normalize=True)
 
 
-def _csv(text: str) -> str:
-    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+def _csv(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
 
 
 def _table_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -550,8 +552,7 @@ TABLE_HEADER = ["class", "images", "instances", "P", "R", "mAP50", "mAP50-95"]
 
 def per_class_csv(result: dict[str, Any]) -> str:
     """Per-class table (first row: all classes) as CSV."""
-    lines = [",".join(TABLE_HEADER)] + [",".join(_csv(c) for c in r) for r in _table_rows(result)]
-    return "\n".join(lines) + "\n"
+    return _csv([TABLE_HEADER, *_table_rows(result)])
 
 
 def per_class_markdown(result: dict[str, Any]) -> str:

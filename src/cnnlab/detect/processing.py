@@ -19,7 +19,6 @@ from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
 
 FORMATS = ("darknet", "yolov5", "yolov8")
-PAD_VALUE = 114  # grey border of letterboxed images (as Ultralytics)
 
 
 @dataclass
@@ -55,24 +54,19 @@ def preprocess_image(image_bgr: np.ndarray, imgsz: ImageSize | int | str | tuple
     /255, NCHW."""
     import cv2
 
+    from cnnlab.detect.train.augment import letterbox as fit
+
     img = as_bgr(image_bgr)
     h0, w0 = img.shape[:2]
     w, h = ImageSize.parse(imgsz)
     if letterbox:
-        r = min(h / h0, w / w0)
-        nw, nh = max(1, int(round(w0 * r))), max(1, int(round(h0 * r)))
-        dw, dh = (w - nw) / 2, (h - nh) / 2
-        resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w0, h0) else img
-        top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-        left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-        img = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                 value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-        meta = ImageMeta((h0, w0), (h, w), (nw / w0, nh / h0), (float(left), float(top)))
+        img, _, r, pad = fit(img, (h, w))
+        scale = (max(1, round(w0 * r)) / w0, max(1, round(h0 * r)) / h0)   # the sides fit() resized to
     else:
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) if (w, h) != (w0, h0) else img
-        meta = ImageMeta((h0, w0), (h, w), (w / w0, h / h0), (0.0, 0.0))
+        scale, pad = (w / w0, h / h0), (0.0, 0.0)
     blob = cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True, crop=False)
-    return blob.astype(np.float32, copy=False), meta
+    return blob.astype(np.float32, copy=False), ImageMeta((h0, w0), (h, w), scale, pad)
 
 
 def guess_format(shape: tuple[int, ...], num_classes: int | None = None) -> str:

@@ -46,26 +46,15 @@ class SweepResult:
         return max(self.rows, key=lambda r: r[key])
 
 
-def _map_classes(det_names: Sequence[str], data_names: Sequence[str]) -> np.ndarray | None:
-    """Detector class id -> dataset class id (-1: not in the dataset); None when identical."""
-    if list(det_names) == list(data_names) or not det_names:
-        return None
-    index = {n: i for i, n in enumerate(data_names)}
-    mapping = np.array([index.get(n, -1) for n in det_names], np.int64)
-    if (mapping < 0).all():
-        raise UserError("none of the detector's class names occur in the dataset's names "
-                        "(pass --names to match them)")
-    return mapping
-
-
 def _rescale(result: FrameResult, sample: Any, mapping: np.ndarray | None) -> Any:
     """Detections of a (resized) frame in the pixels of the labelled image, with dataset class ids."""
+    from cnnlab.detect.evaluate import remap_classes
     from cnnlab.detect.types import Detections
 
     d = result.detections
     h, w = result.image.shape[:2]
     boxes = d.boxes * np.array([sample.width / w, sample.height / h] * 2, np.float32)
-    cids = d.class_ids if mapping is None else mapping[np.clip(d.class_ids, 0, len(mapping) - 1)]
+    cids = remap_classes(d.class_ids, mapping)
     keep = cids >= 0
     return Detections(boxes[keep], d.scores[keep], cids[keep], d.names)
 
@@ -103,7 +92,7 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     low ``conf`` for mAP); frames are drawn with the boxes scoring at least ``display_conf``.
     """
     from cnnlab.detect.data import load_detection_data
-    from cnnlab.detect.evaluate import evaluate_detections
+    from cnnlab.detect.evaluate import class_mapping, evaluate_detections
     from cnnlab.io import atomic_write_text, write_json, write_yaml
     from cnnlab.runs import new_run_dir
 
@@ -145,7 +134,10 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
             det_names = list(getattr(det, "names", []))
             # Without class names the dataset's ids are taken to be the model's (e.g. coco128 + COCO model).
             eval_names = det_names if ds.names_inferred and det_names else data_names
-            mapping = _map_classes(det_names, eval_names)
+            mapping, unmatched = class_mapping(det_names, eval_names)
+            if unmatched:
+                raise UserError("none of the detector's class names occur in the dataset's names "
+                                "(pass --names to match them)")
             preds: dict[int, Any] = {}
 
             def collect(r: FrameResult, mapping=mapping, preds=preds) -> None:

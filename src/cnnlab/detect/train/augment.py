@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-PAD_VALUE = 114
+PAD_VALUE = 114  # grey border of letterboxed and shifted images (as Ultralytics)
 
 
 def letterbox(img: np.ndarray, new_hw: tuple[int, int], boxes: np.ndarray | None = None,
