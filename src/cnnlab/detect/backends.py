@@ -96,15 +96,12 @@ class TorchBackend(Backend):
                  threads: int | None = None) -> None:
         import torch
 
+        from cnnlab.devices import resolve_device
+
         super().__init__(source, imgsz, device, threads)
         if threads is not None:
             torch.set_num_threads(threads)
-        try:
-            self.torch_device = torch.device(device)
-        except RuntimeError:
-            raise UserError(f"invalid device {device!r} (e.g. cpu, cuda, cuda:0)") from None
-        if self.torch_device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("device cuda requested but CUDA is not available; use --device cpu")
+        self.torch_device = resolve_device(device)   # a device that is not there is a UserError
         self.model = source.model.fuse().to(self.torch_device)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -113,12 +110,6 @@ class TorchBackend(Backend):
         with torch.inference_mode():
             outs = self.model(torch.from_numpy(blob).to(self.torch_device))
         return [o[0].float().cpu().numpy() for o in outs]
-
-
-def opencv_major() -> int:
-    import cv2
-
-    return int(cv2.__version__.split(".")[0])
 
 
 @register_backend("opencv")
@@ -143,10 +134,13 @@ class OpenCVBackend(Backend):
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
         if source.model is None:  # an ONNX file
-            self.net = _read_onnx_cv2(source.path)
+            try:
+                self.net = cv2.dnn.readNetFromONNX(str(source.path))
+            except cv2.error as e:
+                raise UserError(f"OpenCV could not read {source.path}: {_cv2_msg(e)}") from None
             self.output_format = source.output_format
         else:
-            if opencv_major() >= 5:
+            if int(cv2.__version__.split(".")[0]) >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
                                 "--backend torch or onnxruntime, or install opencv-python-headless<5")
             from cnnlab.darknet.weights import darknet_weights_bytes
@@ -185,15 +179,6 @@ def _cfg_for_opencv(model) -> str:
         if s.type == "yolo":
             s.options["thresh"] = "0"
     return format_cfg(sections)
-
-
-def _read_onnx_cv2(path):
-    import cv2
-
-    try:
-        return cv2.dnn.readNetFromONNX(str(path))
-    except cv2.error as e:
-        raise UserError(f"OpenCV could not read {path}: {_cv2_msg(e)}") from None
 
 
 @register_backend("onnxruntime")
