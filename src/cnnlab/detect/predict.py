@@ -103,9 +103,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
 
     ``on_frame(done, total)`` is called after each frame (total 0 when unknown), for progress bars.
     """
-    import cv2
-
-    from cnnlab.detect.draw import draw_detections
+    from cnnlab.detect.draw import draw_detections, write_image
     from cnnlab.io import atomic_write_bytes, write_json
     from cnnlab.runs import new_run_dir, write_run_config, write_run_metrics
 
@@ -132,11 +130,9 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
         for i, f in enumerate(files):
             img = read_image(f)
             annotated = step(img, str(f), None)
-            if run_dir is not None and annotated is not None:
+            if annotated is not None:
                 ext = f.suffix.lower() if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".jpg"
-                ok, buf = cv2.imencode(ext, annotated)
-                if ok:
-                    saved.append(atomic_write_bytes(run_dir / (f.stem + ext), buf.tobytes()))
+                saved.append(write_image(run_dir / (f.stem + ext), annotated))
             if on_frame:
                 on_frame(i + 1, len(files))
     else:
@@ -150,7 +146,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
         try:
             while (frame := video.read()) is not None:
                 annotated = step(frame, str(files[0]), len(results))
-                if writer is not None and annotated is not None:
+                if annotated is not None:
                     writer.write_image(annotated)
                 if on_frame:
                     on_frame(len(results), video.info.frame_count or 0)

@@ -62,17 +62,6 @@ class ImageSize(NamedTuple):
         return f"{self.width}x{self.height}"
 
 
-def _as_boxes(boxes: Any) -> np.ndarray:
-    arr = np.asarray(boxes, dtype=np.float32)
-    if arr.size == 0:
-        return np.zeros((0, 4), dtype=np.float32)
-    return arr.reshape(-1, 4)
-
-
-def _as_1d(values: Any, dtype: type) -> np.ndarray:
-    return np.asarray(values, dtype=dtype).reshape(-1)
-
-
 @dataclass
 class Detections:
     """Boxes of one image, in original-image pixels, with scores, class ids and per-stage timing."""
@@ -84,9 +73,9 @@ class Detections:
     timing: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
 
     def __post_init__(self) -> None:
-        self.boxes = _as_boxes(self.boxes)
-        self.scores = _as_1d(self.scores, np.float32)
-        self.class_ids = _as_1d(self.class_ids, np.int64)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         n = len(self.boxes)
         if len(self.scores) != n or len(self.class_ids) != n:
             raise ValueError(
@@ -120,9 +109,7 @@ class Detections:
 
     def filter(self, conf: float | None = None, classes: list[int] | None = None) -> Detections:
         """Keep detections with score >= ``conf`` and (optionally) a class id in ``classes``."""
-        keep = np.ones(len(self), dtype=bool)
-        if conf is not None:
-            keep &= self.scores >= conf
+        keep = np.ones(len(self), dtype=bool) if conf is None else self.scores >= conf
         if classes is not None:
             keep &= np.isin(self.class_ids, np.asarray(list(classes), dtype=np.int64))
         return self.select(keep)
@@ -157,8 +144,8 @@ class DetectionSample:
         self.image_path = Path(self.image_path)
         self.width = int(self.width)
         self.height = int(self.height)
-        self.boxes = _as_boxes(self.boxes)
-        self.class_ids = _as_1d(self.class_ids, np.int64)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         if len(self.boxes) != len(self.class_ids):
             raise ValueError(
                 f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "

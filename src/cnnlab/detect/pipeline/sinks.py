@@ -206,16 +206,11 @@ class ImageSink(Sink):
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
-        import cv2
-
-        from cnnlab.io import atomic_write_bytes
+        from cnnlab.detect.draw import write_image
 
         if result.index % self.every:
             return
-        ok, buf = cv2.imencode(self.ext, result.shown)
-        if not ok:
-            raise UserError(f"cannot encode frames as {self.ext}")
-        atomic_write_bytes(self.folder / f"frame_{result.index:06d}{self.ext}", buf.tobytes())
+        write_image(self.folder / f"frame_{result.index:06d}{self.ext}", result.shown)
         self.frames += 1
 
 

@@ -77,10 +77,7 @@ def _fit(img: np.ndarray, size: int) -> np.ndarray:
 def save_val_samples(path: str | os.PathLike, images: list[np.ndarray], truths: list[tuple[np.ndarray, np.ndarray]],
                      preds: list[Detections], names: list[str], conf: float = 0.25, tile: int = 320) -> Path:
     """One row per image: true boxes (left) and predictions above ``conf`` (right), as a JPEG."""
-    import cv2
-
-    from cnnlab.detect.draw import draw_detections
-    from cnnlab.io import atomic_write_bytes
+    from cnnlab.detect.draw import draw_detections, write_image
 
     rows = []
     for img, (boxes, cls), det in zip(images, truths, preds, strict=True):
@@ -88,31 +85,21 @@ def save_val_samples(path: str | os.PathLike, images: list[np.ndarray], truths: 
         shown = det.filter(conf=conf)
         right = _caption(_fit(draw_detections(img, shown), tile), f"predicted ({len(shown)}, conf>={conf})")
         rows.append(np.hstack((left, right)))
-    grid = np.vstack(rows) if rows else np.full((tile, 2 * tile, 3), 255, np.uint8)
-    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover
-        raise RuntimeError("JPEG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return write_image(path, np.vstack(rows) if rows else np.full((tile, 2 * tile, 3), 255, np.uint8), 90)
 
 
 def save_train_batch(path: str | os.PathLike, x, targets, names: list[str], max_images: int = 8) -> Path:
     """The first augmented training batch with its target boxes (checks the augmentations by eye)."""
-    import cv2
-
-    from cnnlab.io import atomic_write_bytes
+    from cnnlab.detect.draw import write_image
+    from cnnlab.detect.metrics import yolo2xyxy
 
     imgs = (x[:max_images].permute(0, 2, 3, 1).numpy()[..., ::-1] * 255).round().clip(0, 255).astype(np.uint8)
     h, w = imgs.shape[1:3]
     tiles = []
     for k, img in enumerate(imgs):
         t = targets[targets[:, 0] == k].numpy()
-        boxes = np.stack([(t[:, 2] - t[:, 4] / 2) * w, (t[:, 3] - t[:, 5] / 2) * h,
-                          (t[:, 2] + t[:, 4] / 2) * w, (t[:, 3] + t[:, 5] / 2) * h], 1) if len(t) else np.zeros((0, 4))
+        boxes = yolo2xyxy(t[:, 2:6], w, h)
         tiles.append(_fit(draw_truth(np.ascontiguousarray(img), boxes, t[:, 1].astype(int), names), 256))
     while len(tiles) % 4:
         tiles.append(np.full_like(tiles[0], 255))
-    grid = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
-    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover
-        raise RuntimeError("JPEG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return write_image(path, np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]), 90)

@@ -115,19 +115,15 @@ def write_scene_dataset(folder: str | os.PathLike, n_train: int = 240, n_val: in
                         seed: int = 0, objects: tuple[int, int] = (1, 4),
                         sizes: tuple[float, float] = (0.12, 0.4)) -> Path:
     """Write ``images/{train,val}/*.png``, ``labels/{train,val}/*.txt`` and ``data.yaml``; returns the yaml."""
-    import cv2
-
-    from cnnlab.io import atomic_write_bytes, atomic_write_text, write_yaml
+    from cnnlab.detect.draw import write_image
+    from cnnlab.io import atomic_write_text, write_yaml
 
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
         for i in range(n):
             img, boxes, cls = make_scene(rng, size, size, objects, sizes)
-            ok, buf = cv2.imencode(".png", img)
-            if not ok:  # pragma: no cover - PNG encoding of a uint8 image does not fail
-                raise RuntimeError("PNG encoding failed")
-            atomic_write_bytes(folder / "images" / split / f"{split}_{i:04d}.png", buf.tobytes())
+            write_image(folder / "images" / split / f"{split}_{i:04d}.png", img)
             atomic_write_text(folder / "labels" / split / f"{split}_{i:04d}.txt", _yolo_lines(boxes, cls, size, size))
     return write_yaml(folder / "data.yaml", {"path": ".", "train": "images/train", "val": "images/val",
                                             "nc": len(SHAPES), "names": list(SHAPES)})
