@@ -66,18 +66,15 @@ class DetectionDataset:
 
     def subset(self, indices: Any) -> DetectionDataset:
         """A dataset of the samples at ``indices`` (same names and category ids)."""
-        idx = [int(i) for i in np.arange(len(self.samples))[indices]] if not isinstance(indices, list) \
-            else [int(i) for i in indices]
+        idx = np.arange(len(self.samples))[indices].tolist()
         return DetectionDataset([self.samples[i] for i in idx], list(self.names), self.format, self.source,
                                 [self.image_ids[i] for i in idx], list(self.category_ids), list(self.warnings),
                                 self.names_inferred)
 
     def instances_per_class(self) -> np.ndarray:
         """Number of labelled boxes of each class index."""
-        counts = np.zeros(len(self.names), dtype=np.int64)
-        for s in self.samples:
-            np.add.at(counts, s.class_ids[s.class_ids < len(self.names)], 1)
-        return counts
+        ids = np.concatenate([np.zeros(0, np.int64), *(s.class_ids for s in self.samples)])
+        return np.bincount(ids[ids < len(self.names)], minlength=len(self.names))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,11 +250,12 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
                 f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 "
                 f"x3 y3 ...'), got {n}"
             )
-        try:
-            values = [float(v) for v in parts]
-        except ValueError:
-            bad = next(v for v in parts if not _is_float(v))
-            raise DataError(f"{path}:{lineno}: not a number: {bad!r}") from None
+        values = []
+        for v in parts:
+            try:
+                values.append(float(v))
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: not a number: {v!r}") from None
         if not all(math.isfinite(v) for v in values):
             raise DataError(f"{path}:{lineno}: non-finite value")
         c = values[0]
@@ -294,14 +292,6 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
             keep = np.sort(keep)
             cls, arr = cls[keep], arr[keep]
     return cls, arr, dup
-
-
-def _is_float(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
 
 
 def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,

@@ -127,10 +127,14 @@ class FrameBroadcaster:
             image = self._raw
         return None if image is None else self._encode(image)
 
-    def add_viewer(self, delta: int) -> None:
+    def add_viewer(self, delta: int, limit: int | None = None) -> bool:
+        """Count viewers in (+1) or out (-1); False (and not counted) when ``limit`` are watching."""
         with self._cond:
+            if delta > 0 and limit is not None and self.viewers >= limit:
+                return False
             self.viewers += delta
             self._cond.notify_all()
+            return True
 
     @property
     def closed(self) -> bool:
@@ -256,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         live = self.server.live
-        if not live.try_add_viewer():
+        if not live.broadcaster.add_viewer(+1, live.max_viewers):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
             return
         try:
@@ -280,11 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                     + jpeg + b"\r\n")
                 self.wfile.flush()
-                live.frames_sent += 1
         except OSError:   # BrokenPipe, ConnectionReset, socket timeout
             pass   # the viewer went away or stalled
         finally:
-            live.remove_viewer()
+            live.broadcaster.add_viewer(-1)
 
 
 class _Server(ThreadingHTTPServer):
@@ -311,7 +314,6 @@ class LiveViewServer:
         self.max_viewers = int(max_viewers)
         self.client_timeout = float(client_timeout)
         self.broadcaster = FrameBroadcaster(quality)
-        self.frames_sent = 0
         self._stats: dict[str, Any] = {"fps": 0.0, "mean_fps": 0.0, "frames": 0, "running": True}
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
@@ -354,16 +356,6 @@ class LiveViewServer:
             s = dict(self._stats)
         s["viewers"] = self.broadcaster.viewers
         return s
-
-    def try_add_viewer(self) -> bool:
-        with self._lock:
-            if self.broadcaster.viewers >= self.max_viewers:
-                return False
-            self.broadcaster.add_viewer(+1)
-            return True
-
-    def remove_viewer(self) -> None:
-        self.broadcaster.add_viewer(-1)
 
     def stop(self) -> None:
         """Stop serving; open viewer connections end within a second."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from cnnlab.config.detect import DetectTrainConfig
 from cnnlab.detect.train.augment import (
     augment_hsv,
     hflip,
@@ -27,25 +27,21 @@ from cnnlab.detect.train.augment import (
 from cnnlab.detect.types import DetectionSample
 from cnnlab.errors import DataError
 
+#: The augmentation fields of `DetectTrainConfig` (Ultralytics' hyperparameter names).
+AUGMENT_FIELDS = ("mosaic", "degrees", "translate", "scale", "shear", "fliplr", "hsv_h", "hsv_s", "hsv_v")
 
-@dataclass
-class AugmentOptions:
-    """Training-time augmentation (Ultralytics' hyperparameter names)."""
 
-    mosaic: float = 1.0
-    degrees: float = 0.0
-    translate: float = 0.1
-    scale: float = 0.5
-    shear: float = 0.0
-    fliplr: float = 0.5
-    hsv_h: float = 0.015
-    hsv_s: float = 0.7
-    hsv_v: float = 0.4
+def _from_config(cls: type, cfg: object) -> AugmentOptions:
+    """The augmentation fields of a training config, matched by name."""
+    return cls(**{name: getattr(cfg, name) for name in AUGMENT_FIELDS})
 
-    @classmethod
-    def from_config(cls, cfg: object) -> AugmentOptions:
-        """The augmentation fields of a training config, matched by name."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+AugmentOptions = dataclasses.make_dataclass(
+    "AugmentOptions",
+    [(f.name, float, dataclasses.field(default=f.default))
+     for f in dataclasses.fields(DetectTrainConfig) if f.name in AUGMENT_FIELDS],
+    namespace={"__doc__": "Training-time augmentation; the defaults are DetectTrainConfig's.",
+               "__module__": __name__, "from_config": classmethod(_from_config)})
 
 
 class DetectionTrainSet:
