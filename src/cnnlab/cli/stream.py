@@ -120,9 +120,9 @@ def sweep_command(
     fps_list = parse_grid(fps, float)
     opts = {k: detector[k] for k in ("cfg", "weights", "model", "backend", "conf", "iou", "letterbox")}
     opts.update({k: str(v) if v else None for k, v in opts.items() if k in ("cfg", "weights", "model")})
-    result = run_sweep(data, lambda size: opt.make_detector(detector, imgsz=size), video=video, captures=cap_list,
-                       sizes=size_list, fps=fps_list, limit=limit, split=split, names=detector["names"],
-                       project=project, name=name, config={"model": opts})
+    result = run_sweep(data, lambda size: opt.make_detector(detector, imgsz=size), video=video,
+                       captures=cap_list, sizes=size_list, fps=fps_list, limit=limit, split=split,
+                       names=detector["names"], project=project, name=name, config={"model": opts})
     if result.rows:
         console.print((result.run_dir / "results.md").read_text(), soft_wrap=True, markup=False)
     if not result.complete:

@@ -41,7 +41,8 @@ class ConvLayer(nn.Module):
     """``[convolutional]``: conv (bias only without BN) -> BatchNorm -> activation."""
 
     def __init__(self, in_ch: int, filters: int, size: int, stride: tuple[int, int], padding: int,
-                 groups: int, batch_normalize: bool, activation: str, dilation: int = 1, where: str = "") -> None:
+                 groups: int, batch_normalize: bool, activation: str, dilation: int = 1,
+                 where: str = "") -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, filters, size, stride=stride, padding=padding, groups=groups,
                               dilation=dilation, bias=not batch_normalize)

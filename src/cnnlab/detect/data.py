@@ -629,28 +629,16 @@ def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
 def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[str] | None = None,
                  path: str | os.PathLike | None = None) -> dict:
     """The dataset as a COCO instances dict (written atomically to ``path`` when given)."""
-    from cnnlab.detect.metrics import xyxy2xywh
-
     if not isinstance(dataset, DetectionDataset):
         if names is None:
             raise ValueError("to_coco_json(samples, names): names are required with a list of samples")
         dataset = DetectionDataset(list(dataset), list(names), "yolo", Path("."))
-    names = dataset.names
-    images, annotations = [], []
-    for s, img_id in zip(dataset.samples, dataset.image_ids, strict=True):
-        images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": img_id,
-                "category_id": int(dataset.category_ids[int(c)]),
-                "bbox": [round(float(v), 3) for v in box],
-                "area": round(float(box[2] * box[3]), 3), "iscrowd": 0,
-            })
+    images, annotations = coco_instances(dataset.samples, dataset.image_ids, dataset.category_ids, ndigits=3)
     out = {
         "info": {"description": f"converted by cnnlab from {dataset.source}"},
         "images": images, "annotations": annotations,
         "categories": [{"id": int(cid), "name": n, "supercategory": ""}
-                       for cid, n in zip(dataset.category_ids, names, strict=True)],
+                       for cid, n in zip(dataset.category_ids, dataset.names, strict=True)],
     }
     if path is not None:
         from cnnlab.io import write_json
@@ -659,18 +647,45 @@ def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[
     return out
 
 
+def coco_instances(samples: list[DetectionSample], image_ids: Any, category_ids: Any,
+                   ndigits: int | None = None) -> tuple[list[dict], list[dict]]:
+    """COCO ``images`` and ``annotations`` of labelled samples (class k is category ``category_ids[k]``;
+    other class ids are left out), numbers rounded to ``ndigits`` when given."""
+    from cnnlab.detect.metrics import xyxy2xywh
+
+    def num(v: Any) -> float:
+        return float(v) if ndigits is None else round(float(v), ndigits)
+
+    images, anns = [], []
+    for s, img_id in zip(samples, image_ids, strict=True):
+        images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
+        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
+            if 0 <= c < len(category_ids):
+                anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": int(category_ids[c]),
+                             "bbox": [num(v) for v in box], "area": num(float(box[2]) * float(box[3])),
+                             "iscrowd": 0})
+    return images, anns
+
+
+def yolo_label_text(boxes: np.ndarray, class_ids: np.ndarray, width: int, height: int) -> str:
+    """A YOLO label file's text: ``class cx cy w h`` per xyxy pixel box, normalised to the image size."""
+    from cnnlab.detect.metrics import xyxy2yolo
+
+    rows = xyxy2yolo(boxes, width, height)
+    return "".join(f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) + "\n"
+                   for c, r in zip(class_ids, rows, strict=True))
+
+
 def write_yolo_labels(dataset: DetectionDataset, out_dir: str | os.PathLike,
                       data_yaml: bool = True) -> Path:
     """Write one YOLO txt label file per image into ``out_dir`` (+ a names-only ``data.yaml``)."""
-    from cnnlab.detect.metrics import xyxy2yolo
     from cnnlab.io import atomic_write_text, write_yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:
-        rows = xyxy2yolo(s.boxes, s.width, s.height) if len(s) else np.zeros((0, 4))
-        lines = [f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) for c, r in zip(s.class_ids, rows, strict=True)]
-        atomic_write_text(out / f"{s.image_path.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+        text = yolo_label_text(s.boxes, s.class_ids, s.width, s.height)
+        atomic_write_text(out / f"{s.image_path.stem}.txt", text)
     if data_yaml:
         write_yaml(out / "data.yaml", {"names": dict(enumerate(dataset.names))})
     return out

@@ -107,16 +107,10 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
     """(COCO ground truth, COCO detections) built in memory; image id = index + 1, category = class + 1."""
     from pycocotools.coco import COCO
 
+    from cnnlab.detect.data import coco_instances
     from cnnlab.detect.metrics import xyxy2xywh
 
-    images, anns = [], []
-    for i, s in enumerate(samples):
-        images.append({"id": i + 1, "width": s.width, "height": s.height, "file_name": s.image_path.name})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
-            if 0 <= c < num_classes:
-                w, h = float(box[2]), float(box[3])
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(c) + 1,
-                             "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+    images, anns = coco_instances(samples, range(1, len(samples) + 1), range(1, num_classes + 1))
     cats = [{"id": k + 1, "name": str(k)} for k in range(num_classes)]
     dts = []
     for i, det in sorted(predictions.items()):
@@ -391,8 +385,8 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
             det = detector(img)
             for k, v in (getattr(det, "timing", None) or {}).items():
                 timing[k] = timing.get(k, 0.0) + float(v)
-            preds[i] = Detections(det.boxes, det.scores, remap_classes(det.class_ids, class_map), dataset.names,
-                                  det.timing)
+            cls = remap_classes(det.class_ids, class_map)
+            preds[i] = Detections(det.boxes, det.scores, cls, dataset.names, det.timing)
             bar.advance(task)
     n = max(len(dataset.samples), 1)
     return preds, {k: v / n for k, v in timing.items()}, warns

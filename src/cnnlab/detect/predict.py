@@ -163,8 +163,9 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
     n = max(1, len(results))
     timing = {k: v / n for k, v in totals.items() if v > 0 or k != "draw"}
     run = DetectRun(results, timing, len(results) / elapsed if elapsed > 0 else 0.0, run_dir, saved)
-    model = {"model": detector.source.describe(), "backend": detector.backend_name, "imgsz": list(detector.imgsz),
-             "conf": detector.conf, "iou": detector.iou, "letterbox": detector.letterbox}
+    model = {"model": detector.source.describe(), "backend": detector.backend_name,
+             "imgsz": list(detector.imgsz), "conf": detector.conf, "iou": detector.iou,
+             "letterbox": detector.letterbox}
     payload = {**model, "names": detector.names, "results": [r.to_dict() for r in results]}
     csv_text = detections_csv(results)
     if run_dir is not None:

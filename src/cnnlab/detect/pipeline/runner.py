@@ -188,8 +188,9 @@ class Pipeline:
             timing = dict(getattr(dets, "timing", {}) or {})
             parts = ("preprocess", "inference", "postprocess")
             if not set(parts) <= timing.keys():
-                timing = {"preprocess": 0.0, "inference": (time.perf_counter() - t1) * 1e3, "postprocess": 0.0}
-            return _Work(frame, None, None, dets, {**stages, **{k: float(timing[k]) for k in parts}}, latency_ms)
+                timing = dict.fromkeys(parts, 0.0) | {"inference": (time.perf_counter() - t1) * 1e3}
+            stages.update({k: float(timing[k]) for k in parts})
+            return _Work(frame, None, None, dets, stages, latency_ms)
         prepared = frame.meta.pop("prepared", None)
         if prepared is None:
             prepared = self._prepare(frame.image)
