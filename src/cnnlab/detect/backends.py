@@ -189,18 +189,9 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from cnnlab.deploy.providers import create_session
 
         super().__init__(source, imgsz, device, threads)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise UserError("device cuda requested but onnxruntime has no CUDA provider here; use --device cpu")
-            providers.insert(0, "CUDAExecutionProvider")
         if source.model is None:  # an ONNX file
             self.output_format = source.output_format
             model_arg: object = str(source.path)
@@ -209,10 +200,7 @@ class OnnxRuntimeBackend(Backend):
 
             self.fixed_size = imgsz or source.imgsz
             model_arg = onnx_bytes_of(source.model, self.fixed_size, None)
-        try:
-            self.session = ort.InferenceSession(model_arg, sess_options=options, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise UserError(f"onnxruntime could not load {source.describe()}: {str(e).splitlines()[0]}") from None
+        self.session = create_session(model_arg, "cuda" if device.startswith("cuda") else "cpu", threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:

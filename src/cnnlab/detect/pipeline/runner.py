@@ -365,17 +365,9 @@ class Pipeline:
 
 
 def _outputs(sinks: list[Sink]) -> dict[str, str]:
-    out = {}
-    for s in sinks:
-        if isinstance(s, VideoSink):
-            out["video"] = str(s.path)
-        elif isinstance(s, JsonlSink):
-            out["jsonl"] = str(s.path)
-        elif isinstance(s, ImageSink):
-            out["frames"] = str(s.folder)
-        elif isinstance(s, WebSink):
-            out["web"] = s.url
-    return out
+    kinds = ((VideoSink, "video", "path"), (JsonlSink, "jsonl", "path"), (ImageSink, "frames", "folder"),
+             (WebSink, "web", "url"))
+    return {key: str(getattr(s, attr)) for s in sinks for cls, key, attr in kinds if isinstance(s, cls)}
 
 
 def build_sinks(save: str | Path | None = None, save_jsonl: str | Path | None = None,
