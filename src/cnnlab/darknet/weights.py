@@ -68,6 +68,13 @@ def read_header(data: bytes, path: Path) -> WeightsHeader:
     return h
 
 
+def file_values(path: Path) -> int:
+    """Number of float32 values after the header of a Darknet weights file (read from its size)."""
+    with open(path, "rb") as f:
+        header = read_header(f.read(20), path)
+    return (path.stat().st_size - header.nbytes) // 4
+
+
 def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = None) -> WeightsHeader:
     """Fill ``model``'s conv/BN tensors from a Darknet weights file.
 

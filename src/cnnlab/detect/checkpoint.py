@@ -51,7 +51,7 @@ def load_detector_checkpoint(path: str | os.PathLike):
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this cnnlab reads")
     model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    missing, unexpected = model.load_state_dict(state, strict=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match its cfg ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected tensors)")

@@ -84,12 +84,9 @@ def transfer_state(dst: torch.nn.Module, src_state: dict[str, torch.Tensor]) -> 
 def load_weights_flexible(model: DarknetModel, path: Path) -> int | None:
     """Load a Darknet weights file into ``model``: the whole net, or only its first layers when the
     file is a truncated backbone (``darknet53.conv.74``-style). Returns the cutoff (None: all)."""
-    from cnnlab.darknet.weights import expected_count, load_darknet_weights, read_header
+    from cnnlab.darknet.weights import expected_count, file_values, load_darknet_weights
 
-    with open(path, "rb") as f:
-        head = f.read(20)
-    header = read_header(head, path)
-    have = (path.stat().st_size - header.nbytes) // 4
+    have = file_values(path)
     if have == expected_count(model):
         load_darknet_weights(model, path)
         return None
@@ -106,13 +103,11 @@ def _source_model_for_weights(spec: str, num_classes: int, imgsz: int, width_mul
                               ) -> DarknetModel:
     """The network ``weights`` were saved from: the cfg as given, or a native architecture with the
     number of classes the file fits (the dataset's, COCO's 80 or VOC's 20)."""
-    from cnnlab.darknet.weights import expected_count, read_header
+    from cnnlab.darknet.weights import expected_count, file_values
 
     if not is_native(spec):
         return DarknetModel(read_cfg(spec), source=spec)
-    with open(weights, "rb") as f:
-        header = read_header(f.read(20), weights)
-    have = (weights.stat().st_size - header.nbytes) // 4
+    have = file_values(weights)
     candidates = []
     for nc in dict.fromkeys((num_classes, 80, 20)):
         m = DarknetModel(native_sections(spec, nc, imgsz, width_mult), source=spec)
@@ -192,11 +187,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
 
 def freeze_layers(model: DarknetModel, n: int) -> int:
     """Stop gradients in the first ``n`` layers (their BN statistics stay fixed too); returns tensors frozen."""
-    frozen = 0
-    for i, layer in enumerate(model.layers):
-        if i >= n:
-            break
-        for p in layer.parameters():
-            p.requires_grad_(False)
-            frozen += 1
-    return frozen
+    params = [p for layer in list(model.layers)[:n] for p in layer.parameters()]
+    for p in params:
+        p.requires_grad_(False)
+    return len(params)

@@ -65,10 +65,9 @@ def _caption(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def _fit(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
+    from cnnlab.detect.train.augment import resize_long_side
 
-    r = size / max(img.shape[:2])
-    img = cv2.resize(img, (max(1, int(img.shape[1] * r)), max(1, int(img.shape[0] * r))))
+    img, _ = resize_long_side(img, size)
     canvas = np.full((size, size, 3), 255, np.uint8)
     canvas[:img.shape[0], :img.shape[1]] = img
     return canvas
