@@ -283,24 +283,18 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
         boxes.append(box)
     cls = np.asarray(cls_list, dtype=np.int64)
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    dup = 0
-    if len(cls):
-        rows = np.concatenate([cls[:, None].astype(np.float32), arr], axis=1)
-        _, keep = np.unique(rows, axis=0, return_index=True)
-        if len(keep) < len(rows):
-            dup = len(rows) - len(keep)
-            keep = np.sort(keep)
-            cls, arr = cls[keep], arr[keep]
-    return cls, arr, dup
+    keep = np.sort(np.unique(np.concatenate([cls[:, None].astype(np.float32), arr], axis=1), axis=0,
+                             return_index=True)[1])   # the first of identical rows, in file order
+    return cls[keep], arr[keep], len(cls) - len(keep)
 
 
 def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
               check_orphans: bool = True) -> DetectionDataset:
     """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`."""
-    names_inferred = False
     if names is None:
         names = _names_beside_labels(image_files)
-    samples, warns = [], []
+    names_inferred = names is None
+    warns: list[str] = []
     used_labels: set[Path] = set()
     duplicates = []
     parsed = []
@@ -319,16 +313,14 @@ def load_yolo(image_files: list[Path], names: list[str] | None = None, source: P
     if names is None:
         max_id = max((int(p[3].max()) for p in parsed if len(p[3])), default=-1)
         names = [str(i) for i in range(max_id + 1)]
-        names_inferred = True
         warns.append(
             f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
             "(pass names=... / --names)"
         )
     from cnnlab.detect.metrics import clip_boxes, yolo2xyxy
 
-    for img, w, h, cls, nb in parsed:
-        boxes = clip_boxes(yolo2xyxy(nb, w, h), w, h) if len(nb) else np.zeros((0, 4), np.float32)
-        samples.append(DetectionSample(img, w, h, boxes.astype(np.float32), cls))
+    samples = [DetectionSample(img, w, h, clip_boxes(yolo2xyxy(nb, w, h), w, h), cls)
+               for img, w, h, cls, nb in parsed]
     if duplicates:
         warns.append(f"removed duplicate labels in {len(duplicates)} files: {', '.join(duplicates[:5])}")
     if check_orphans:
@@ -350,15 +342,9 @@ def _names_beside_labels(image_files: list[Path]) -> list[str] | None:
 
 
 def _orphan_labels(image_files: list[Path], used: set[Path]) -> list[Path]:
-    label_dirs = {img2label_path(Path(f)).parent for f in image_files}
-    orphans = []
-    for d in sorted(label_dirs):
-        if not d.is_dir():
-            continue
-        for t in sorted(d.glob("*.txt")):
-            if t.name != "classes.txt" and t.resolve() not in used:
-                orphans.append(t)
-    return orphans
+    label_dirs = sorted({img2label_path(Path(f)).parent for f in image_files})
+    return [t for d in label_dirs for t in sorted(d.glob("*.txt"))
+            if t.name != "classes.txt" and t.resolve() not in used]
 
 
 def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
