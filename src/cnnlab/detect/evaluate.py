@@ -165,10 +165,8 @@ def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
             scores.append(np.asarray(e["dtScores"], dtype=np.float64)[keep])
             tps.append((np.asarray(e["dtMatches"]).reshape(len(ev.params.iouThrs), -1)[0] > 0)[keep])
             npig += int((np.asarray(e["gtIgnore"]) == 0).sum())
-        if not scores or npig == 0:
-            continue
-        sc, tp = np.concatenate(scores), np.concatenate(tps)
-        if len(sc) == 0:
+        sc, tp = np.concatenate([np.zeros(0), *scores]), np.concatenate([np.zeros(0, bool), *tps])
+        if npig == 0 or len(sc) == 0:
             continue
         order = np.argsort(-sc, kind="mergesort")
         sc, tp = sc[order], tp[order]
@@ -185,9 +183,7 @@ def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
 def _smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     """Box filter of fraction ``f`` (Ultralytics' smoothing of the mean F1 curve)."""
     nf = round(len(y) * f * 2) // 2 + 1
-    pad = np.ones(nf // 2)
-    yp = np.concatenate((pad * y[0], y, pad * y[-1]), 0)
-    return np.convolve(yp, np.ones(nf) / nf, mode="valid")
+    return np.convolve(np.pad(y, nf // 2, mode="edge"), np.ones(nf) / nf, mode="valid")
 
 
 def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Detections],
@@ -255,10 +251,8 @@ def load_predictions(path: str | os.PathLike, dataset: DetectionDataset
         return _from_coco_results(path, data, dataset)
     entries = data
     if isinstance(data, dict):
-        for key in ("images", "results", "predictions", "detections", "frames"):
-            if isinstance(data.get(key), list):
-                entries = data[key]
-                break
+        keys = ("images", "results", "predictions", "detections", "frames")
+        entries = next((data[k] for k in keys if isinstance(data.get(k), list)), data)
     if not isinstance(entries, list):
         raise DataError(f"{path}: not a predictions file (expected a COCO results list or the JSON "
                         "written by 'cnnlab detect')")
@@ -470,10 +464,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
         preds, speed, w = run_detector(detector, ds, verbose=verbose)
         warns += w
     result = evaluate_detections(ds.samples, preds, ds.names, max_det=max_det)
-    result["speed_ms"] = speed
-    result["warnings"] = warns
-    result["source"] = source
-    result["dataset"] = str(ds.source)
+    result.update(speed_ms=speed, warnings=warns, source=source, dataset=str(ds.source))
     if save:
         from cnnlab.runs import new_run_dir
 
