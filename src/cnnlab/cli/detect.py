@@ -64,11 +64,9 @@ def _print_timing(run, detector) -> None:
                   f"{len(run.results)} frame(s), {run.num_detections} detection(s)")
     table.add_column("stage")
     table.add_column("ms / frame", justify="right")
-    total = 0.0
     for stage, ms in run.timing_ms.items():
         table.add_row(stage, f"{ms:.1f}")
-        total += ms
-    table.add_row("total", f"{total:.1f}", end_section=True)
+    table.add_row("total", f"{sum(run.timing_ms.values()):.1f}", end_section=True)
     table.add_row("frames / s (whole loop)", f"{run.fps:.1f}")
     console.print(table)
 

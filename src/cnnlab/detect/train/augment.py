@@ -150,21 +150,14 @@ def mosaic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int, rn
     yc, xc = (int(rng.uniform(s // 2, 3 * s // 2)) for _ in range(2))
     canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, dtype=np.uint8)
     all_boxes, all_cls = [], []
-    for i, (img, boxes, cls) in enumerate(parts):
+    for i, (img, boxes, cls) in enumerate(parts):   # top left, top right, bottom left, bottom right
         h, w = img.shape[:2]
-        if i == 0:    # top left
-            x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
-            x1b, y1b, x2b, y2b = w - (x2a - x1a), h - (y2a - y1a), w, h
-        elif i == 1:  # top right
-            x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, 2 * s), yc
-            x1b, y1b, x2b, y2b = 0, h - (y2a - y1a), min(w, x2a - x1a), h
-        elif i == 2:  # bottom left
-            x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(2 * s, yc + h)
-            x1b, y1b, x2b, y2b = w - (x2a - x1a), 0, w, min(y2a - y1a, h)
-        else:         # bottom right
-            x1a, y1a, x2a, y2a = xc, yc, min(xc + w, 2 * s), min(2 * s, yc + h)
-            x1b, y1b, x2b, y2b = 0, 0, min(w, x2a - x1a), min(y2a - y1a, h)
-        canvas[y1a:y2a, x1a:x2a] = img[y1b:y2b, x1b:x2b]
+        right, bottom = i % 2, i // 2
+        # the pasted region (a: canvas, b: image): the image's corner nearest the centre sits on it
+        x1a, x2a = (xc, min(xc + w, 2 * s)) if right else (max(xc - w, 0), xc)
+        y1a, y2a = (yc, min(yc + h, 2 * s)) if bottom else (max(yc - h, 0), yc)
+        x1b, y1b = (0 if right else w - (x2a - x1a)), (0 if bottom else h - (y2a - y1a))
+        canvas[y1a:y2a, x1a:x2a] = img[y1b:y1b + y2a - y1a, x1b:x1b + x2a - x1a]
         b = boxes.astype(np.float32, copy=True)
         b[:, [0, 2]] += x1a - x1b
         b[:, [1, 3]] += y1a - y1b

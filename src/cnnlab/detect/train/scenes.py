@@ -118,9 +118,7 @@ def write_scene_dataset(folder: str | os.PathLike, n_train: int = 240, n_val: in
 def write_scene_clip(path: str | os.PathLike, frames: int = 60, height: int = 240, width: int = 320,
                      fps: float = 15.0, seed: int = 0, objects: int = 4) -> Path:
     """An MJPG ``.avi`` of shapes drifting and bouncing over a fixed textured background."""
-    import cv2
-
-    from cnnlab.io import atomic_path
+    from cnnlab.detect.pipeline.sinks import VideoSink
 
     rng = np.random.default_rng(seed)
     bg = textured_background(rng, height, width)
@@ -131,25 +129,21 @@ def write_scene_clip(path: str | os.PathLike, frames: int = 60, height: int = 24
         items.append({"mask": shape_mask(SHAPES[k], s, rng), "s": s,
                       "pos": np.array([rng.uniform(0, width - s), rng.uniform(0, height - s)]),
                       "vel": rng.uniform(-4, 4, 2), "colour": rng.integers(0, 256, 3).astype(np.uint8)})
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        out_tmp = tmp.with_suffix(".avi")
-        writer = cv2.VideoWriter(str(out_tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-        if not writer.isOpened():  # pragma: no cover - MJPG/AVI is built into OpenCV
-            raise RuntimeError("OpenCV cannot write MJPG video here")
-        try:
-            for _ in range(frames):
-                img = bg.copy()
-                for it in items:
-                    it["pos"] += it["vel"]
-                    for d, limit in ((0, width - it["s"]), (1, height - it["s"])):
-                        if not 0 <= it["pos"][d] <= limit:
-                            it["vel"][d] *= -1
-                            it["pos"][d] = np.clip(it["pos"][d], 0, limit)
-                    x0, y0 = (int(v) for v in it["pos"])
-                    img[y0:y0 + it["s"], x0:x0 + it["s"]][it["mask"]] = it["colour"]
-                writer.write(img)
-        finally:
-            writer.release()
-        os.replace(out_tmp, tmp)
-    return path
+    video, done = VideoSink(path, fps, fourcc="MJPG"), False   # written whole, then renamed into place
+    video.open()
+    try:
+        for _ in range(frames):
+            img = bg.copy()
+            for it in items:
+                it["pos"] += it["vel"]
+                for d, limit in ((0, width - it["s"]), (1, height - it["s"])):
+                    if not 0 <= it["pos"][d] <= limit:
+                        it["vel"][d] *= -1
+                        it["pos"][d] = np.clip(it["pos"][d], 0, limit)
+                x0, y0 = (int(v) for v in it["pos"])
+                img[y0:y0 + it["s"], x0:x0 + it["s"]][it["mask"]] = it["colour"]
+            video.write_image(img)
+        done = True
+    finally:
+        video.close(keep=done)
+    return video.path
