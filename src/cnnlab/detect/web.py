@@ -16,7 +16,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -93,9 +92,8 @@ class FrameBroadcaster:
     def _encode_loop(self) -> None:
         done = 0
         while True:
-            with self._cond:
-                while not self._closed and (self._raw_seq == done or self.viewers == 0):
-                    self._cond.wait(0.5)
+            with self._cond:   # publish, add_viewer and close notify
+                self._cond.wait_for(lambda d=done: self._closed or (self._raw_seq != d and self.viewers > 0))
                 if self._closed:
                     return
                 image, seq = self._raw, self._raw_seq
@@ -108,14 +106,9 @@ class FrameBroadcaster:
 
     def wait_next(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         """Block until a frame newer than ``after`` is encoded; ``(seq, jpeg)`` or ``(after, None)``."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._closed and self._jpeg_seq <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return after, None
-                self._cond.wait(remaining)
-            if self._closed:
+            fresh = self._cond.wait_for(lambda: self._closed or self._jpeg_seq > after, timeout)
+            if not fresh or self._closed:
                 return after, None
             return self._jpeg_seq, self._jpeg
 

@@ -58,7 +58,6 @@ class Sink:
     """Base class: a pipeline output."""
 
     needs_image = True
-    name = "sink"
 
     def open(self) -> None:
         """Acquire resources (called before the first frame)."""
@@ -87,8 +86,6 @@ def gui_available() -> bool:
 
 class WindowSink(Sink):
     """Show the annotated frames with ``cv2.imshow``; 'q' or Esc stops the pipeline."""
-
-    name = "window"
 
     def __init__(self, title: str = "cnnlab stream") -> None:
         self.title = title
@@ -140,8 +137,6 @@ class VideoSink(Sink):
     is closed, so the file at ``path`` is always a complete, playable video.
     """
 
-    name = "video"
-
     def __init__(self, path: str | Path, fps: float | None = None, fourcc: str | None = None) -> None:
         self.path = Path(path)
         ext = self.path.suffix.lower()
@@ -192,8 +187,6 @@ class VideoSink(Sink):
 class ImageSink(Sink):
     """Save annotated frames as numbered image files (``frame_000000.jpg``) in a folder."""
 
-    name = "images"
-
     def __init__(self, folder: str | Path, ext: str = ".jpg", every: int = 1) -> None:
         self.folder = Path(folder)
         self.ext = ext if ext.startswith(".") else "." + ext
@@ -217,7 +210,6 @@ class ImageSink(Sink):
 class JsonlSink(Sink):
     """One JSON object per frame (detections, stage times, fps), written whole and flushed."""
 
-    name = "jsonl"
     needs_image = False
 
     def __init__(self, path: str | Path) -> None:
@@ -246,8 +238,6 @@ class JsonlSink(Sink):
 class WebSink(Sink):
     """Serve the annotated frames and live figures in a browser (see `cnnlab.detect.web`)."""
 
-    name = "web"
-
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                  quality: int = 80, max_viewers: int = 16) -> None:
         from cnnlab.detect.web import LiveViewServer
@@ -275,8 +265,6 @@ class WebSink(Sink):
 
 class CallbackSink(Sink):
     """Call ``fn(result)`` for every frame (e.g. to collect detections, as the sweep does)."""
-
-    name = "callback"
 
     def __init__(self, fn, needs_image: bool = False) -> None:
         self.fn = fn

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,13 +43,10 @@ class SourceInfo:
     frame_count: int | None = None              # known length (files, folders)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "target": self.target,
-            "requested_size": list(self.requested_size) if self.requested_size else None,
-            "requested_fps": self.requested_fps, "width": self.width, "height": self.height,
-            "fps": round(self.fps, 3), "native_size": list(self.native_size) if self.native_size else None,
-            "resized": self.resized, "frame_count": self.frame_count,
-        }
+        d = asdict(self) | {"fps": round(self.fps, 3)}
+        for k in ("requested_size", "native_size"):
+            d[k] = list(d[k]) if d[k] else None
+        return d
 
     def describe(self) -> str:
         """One line: ``webcam 0: 640x480 @ 30 fps (asked 1280x720 @ 60)``."""
@@ -341,9 +337,8 @@ class CaptureThread:
                 if self._buf:
                     self._buf.popleft()
                     self.stats.dropped += 1
-            else:
-                while len(self._buf) >= self.bound and not self._stop.is_set():
-                    self._cond.wait(0.1)
+            else:   # get() and stop() notify
+                self._cond.wait_for(lambda: len(self._buf) < self.bound or self._stop.is_set())
                 if self._stop.is_set():
                     return
             self._buf.append(frame)
@@ -385,17 +380,13 @@ class CaptureThread:
 
         With a ``timeout``, raises `TimeoutError` if no frame arrives in time.
         """
-        deadline = None if timeout is None else time.perf_counter() + timeout
-        with self._cond:
-            while not self._buf:
-                if self._ended or self._stop.is_set():
-                    if self._error is not None:
-                        raise self._error
-                    return None
-                remaining = None if deadline is None else deadline - time.perf_counter()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError("no frame from the source in time")
-                self._cond.wait(0.1 if remaining is None else min(remaining, 0.1))
+        with self._cond:   # every change of the buffer, _ended and _stop is notified
+            if not self._cond.wait_for(lambda: self._buf or self._ended or self._stop.is_set(), timeout):
+                raise TimeoutError("no frame from the source in time")
+            if not self._buf:
+                if self._error is not None:
+                    raise self._error
+                return None
             frame = self._buf.popleft()
             self._cond.notify_all()
             return frame
