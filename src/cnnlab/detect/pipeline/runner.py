@@ -191,10 +191,7 @@ class Pipeline:
                 timing = dict.fromkeys(parts, 0.0) | {"inference": (time.perf_counter() - t1) * 1e3}
             stages.update({k: float(timing[k]) for k in parts})
             return _Work(frame, None, None, dets, stages, latency_ms)
-        prepared = frame.meta.pop("prepared", None)
-        if prepared is None:
-            prepared = self._prepare(frame.image)
-        blob, meta, stages["preprocess"] = prepared
+        blob, meta, stages["preprocess"] = frame.meta.pop("prepared", None) or self._prepare(frame.image)
         t2 = time.perf_counter()
         raw = self.detector.infer(blob)
         stages["inference"] = (time.perf_counter() - t2) * 1e3

@@ -243,7 +243,6 @@ class WebSink(Sink):
         from cnnlab.detect.web import LiveViewServer
 
         self.server = LiveViewServer(host, port, token=token, quality=quality, max_viewers=max_viewers)
-        self._started = False
 
     @property
     def url(self) -> str:
@@ -251,16 +250,13 @@ class WebSink(Sink):
 
     def open(self) -> None:
         self.server.start()
-        self._started = True
 
     def write(self, result: FrameResult) -> None:
         self.server.publish(result.shown)
         self.server.update_stats(result.stats)
 
     def close(self) -> None:
-        if self._started:
-            self.server.stop()
-            self._started = False
+        self.server.stop()   # safe to repeat
 
 
 class CallbackSink(Sink):
