@@ -243,6 +243,7 @@ class WebSink(Sink):
         from cnnlab.detect.web import LiveViewServer
 
         self.server = LiveViewServer(host, port, token=token, quality=quality, max_viewers=max_viewers)
+        self._started = False
 
     @property
     def url(self) -> str:
@@ -250,13 +251,16 @@ class WebSink(Sink):
 
     def open(self) -> None:
         self.server.start()
+        self._started = True
 
     def write(self, result: FrameResult) -> None:
         self.server.publish(result.shown)
         self.server.update_stats(result.stats)
 
     def close(self) -> None:
-        self.server.stop()   # safe to repeat
+        if self._started:
+            self.server.stop()
+            self._started = False
 
 
 class CallbackSink(Sink):
