@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -368,20 +369,17 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
 
     class_map, warns = class_mapping(list(getattr(detector, "names", []) or []), dataset.names)
     preds: dict[int, Detections] = {}
-    timing: dict[str, float] = {}
+    timing: Counter[str] = Counter()
     cols = (TextColumn("detect-eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*cols, disable=not verbose, transient=True) as bar:
-        task = bar.add_task("images", total=len(dataset.samples))
-        for i, s in enumerate(dataset.samples):
+        for i, s in enumerate(bar.track(dataset.samples, description="images")):
             img = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
             if img is None:
                 raise DataError(f"unreadable image: {s.image_path}")
             det = detector(img)
-            for k, v in (getattr(det, "timing", None) or {}).items():
-                timing[k] = timing.get(k, 0.0) + float(v)
+            timing.update({k: float(v) for k, v in (getattr(det, "timing", None) or {}).items()})
             cls = remap_classes(det.class_ids, class_map)
             preds[i] = Detections(det.boxes, det.scores, cls, dataset.names, det.timing)
-            bar.advance(task)
     n = max(len(dataset.samples), 1)
     return preds, {k: v / n for k, v in timing.items()}, warns
 

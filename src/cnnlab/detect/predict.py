@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
     kind, files = collect_inputs(source)
     run_dir = new_run_dir(project, "detect", name) if save else None
     results: list[FrameResult] = []
-    totals = dict.fromkeys(STAGES, 0.0)
+    totals = Counter(dict.fromkeys(STAGES, 0.0))
     saved: list[Path] = []
     start = time.perf_counter()
 
@@ -121,8 +122,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
             t = time.perf_counter()
             annotated = draw_detections(img, det)
             det.timing["draw"] = (time.perf_counter() - t) * 1e3
-        for k, v in det.timing.items():
-            totals[k] = totals.get(k, 0.0) + v
+        totals.update(det.timing)
         results.append(FrameResult(src, frame, img.shape[1], img.shape[0], det))
         return annotated
 

@@ -91,6 +91,8 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size (with a
     low ``conf`` for mAP); frames are drawn with the boxes scoring at least ``display_conf``.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from cnnlab.detect.data import load_detection_data
     from cnnlab.detect.evaluate import class_mapping, evaluate_detections
     from cnnlab.io import atomic_write_text, write_json, write_yaml
@@ -121,8 +123,8 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     detectors: dict[int, Any] = {}
     rows: list[dict[str, Any]] = []
     interrupted = False
-    bar = _progress(progress)
-    with bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), disable=not progress, transient=False) as bar:
         task = bar.add_task("sweep", total=len(grid))
         for (cw, ch), size, cap_fps in grid:
             bar.update(task, description=f"{cw}x{ch} imgsz {size} max {cap_fps:g} fps")
@@ -178,13 +180,6 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
                                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     plot_sweep(rows, run_dir / "sweep.png")
     return result
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
