@@ -35,13 +35,8 @@ def detect_eval_cmd(
     from cnnlab.cli.common import console, err_console
     from cnnlab.errors import UserError
 
-    has_model = any(detector[k] for k in ("cfg", "weights", "model"))
-    if predictions is not None and has_model:
+    if predictions is not None and any(detector[k] for k in ("cfg", "weights", "model")):
         raise UserError("give either --predictions or a detector (--cfg/--weights/--model), not both")
-    if predictions is None and not has_model:
-        raise UserError("nothing to evaluate: give --cfg/--weights (or --model) or --predictions FILE")
-    if detector["backend"] not in ("torch", "opencv", "onnxruntime"):
-        raise UserError(f"unknown backend {detector['backend']!r}: choose torch, opencv or onnxruntime")
 
     from cnnlab.detect.evaluate import detect_eval, rich_table
 

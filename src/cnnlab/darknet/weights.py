@@ -35,22 +35,16 @@ class WeightsHeader:
         return 12 + (8 if self.seen_is_int64 else 4)
 
 
-def _conv_tensors(layer: ConvLayer) -> list[torch.Tensor]:
-    """The tensors of one conv layer in file order."""
-    if layer.bn is not None:
-        bn = layer.bn
-        return [bn.bias, bn.weight, bn.running_mean, bn.running_var, layer.conv.weight]
-    return [layer.conv.bias, layer.conv.weight]
-
-
-def _layers_in_order(model, cutoff: int | None) -> list[ConvLayer]:
-    layers = list(model.layers) if cutoff is None else list(model.layers)[:cutoff]
-    return [m for m in layers if isinstance(m, ConvLayer)]
+def _file_tensors(model, cutoff: int | None = None) -> list[torch.Tensor]:
+    """The conv/BN tensors of the first ``cutoff`` layers (all when None), in file order."""
+    return [t for m in list(model.layers)[:cutoff] if isinstance(m, ConvLayer)
+            for t in ([m.bn.bias, m.bn.weight, m.bn.running_mean, m.bn.running_var, m.conv.weight]
+                      if m.bn is not None else [m.conv.bias, m.conv.weight])]
 
 
 def expected_count(model, cutoff: int | None = None) -> int:
     """Number of float32 values the weights file of ``model`` holds (first ``cutoff`` layers)."""
-    return sum(t.numel() for layer in _layers_in_order(model, cutoff) for t in _conv_tensors(layer))
+    return sum(t.numel() for t in _file_tensors(model, cutoff))
 
 
 def read_header(data: bytes, path: Path) -> WeightsHeader:
@@ -102,11 +96,9 @@ def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = No
     values = np.frombuffer(data, dtype="<f4", offset=header.nbytes)
     pos = 0
     with torch.no_grad():
-        for layer in _layers_in_order(model, cutoff):
-            for t in _conv_tensors(layer):
-                n = t.numel()
-                t.copy_(torch.from_numpy(values[pos:pos + n].copy()).view_as(t))
-                pos += n
+        for t in _file_tensors(model, cutoff):
+            t.copy_(torch.from_numpy(values[pos:pos + t.numel()].copy()).view_as(t))
+            pos += t.numel()
     return header
 
 
@@ -117,8 +109,7 @@ def darknet_weights_bytes(model, header: WeightsHeader | None = None) -> bytes:
     header = header or WeightsHeader()
     head = np.array([header.major, header.minor, header.revision], dtype="<i4").tobytes()
     head += np.array([header.seen], dtype="<i8" if header.seen_is_int64 else "<i4").tobytes()
-    parts = [t.detach().cpu().float().numpy().astype("<f4").ravel()
-             for layer in _layers_in_order(model, None) for t in _conv_tensors(layer)]
+    parts = [t.detach().cpu().float().numpy().astype("<f4").ravel() for t in _file_tensors(model)]
     return head + (np.concatenate(parts).tobytes() if parts else b"")
 
 

@@ -134,13 +134,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
 
 def map_boxes_back(boxes: np.ndarray, meta: ImageMeta) -> np.ndarray:
     """Boxes from network-input pixels to original-image pixels, clipped to the image."""
-    out = boxes.astype(np.float32, copy=True)
-    out[:, [0, 2]] = (out[:, [0, 2]] - meta.pad[0]) / meta.scale[0]
-    out[:, [1, 3]] = (out[:, [1, 3]] - meta.pad[1]) / meta.scale[1]
     h0, w0 = meta.orig_hw
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w0)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h0)
-    return out
+    out = (boxes.astype(np.float32) - np.array(meta.pad * 2, np.float32)) / np.array(meta.scale * 2, np.float32)
+    return out.clip(0, np.array([w0, h0, w0, h0], np.float32))
 
 
 def postprocess_output(raw: list[np.ndarray], fmt: str, meta: ImageMeta, names: list[str], conf: float,
