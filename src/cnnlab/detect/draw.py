@@ -53,7 +53,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 
 
     from cnnlab.io import atomic_write_bytes
 
-    ok, buf = cv2.imencode(Path(path).suffix, image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    ext = Path(path).suffix
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, image, params)
     if not ok:
-        raise UserError(f"cannot encode an image as {Path(path).suffix}: {path}")
+        raise UserError(f"cannot encode an image as {ext}: {path}")
     return atomic_write_bytes(path, buf.tobytes())

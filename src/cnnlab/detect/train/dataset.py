@@ -79,24 +79,20 @@ class DetectionTrainSet:
 
     def item(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(image BGR (imgsz, imgsz, 3), boxes xyxy pixels, class ids)`` of sample ``i`` in ``epoch``."""
-        size = self.imgsz
-        a = self.augment
-        if a is None:
-            img, boxes, cls = self.load_image(i)
-            img, boxes, _, _ = letterbox(img, (size, size), boxes)
-            return img, boxes, cls
+        size, a = self.imgsz, self.augment
         rng = np.random.default_rng([self.seed, epoch, i])
-        if not self.mosaic_off and rng.random() < a.mosaic and len(self) > 1:
-            others = rng.integers(0, len(self), 3)
-            parts = [self.load_image(j) for j in (i, *others)]
+        if a is not None and not self.mosaic_off and rng.random() < a.mosaic and len(self) > 1:
+            parts = [self.load_image(j) for j in (i, *rng.integers(0, len(self), 3))]
             img, boxes, cls = mosaic(parts, size, rng)
-            img, boxes, cls = random_affine(img, boxes, cls, rng, degrees=a.degrees, translate=a.translate,
-                                            scale=a.scale, shear=a.shear, border=(-size // 2, -size // 2))
+            out_hw, border = None, (-size // 2, -size // 2)   # the 2s mosaic comes back to s
         else:
             img, boxes, cls = self.load_image(i)
             img, boxes, _, _ = letterbox(img, (size, size), boxes)
-            img, boxes, cls = random_affine(img, boxes, cls, rng, out_hw=(size, size), degrees=a.degrees,
-                                            translate=a.translate, scale=a.scale, shear=a.shear)
+            if a is None:
+                return img, boxes, cls
+            out_hw, border = (size, size), (0, 0)
+        img, boxes, cls = random_affine(img, boxes, cls, rng, out_hw=out_hw, degrees=a.degrees,
+                                        translate=a.translate, scale=a.scale, shear=a.shear, border=border)
         img = augment_hsv(img, rng, a.hsv_h, a.hsv_s, a.hsv_v)
         if rng.random() < a.fliplr:
             img, boxes = hflip(img, boxes)

@@ -49,11 +49,6 @@ def build_targets(targets: torch.Tensor, layers: list, grids: list[tuple[int, in
     for layer, (ny, nx) in zip(layers, grids, strict=True):
         all_anchors = torch.tensor(layer.all_anchors, dtype=torch.float32, device=dev).view(-1, 2)
         mask = torch.tensor(layer.mask, dtype=torch.long, device=dev)
-        if len(targets) == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=dev)
-            out.append(LayerTargets(empty, empty, empty, empty, torch.zeros(0, 4, device=dev),
-                                    torch.zeros(0, 2, device=dev), empty))
-            continue
         ious = wh_iou(gt_wh_px, all_anchors)                       # (M, K)
         best = ious.argmax(1)                                      # (M,)
         local = ious[:, mask]                                      # (M, A)
