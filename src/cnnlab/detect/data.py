@@ -400,6 +400,7 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
     Category ids (e.g. COCO's 1..90 with gaps) map to contiguous class indices in id order, or to the
     positions of their names in ``names`` when given. Crowd annotations are skipped (as Ultralytics).
     """
+    from cnnlab.detect.metrics import clip_boxes
     from cnnlab.io import read_json
 
     path = Path(path)
@@ -470,10 +471,7 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
             w, h = image_size(file)
         elif not file.is_file():
             raise DataError(f"missing image: {file} (images[{i}] of {path})")
-        b = np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4)
-        if len(b):
-            b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-            b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+        b = clip_boxes(np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4), w, h)
         samples.append(DetectionSample(file, w, h, b, np.asarray(classes[i], dtype=np.int64)))
     warns = [f"{path}: skipped {skipped} crowd or empty annotations"] if skipped else []
     return DetectionDataset(samples, list(names), "coco", path,
