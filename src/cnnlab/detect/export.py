@@ -89,9 +89,7 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
             "num_classes": str(model.num_classes), "source": model.source}
     if names is not None:
         meta["names"] = json.dumps(list(names))
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
+    onnx.helper.set_model_props(proto, meta)
     proto.producer_name = "cnnlab"
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
