@@ -201,17 +201,9 @@ def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Dete
     for i, s in enumerate(samples):
         ok = (s.class_ids >= 0) & (s.class_ids < nc)
         gt_boxes, gt_cls = s.boxes[ok], s.class_ids[ok]
-        det = predictions.get(i)
-        if det is None:
-            det = Detections.empty()
+        det = predictions.get(i) or Detections.empty()
         keep = (det.scores > conf) & (det.class_ids >= 0) & (det.class_ids < nc)
         d_boxes, d_cls = det.boxes[keep], det.class_ids[keep]
-        if len(gt_cls) == 0:
-            np.add.at(m, (d_cls, nc), 1)
-            continue
-        if len(d_cls) == 0:
-            np.add.at(m, (nc, gt_cls), 1)
-            continue
         iou = box_iou(gt_boxes, d_boxes)
         gi, di = np.nonzero(iou > iou_thres)
         matches = np.stack([gi, di, iou[gi, di]], 1) if len(gi) else np.zeros((0, 3))
@@ -220,16 +212,10 @@ def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Dete
             matches = matches[np.unique(matches[:, 1], return_index=True)[1]]
             matches = matches[matches[:, 2].argsort()[::-1]]
             matches = matches[np.unique(matches[:, 0], return_index=True)[1]]
-        m_gt, m_det = matches[:, 0].astype(int), matches[:, 1].astype(int)
-        for g, gc in enumerate(gt_cls):
-            j = np.nonzero(m_gt == g)[0]
-            if len(j) == 1:
-                m[d_cls[m_det[j[0]]], gc] += 1
-            else:
-                m[nc, gc] += 1
-        for d, dc in enumerate(d_cls):
-            if not (m_det == d).any():
-                m[dc, nc] += 1
+        m_gt, m_det = matches[:, 0].astype(int), matches[:, 1].astype(int)   # now one to one
+        np.add.at(m, (d_cls[m_det], gt_cls[m_gt]), 1)
+        np.add.at(m, (nc, np.delete(gt_cls, m_gt)), 1)          # missed truths: background row
+        np.add.at(m, (np.delete(d_cls, m_det), nc), 1)          # unmatched detections: background column
     return m
 
 

@@ -67,6 +67,8 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
                   ) -> np.ndarray:
     """The 3x3 matrix of a random rotation/scale/shear about the image centre, then a random shift
     of that centre around the centre of the output (``translate`` is a fraction of the output size)."""
+    import cv2
+
     h, w = in_hw
     oh, ow = out_hw
     c = np.eye(3)
@@ -74,7 +76,7 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
     r = np.eye(3)
     a = rng.uniform(-degrees, degrees)
     s = rng.uniform(1 - scale, 1 + scale)
-    r[:2] = _rotation(a, s)
+    r[:2] = cv2.getRotationMatrix2D((0, 0), a, s)
     sh = np.eye(3)
     sh[0, 1] = math.tan(rng.uniform(-shear, shear) * math.pi / 180)
     sh[1, 0] = math.tan(rng.uniform(-shear, shear) * math.pi / 180)
@@ -82,12 +84,6 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
     t[0, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * ow
     t[1, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * oh
     return t @ sh @ r @ c
-
-
-def _rotation(angle_deg: float, scale: float) -> np.ndarray:
-    a = math.radians(angle_deg)
-    return np.array([[scale * math.cos(a), scale * math.sin(a), 0.0],
-                     [-scale * math.sin(a), scale * math.cos(a), 0.0]])
 
 
 def transform_boxes(boxes: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
