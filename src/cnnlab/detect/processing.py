@@ -135,7 +135,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
 def map_boxes_back(boxes: np.ndarray, meta: ImageMeta) -> np.ndarray:
     """Boxes from network-input pixels to original-image pixels, clipped to the image."""
     h0, w0 = meta.orig_hw
-    out = (boxes.astype(np.float32) - np.array(meta.pad * 2, np.float32)) / np.array(meta.scale * 2, np.float32)
+    pad, scale = np.array(meta.pad * 2, np.float32), np.array(meta.scale * 2, np.float32)   # (x, y, x, y)
+    out = (boxes.astype(np.float32) - pad) / scale
     return out.clip(0, np.array([w0, h0, w0, h0], np.float32))
 
 

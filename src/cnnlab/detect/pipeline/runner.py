@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from cnnlab.detect.draw import draw_detections
-from cnnlab.detect.pipeline.fps import FpsMeter, Throttle
 from cnnlab.detect.pipeline.sinks import (
     FrameResult,
     ImageSink,
@@ -27,7 +26,7 @@ from cnnlab.detect.pipeline.sinks import (
     WindowSink,
 )
 from cnnlab.detect.pipeline.sources import CaptureThread, Frame, FrameSource, open_source
-from cnnlab.detect.pipeline.timing import STAGES, StageTimes, draw_overlay, format_stages
+from cnnlab.detect.pipeline.timing import STAGES, FpsMeter, StageTimes, Throttle, draw_overlay, format_stages
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")

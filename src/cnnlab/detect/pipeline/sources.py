@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cnnlab.detect.pipeline.fps import FpsMeter
+from cnnlab.detect.pipeline.timing import FpsMeter
 from cnnlab.detect.predict import IMAGE_EXTS
 from cnnlab.errors import UserError
 

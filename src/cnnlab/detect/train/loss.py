@@ -120,7 +120,8 @@ class YoloLoss:
         p, t = cxcywh_to_xyxy(pbox), cxcywh_to_xyxy(tbox)
         with torch.no_grad():
             iou = box_iou(p.float(), t.float()).diagonal() if len(p) else p.new_zeros(0)
-        losses = {"giou": generalized_box_iou_loss, "diou": distance_box_iou_loss, "ciou": complete_box_iou_loss}
+        losses = {"giou": generalized_box_iou_loss, "diou": distance_box_iou_loss,
+                  "ciou": complete_box_iou_loss}
         if self.box_loss in losses:
             return losses[self.box_loss](p, t, reduction="none"), iou
         lt = torch.max(p[:, :2], t[:, :2])
