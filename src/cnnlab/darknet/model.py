@@ -80,10 +80,8 @@ class DarknetModel(nn.Module):
             self.types.append(_canonical(sec.type))
             self.shapes.append(shape)
         # outputs referenced later by route/shortcut are kept during forward, the rest dropped
-        self.keep: set[int] = set()
-        for layer in self.layers:
-            if isinstance(layer, (RouteLayer, ShortcutLayer)):
-                self.keep.update(layer.sources)
+        self.keep = {j for layer in self.layers if isinstance(layer, (RouteLayer, ShortcutLayer))
+                     for j in layer.sources}
         yolo = [self.layers[i] for i in self.yolo_indices]
         self.num_classes = yolo[0].classes if yolo else (self.shapes[-1].c if self.shapes else 0)
         if yolo and any(y.classes != self.num_classes for y in yolo):
@@ -108,9 +106,7 @@ class DarknetModel(nn.Module):
             stride = sec.get_int("stride", 1)
             sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
             dilation = sec.get_int("dilation", 1) if size > 1 else 1
-            padding = sec.get_int("padding", 0)
-            if sec.get_int("pad", 0):
-                padding = size // 2 * dilation
+            padding = size // 2 * dilation if sec.get_int("pad", 0) else sec.get_int("padding", 0)
             groups = sec.get_int("groups", 1)
             if filters < 1 or size < 1 or groups < 1 or sx < 1 or sy < 1:
                 raise UserError(f"{where}filters, size, stride and groups must be positive")

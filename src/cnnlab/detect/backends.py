@@ -89,7 +89,6 @@ class TorchBackend(Backend):
     """PyTorch: the cfg interpreted as a ``DarknetModel`` (Darknet files or a cnnlab checkpoint),
     batch norms folded into the convolutions for inference. ``threads`` sets torch's (global) count."""
 
-    output_format = "darknet"
     runs_onnx = False
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
@@ -120,8 +119,6 @@ class OpenCVBackend(Backend):
     every class score (OpenCV otherwise zeroes scores below 0.2) and the usual ``conf`` applies.
     A cnnlab checkpoint is handed over as Darknet cfg + weights written in memory.
     """
-
-    output_format = "darknet"
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
