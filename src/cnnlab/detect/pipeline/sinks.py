@@ -78,10 +78,8 @@ def gui_available() -> bool:
     """Whether this OpenCV build can open windows (the headless wheels cannot)."""
     import cv2
 
-    for line in cv2.getBuildInformation().splitlines():
-        if line.strip().startswith("GUI:"):
-            return line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
-    return True
+    line = next((ln for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), None)
+    return line is None or line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
 
 
 class WindowSink(Sink):
@@ -110,9 +108,7 @@ class WindowSink(Sink):
         import cv2
 
         cv2.imshow(self.title, result.shown)
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), 27):
-            self._stop = True
+        self._stop |= (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)   # q or Esc
 
     @property
     def stop_requested(self) -> bool:

@@ -114,10 +114,8 @@ class VideoCaptureSource:
     def open(self) -> None:
         import cv2
 
-        if self.kind == "stream":
-            cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG)
-        else:
-            cap = cv2.VideoCapture(self.target)
+        stream = self.kind == "stream"
+        cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG) if stream else cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
             what = {"webcam": "camera", "file": "video file", "stream": "stream"}[self.kind]
@@ -135,8 +133,7 @@ class VideoCaptureSource:
         self.info.native_size = (w, h)
         self.info.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if self.kind == "file":
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            self.info.frame_count = n if n > 0 else None
+            self.info.frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) or None
         # The webcam gives what it gives; files/streams get the requested size in software.
         self.info.resized = bool(self.size) and self.kind != "webcam" and (w, h) != self.size
         self.info.width, self.info.height = (self.size if self.info.resized else (w, h))
@@ -149,9 +146,7 @@ class VideoCaptureSource:
         if not ok or frame is None:
             return None
         if self.kind == "webcam":
-            h, w = frame.shape[:2]
-            if (w, h) != (self.info.width, self.info.height):   # some drivers report 0x0 up front
-                self.info.width, self.info.height = w, h
+            self.info.height, self.info.width = frame.shape[:2]   # some drivers report 0x0 up front
             return frame
         return _resize(frame, self.size) if self.info.resized else frame
 
