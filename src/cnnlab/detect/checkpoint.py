@@ -31,9 +31,8 @@ def save_detector_checkpoint(path: str | os.PathLike, model, names: list[str] | 
     ckpt = {"format": FORMAT, "version": VERSION, "cfg": model.to_cfg(),
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "names": list(names or [str(i) for i in range(model.num_classes)]),
-            "imgsz": list(imgsz or (model.width, model.height)), "letterbox": bool(letterbox)}
-    if extra:
-        ckpt.update(extra)
+            "imgsz": list(imgsz or (model.width, model.height)), "letterbox": bool(letterbox),
+            **(extra or {})}
     return torch_save_atomic(ckpt, path)
 
 

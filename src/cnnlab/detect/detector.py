@@ -54,8 +54,7 @@ class Detector:
         self.backend = create_backend(backend, self.source, requested, device, threads)
         self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
         self.names = list(self.source.classes)
-        self.letterbox = bool(letterbox) if letterbox is not None else \
-            (self.source.letterbox if self.source.letterbox is not None else True)
+        self.letterbox = bool(next(v for v in (letterbox, self.source.letterbox, True) if v is not None))
         self.output_format = self.backend.output_format or ""
         import torchvision.ops  # noqa: F401  (NMS; imported now so the first frame's timing is fair)
 

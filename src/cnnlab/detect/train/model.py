@@ -60,11 +60,9 @@ def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float =
     """The cfg of a registered detector (``yolov3`` / ``yolov3-tiny``, built by ``cnnlab.darknet.yolo``)."""
     from cnnlab.darknet.yolo import build_sections
 
-    kw: dict[str, Any] = {"num_classes": num_classes, "img_size": imgsz, "width_mult": width_mult}
-    if anchors is not None:
-        kw["anchors"] = [tuple(a) for a in anchors]
     try:
-        return build_sections(native_name(name) or name, **kw)
+        return build_sections(native_name(name) or name, num_classes=num_classes, img_size=imgsz,
+                              width_mult=width_mult, anchors=[tuple(a) for a in anchors] if anchors else None)
     except ValueError as e:
         raise UserError(f"{name}: {e}") from None
 
