@@ -119,10 +119,8 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
     elif path.is_dir():
         ds = _load_dir(path, split, given, images, keep_difficult)
     else:
-        raise UserError(
-            f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images folder "
-            "or a VOC folder)"
-        )
+        raise UserError(f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images "
+                        "folder or a VOC folder)")
     if not ds.samples:
         raise DataError(f"{path}: no images found")
     if warn:
@@ -246,10 +244,8 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
             continue
         n = len(parts)
         if n != 5 and not (n >= 7 and n % 2 == 1):
-            raise DataError(
-                f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 "
-                f"x3 y3 ...'), got {n}"
-            )
+            raise DataError(f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon "
+                            f"'class x1 y1 x2 y2 x3 y3 ...'), got {n}")
         values = []
         for v in parts:
             try:
@@ -262,25 +258,18 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
         if c != int(c) or c < 0:
             raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0]}")
         if num_classes is not None and int(c) >= num_classes:
-            raise DataError(
-                f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} names: "
-                f"0..{num_classes - 1})"
-            )
+            raise DataError(f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} "
+                            f"names: 0..{num_classes - 1})")
         coords = values[1:]
-        for v in coords:
-            if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
-                raise DataError(
-                    f"{path}:{lineno}: coordinate {v:g} outside [0, 1] (YOLO labels are normalised to "
-                    "the image size)"
-                )
-        if n == 5:
-            box = coords
-        else:  # polygon -> enclosing box (cx cy w h)
-            xs, ys = coords[0::2], coords[1::2]
-            x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
-            box = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+        bad = [v for v in coords if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE]
+        if bad:
+            raise DataError(f"{path}:{lineno}: coordinate {bad[0]:g} outside [0, 1] (YOLO labels are "
+                            "normalised to the image size)")
+        if n > 5:  # polygon -> enclosing box (cx cy w h)
+            x1, x2, y1, y2 = min(coords[0::2]), max(coords[0::2]), min(coords[1::2]), max(coords[1::2])
+            coords = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
         cls_list.append(int(c))
-        boxes.append(box)
+        boxes.append(coords)
     cls = np.asarray(cls_list, dtype=np.int64)
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     keep = np.sort(np.unique(np.concatenate([cls[:, None].astype(np.float32), arr], axis=1), axis=0,
@@ -313,10 +302,8 @@ def load_yolo(image_files: list[Path], names: list[str] | None = None, source: P
     if names is None:
         max_id = max((int(p[3].max()) for p in parsed if len(p[3])), default=-1)
         names = [str(i) for i in range(max_id + 1)]
-        warns.append(
-            f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
-            "(pass names=... / --names)"
-        )
+        warns.append(f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
+                     "(pass names=... / --names)")
     from cnnlab.detect.metrics import clip_boxes, yolo2xyxy
 
     samples = [DetectionSample(img, w, h, clip_boxes(yolo2xyxy(nb, w, h), w, h), cls)

@@ -78,9 +78,8 @@ class Detections:
         self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         n = len(self.boxes)
         if len(self.scores) != n or len(self.class_ids) != n:
-            raise ValueError(
-                f"Detections: {n} boxes but {len(self.scores)} scores and {len(self.class_ids)} class ids"
-            )
+            raise ValueError(f"Detections: {n} boxes but {len(self.scores)} scores and {len(self.class_ids)} "
+                             "class ids")
         self.names = list(self.names)
         self.timing = dict(self.timing)
 
@@ -147,10 +146,8 @@ class DetectionSample:
         self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
         self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         if len(self.boxes) != len(self.class_ids):
-            raise ValueError(
-                f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "
-                f"{len(self.class_ids)} class ids"
-            )
+            raise ValueError(f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "
+                             f"{len(self.class_ids)} class ids")
 
     def __len__(self) -> int:
         return int(len(self.boxes))
