@@ -358,8 +358,7 @@ def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any
     entries = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
     files: list[Path] = []
     for entry in entries:
-        p = Path(str(entry)).expanduser()
-        p = p if p.is_absolute() else root / p
+        p = root / Path(str(entry)).expanduser()   # an absolute entry stays as it is
         if p.is_dir():
             if (p / "Annotations").is_dir():
                 return load_voc(p, split=split, names=names, keep_difficult=keep_difficult)

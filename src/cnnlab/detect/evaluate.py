@@ -508,12 +508,10 @@ def _csv(rows: list[list[Any]]) -> str:
 
 
 def _table_rows(result: dict[str, Any]) -> list[list[str]]:
-    rows = [["all", str(result["images"]), str(result["instances"]), f"{result['precision']:.3f}",
-             f"{result['recall']:.3f}", f"{result['mAP50']:.3f}", f"{result['mAP50_95']:.3f}"]]
-    for n, m in result["per_class"].items():
-        rows.append([n, str(m["images"]), str(m["instances"]), f"{m['precision']:.3f}",
-                     f"{m['recall']:.3f}", f"{m['AP50']:.3f}", f"{m['AP50_95']:.3f}"])
-    return rows
+    total = {**result, "AP50": result["mAP50"], "AP50_95": result["mAP50_95"]}
+    every = [("all", total), *result["per_class"].items()]
+    return [[n, str(m["images"]), str(m["instances"]),
+             *(f"{m[k]:.3f}" for k in ("precision", "recall", "AP50", "AP50_95"))] for n, m in every]
 
 
 TABLE_HEADER = ["class", "images", "instances", "P", "R", "mAP50", "mAP50-95"]
