@@ -281,11 +281,10 @@ class Pipeline:
         submitted = 0
         t_start = time.perf_counter()
         try:
+            self.logger(f"source: {info.describe()}")
             for s in self.sinks:
                 s.open()
                 opened.append(s)
-            self.logger(f"source: {info.describe()}")
-            for s in self.sinks:
                 if isinstance(s, WebSink):
                     self.logger(f"live view: {s.url}")
             old_handler = self._install_sigint()

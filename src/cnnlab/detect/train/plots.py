@@ -32,8 +32,7 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
