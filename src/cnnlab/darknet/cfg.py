@@ -107,13 +107,9 @@ def write_cfg(path: str | os.PathLike, sections: list[Section]) -> Path:
 
 def section(type_: str, **options: object) -> Section:
     """Build a section from Python values: lists become comma-separated, bools 0/1."""
-    opts: dict[str, str] = {}
-    for k, v in options.items():
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            v = int(v)
+    def text(v: object) -> str:
         if isinstance(v, (list, tuple)):
-            v = ",".join(str(x) for x in v)
-        opts[k] = str(v)
-    return Section(type_, opts)
+            return ",".join(map(str, v))
+        return str(int(v)) if isinstance(v, bool) else str(v)
+
+    return Section(type_, {k: text(v) for k, v in options.items() if v is not None})

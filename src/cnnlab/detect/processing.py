@@ -112,10 +112,8 @@ def candidates(raw: list[np.ndarray], fmt: str, meta: ImageMeta, conf: float
     scores = cls[np.arange(len(cls)), class_ids]
     keep = scores > conf
     xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
-    boxes = np.empty_like(xywh, dtype=np.float32)
-    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:4] / 2
-    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:4] / 2
-    return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+    boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:4] / 2, xywh[:, :2] + xywh[:, 2:4] / 2], 1)
+    return boxes.astype(np.float32), scores.astype(np.float32), class_ids.astype(np.int64)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int = 300

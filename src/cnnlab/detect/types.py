@@ -40,9 +40,7 @@ class ImageSize(NamedTuple):
                     raise ValueError
                 w, h = int(parts[0]), int(parts[-1])
             elif isinstance(value, (tuple, list)):
-                if len(value) != 2:
-                    raise ValueError
-                w, h = operator.index(value[0]), operator.index(value[1])
+                w, h = map(operator.index, value)   # exactly two
             elif isinstance(value, bool):
                 raise ValueError
             else:
