@@ -346,9 +346,7 @@ class LiveViewServer:
 
     def stats_snapshot(self) -> dict[str, Any]:
         with self._lock:
-            s = dict(self._stats)
-        s["viewers"] = self.broadcaster.viewers
-        return s
+            return {**self._stats, "viewers": self.broadcaster.viewers}
 
     def stop(self) -> None:
         """Stop serving; open viewer connections end within a second."""

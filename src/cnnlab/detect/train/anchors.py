@@ -81,12 +81,8 @@ def anchor_fitness(wh: np.ndarray, anchors: np.ndarray, thresh: float = 0.213) -
 
 def dataset_wh(samples: list, imgsz: int) -> np.ndarray:
     """Box widths/heights of ``samples`` in network-input pixels after letterboxing to ``imgsz``."""
-    parts = []
-    for s in samples:
-        if len(s.boxes):
-            r = imgsz / max(s.width, s.height)
-            parts.append((s.boxes[:, 2:4] - s.boxes[:, 0:2]) * r)
-    return np.concatenate(parts) if parts else np.zeros((0, 2))
+    wh = [(s.boxes[:, 2:4] - s.boxes[:, :2]) * (imgsz / max(s.width, s.height)) for s in samples]
+    return np.concatenate([np.zeros((0, 2)), *wh])
 
 
 def dataset_anchors(data: str | os.PathLike, n: int = 9, imgsz: int = 416, split: str = "train",

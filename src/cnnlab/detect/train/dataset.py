@@ -101,14 +101,10 @@ class DetectionTrainSet:
 
 def to_targets(boxes: np.ndarray, cls: np.ndarray, index: int, height: int, width: int) -> np.ndarray:
     """Target rows ``[index, class, cx, cy, w, h]`` (normalised) of one image's xyxy pixel boxes."""
+    from cnnlab.detect.metrics import xyxy2yolo
+
     out = np.zeros((len(boxes), 6), np.float32)
-    if len(boxes):
-        out[:, 0] = index
-        out[:, 1] = cls
-        out[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / width
-        out[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / height
-        out[:, 4] = (boxes[:, 2] - boxes[:, 0]) / width
-        out[:, 5] = (boxes[:, 3] - boxes[:, 1]) / height
+    out[:, 0], out[:, 1], out[:, 2:] = index, cls, xyxy2yolo(boxes, width, height)
     return out
 
 
