@@ -85,8 +85,7 @@ class Detections:
     def empty(cls, names: list[str] | None = None, timing: dict[str, float] | None = None
               ) -> Detections:
         """No detections (an image where nothing was found)."""
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                   list(names or []), dict(timing or {}))
+        return cls([], [], [], names or [], timing or {})
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -122,9 +121,8 @@ class Detections:
     @classmethod
     def from_dicts(cls, items: list[dict], names: list[str] | None = None) -> Detections:
         """Inverse of `to_dicts`."""
-        boxes = [[float(v) for v in d["box"]] for d in items]
-        return cls(np.asarray(boxes, np.float32), np.asarray([float(d["score"]) for d in items], np.float32),
-                   np.asarray([int(d["class_id"]) for d in items], np.int64), list(names or []))
+        return cls([d["box"] for d in items], [d["score"] for d in items], [d["class_id"] for d in items],
+                   names or [])
 
 
 @dataclass

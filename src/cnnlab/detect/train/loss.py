@@ -71,9 +71,7 @@ class YoloLoss:
         grids = [(int(p.shape[2]), int(p.shape[3])) for p in raw]
         assigned = build_targets(targets, self.layers, grids, img_hw, self.iou_thresh)
         balance = _balance(grids)
-        lbox = torch.zeros((), device=dev)
-        lobj = torch.zeros((), device=dev)
-        lcls = torch.zeros((), device=dev)
+        lbox = lobj = lcls = torch.zeros((), device=dev)   # summed out of place below
         n_box = 0
         gt_xyxy = cxcywh_to_xyxy(targets[:, 2:6])                   # normalised, for the ignore rule
         for li, (p, layer, t) in enumerate(zip(raw, self.layers, assigned, strict=True)):

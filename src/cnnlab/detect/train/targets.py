@@ -55,8 +55,8 @@ def build_targets(targets: torch.Tensor, layers: list, grids: list[tuple[int, in
         chosen = (best[:, None] == mask[None]) | (local > iou_thresh)
         t_idx, a_idx = chosen.nonzero(as_tuple=True)
         t = targets[t_idx]
-        gxy = t[:, 2:4] * torch.tensor([nx, ny], dtype=torch.float32, device=dev)
-        gwh = t[:, 4:6] * torch.tensor([nx, ny], dtype=torch.float32, device=dev)
+        g = t[:, 2:6] * torch.tensor([nx, ny, nx, ny], dtype=torch.float32, device=dev)   # in grid cells
+        gxy, gwh = g[:, :2], g[:, 2:]
         gi = gxy[:, 0].long().clamp(0, nx - 1)
         gj = gxy[:, 1].long().clamp(0, ny - 1)
         stride = torch.tensor([iw / nx, ih / ny], dtype=torch.float32, device=dev)
