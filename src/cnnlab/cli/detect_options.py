@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,13 +55,11 @@ def detector_options(scores_map: bool = False, skip: tuple[str, ...] = ()) -> Ca
     block's values by `Detector` argument name. ``scores_map``: the mAP thresholds (conf 0.001, IoU 0.6).
     """
     swap = {"conf": EVAL_CONF, "iou": EVAL_IOU} if scores_map else {}
-    block = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=tp, default=swap.get(n, o))
-             for n, tp, o in BLOCK if n not in skip]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    block = [inspect.Parameter(n, kind, annotation=tp, default=swap.get(n, o)) for n, tp, o in BLOCK if n not in skip]
 
     def deco(fn: Callable) -> Callable:
-        hints = typing.get_type_hints(fn)
-        own = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
-               for p in list(inspect.signature(fn).parameters.values())[1:]]
+        own = list(inspect.signature(fn).parameters.values())[1:]   # (annotations resolved in fn's module)
         params = own[:1] + block + own[1:]
 
         @functools.wraps(fn)
