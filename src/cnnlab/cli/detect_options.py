@@ -56,7 +56,8 @@ def detector_options(scores_map: bool = False, skip: tuple[str, ...] = ()) -> Ca
     """
     swap = {"conf": EVAL_CONF, "iou": EVAL_IOU} if scores_map else {}
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    block = [inspect.Parameter(n, kind, annotation=tp, default=swap.get(n, o)) for n, tp, o in BLOCK if n not in skip]
+    block = [inspect.Parameter(n, kind, annotation=tp, default=swap.get(n, o))
+             for n, tp, o in BLOCK if n not in skip]
 
     def deco(fn: Callable) -> Callable:
         own = list(inspect.signature(fn).parameters.values())[1:]   # (annotations resolved in fn's module)
