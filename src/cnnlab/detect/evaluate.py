@@ -290,23 +290,19 @@ def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
         dets = e.get("detections", e.get("boxes"))
         if src is None or not isinstance(dets, list):
             raise DataError(f"{path}: entry [{j}] needs an image path ('image') and a 'detections' list")
-        p = Path(src)
-        i = by_path.get(str(p.resolve()))  # absolute, or relative to the working folder
-        if i is None and not p.is_absolute():
-            i = by_path.get(str((path.parent / p).resolve()))
-        if i is None:
-            i = by_name.get(p.name, by_name.get(p.stem))
+        p = Path(src)   # absolute, relative to the working folder or to this file, else by file name
+        found = (by_path.get(str(p.resolve())), by_path.get(str((path.parent / p).resolve())),
+                 by_name.get(p.name), by_name.get(p.stem))
+        i = next((k for k in found if k is not None), None)
         if i is None:
             unmatched += 1
             continue
-        rows.setdefault(i, [])
         for d in dets:
             box = d.get("box", d.get("xyxy", d.get("bbox_xyxy"))) if isinstance(d, dict) else None
             if not (isinstance(box, list) and len(box) == 4) or "score" not in d:
                 raise DataError(f"{path}: entry [{j}]: each detection needs 'box' [x1, y1, x2, y2] and 'score'")
-            name = d.get("name")
-            cls = pos[name] if name in pos else int(d.get("class_id", -1))
-            rows[i].append((*[float(v) for v in box], float(d["score"]), cls))
+            cls = pos[d["name"]] if d.get("name") in pos else int(d.get("class_id", -1))
+            rows.setdefault(i, []).append((*[float(v) for v in box], float(d["score"]), cls))
     warns = [f"{path}: {unmatched} images are not in the dataset (ignored)"] if unmatched else []
     return _rows_to_dets(rows, len(ds.samples), ds.names), warns
 
