@@ -107,11 +107,8 @@ class ShortcutLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
         for o in others:
-            if o.shape[1] == x.shape[1]:
-                x = x + o
-            else:
-                c = min(o.shape[1], x.shape[1])
-                x = torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
+            c = min(o.shape[1], x.shape[1])
+            x = x + o if o.shape[1] == x.shape[1] else torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
         return self.act(x)
 
 

@@ -496,10 +496,8 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
     """
     root = Path(root)
     ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
-    if images is not None:
-        img_dir: Path | None = Path(images)
-    else:
-        img_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else None
+    jpeg = root / "JPEGImages"
+    img_dir = Path(images) if images is not None else jpeg if jpeg.is_dir() else None
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if split_file.is_file():
         ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
@@ -582,14 +580,11 @@ def _int_or_zero(text: str | None) -> int:
 
 def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
     dirs = [d for d in (img_dir, xml.parent, xml.parent.parent / "JPEGImages") if d is not None]
-    if filename:
-        for d in dirs:
-            if (d / filename).is_file():
-                return d / filename
-    for d in dirs:
-        for ext in IMG_FORMATS:
-            if (d / (xml.stem + ext)).is_file():
-                return d / (xml.stem + ext)
+    candidates = [d / filename for d in dirs] if filename else []
+    candidates += [d / (xml.stem + ext) for d in dirs for ext in IMG_FORMATS]
+    found = next((f for f in candidates if f.is_file()), None)
+    if found is not None:
+        return found
     raise DataError(f"missing image: {filename or xml.stem} (named by {xml})")
 
 
