@@ -346,8 +346,9 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
 
     Returns ({sample index: Detections with the dataset's class ids}, mean ms per stage, warnings).
     """
-    import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cnnlab.detect.predict import read_image
 
     class_map, warns = class_mapping(list(getattr(detector, "names", []) or []), dataset.names)
     preds: dict[int, Detections] = {}
@@ -355,10 +356,7 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
     cols = (TextColumn("detect-eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*cols, disable=not verbose, transient=True) as bar:
         for i, s in enumerate(bar.track(dataset.samples, description="images")):
-            img = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DataError(f"unreadable image: {s.image_path}")
-            det = detector(img)
+            det = detector(read_image(s.image_path))
             timing.update({k: float(v) for k, v in (getattr(det, "timing", None) or {}).items()})
             cls = remap_classes(det.class_ids, class_map)
             preds[i] = Detections(det.boxes, det.scores, cls, dataset.names, det.timing)

@@ -34,13 +34,8 @@ def kmeans_anchors(wh: np.ndarray, n: int = 9, seed: int = 0, iters: int = 300, 
     if len(wh) < n:
         raise UserError(f"need at least {n} boxes to fit {n} anchors, the dataset has {len(wh)}")
     rng = np.random.default_rng(seed)
-    best, best_fit = None, -1.0
-    for _ in range(max(1, restarts)):
-        c = _lloyd(wh, _kmeanspp(wh, n, rng), iters)
-        fit = float(iou_wh(wh, c).max(1).mean())
-        if fit > best_fit:
-            best, best_fit = c, fit
-    assert best is not None
+    runs = [_lloyd(wh, _kmeanspp(wh, n, rng), iters) for _ in range(max(1, restarts))]
+    best = max(runs, key=lambda c: float(iou_wh(wh, c).max(1).mean()))   # the first of equally good ones
     return best[np.argsort(best.prod(1))]
 
 

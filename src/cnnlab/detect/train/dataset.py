@@ -25,7 +25,6 @@ from cnnlab.detect.train.augment import (
     resize_long_side,
 )
 from cnnlab.detect.types import DetectionSample
-from cnnlab.errors import DataError
 
 #: The augmentation fields of `DetectTrainConfig` (Ultralytics' hyperparameter names).
 AUGMENT_FIELDS = ("mosaic", "degrees", "translate", "scale", "shear", "fliplr", "hsv_h", "hsv_s", "hsv_v")
@@ -62,19 +61,15 @@ class DetectionTrainSet:
 
     def load_image(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Image ``i`` resized so its long side is ``imgsz``, with its boxes scaled to match."""
-        import cv2
+        from cnnlab.detect.predict import read_image
 
+        s = self.samples[i]
         if i in self._cache:
             img, r = self._cache[i]
         else:
-            s = self.samples[i]
-            raw = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
-            if raw is None:
-                raise DataError(f"unreadable image: {s.image_path}")
-            img, r = resize_long_side(raw, self.imgsz)
+            img, r = resize_long_side(read_image(s.image_path), self.imgsz)
             if self.cache:
                 self._cache[i] = (img, r)
-        s = self.samples[i]
         return img, s.boxes.astype(np.float32) * r, s.class_ids.astype(np.int64)
 
     def item(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,10 +23,8 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
               ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
     for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
-        if key.endswith("_loss"):
-            series = [("", "train"), ("val_", "validation")]
-        else:
-            series = [("", "learning rate" if key == "lr" else "validation")]
+        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else \
+            [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:
             pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
