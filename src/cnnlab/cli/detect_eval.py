@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cnnlab.cli import detect_options as opt
-from cnnlab.cli.common import NAME, PROJECT
+from cnnlab.cli.common import NAME, PROJECT, console, err_console
 
 
 @opt.detector_options(scores_map=True, skip=("letterbox", "max_det", "threads"))
@@ -32,7 +32,6 @@ def detect_eval_cmd(
     """
     import warnings
 
-    from cnnlab.cli.common import console, err_console
     from cnnlab.errors import UserError
 
     if predictions is not None and any(detector[k] for k in ("cfg", "weights", "model")):

@@ -543,8 +543,7 @@ def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
         raise DataError(f"{path}: not a VOC annotation (root element <{root.tag}>)")
     filename = (root.findtext("filename") or "").strip()
     file = _voc_image(path, filename, img_dir)
-    w = _int_or_zero(root.findtext("size/width"))
-    h = _int_or_zero(root.findtext("size/height"))
+    w, h = (_int_or_zero(root.findtext(f"size/{side}")) for side in ("width", "height"))
     if w <= 0 or h <= 0:
         w, h = image_size(file)
     elif not file.is_file():

@@ -120,15 +120,12 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
             dts.append({"image_id": i + 1, "category_id": int(c) + 1,
                         "bbox": [float(v) for v in box], "score": float(score)})
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {"images": images, "annotations": anns, "categories": cats}
-        gt.createIndex()
+        gt, dt = COCO(), COCO()   # dt: no detections (loadRes refuses an empty list)
+        for coco, a in ((gt, anns), (dt, [])):
+            coco.dataset = {"images": images, "annotations": a, "categories": cats}
+            coco.createIndex()
         if dts:
             dt = gt.loadRes(dts)
-        else:  # loadRes refuses an empty list: an empty result set is a COCO with no annotations
-            dt = COCO()
-            dt.dataset = {"images": images, "annotations": [], "categories": cats}
-            dt.createIndex()
     return gt, dt
 
 

@@ -171,8 +171,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         source_model = _source_model_for_weights(spec, num_classes, imgsz, width_mult, wpath)
         cutoff = load_weights_flexible(source_model, wpath)
         src_state = source_model.state_dict()
-        info["weights"] = str(wpath)
-        info["weights_cutoff"] = cutoff
+        info.update(weights=str(wpath), weights_cutoff=cutoff)
         if cutoff is not None:  # only the first `cutoff` layers hold real values
             src_state = {k: v for k, v in src_state.items() if int(k.split(".")[1]) < cutoff}
     copied: set[str] = set()
