@@ -51,14 +51,10 @@ def read_header(data: bytes, path: Path) -> WeightsHeader:
     """Parse the header at the start of ``data``."""
     if len(data) < 16:
         raise UserError(f"{path}: too short for a Darknet weights file ({len(data)} bytes)")
-    major, minor, revision = (int(v) for v in np.frombuffer(data, dtype="<i4", count=3))
-    h = WeightsHeader(major, minor, revision)
-    if h.seen_is_int64:
-        if len(data) < 20:
-            raise UserError(f"{path}: truncated header ({len(data)} bytes)")
-        h.seen = int(np.frombuffer(data, dtype="<i8", count=1, offset=12)[0])
-    else:
-        h.seen = int(np.frombuffer(data, dtype="<i4", count=1, offset=12)[0])
+    h = WeightsHeader(*(int(v) for v in np.frombuffer(data, dtype="<i4", count=3)))
+    if len(data) < h.nbytes:
+        raise UserError(f"{path}: truncated header ({len(data)} bytes)")
+    h.seen = int(np.frombuffer(data, dtype="<i8" if h.seen_is_int64 else "<i4", count=1, offset=12)[0])
     return h
 
 

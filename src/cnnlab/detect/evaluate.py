@@ -485,11 +485,10 @@ def write_run_folder(run: Path, result: dict[str, Any], ds: DetectionDataset,
         from cnnlab.detect.eval_plots import plot_conf_curve, plot_confusion_matrix, plot_pr_curve
 
         plot_pr_curve(result, run / "PR_curve.png")
-        plot_conf_curve(result, "f1", run / "F1_curve.png")
-        plot_conf_curve(result, "precision", run / "P_curve.png")
-        plot_conf_curve(result, "recall", run / "R_curve.png")
-        plot_confusion_matrix(result, run / "confusion_matrix.png", normalize=False)
-        plot_confusion_matrix(result, run / "confusion_matrix_normalized.png", normalize=True)
+        for metric, letter in (("f1", "F1"), ("precision", "P"), ("recall", "R")):
+            plot_conf_curve(result, metric, run / f"{letter}_curve.png")
+        for normalize in (False, True):
+            plot_confusion_matrix(result, run / f"confusion_matrix{'_normalized' * normalize}.png", normalize)
 
 
 def _csv(rows: list[list[Any]]) -> str:
