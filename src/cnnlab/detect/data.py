@@ -52,10 +52,8 @@ class DetectionDataset:
     names_inferred: bool = False                   # True when no names were given or found
 
     def __post_init__(self) -> None:
-        if not self.image_ids:
-            self.image_ids = default_image_ids(self.samples)
-        if not self.category_ids:
-            self.category_ids = default_category_ids(self.names)
+        self.image_ids = self.image_ids or default_image_ids(self.samples)
+        self.category_ids = self.category_ids or default_category_ids(self.names)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -141,9 +139,7 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
         found = sorted(ann.glob(f"instances_{split}*.json")) or sorted(ann.glob("instances_*.json"))
         if found:
             return load_coco(found[0], images=images, names=names)
-    img_root = path
-    if (path / "images").is_dir():
-        img_root = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
+    img_root = next((d for d in (path / "images" / split, path / "images") if d.is_dir()), path)
     files = _find_images(img_root)
     if not files:
         raise DataError(f"{path}: no images found (looked for {', '.join(IMG_FORMATS)})")

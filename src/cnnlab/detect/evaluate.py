@@ -149,8 +149,7 @@ def _run_cocoeval(samples, preds, nc, max_det):
 def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
     """Precision, recall and F1 against confidence at IoU 0.5, from COCOeval's per-image matches."""
     x = np.linspace(0, 1, CONF_GRID)
-    p = np.zeros((nc, CONF_GRID))
-    r = np.zeros((nc, CONF_GRID))
+    p, r = np.zeros((2, nc, CONF_GRID))
     n_img = len(ev.params.imgIds)
     n_area = len(ev.params.areaRng)
     for k in present:
@@ -169,10 +168,8 @@ def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
         order = np.argsort(-sc, kind="mergesort")
         sc, tp = sc[order], tp[order]
         tpc, fpc = np.cumsum(tp), np.cumsum(~tp)
-        recall = tpc / npig
-        prec = tpc / np.maximum(tpc + fpc, 1)
-        r[k] = np.interp(-x, -sc, recall, left=0)
-        p[k] = np.interp(-x, -sc, prec, left=1)
+        r[k] = np.interp(-x, -sc, tpc / npig, left=0)                        # recall
+        p[k] = np.interp(-x, -sc, tpc / np.maximum(tpc + fpc, 1), left=1)    # precision
     f1 = 2 * p * r / (p + r + 1e-16)
     best = int(_smooth(f1[present].mean(0), 0.1).argmax()) if present else 0
     return {"x": x, "p": p, "r": r, "f1": f1, "best_index": best}
