@@ -96,9 +96,7 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -
     xy = (xy @ m.T)[:, :2].reshape(n, 8)
     x, y = xy[:, [0, 2, 4, 6]], xy[:, [1, 3, 5, 7]]
     out = np.stack((x.min(1), y.min(1), x.max(1), y.max(1)), axis=1)
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, out_hw[1])
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, out_hw[0])
-    return out.astype(np.float32)
+    return out.clip(0, [out_hw[1], out_hw[0]] * 2).astype(np.float32)
 
 
 def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0, min_area: float = 0.1,
@@ -154,12 +152,9 @@ def mosaic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int, rn
         y1a, y2a = (yc, min(yc + h, 2 * s)) if bottom else (max(yc - h, 0), yc)
         x1b, y1b = (0 if right else w - (x2a - x1a)), (0 if bottom else h - (y2a - y1a))
         canvas[y1a:y2a, x1a:x2a] = img[y1b:y1b + y2a - y1a, x1b:x1b + x2a - x1a]
-        b = boxes.astype(np.float32, copy=True)
-        b[:, [0, 2]] += x1a - x1b
-        b[:, [1, 3]] += y1a - y1b
-        # clip to the pasted region: the rest of the image is not on the canvas
-        b[:, [0, 2]] = b[:, [0, 2]].clip(x1a, x2a)
-        b[:, [1, 3]] = b[:, [1, 3]].clip(y1a, y2a)
+        # onto the canvas, clipped to the pasted region: the rest of the image is not on the canvas
+        shift = np.array([x1a - x1b, y1a - y1b] * 2, np.float32)
+        b = (boxes.astype(np.float32) + shift).clip([x1a, y1a] * 2, [x2a, y2a] * 2).astype(np.float32)
         keep = ((b[:, 2] - b[:, 0]) > 1) & ((b[:, 3] - b[:, 1]) > 1)
         all_boxes.append(b[keep])
         all_cls.append(cls[keep])
