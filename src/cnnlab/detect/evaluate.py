@@ -311,11 +311,8 @@ def _by_file_name(ds: DetectionDataset) -> dict[str, int]:
 
 
 def _rows_to_dets(rows: dict[int, list], n: int, names: list[str]) -> dict[int, Detections]:
-    out = {}
-    for i in range(n):
-        r = np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6)
-        out[i] = Detections(r[:, :4], r[:, 4], r[:, 5].astype(np.int64), names)
-    return out
+    arrays = {i: np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6) for i in range(n)}  # x1 y1 x2 y2 s c
+    return {i: Detections(r[:, :4], r[:, 4], r[:, 5], names) for i, r in arrays.items()}
 
 
 def to_coco_results(predictions: dict[int, Detections], dataset: DetectionDataset) -> list[dict]:
