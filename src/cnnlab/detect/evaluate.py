@@ -311,7 +311,7 @@ def _by_file_name(ds: DetectionDataset) -> dict[str, int]:
 
 
 def _rows_to_dets(rows: dict[int, list], n: int, names: list[str]) -> dict[int, Detections]:
-    arrays = {i: np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6) for i in range(n)}  # x1 y1 x2 y2 s c
+    arrays = {i: np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6) for i in range(n)}
     return {i: Detections(r[:, :4], r[:, 4], r[:, 5], names) for i, r in arrays.items()}
 
 
