@@ -13,20 +13,10 @@ from cnnlab.cli import detect_options as opt
 from cnnlab.cli.common import NAME, PROJECT, console, err_console
 
 
+@opt.detector_options()
 def detect_command(
+    detector: dict,
     source: str = typer.Argument(..., help="An image, a folder of images, a glob ('imgs/*.jpg') or a video file."),
-    cfg: Path | None = opt.CFG,
-    weights: Path | None = opt.WEIGHTS,
-    model: Path | None = opt.MODEL,
-    names: Path | None = opt.NAMES,
-    backend: str = opt.BACKEND,
-    imgsz: str | None = opt.IMGSZ,
-    conf: float = opt.CONF,
-    iou: float = opt.IOU,
-    letterbox: bool | None = opt.LETTERBOX,
-    device: str = opt.DEVICE,
-    max_det: int = opt.MAX_DET,
-    threads: int | None = opt.THREADS,
     save_json: Path | None = typer.Option(None, "--save-json", help="Also write all detections to this JSON file."),
     save_csv: Path | None = typer.Option(None, "--save-csv", help="Also write all detections to this CSV file."),
     project: Path = PROJECT,
@@ -35,37 +25,30 @@ def detect_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-image lines."),
 ) -> None:
     """Detect objects with a YOLO model; annotated images/video, JSON and CSV go to <project>/detect/<name>/."""
+    from collections import Counter
+
     from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnlab.detect.predict import detect_source
 
-    detector = opt.make_detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det,
-                                 threads)
-    if quiet:
-        run = detect_source(source, detector, save=not no_save, project=project, name=name,
-                            save_json=save_json, save_csv=save_csv)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    det = opt.make_detector(detector)
+    with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("detect", total=None)
 
-        with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("detect", total=None)
+        def on_frame(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
 
-            def on_frame(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total or None)
-
-            run = detect_source(source, detector, save=not no_save, project=project, name=name,
-                                save_json=save_json, save_csv=save_csv, on_frame=on_frame)
+        run = detect_source(source, det, save=not no_save, project=project, name=name, save_json=save_json,
+                            save_csv=save_csv, on_frame=on_frame)
     if not quiet and len(run.results) <= 20:
         for r in run.results:
-            counts: dict[str, int] = {}
-            for c in r.detections.class_ids:
-                key = r.detections.name_of(int(c))
-                counts[key] = counts.get(key, 0) + 1
-            found = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "nothing"
+            counts = Counter(r.detections.name_of(int(c)) for c in r.detections.class_ids)
+            found = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
             where = Path(r.source).name + ("" if r.frame is None else f" #{r.frame}")
-            console.print(escape(f"{where} ({r.width}x{r.height}): {found}"))
-    _print_timing(run, detector)
+            console.print(escape(f"{where} ({r.width}x{r.height}): {found or 'nothing'}"))
+    _print_timing(run, det)
     if run.run_dir is not None:
         console.print(f"results saved to [bold]{escape(str(run.run_dir))}[/]")
     for p in (save_json, save_csv):
@@ -81,11 +64,9 @@ def _print_timing(run, detector) -> None:
                   f"{len(run.results)} frame(s), {run.num_detections} detection(s)")
     table.add_column("stage")
     table.add_column("ms / frame", justify="right")
-    total = 0.0
     for stage, ms in run.timing_ms.items():
         table.add_row(stage, f"{ms:.1f}")
-        total += ms
-    table.add_row("total", f"{total:.1f}", end_section=True)
+    table.add_row("total", f"{sum(run.timing_ms.values()):.1f}", end_section=True)
     table.add_row("frames / s (whole loop)", f"{run.fps:.1f}")
     console.print(table)
 

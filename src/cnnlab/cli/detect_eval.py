@@ -7,20 +7,13 @@ from pathlib import Path
 import typer
 
 from cnnlab.cli import detect_options as opt
-from cnnlab.cli.common import NAME, PROJECT
+from cnnlab.cli.common import NAME, PROJECT, console, err_console
 
 
+@opt.detector_options(scores_map=True, skip=("letterbox", "max_det", "threads"))
 def detect_eval_cmd(
+    detector: dict,
     data: Path = typer.Argument(..., help="data.yaml, YOLO images folder, COCO .json or VOC folder."),
-    cfg: Path | None = opt.CFG,
-    weights: Path | None = opt.WEIGHTS,
-    model: Path | None = opt.MODEL,
-    names: Path | None = opt.NAMES,
-    backend: str = opt.BACKEND,
-    imgsz: str | None = opt.IMGSZ,
-    conf: float = opt.EVAL_CONF,
-    iou: float = opt.EVAL_IOU,
-    device: str = opt.DEVICE,
     predictions: Path = typer.Option(None, "--predictions",
                                      help="Saved detections: COCO results JSON or 'cnnlab detect' JSON."),
     split: str = typer.Option("val", "--split", help="Split of a data.yaml / VOC folder."),
@@ -39,26 +32,18 @@ def detect_eval_cmd(
     """
     import warnings
 
-    from cnnlab.cli.common import console, err_console
     from cnnlab.errors import UserError
 
-    if predictions is not None and (cfg or weights or model):
+    if predictions is not None and any(detector[k] for k in ("cfg", "weights", "model")):
         raise UserError("give either --predictions or a detector (--cfg/--weights/--model), not both")
-    if predictions is None and not (cfg or weights or model):
-        raise UserError("nothing to evaluate: give --cfg/--weights (or --model) or --predictions FILE")
-    if backend not in ("torch", "opencv", "onnxruntime"):
-        raise UserError(f"unknown backend {backend!r}: choose torch, opencv or onnxruntime")
 
     from cnnlab.detect.evaluate import detect_eval, rich_table
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = detect_eval(
-            data, predictions=predictions, names=names, split=split, images=images, cfg=cfg,
-            weights=weights, model=model, backend=backend, imgsz=imgsz, conf=conf, iou=iou,
-            device=device, max_det=max_det, project=project, name=name, exist_ok=exist_ok,
-            plots=plots, json=json_out, verbose=True,
-        )
+        result = detect_eval(data, predictions=predictions, split=split, images=images, max_det=max_det,
+                             project=project, name=name, exist_ok=exist_ok, plots=plots, json=json_out,
+                             verbose=True, **detector)
     for w in result["warnings"]:
         err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
     console.print(rich_table(result))

@@ -1,4 +1,4 @@
-"""The detector options of `detect`, `stream`, `detect-eval` and `sweep`, defined once (and `make_detector`).
+"""The detector options of `detect`, `stream`, `detect-eval` and `sweep`, defined once (`detector_options`).
 
 Thresholds: the commands that *show* detections (`detect`, `stream`) keep boxes above conf 0.25 and
 suppress overlaps above IoU 0.45 (Ultralytics' predict defaults); the commands that *score* mAP
@@ -9,7 +9,11 @@ low-score boxes, so a 0.25 threshold would cut mAP.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -37,12 +41,41 @@ EVAL_CONF = typer.Option(0.001, "--conf", help="Confidence threshold: low for mA
 EVAL_IOU = typer.Option(0.6, "--iou", help="IoU threshold of the class-aware NMS (0.6: the validation "
                                            "default of Ultralytics and of detect-train).")
 
+# (name, type, option): the block in the order the commands show it; the names are Detector's arguments
+BLOCK = [("cfg", Path | None, CFG), ("weights", Path | None, WEIGHTS), ("model", Path | None, MODEL),
+         ("names", Path | None, NAMES), ("backend", str, BACKEND), ("imgsz", str | None, IMGSZ),
+         ("conf", float, CONF), ("iou", float, IOU), ("letterbox", bool | None, LETTERBOX),
+         ("device", str, DEVICE), ("max_det", int, MAX_DET), ("threads", int | None, THREADS)]
 
-def make_detector(cfg: Path | None, weights: Path | None, model: Path | None, names: Path | None, backend: str,
-                  imgsz: str | int | None, conf: float, iou: float, letterbox: bool | None, device: str, max_det: int,
-                  threads: int | None = None):
-    """A ``cnnlab.detect.Detector`` from the options above (torch is imported here, not at CLI start)."""
+
+def detector_options(scores_map: bool = False, skip: tuple[str, ...] = ()) -> Callable:
+    """Give a command the detector option block right after its first parameter (its argument).
+
+    The command is written as ``fn(detector: dict, <argument>, <own options>)``: ``detector`` holds the
+    block's values by `Detector` argument name. ``scores_map``: the mAP thresholds (conf 0.001, IoU 0.6).
+    """
+    swap = {"conf": EVAL_CONF, "iou": EVAL_IOU} if scores_map else {}
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    block = [inspect.Parameter(n, kind, annotation=tp, default=swap.get(n, o))
+             for n, tp, o in BLOCK if n not in skip]
+
+    def deco(fn: Callable) -> Callable:
+        own = list(inspect.signature(fn).parameters.values())[1:]   # (annotations resolved in fn's module)
+        params = own[:1] + block + own[1:]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> None:
+            fn({p.name: kwargs.pop(p.name) for p in block}, **kwargs)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return deco
+
+
+def make_detector(detector: dict[str, Any], **override: Any):
+    """A ``cnnlab.detect.Detector`` from the option block (torch is imported here, not at CLI start)."""
     from cnnlab.detect.detector import Detector
 
-    return Detector(cfg=cfg, weights=weights, model=model, names=names, backend=backend, imgsz=imgsz,
-                    conf=conf, iou=iou, letterbox=letterbox, device=device, max_det=max_det, threads=threads)
+    return Detector(**{**detector, **override})

@@ -14,20 +14,10 @@ from cnnlab.cli import detect_options as opt
 from cnnlab.cli.common import NAME, PROJECT, console, err_console, parse_size
 
 
+@opt.detector_options()
 def stream_command(
+    detector: dict,
     source: str = typer.Argument(..., help="Webcam index (0), video file, rtsp:// or http:// URL, or a folder of images."),
-    cfg: Path | None = opt.CFG,
-    weights: Path | None = opt.WEIGHTS,
-    model: Path | None = opt.MODEL,
-    names: Path | None = opt.NAMES,
-    backend: str = opt.BACKEND,
-    imgsz: str | None = opt.IMGSZ,
-    conf: float = opt.CONF,
-    iou: float = opt.IOU,
-    letterbox: bool | None = opt.LETTERBOX,
-    device: str = opt.DEVICE,
-    max_det: int = opt.MAX_DET,
-    threads: int | None = opt.THREADS,
     capture: str | None = typer.Option(None, "--capture", help="Capture resolution WxH, e.g. 640x480 (webcams are "
                                        "asked for it; files/streams are resized to it)."),
     capture_fps: float | None = typer.Option(None, "--capture-fps", help="Frame rate to ask the camera for."),
@@ -54,30 +44,23 @@ def stream_command(
 
     from cnnlab.detect.pipeline import Pipeline, build_sinks
     from cnnlab.detect.web import DEFAULT_HOST, parse_web_address
-    from cnnlab.errors import UserError
 
-    if host is not None and web is None:
-        web = "8000"
     web_addr = None
-    if web is not None:
+    if web is not None or host is not None:
         h, port = parse_web_address(web)
-        if host is not None:
-            h = host
+        h = host or h
         web_addr = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
         if token == "auto":
             token = secrets.token_urlsafe(12)
         if token is None and h not in (DEFAULT_HOST, "localhost", "::1"):
             err_console.print(f"[yellow]warning:[/] the live view on {h} has no --token: anyone on the network "
                               "can watch")
-    elif token is not None:
-        raise UserError("--token only applies to the web view (--web HOST:PORT)")
     size = parse_size(capture) if capture else None
-    detector = opt.make_detector(cfg, weights, model, names, backend, imgsz, conf, iou, letterbox, device, max_det,
-                                 threads)
-    w, h = detector.imgsz
-    console.print(f"model: {detector.backend_name} backend, input {w}x{h}, {len(detector.names)} classes")
-    sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)
-    pipeline = Pipeline(detector, source, sinks, capture=size, capture_fps=capture_fps, max_fps=max_fps,
+    sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)  # checks --token without --web
+    det = opt.make_detector(detector)
+    w, h = det.imgsz
+    console.print(f"model: {det.backend_name} backend, input {w}x{h}, {len(det.names)} classes")
+    pipeline = Pipeline(det, source, sinks, capture=size, capture_fps=capture_fps, max_fps=max_fps,
                         overlay=overlay, overlap=overlap, duration=duration, max_frames=max_frames,
                         log_every=log_every or None, logger=lambda m: err_console.print(m, soft_wrap=True))
     summary = pipeline.run()
@@ -113,22 +96,13 @@ def _print_summary(summary) -> None:
             console.print(f"{kind}: {where}")
 
 
+@opt.detector_options(scores_map=True, skip=("imgsz",))
 def sweep_command(
+    detector: dict,
     data: Path = typer.Argument(..., help="Labelled detection data played as frames: data.yaml, YOLO images folder "
                                 "(e.g. coco128/images/train2017), COCO .json or VOC folder."),
     video: Path | None = typer.Option(None, "--video", help="A labelled video: frame i is scored against image i "
                                       "of DATA."),
-    cfg: Path | None = opt.CFG,
-    weights: Path | None = opt.WEIGHTS,
-    model: Path | None = opt.MODEL,
-    names: Path | None = opt.NAMES,
-    backend: str = opt.BACKEND,
-    conf: float = opt.EVAL_CONF,
-    iou: float = opt.EVAL_IOU,
-    letterbox: bool | None = opt.LETTERBOX,
-    device: str = opt.DEVICE,
-    max_det: int = opt.MAX_DET,
-    threads: int | None = opt.THREADS,
     captures: str = typer.Option("320x240,640x480", "--captures", help="Capture resolutions (frames are resized "
                                  "to each first)."),
     sizes: str = typer.Option("160,320", "--sizes", help="Network input sizes (multiples of 32)."),
@@ -144,16 +118,11 @@ def sweep_command(
     cap_list = parse_grid(captures, parse_size)
     size_list = parse_grid(sizes, int)
     fps_list = parse_grid(fps, float)
-
-    def factory(size: int):
-        return opt.make_detector(cfg, weights, model, names, backend, size, conf, iou, letterbox, device, max_det,
-                                 threads)
-
-    opts = {"cfg": str(cfg) if cfg else None, "weights": str(weights) if weights else None,
-            "model": str(model) if model else None, "backend": backend, "conf": conf, "iou": iou,
-            "letterbox": letterbox}
-    result = run_sweep(data, factory, video=video, captures=cap_list, sizes=size_list, fps=fps_list, limit=limit,
-                       split=split, names=names, project=project, name=name, config={"model": opts})
+    opts = {k: detector[k] for k in ("cfg", "weights", "model", "backend", "conf", "iou", "letterbox")}
+    opts.update({k: str(v) if v else None for k, v in opts.items() if k in ("cfg", "weights", "model")})
+    result = run_sweep(data, lambda size: opt.make_detector(detector, imgsz=size), video=video,
+                       captures=cap_list, sizes=size_list, fps=fps_list, limit=limit, split=split,
+                       names=detector["names"], project=project, name=name, config={"model": opts})
     if result.rows:
         console.print((result.run_dir / "results.md").read_text(), soft_wrap=True, markup=False)
     if not result.complete:

@@ -21,56 +21,36 @@ class Section:
     options: dict[str, str] = field(default_factory=dict)
     line: int = 0
 
-    def _raw(self, key: str, default: object) -> str | None:
-        if key in self.options:
-            return self.options[key]
-        if default is _REQUIRED:
-            raise UserError(f"cfg line {self.line} [{self.type}]: missing option '{key}'")
-        return None
+    def _get(self, key: str, default: object, convert, what: str):
+        if key not in self.options:
+            if default is REQUIRED:
+                raise UserError(f"cfg line {self.line} [{self.type}]: missing option '{key}'")
+            return default
+        raw = self.options[key]
+        try:
+            return convert(raw)
+        except ValueError:
+            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not {what}") from None
 
     def get_int(self, key: str, default: object = None) -> int:
-        raw = self._raw(key, default)
-        if raw is None:
-            return default  # type: ignore[return-value]
-        try:
-            return int(float(raw))
-        except ValueError:
-            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not an integer") from None
+        return self._get(key, default, lambda r: int(float(r)), "an integer")
 
     def get_float(self, key: str, default: object = None) -> float:
-        raw = self._raw(key, default)
-        if raw is None:
-            return default  # type: ignore[return-value]
-        try:
-            return float(raw)
-        except ValueError:
-            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not a number") from None
+        return self._get(key, default, float, "a number")
 
     def get_str(self, key: str, default: object = None) -> str:
-        raw = self._raw(key, default)
-        return default if raw is None else raw.strip()  # type: ignore[return-value]
+        return self._get(key, default, str.strip, "text")
 
     def get_ints(self, key: str, default: object = None) -> list[int]:
-        raw = self._raw(key, default)
-        if raw is None:
-            return default  # type: ignore[return-value]
-        try:
-            return [int(float(v)) for v in raw.split(",") if v.strip()]
-        except ValueError:
-            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not a list of integers") from None
+        return self._get(key, default, lambda r: [int(float(v)) for v in r.split(",") if v.strip()],
+                         "a list of integers")
 
     def get_floats(self, key: str, default: object = None) -> list[float]:
-        raw = self._raw(key, default)
-        if raw is None:
-            return default  # type: ignore[return-value]
-        try:
-            return [float(v) for v in raw.split(",") if v.strip()]
-        except ValueError:
-            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not a list of numbers") from None
+        return self._get(key, default, lambda r: [float(v) for v in r.split(",") if v.strip()],
+                         "a list of numbers")
 
 
-_REQUIRED = object()
-REQUIRED = _REQUIRED  # marker for options without a default
+REQUIRED = object()  # marker for options without a default
 
 
 def parse_cfg_text(text: str, source: str = "<cfg>") -> list[Section]:
@@ -114,10 +94,7 @@ def read_cfg(path: str | os.PathLike) -> list[Section]:
 
 def format_cfg(sections: list[Section]) -> str:
     """The cfg text of ``sections`` (one blank line between sections)."""
-    blocks = []
-    for s in sections:
-        lines = [f"[{s.type}]"] + [f"{k}={v}" for k, v in s.options.items()]
-        blocks.append("\n".join(lines))
+    blocks = ("\n".join([f"[{s.type}]", *(f"{k}={v}" for k, v in s.options.items())]) for s in sections)
     return "\n\n".join(blocks) + "\n"
 
 
@@ -130,13 +107,9 @@ def write_cfg(path: str | os.PathLike, sections: list[Section]) -> Path:
 
 def section(type_: str, **options: object) -> Section:
     """Build a section from Python values: lists become comma-separated, bools 0/1."""
-    opts: dict[str, str] = {}
-    for k, v in options.items():
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            v = int(v)
+    def text(v: object) -> str:
         if isinstance(v, (list, tuple)):
-            v = ",".join(str(x) for x in v)
-        opts[k] = str(v)
-    return Section(type_, opts)
+            return ",".join(map(str, v))
+        return str(int(v)) if isinstance(v, bool) else str(v)
+
+    return Section(type_, {k: text(v) for k, v in options.items() if v is not None})

@@ -41,13 +41,13 @@ class ConvLayer(nn.Module):
     """``[convolutional]``: conv (bias only without BN) -> BatchNorm -> activation."""
 
     def __init__(self, in_ch: int, filters: int, size: int, stride: tuple[int, int], padding: int,
-                 groups: int, batch_normalize: bool, activation: str, dilation: int = 1) -> None:
+                 groups: int, batch_normalize: bool, activation: str, dilation: int = 1,
+                 where: str = "") -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, filters, size, stride=stride, padding=padding, groups=groups,
                               dilation=dilation, bias=not batch_normalize)
         self.bn = nn.BatchNorm2d(filters, eps=DARKNET_BN_EPS) if batch_normalize else None
-        self.act = make_activation(activation, inplace=True)  # acts on the conv's fresh output
-        self.activation = activation
+        self.act = make_activation(activation, where, inplace=True)  # acts on the conv's fresh output
 
     def fuse(self) -> None:
         """Fold the batch norm into the convolution (inference only; as OpenCV does)."""
@@ -100,19 +100,15 @@ class RouteLayer(nn.Module):
 class ShortcutLayer(nn.Module):
     """``[shortcut]``: add earlier outputs to the previous one (extra channels pass through), then activate."""
 
-    def __init__(self, sources: list[int], activation: str = "linear") -> None:
+    def __init__(self, sources: list[int], activation: str = "linear", where: str = "") -> None:
         super().__init__()
         self.sources = sources
-        self.act = make_activation(activation)
-        self.activation = activation
+        self.act = make_activation(activation, where)
 
     def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
         for o in others:
-            if o.shape[1] == x.shape[1]:
-                x = x + o
-            else:
-                c = min(o.shape[1], x.shape[1])
-                x = torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
+            c = min(o.shape[1], x.shape[1])
+            x = x + o if o.shape[1] == x.shape[1] else torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
         return self.act(x)
 
 
@@ -126,20 +122,6 @@ class UpsampleLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=float(self.stride), mode="nearest")
         return x * self.scale if self.scale != 1.0 else x
-
-
-class GlobalAvgPool(nn.Module):
-    """``[avgpool]``: global average pooling to 1x1."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3), keepdim=True)
-
-
-class SoftmaxLayer(nn.Module):
-    """``[softmax]`` over channels (classifier cfgs)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(x, dim=1)
 
 
 class YoloLayer(nn.Module):

@@ -19,16 +19,13 @@ from torch import nn
 from cnnlab.darknet.cfg import REQUIRED, Section, format_cfg, parse_cfg_text, read_cfg
 from cnnlab.darknet.layers import (
     ConvLayer,
-    GlobalAvgPool,
     MaxPoolLayer,
     RouteLayer,
     ShortcutLayer,
-    SoftmaxLayer,
     UpsampleLayer,
     YoloLayer,
     conv_out,
     init_conv_like_darknet,
-    make_activation,
     pool_out,
 )
 from cnnlab.errors import UserError
@@ -83,10 +80,8 @@ class DarknetModel(nn.Module):
             self.types.append(_canonical(sec.type))
             self.shapes.append(shape)
         # outputs referenced later by route/shortcut are kept during forward, the rest dropped
-        self.keep: set[int] = set()
-        for layer in self.layers:
-            if isinstance(layer, (RouteLayer, ShortcutLayer)):
-                self.keep.update(layer.sources)
+        self.keep = {j for layer in self.layers if isinstance(layer, (RouteLayer, ShortcutLayer))
+                     for j in layer.sources}
         yolo = [self.layers[i] for i in self.yolo_indices]
         self.num_classes = yolo[0].classes if yolo else (self.shapes[-1].c if self.shapes else 0)
         if yolo and any(y.classes != self.num_classes for y in yolo):
@@ -111,9 +106,7 @@ class DarknetModel(nn.Module):
             stride = sec.get_int("stride", 1)
             sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
             dilation = sec.get_int("dilation", 1) if size > 1 else 1
-            padding = sec.get_int("padding", 0)
-            if sec.get_int("pad", 0):
-                padding = size // 2 * dilation
+            padding = size // 2 * dilation if sec.get_int("pad", 0) else sec.get_int("padding", 0)
             groups = sec.get_int("groups", 1)
             if filters < 1 or size < 1 or groups < 1 or sx < 1 or sy < 1:
                 raise UserError(f"{where}filters, size, stride and groups must be positive")
@@ -123,10 +116,9 @@ class DarknetModel(nn.Module):
             for key in ("xnor", "binary"):
                 if sec.get_int(key, 0):
                     raise UserError(f"{where}{key}=1 convolutions are not supported")
-            make_activation(sec.get_str("activation", "logistic"), where)  # validates the name
             layer = ConvLayer(inp.c, filters, size, (sy, sx), padding, groups,
                               bool(sec.get_int("batch_normalize", 0)), sec.get_str("activation", "logistic"),
-                              dilation)
+                              dilation, where)
             init_conv_like_darknet(layer)
             out = Shape(filters, conv_out(inp.h, size, sy, padding, dilation),
                         conv_out(inp.w, size, sx, padding, dilation))
@@ -167,9 +159,7 @@ class DarknetModel(nn.Module):
                 s = self.shapes[j]
                 if (s.h, s.w) != (inp.h, inp.w):
                     raise UserError(f"{where}from={j - i} has size {s.w}x{s.h}, the previous layer {inp.w}x{inp.h}")
-            layer = ShortcutLayer(sources, sec.get_str("activation", "linear"))
-            make_activation(layer.activation, where)
-            out = inp
+            layer, out = ShortcutLayer(sources, sec.get_str("activation", "linear"), where), inp
         elif t == "upsample":
             stride = sec.get_int("stride", 2)
             if stride < 1:
@@ -177,21 +167,16 @@ class DarknetModel(nn.Module):
             layer = UpsampleLayer(stride, sec.get_float("scale", 1.0))
             out = Shape(inp.c, inp.h * stride, inp.w * stride)
         elif t == "dropout":
-            layer = nn.Dropout(sec.get_float("probability", 0.5))
-            out = inp
+            layer, out = nn.Dropout(sec.get_float("probability", 0.5)), inp
         elif t == "avgpool":
-            layer = GlobalAvgPool()
-            out = Shape(inp.c, 1, 1)
+            layer, out = nn.AdaptiveAvgPool2d(1), Shape(inp.c, 1, 1)
         elif t == "softmax":
-            layer = SoftmaxLayer()
-            out = inp
+            layer, out = nn.Softmax(dim=1), inp
         elif t == "cost":
-            layer = nn.Identity()
-            out = inp
+            layer, out = nn.Identity(), inp
         elif t == "yolo":
-            layer = self._build_yolo(i, sec, inp, where)
+            layer, out = self._build_yolo(i, sec, inp, where), inp
             self.yolo_indices.append(i)
-            out = inp
         else:
             raise UserError(f"{where}unknown layer type [{sec.type}] (supported: "
                             f"{', '.join(s for s in SUPPORTED_LAYERS if s not in ('conv', 'max', 'avg'))})")

@@ -35,37 +35,34 @@ class WeightsHeader:
         return 12 + (8 if self.seen_is_int64 else 4)
 
 
-def _conv_tensors(layer: ConvLayer) -> list[torch.Tensor]:
-    """The tensors of one conv layer in file order."""
-    if layer.bn is not None:
-        bn = layer.bn
-        return [bn.bias, bn.weight, bn.running_mean, bn.running_var, layer.conv.weight]
-    return [layer.conv.bias, layer.conv.weight]
-
-
-def _layers_in_order(model, cutoff: int | None) -> list[ConvLayer]:
-    layers = list(model.layers) if cutoff is None else list(model.layers)[:cutoff]
-    return [m for m in layers if isinstance(m, ConvLayer)]
+def _file_tensors(model, cutoff: int | None = None) -> list[torch.Tensor]:
+    """The conv/BN tensors of the first ``cutoff`` layers (all when None), in file order."""
+    return [t for m in list(model.layers)[:cutoff] if isinstance(m, ConvLayer)
+            for t in ([m.bn.bias, m.bn.weight, m.bn.running_mean, m.bn.running_var, m.conv.weight]
+                      if m.bn is not None else [m.conv.bias, m.conv.weight])]
 
 
 def expected_count(model, cutoff: int | None = None) -> int:
     """Number of float32 values the weights file of ``model`` holds (first ``cutoff`` layers)."""
-    return sum(t.numel() for layer in _layers_in_order(model, cutoff) for t in _conv_tensors(layer))
+    return sum(t.numel() for t in _file_tensors(model, cutoff))
 
 
 def read_header(data: bytes, path: Path) -> WeightsHeader:
     """Parse the header at the start of ``data``."""
     if len(data) < 16:
         raise UserError(f"{path}: too short for a Darknet weights file ({len(data)} bytes)")
-    major, minor, revision = (int(v) for v in np.frombuffer(data, dtype="<i4", count=3))
-    h = WeightsHeader(major, minor, revision)
-    if h.seen_is_int64:
-        if len(data) < 20:
-            raise UserError(f"{path}: truncated header ({len(data)} bytes)")
-        h.seen = int(np.frombuffer(data, dtype="<i8", count=1, offset=12)[0])
-    else:
-        h.seen = int(np.frombuffer(data, dtype="<i4", count=1, offset=12)[0])
+    h = WeightsHeader(*(int(v) for v in np.frombuffer(data, dtype="<i4", count=3)))
+    if len(data) < h.nbytes:
+        raise UserError(f"{path}: truncated header ({len(data)} bytes)")
+    h.seen = int(np.frombuffer(data, dtype="<i8" if h.seen_is_int64 else "<i4", count=1, offset=12)[0])
     return h
+
+
+def file_values(path: Path) -> int:
+    """Number of float32 values after the header of a Darknet weights file (read from its size)."""
+    with open(path, "rb") as f:
+        header = read_header(f.read(20), path)
+    return (path.stat().st_size - header.nbytes) // 4
 
 
 def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = None) -> WeightsHeader:
@@ -95,11 +92,9 @@ def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = No
     values = np.frombuffer(data, dtype="<f4", offset=header.nbytes)
     pos = 0
     with torch.no_grad():
-        for layer in _layers_in_order(model, cutoff):
-            for t in _conv_tensors(layer):
-                n = t.numel()
-                t.copy_(torch.from_numpy(values[pos:pos + n].copy()).view_as(t))
-                pos += n
+        for t in _file_tensors(model, cutoff):
+            t.copy_(torch.from_numpy(values[pos:pos + t.numel()].copy()).view_as(t))
+            pos += t.numel()
     return header
 
 
@@ -110,8 +105,7 @@ def darknet_weights_bytes(model, header: WeightsHeader | None = None) -> bytes:
     header = header or WeightsHeader()
     head = np.array([header.major, header.minor, header.revision], dtype="<i4").tobytes()
     head += np.array([header.seen], dtype="<i8" if header.seen_is_int64 else "<i4").tobytes()
-    parts = [t.detach().cpu().float().numpy().astype("<f4").ravel()
-             for layer in _layers_in_order(model, None) for t in _conv_tensors(layer)]
+    parts = [t.detach().cpu().float().numpy().astype("<f4").ravel() for t in _file_tensors(model)]
     return head + (np.concatenate(parts).tobytes() if parts else b"")
 
 

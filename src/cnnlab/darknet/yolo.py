@@ -18,14 +18,11 @@ YOLOV3_ANCHORS = [(10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (
 YOLOV3_TINY_ANCHORS = [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)]
 
 
-def _flat(anchors: list[tuple[int, int]]) -> list[int]:
-    return [v for a in anchors for v in a]
-
-
 def _yolo(mask: list[int], anchors: list[tuple[int, int]], num_classes: int, scale_x_y: float | None = None
           ) -> Section:
-    return section("yolo", mask=mask, anchors=_flat(anchors), classes=num_classes, num=len(anchors),
-                   jitter=0.3, ignore_thresh=0.7, truth_thresh=1, random=1, scale_x_y=scale_x_y)
+    return section("yolo", mask=mask, anchors=[v for a in anchors for v in a], classes=num_classes,
+                   num=len(anchors), jitter=0.3, ignore_thresh=0.7, truth_thresh=1, random=1,
+                   scale_x_y=scale_x_y)
 
 
 def _net(img_size: int, in_chans: int) -> Section:

@@ -89,22 +89,18 @@ class TorchBackend(Backend):
     """PyTorch: the cfg interpreted as a ``DarknetModel`` (Darknet files or a cnnlab checkpoint),
     batch norms folded into the convolutions for inference. ``threads`` sets torch's (global) count."""
 
-    output_format = "darknet"
     runs_onnx = False
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
         import torch
 
+        from cnnlab.devices import resolve_device
+
         super().__init__(source, imgsz, device, threads)
         if threads is not None:
             torch.set_num_threads(threads)
-        try:
-            self.torch_device = torch.device(device)
-        except RuntimeError:
-            raise UserError(f"invalid device {device!r} (e.g. cpu, cuda, cuda:0)") from None
-        if self.torch_device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("device cuda requested but CUDA is not available; use --device cpu")
+        self.torch_device = resolve_device(device)   # a device that is not there is a UserError
         self.model = source.model.fuse().to(self.torch_device)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -115,12 +111,6 @@ class TorchBackend(Backend):
         return [o[0].float().cpu().numpy() for o in outs]
 
 
-def opencv_major() -> int:
-    import cv2
-
-    return int(cv2.__version__.split(".")[0])
-
-
 @register_backend("opencv")
 class OpenCVBackend(Backend):
     """OpenCV DNN: ``readNetFromDarknet`` (OpenCV 4.x only) or ``readNetFromONNX``.
@@ -129,8 +119,6 @@ class OpenCVBackend(Backend):
     every class score (OpenCV otherwise zeroes scores below 0.2) and the usual ``conf`` applies.
     A cnnlab checkpoint is handed over as Darknet cfg + weights written in memory.
     """
-
-    output_format = "darknet"
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
@@ -143,10 +131,13 @@ class OpenCVBackend(Backend):
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
         if source.model is None:  # an ONNX file
-            self.net = _read_onnx_cv2(source.path)
+            try:
+                self.net = cv2.dnn.readNetFromONNX(str(source.path))
+            except cv2.error as e:
+                raise UserError(f"OpenCV could not read {source.path}: {_cv2_msg(e)}") from None
             self.output_format = source.output_format
         else:
-            if opencv_major() >= 5:
+            if int(cv2.__version__.split(".")[0]) >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
                                 "--backend torch or onnxruntime, or install opencv-python-headless<5")
             from cnnlab.darknet.weights import darknet_weights_bytes
@@ -187,15 +178,6 @@ def _cfg_for_opencv(model) -> str:
     return format_cfg(sections)
 
 
-def _read_onnx_cv2(path):
-    import cv2
-
-    try:
-        return cv2.dnn.readNetFromONNX(str(path))
-    except cv2.error as e:
-        raise UserError(f"OpenCV could not read {path}: {_cv2_msg(e)}") from None
-
-
 @register_backend("onnxruntime")
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime: an .onnx file, or a Darknet/checkpoint model exported in memory (YOLOv5 layout)."""
@@ -204,18 +186,9 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from cnnlab.deploy.providers import create_session
 
         super().__init__(source, imgsz, device, threads)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise UserError("device cuda requested but onnxruntime has no CUDA provider here; use --device cpu")
-            providers.insert(0, "CUDAExecutionProvider")
         if source.model is None:  # an ONNX file
             self.output_format = source.output_format
             model_arg: object = str(source.path)
@@ -224,10 +197,7 @@ class OnnxRuntimeBackend(Backend):
 
             self.fixed_size = imgsz or source.imgsz
             model_arg = onnx_bytes_of(source.model, self.fixed_size, None)
-        try:
-            self.session = ort.InferenceSession(model_arg, sess_options=options, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise UserError(f"onnxruntime could not load {source.describe()}: {str(e).splitlines()[0]}") from None
+        self.session = create_session(model_arg, "cuda" if device.startswith("cuda") else "cpu", threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:

@@ -31,9 +31,8 @@ def save_detector_checkpoint(path: str | os.PathLike, model, names: list[str] | 
     ckpt = {"format": FORMAT, "version": VERSION, "cfg": model.to_cfg(),
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "names": list(names or [str(i) for i in range(model.num_classes)]),
-            "imgsz": list(imgsz or (model.width, model.height)), "letterbox": bool(letterbox)}
-    if extra:
-        ckpt.update(extra)
+            "imgsz": list(imgsz or (model.width, model.height)), "letterbox": bool(letterbox),
+            **(extra or {})}
     return torch_save_atomic(ckpt, path)
 
 
@@ -51,7 +50,7 @@ def load_detector_checkpoint(path: str | os.PathLike):
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this cnnlab reads")
     model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    missing, unexpected = model.load_state_dict(state, strict=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match its cfg ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected tensors)")

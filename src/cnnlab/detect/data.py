@@ -52,10 +52,8 @@ class DetectionDataset:
     names_inferred: bool = False                   # True when no names were given or found
 
     def __post_init__(self) -> None:
-        if not self.image_ids:
-            self.image_ids = default_image_ids(self.samples)
-        if not self.category_ids:
-            self.category_ids = default_category_ids(self.names)
+        self.image_ids = self.image_ids or default_image_ids(self.samples)
+        self.category_ids = self.category_ids or default_category_ids(self.names)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -66,18 +64,15 @@ class DetectionDataset:
 
     def subset(self, indices: Any) -> DetectionDataset:
         """A dataset of the samples at ``indices`` (same names and category ids)."""
-        idx = [int(i) for i in np.arange(len(self.samples))[indices]] if not isinstance(indices, list) \
-            else [int(i) for i in indices]
+        idx = np.arange(len(self.samples))[indices].tolist()
         return DetectionDataset([self.samples[i] for i in idx], list(self.names), self.format, self.source,
                                 [self.image_ids[i] for i in idx], list(self.category_ids), list(self.warnings),
                                 self.names_inferred)
 
     def instances_per_class(self) -> np.ndarray:
         """Number of labelled boxes of each class index."""
-        counts = np.zeros(len(self.names), dtype=np.int64)
-        for s in self.samples:
-            np.add.at(counts, s.class_ids[s.class_ids < len(self.names)], 1)
-        return counts
+        ids = np.concatenate([np.zeros(0, np.int64), *(s.class_ids for s in self.samples)])
+        return np.bincount(ids[ids < len(self.names)], minlength=len(self.names))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,10 +117,8 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
     elif path.is_dir():
         ds = _load_dir(path, split, given, images, keep_difficult)
     else:
-        raise UserError(
-            f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images folder "
-            "or a VOC folder)"
-        )
+        raise UserError(f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images "
+                        "folder or a VOC folder)")
     if not ds.samples:
         raise DataError(f"{path}: no images found")
     if warn:
@@ -146,9 +139,7 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
         found = sorted(ann.glob(f"instances_{split}*.json")) or sorted(ann.glob("instances_*.json"))
         if found:
             return load_coco(found[0], images=images, names=names)
-    img_root = path
-    if (path / "images").is_dir():
-        img_root = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
+    img_root = next((d for d in (path / "images" / split, path / "images") if d.is_dir()), path)
     files = _find_images(img_root)
     if not files:
         raise DataError(f"{path}: no images found (looked for {', '.join(IMG_FORMATS)})")
@@ -249,68 +240,46 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
             continue
         n = len(parts)
         if n != 5 and not (n >= 7 and n % 2 == 1):
-            raise DataError(
-                f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 "
-                f"x3 y3 ...'), got {n}"
-            )
-        try:
-            values = [float(v) for v in parts]
-        except ValueError:
-            bad = next(v for v in parts if not _is_float(v))
-            raise DataError(f"{path}:{lineno}: not a number: {bad!r}") from None
+            raise DataError(f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon "
+                            f"'class x1 y1 x2 y2 x3 y3 ...'), got {n}")
+        values = []
+        for v in parts:
+            try:
+                values.append(float(v))
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: not a number: {v!r}") from None
         if not all(math.isfinite(v) for v in values):
             raise DataError(f"{path}:{lineno}: non-finite value")
         c = values[0]
         if c != int(c) or c < 0:
             raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0]}")
         if num_classes is not None and int(c) >= num_classes:
-            raise DataError(
-                f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} names: "
-                f"0..{num_classes - 1})"
-            )
+            raise DataError(f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} "
+                            f"names: 0..{num_classes - 1})")
         coords = values[1:]
-        for v in coords:
-            if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
-                raise DataError(
-                    f"{path}:{lineno}: coordinate {v:g} outside [0, 1] (YOLO labels are normalised to "
-                    "the image size)"
-                )
-        if n == 5:
-            box = coords
-        else:  # polygon -> enclosing box (cx cy w h)
-            xs, ys = coords[0::2], coords[1::2]
-            x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
-            box = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+        bad = [v for v in coords if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE]
+        if bad:
+            raise DataError(f"{path}:{lineno}: coordinate {bad[0]:g} outside [0, 1] (YOLO labels are "
+                            "normalised to the image size)")
+        if n > 5:  # polygon -> enclosing box (cx cy w h)
+            x1, x2, y1, y2 = min(coords[0::2]), max(coords[0::2]), min(coords[1::2]), max(coords[1::2])
+            coords = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
         cls_list.append(int(c))
-        boxes.append(box)
+        boxes.append(coords)
     cls = np.asarray(cls_list, dtype=np.int64)
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    dup = 0
-    if len(cls):
-        rows = np.concatenate([cls[:, None].astype(np.float32), arr], axis=1)
-        _, keep = np.unique(rows, axis=0, return_index=True)
-        if len(keep) < len(rows):
-            dup = len(rows) - len(keep)
-            keep = np.sort(keep)
-            cls, arr = cls[keep], arr[keep]
-    return cls, arr, dup
-
-
-def _is_float(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
+    keep = np.sort(np.unique(np.concatenate([cls[:, None].astype(np.float32), arr], axis=1), axis=0,
+                             return_index=True)[1])   # the first of identical rows, in file order
+    return cls[keep], arr[keep], len(cls) - len(keep)
 
 
 def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
               check_orphans: bool = True) -> DetectionDataset:
     """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`."""
-    names_inferred = False
     if names is None:
         names = _names_beside_labels(image_files)
-    samples, warns = [], []
+    names_inferred = names is None
+    warns: list[str] = []
     used_labels: set[Path] = set()
     duplicates = []
     parsed = []
@@ -329,16 +298,12 @@ def load_yolo(image_files: list[Path], names: list[str] | None = None, source: P
     if names is None:
         max_id = max((int(p[3].max()) for p in parsed if len(p[3])), default=-1)
         names = [str(i) for i in range(max_id + 1)]
-        names_inferred = True
-        warns.append(
-            f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
-            "(pass names=... / --names)"
-        )
+        warns.append(f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
+                     "(pass names=... / --names)")
     from cnnlab.detect.metrics import clip_boxes, yolo2xyxy
 
-    for img, w, h, cls, nb in parsed:
-        boxes = clip_boxes(yolo2xyxy(nb, w, h), w, h) if len(nb) else np.zeros((0, 4), np.float32)
-        samples.append(DetectionSample(img, w, h, boxes.astype(np.float32), cls))
+    samples = [DetectionSample(img, w, h, clip_boxes(yolo2xyxy(nb, w, h), w, h), cls)
+               for img, w, h, cls, nb in parsed]
     if duplicates:
         warns.append(f"removed duplicate labels in {len(duplicates)} files: {', '.join(duplicates[:5])}")
     if check_orphans:
@@ -360,15 +325,9 @@ def _names_beside_labels(image_files: list[Path]) -> list[str] | None:
 
 
 def _orphan_labels(image_files: list[Path], used: set[Path]) -> list[Path]:
-    label_dirs = {img2label_path(Path(f)).parent for f in image_files}
-    orphans = []
-    for d in sorted(label_dirs):
-        if not d.is_dir():
-            continue
-        for t in sorted(d.glob("*.txt")):
-            if t.name != "classes.txt" and t.resolve() not in used:
-                orphans.append(t)
-    return orphans
+    label_dirs = sorted({img2label_path(Path(f)).parent for f in image_files})
+    return [t for d in label_dirs for t in sorted(d.glob("*.txt"))
+            if t.name != "classes.txt" and t.resolve() not in used]
 
 
 def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
@@ -395,8 +354,7 @@ def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any
     entries = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
     files: list[Path] = []
     for entry in entries:
-        p = Path(str(entry)).expanduser()
-        p = p if p.is_absolute() else root / p
+        p = root / Path(str(entry)).expanduser()   # an absolute entry stays as it is
         if p.is_dir():
             if (p / "Annotations").is_dir():
                 return load_voc(p, split=split, names=names, keep_difficult=keep_difficult)
@@ -424,6 +382,7 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
     Category ids (e.g. COCO's 1..90 with gaps) map to contiguous class indices in id order, or to the
     positions of their names in ``names`` when given. Crowd annotations are skipped (as Ultralytics).
     """
+    from cnnlab.detect.metrics import clip_boxes
     from cnnlab.io import read_json
 
     path = Path(path)
@@ -494,10 +453,7 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
             w, h = image_size(file)
         elif not file.is_file():
             raise DataError(f"missing image: {file} (images[{i}] of {path})")
-        b = np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4)
-        if len(b):
-            b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-            b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+        b = clip_boxes(np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4), w, h)
         samples.append(DetectionSample(file, w, h, b, np.asarray(classes[i], dtype=np.int64)))
     warns = [f"{path}: skipped {skipped} crowd or empty annotations"] if skipped else []
     return DetectionDataset(samples, list(names), "coco", path,
@@ -536,10 +492,8 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
     """
     root = Path(root)
     ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
-    if images is not None:
-        img_dir: Path | None = Path(images)
-    else:
-        img_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else None
+    jpeg = root / "JPEGImages"
+    img_dir = Path(images) if images is not None else jpeg if jpeg.is_dir() else None
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if split_file.is_file():
         ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
@@ -585,8 +539,7 @@ def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
         raise DataError(f"{path}: not a VOC annotation (root element <{root.tag}>)")
     filename = (root.findtext("filename") or "").strip()
     file = _voc_image(path, filename, img_dir)
-    w = _int_or_zero(root.findtext("size/width"))
-    h = _int_or_zero(root.findtext("size/height"))
+    w, h = (_int_or_zero(root.findtext(f"size/{side}")) for side in ("width", "height"))
     if w <= 0 or h <= 0:
         w, h = image_size(file)
     elif not file.is_file():
@@ -622,14 +575,11 @@ def _int_or_zero(text: str | None) -> int:
 
 def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
     dirs = [d for d in (img_dir, xml.parent, xml.parent.parent / "JPEGImages") if d is not None]
-    if filename:
-        for d in dirs:
-            if (d / filename).is_file():
-                return d / filename
-    for d in dirs:
-        for ext in IMG_FORMATS:
-            if (d / (xml.stem + ext)).is_file():
-                return d / (xml.stem + ext)
+    candidates = [d / filename for d in dirs] if filename else []
+    candidates += [d / (xml.stem + ext) for d in dirs for ext in IMG_FORMATS]
+    found = next((f for f in candidates if f.is_file()), None)
+    if found is not None:
+        return found
     raise DataError(f"missing image: {filename or xml.stem} (named by {xml})")
 
 
@@ -639,28 +589,16 @@ def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
 def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[str] | None = None,
                  path: str | os.PathLike | None = None) -> dict:
     """The dataset as a COCO instances dict (written atomically to ``path`` when given)."""
-    from cnnlab.detect.metrics import xyxy2xywh
-
     if not isinstance(dataset, DetectionDataset):
         if names is None:
             raise ValueError("to_coco_json(samples, names): names are required with a list of samples")
         dataset = DetectionDataset(list(dataset), list(names), "yolo", Path("."))
-    names = dataset.names
-    images, annotations = [], []
-    for s, img_id in zip(dataset.samples, dataset.image_ids, strict=True):
-        images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": img_id,
-                "category_id": int(dataset.category_ids[int(c)]),
-                "bbox": [round(float(v), 3) for v in box],
-                "area": round(float(box[2] * box[3]), 3), "iscrowd": 0,
-            })
+    images, annotations = coco_instances(dataset.samples, dataset.image_ids, dataset.category_ids, ndigits=3)
     out = {
         "info": {"description": f"converted by cnnlab from {dataset.source}"},
         "images": images, "annotations": annotations,
         "categories": [{"id": int(cid), "name": n, "supercategory": ""}
-                       for cid, n in zip(dataset.category_ids, names, strict=True)],
+                       for cid, n in zip(dataset.category_ids, dataset.names, strict=True)],
     }
     if path is not None:
         from cnnlab.io import write_json
@@ -669,18 +607,45 @@ def to_coco_json(dataset: DetectionDataset | list[DetectionSample], names: list[
     return out
 
 
+def coco_instances(samples: list[DetectionSample], image_ids: Any, category_ids: Any,
+                   ndigits: int | None = None) -> tuple[list[dict], list[dict]]:
+    """COCO ``images`` and ``annotations`` of labelled samples (class k is category ``category_ids[k]``;
+    other class ids are left out), numbers rounded to ``ndigits`` when given."""
+    from cnnlab.detect.metrics import xyxy2xywh
+
+    def num(v: Any) -> float:
+        return float(v) if ndigits is None else round(float(v), ndigits)
+
+    images, anns = [], []
+    for s, img_id in zip(samples, image_ids, strict=True):
+        images.append({"id": img_id, "file_name": s.image_path.name, "width": s.width, "height": s.height})
+        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
+            if 0 <= c < len(category_ids):
+                anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": int(category_ids[c]),
+                             "bbox": [num(v) for v in box], "area": num(float(box[2]) * float(box[3])),
+                             "iscrowd": 0})
+    return images, anns
+
+
+def yolo_label_text(boxes: np.ndarray, class_ids: np.ndarray, width: int, height: int) -> str:
+    """A YOLO label file's text: ``class cx cy w h`` per xyxy pixel box, normalised to the image size."""
+    from cnnlab.detect.metrics import xyxy2yolo
+
+    rows = xyxy2yolo(boxes, width, height)
+    return "".join(f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) + "\n"
+                   for c, r in zip(class_ids, rows, strict=True))
+
+
 def write_yolo_labels(dataset: DetectionDataset, out_dir: str | os.PathLike,
                       data_yaml: bool = True) -> Path:
     """Write one YOLO txt label file per image into ``out_dir`` (+ a names-only ``data.yaml``)."""
-    from cnnlab.detect.metrics import xyxy2yolo
     from cnnlab.io import atomic_write_text, write_yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:
-        rows = xyxy2yolo(s.boxes, s.width, s.height) if len(s) else np.zeros((0, 4))
-        lines = [f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in r) for c, r in zip(s.class_ids, rows, strict=True)]
-        atomic_write_text(out / f"{s.image_path.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+        text = yolo_label_text(s.boxes, s.class_ids, s.width, s.height)
+        atomic_write_text(out / f"{s.image_path.stem}.txt", text)
     if data_yaml:
         write_yaml(out / "data.yaml", {"names": dict(enumerate(dataset.names))})
     return out

@@ -11,12 +11,12 @@ The three stages are separate so a real-time pipeline can time and overlap them.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from cnnlab.detect.backends import backend_class, create_backend
-from cnnlab.detect.pipeline.timing import run_stages
 from cnnlab.detect.processing import ImageMeta, guess_format, postprocess_output, preprocess_image
 from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
@@ -41,10 +41,9 @@ class Detector:
                  backend: str = "torch", imgsz: ImageSize | int | str | tuple[int, int] | None = 416,
                  conf: float = 0.25, iou: float = 0.45, letterbox: bool | None = True, device: str = "cpu",
                  max_det: int = 300, threads: int | None = None) -> None:
-        if not 0.0 <= conf <= 1.0:
-            raise UserError(f"conf must be in [0, 1], got {conf}")
-        if not 0.0 <= iou <= 1.0:
-            raise UserError(f"iou must be in [0, 1], got {iou}")
+        for what, v in (("conf", conf), ("iou", iou)):
+            if not 0.0 <= v <= 1.0:
+                raise UserError(f"{what} must be in [0, 1], got {v}")
         if max_det < 1:
             raise UserError(f"max_det must be >= 1, got {max_det}")
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
@@ -55,8 +54,7 @@ class Detector:
         self.backend = create_backend(backend, self.source, requested, device, threads)
         self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
         self.names = list(self.source.classes)
-        self.letterbox = bool(letterbox) if letterbox is not None else \
-            (self.source.letterbox if self.source.letterbox is not None else True)
+        self.letterbox = bool(next(v for v in (letterbox, self.source.letterbox, True) if v is not None))
         self.output_format = self.backend.output_format or ""
         import torchvision.ops  # noqa: F401  (NMS; imported now so the first frame's timing is fair)
 
@@ -84,8 +82,14 @@ class Detector:
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         """Detect objects in one BGR image; ``timing`` holds milliseconds per stage."""
-        det, timing = run_stages(self, image_bgr)
-        det.timing = timing
+        t0 = time.perf_counter()
+        blob, meta = self.preprocess(image_bgr)
+        t1 = time.perf_counter()
+        raw = self.infer(blob)
+        t2 = time.perf_counter()
+        det = self.postprocess(raw, meta)
+        det.timing = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                      "postprocess": (time.perf_counter() - t2) * 1e3}
         return det
 
     def warmup(self, runs: int = 1) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import colorsys
+import os
+from pathlib import Path
 
 import numpy as np
 
 from cnnlab.detect.types import Detections
+from cnnlab.errors import UserError
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -42,3 +45,17 @@ def draw_detections(image_bgr: np.ndarray, detections: Detections, thickness: in
         cv2.putText(out, label, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, text_color,
                     max(1, lw - 1), cv2.LINE_AA)
     return out
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 95) -> Path:
+    """Encode ``image`` (BGR) as its file extension says and write it atomically."""
+    import cv2
+
+    from cnnlab.io import atomic_write_bytes
+
+    ext = Path(path).suffix
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise UserError(f"cannot encode an image as {ext}: {path}")
+    return atomic_write_bytes(path, buf.tobytes())

@@ -18,45 +18,38 @@ def _figure(size=(9, 6)):
     return fig, ax
 
 
-def plot_pr_curve(result: dict[str, Any], path: str | Path) -> Path:
-    """Precision against recall at IoU 0.5 (COCO's 101 recall points), per class and mean."""
+def _plot_curves(x: Any, curves: dict[str, Any], labels: dict[str, str], mean: Any, mean_label: str,
+                 xlabel: str, ylabel: str, title: str, path: str | Path) -> Path:
+    """One thin line per class (grey, no legend, when there are many) and the thick blue mean."""
     fig, ax = _figure()
-    pr = result["pr_curve"]
-    rec = np.asarray(pr["recall"])
-    per_class = pr["precision"]
-    many = len(per_class) > MAX_LEGEND
-    for name, prec in per_class.items():
-        ap50 = result["per_class"][name]["AP50"]
-        if many:
-            ax.plot(rec, prec, linewidth=1, color="grey")
-        else:
-            ax.plot(rec, prec, linewidth=1, label=f"{name} {ap50:.3f}")
-    ax.plot(rec, pr["mean"], linewidth=3, color="blue", label=f"all classes {result['mAP50']:.3f} mAP@0.5")
-    ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.01),
-           title="Precision-Recall Curve")
+    many = len(curves) > MAX_LEGEND
+    for name, y in curves.items():
+        ax.plot(x, y, linewidth=1, **({"color": "grey"} if many else {"label": labels.get(name, name)}))
+    if mean is not None:
+        ax.plot(x, mean, linewidth=3, color="blue", label=mean_label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.01), title=title)
     ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
     return save_figure(fig, path, dpi=150)
+
+
+def plot_pr_curve(result: dict[str, Any], path: str | Path) -> Path:
+    """Precision against recall at IoU 0.5 (COCO's 101 recall points), per class and mean."""
+    pr = result["pr_curve"]
+    labels = {n: f"{n} {result['per_class'][n]['AP50']:.3f}" for n in pr["precision"]}
+    return _plot_curves(np.asarray(pr["recall"]), pr["precision"], labels, pr["mean"],
+                        f"all classes {result['mAP50']:.3f} mAP@0.5", "Recall", "Precision",
+                        "Precision-Recall Curve", path)
 
 
 def plot_conf_curve(result: dict[str, Any], metric: str, path: str | Path) -> Path:
     """``metric`` (precision | recall | f1) against confidence at IoU 0.5, per class and mean."""
-    fig, ax = _figure()
-    cc = result["conf_curves"]
-    x = np.asarray(cc["conf"])
-    curves = cc[metric]
-    many = len(curves) > MAX_LEGEND
-    for name, y in curves.items():
-        ax.plot(x, y, linewidth=1, **({"color": "grey"} if many else {"label": name}))
+    curves = result["conf_curves"][metric]
     label = {"f1": "F1", "precision": "Precision", "recall": "Recall"}[metric]
-    if curves:
-        mean = np.mean(list(curves.values()), axis=0)
-        # the F1 peak as reported in the metrics (Ultralytics: argmax of the smoothed mean F1)
-        tag = f" {result['f1']:.2f} at {result['conf_best_f1']:.3f}" if metric == "f1" else ""
-        ax.plot(x, mean, linewidth=3, color="blue", label=f"all classes{tag}")
-    ax.set(xlabel="Confidence", ylabel=label, xlim=(0, 1), ylim=(0, 1.01),
-           title=f"{label}-Confidence Curve")
-    ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left", fontsize=8)
-    return save_figure(fig, path, dpi=150)
+    # the F1 peak as reported in the metrics (Ultralytics: argmax of the smoothed mean F1)
+    tag = f" {result['f1']:.2f} at {result['conf_best_f1']:.3f}" if metric == "f1" else ""
+    return _plot_curves(np.asarray(result["conf_curves"]["conf"]), curves, {},
+                        np.mean(list(curves.values()), axis=0) if curves else None, f"all classes{tag}",
+                        "Confidence", label, f"{label}-Confidence Curve", path)
 
 
 def plot_confusion_matrix(result: dict[str, Any], path: str | Path, normalize: bool = True) -> Path:

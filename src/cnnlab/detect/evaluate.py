@@ -6,9 +6,11 @@ and write a run folder ``runs/detect/<name>``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +74,10 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
     curves = _conf_curves(coco_eval, nc, present)
     cm = confusion_matrix(samples, preds, nc, conf=cm_conf, iou_thres=cm_iou)
     best = curves["best_index"]
-    per_class = {}
-    for k in present:
-        per_class[names[k]] = {
-            "AP50_95": float(ap[k, 0]), "AP50": float(ap[k, 1]),
-            "precision": float(curves["p"][k, best]), "recall": float(curves["r"][k, best]),
-            "f1": float(curves["f1"][k, best]),
-            "instances": int(instances[k]), "images": int(images_with[k]),
-        }
+    metric_curves = {"precision": curves["p"], "recall": curves["r"], "f1": curves["f1"]}
+    per_class = {names[k]: {"AP50_95": float(ap[k, 0]), "AP50": float(ap[k, 1]),
+                            **{m: float(c[k, best]) for m, c in metric_curves.items()},
+                            "instances": int(instances[k]), "images": int(images_with[k])} for k in present}
     has_gt = bool(present)
     rec_thrs = coco_eval.params.recThrs
     pr = {names[k]: precision[0, :, k, 0, -1].clip(0, None).tolist() for k in present}
@@ -87,9 +85,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
     return {
         "mAP50": stats[1] if has_gt else 0.0,
         "mAP50_95": stats[0] if has_gt else 0.0,
-        "precision": float(np.mean([curves["p"][k, best] for k in present])) if has_gt else 0.0,
-        "recall": float(np.mean([curves["r"][k, best] for k in present])) if has_gt else 0.0,
-        "f1": float(np.mean([curves["f1"][k, best] for k in present])) if has_gt else 0.0,
+        **{m: float(c[present, best].mean()) if has_gt else 0.0 for m, c in metric_curves.items()},
         "conf_best_f1": float(curves["x"][best]),
         "images": len(samples),
         "instances": int(instances.sum()),
@@ -101,9 +97,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
         "coco_summary": summary,
         "pr_curve": {"recall": rec_thrs.tolist(), "precision": pr, "mean": mean_pr},
         "conf_curves": {"conf": curves["x"].tolist(),
-                        "precision": {names[k]: curves["p"][k].tolist() for k in present},
-                        "recall": {names[k]: curves["r"][k].tolist() for k in present},
-                        "f1": {names[k]: curves["f1"][k].tolist() for k in present}},
+                        **{m: {names[k]: c[k].tolist() for k in present} for m, c in metric_curves.items()}},
         "confusion_matrix": {"names": names + ["background"], "matrix": cm.tolist(),
                              "conf": cm_conf, "iou": cm_iou},
         "names": names,
@@ -114,16 +108,10 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
     """(COCO ground truth, COCO detections) built in memory; image id = index + 1, category = class + 1."""
     from pycocotools.coco import COCO
 
+    from cnnlab.detect.data import coco_instances
     from cnnlab.detect.metrics import xyxy2xywh
 
-    images, anns = [], []
-    for i, s in enumerate(samples):
-        images.append({"id": i + 1, "width": s.width, "height": s.height, "file_name": s.image_path.name})
-        for box, c in zip(xyxy2xywh(s.boxes), s.class_ids, strict=True):
-            if 0 <= c < num_classes:
-                w, h = float(box[2]), float(box[3])
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(c) + 1,
-                             "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+    images, anns = coco_instances(samples, range(1, len(samples) + 1), range(1, num_classes + 1))
     cats = [{"id": k + 1, "name": str(k)} for k in range(num_classes)]
     dts = []
     for i, det in sorted(predictions.items()):
@@ -132,15 +120,12 @@ def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detectio
             dts.append({"image_id": i + 1, "category_id": int(c) + 1,
                         "bbox": [float(v) for v in box], "score": float(score)})
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {"images": images, "annotations": anns, "categories": cats}
-        gt.createIndex()
+        gt, dt = COCO(), COCO()   # dt: no detections (loadRes refuses an empty list)
+        for coco, a in ((gt, anns), (dt, [])):
+            coco.dataset = {"images": images, "annotations": a, "categories": cats}
+            coco.createIndex()
         if dts:
             dt = gt.loadRes(dts)
-        else:  # loadRes refuses an empty list: an empty result set is a COCO with no annotations
-            dt = COCO()
-            dt.dataset = {"images": images, "annotations": [], "categories": cats}
-            dt.createIndex()
     return gt, dt
 
 
@@ -164,8 +149,7 @@ def _run_cocoeval(samples, preds, nc, max_det):
 def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
     """Precision, recall and F1 against confidence at IoU 0.5, from COCOeval's per-image matches."""
     x = np.linspace(0, 1, CONF_GRID)
-    p = np.zeros((nc, CONF_GRID))
-    r = np.zeros((nc, CONF_GRID))
+    p, r = np.zeros((2, nc, CONF_GRID))
     n_img = len(ev.params.imgIds)
     n_area = len(ev.params.areaRng)
     for k in present:
@@ -178,18 +162,14 @@ def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
             scores.append(np.asarray(e["dtScores"], dtype=np.float64)[keep])
             tps.append((np.asarray(e["dtMatches"]).reshape(len(ev.params.iouThrs), -1)[0] > 0)[keep])
             npig += int((np.asarray(e["gtIgnore"]) == 0).sum())
-        if not scores or npig == 0:
-            continue
-        sc, tp = np.concatenate(scores), np.concatenate(tps)
-        if len(sc) == 0:
+        sc, tp = np.concatenate([np.zeros(0), *scores]), np.concatenate([np.zeros(0, bool), *tps])
+        if npig == 0 or len(sc) == 0:
             continue
         order = np.argsort(-sc, kind="mergesort")
         sc, tp = sc[order], tp[order]
         tpc, fpc = np.cumsum(tp), np.cumsum(~tp)
-        recall = tpc / npig
-        prec = tpc / np.maximum(tpc + fpc, 1)
-        r[k] = np.interp(-x, -sc, recall, left=0)
-        p[k] = np.interp(-x, -sc, prec, left=1)
+        r[k] = np.interp(-x, -sc, tpc / npig, left=0)                        # recall
+        p[k] = np.interp(-x, -sc, tpc / np.maximum(tpc + fpc, 1), left=1)    # precision
     f1 = 2 * p * r / (p + r + 1e-16)
     best = int(_smooth(f1[present].mean(0), 0.1).argmax()) if present else 0
     return {"x": x, "p": p, "r": r, "f1": f1, "best_index": best}
@@ -198,9 +178,7 @@ def _conf_curves(ev, nc: int, present: list[int]) -> dict[str, Any]:
 def _smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     """Box filter of fraction ``f`` (Ultralytics' smoothing of the mean F1 curve)."""
     nf = round(len(y) * f * 2) // 2 + 1
-    pad = np.ones(nf // 2)
-    yp = np.concatenate((pad * y[0], y, pad * y[-1]), 0)
-    return np.convolve(yp, np.ones(nf) / nf, mode="valid")
+    return np.convolve(np.pad(y, nf // 2, mode="edge"), np.ones(nf) / nf, mode="valid")
 
 
 def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Detections],
@@ -217,17 +195,9 @@ def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Dete
     for i, s in enumerate(samples):
         ok = (s.class_ids >= 0) & (s.class_ids < nc)
         gt_boxes, gt_cls = s.boxes[ok], s.class_ids[ok]
-        det = predictions.get(i)
-        if det is None:
-            det = Detections.empty()
+        det = predictions.get(i) or Detections.empty()
         keep = (det.scores > conf) & (det.class_ids >= 0) & (det.class_ids < nc)
         d_boxes, d_cls = det.boxes[keep], det.class_ids[keep]
-        if len(gt_cls) == 0:
-            np.add.at(m, (d_cls, nc), 1)
-            continue
-        if len(d_cls) == 0:
-            np.add.at(m, (nc, gt_cls), 1)
-            continue
         iou = box_iou(gt_boxes, d_boxes)
         gi, di = np.nonzero(iou > iou_thres)
         matches = np.stack([gi, di, iou[gi, di]], 1) if len(gi) else np.zeros((0, 3))
@@ -236,16 +206,10 @@ def confusion_matrix(samples: list[DetectionSample], predictions: dict[int, Dete
             matches = matches[np.unique(matches[:, 1], return_index=True)[1]]
             matches = matches[matches[:, 2].argsort()[::-1]]
             matches = matches[np.unique(matches[:, 0], return_index=True)[1]]
-        m_gt, m_det = matches[:, 0].astype(int), matches[:, 1].astype(int)
-        for g, gc in enumerate(gt_cls):
-            j = np.nonzero(m_gt == g)[0]
-            if len(j) == 1:
-                m[d_cls[m_det[j[0]]], gc] += 1
-            else:
-                m[nc, gc] += 1
-        for d, dc in enumerate(d_cls):
-            if not (m_det == d).any():
-                m[dc, nc] += 1
+        m_gt, m_det = matches[:, 0].astype(int), matches[:, 1].astype(int)   # now one to one
+        np.add.at(m, (d_cls[m_det], gt_cls[m_gt]), 1)
+        np.add.at(m, (nc, np.delete(gt_cls, m_gt)), 1)          # missed truths: background row
+        np.add.at(m, (np.delete(d_cls, m_det), nc), 1)          # unmatched detections: background column
     return m
 
 
@@ -268,10 +232,8 @@ def load_predictions(path: str | os.PathLike, dataset: DetectionDataset
         return _from_coco_results(path, data, dataset)
     entries = data
     if isinstance(data, dict):
-        for key in ("images", "results", "predictions", "detections", "frames"):
-            if isinstance(data.get(key), list):
-                entries = data[key]
-                break
+        keys = ("images", "results", "predictions", "detections", "frames")
+        entries = next((data[k] for k in keys if isinstance(data.get(k), list)), data)
     if not isinstance(entries, list):
         raise DataError(f"{path}: not a predictions file (expected a COCO results list or the JSON "
                         "written by 'cnnlab detect')")
@@ -279,11 +241,7 @@ def load_predictions(path: str | os.PathLike, dataset: DetectionDataset
 
 
 def _from_coco_results(path: Path, data: list, ds: DetectionDataset):
-    idx_of: dict[Any, int] = {}
-    for i, (img_id, s) in enumerate(zip(ds.image_ids, ds.samples, strict=True)):
-        idx_of[img_id] = i
-        idx_of.setdefault(s.image_path.stem, i)
-        idx_of.setdefault(s.image_path.name, i)
+    idx_of = {**_by_file_name(ds), **{img_id: i for i, img_id in enumerate(ds.image_ids)}}
     cat_to_cls = {int(c): k for k, c in enumerate(ds.category_ids)}
     cat_ids = {d.get("category_id") for d in data if isinstance(d, dict)}
     warns = []
@@ -314,10 +272,7 @@ def _from_coco_results(path: Path, data: list, ds: DetectionDataset):
 
 def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
     by_path = {str(s.image_path.resolve()): i for i, s in enumerate(ds.samples)}
-    by_name: dict[str, int] = {}
-    for i, s in enumerate(ds.samples):
-        by_name.setdefault(s.image_path.name, i)
-        by_name.setdefault(s.image_path.stem, i)
+    by_name = _by_file_name(ds)
     pos = {n: k for k, n in enumerate(ds.names)}
     rows: dict[int, list] = {}
     unmatched = 0
@@ -329,33 +284,35 @@ def _from_cnnlab_json(path: Path, entries: list, ds: DetectionDataset):
         dets = e.get("detections", e.get("boxes"))
         if src is None or not isinstance(dets, list):
             raise DataError(f"{path}: entry [{j}] needs an image path ('image') and a 'detections' list")
-        p = Path(src)
-        i = by_path.get(str(p.resolve()))  # absolute, or relative to the working folder
-        if i is None and not p.is_absolute():
-            i = by_path.get(str((path.parent / p).resolve()))
-        if i is None:
-            i = by_name.get(p.name, by_name.get(p.stem))
+        p = Path(src)   # absolute, relative to the working folder or to this file, else by file name
+        found = (by_path.get(str(p.resolve())), by_path.get(str((path.parent / p).resolve())),
+                 by_name.get(p.name), by_name.get(p.stem))
+        i = next((k for k in found if k is not None), None)
         if i is None:
             unmatched += 1
             continue
-        rows.setdefault(i, [])
         for d in dets:
             box = d.get("box", d.get("xyxy", d.get("bbox_xyxy"))) if isinstance(d, dict) else None
             if not (isinstance(box, list) and len(box) == 4) or "score" not in d:
                 raise DataError(f"{path}: entry [{j}]: each detection needs 'box' [x1, y1, x2, y2] and 'score'")
-            name = d.get("name")
-            cls = pos[name] if name in pos else int(d.get("class_id", -1))
-            rows[i].append((*[float(v) for v in box], float(d["score"]), cls))
+            cls = pos[d["name"]] if d.get("name") in pos else int(d.get("class_id", -1))
+            rows.setdefault(i, []).append((*[float(v) for v in box], float(d["score"]), cls))
     warns = [f"{path}: {unmatched} images are not in the dataset (ignored)"] if unmatched else []
     return _rows_to_dets(rows, len(ds.samples), ds.names), warns
 
 
-def _rows_to_dets(rows: dict[int, list], n: int, names: list[str]) -> dict[int, Detections]:
-    out = {}
-    for i in range(n):
-        r = np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6)
-        out[i] = Detections(r[:, :4], r[:, 4], r[:, 5].astype(np.int64), names)
+def _by_file_name(ds: DetectionDataset) -> dict[str, int]:
+    """Sample index by image file name and by stem (the first sample wins)."""
+    out: dict[str, int] = {}
+    for i, s in enumerate(ds.samples):
+        out.setdefault(s.image_path.name, i)
+        out.setdefault(s.image_path.stem, i)
     return out
+
+
+def _rows_to_dets(rows: dict[int, list], n: int, names: list[str]) -> dict[int, Detections]:
+    arrays = {i: np.asarray(rows.get(i, []), dtype=np.float64).reshape(-1, 6) for i in range(n)}
+    return {i: Detections(r[:, :4], r[:, 4], r[:, 5], names) for i, r in arrays.items()}
 
 
 def to_coco_results(predictions: dict[int, Detections], dataset: DetectionDataset) -> list[dict]:
@@ -380,42 +337,43 @@ def run_detector(detector: Any, dataset: DetectionDataset, verbose: bool = True
 
     Returns ({sample index: Detections with the dataset's class ids}, mean ms per stage, warnings).
     """
-    import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    class_map, warns = _class_map(list(getattr(detector, "names", []) or []), dataset.names)
+    from cnnlab.detect.predict import read_image
+
+    class_map, warns = class_mapping(list(getattr(detector, "names", []) or []), dataset.names)
     preds: dict[int, Detections] = {}
-    timing: dict[str, float] = {}
+    timing: Counter[str] = Counter()
     cols = (TextColumn("detect-eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*cols, disable=not verbose, transient=True) as bar:
-        task = bar.add_task("images", total=len(dataset.samples))
-        for i, s in enumerate(dataset.samples):
-            img = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DataError(f"unreadable image: {s.image_path}")
-            det = detector(img)
-            for k, v in (getattr(det, "timing", None) or {}).items():
-                timing[k] = timing.get(k, 0.0) + float(v)
-            cls = det.class_ids
-            if class_map is not None:
-                cls = class_map[np.clip(cls, 0, len(class_map) - 1)]
-                cls[(det.class_ids < 0) | (det.class_ids >= len(class_map))] = -1
+        for i, s in enumerate(bar.track(dataset.samples, description="images")):
+            det = detector(read_image(s.image_path))
+            timing.update({k: float(v) for k, v in (getattr(det, "timing", None) or {}).items()})
+            cls = remap_classes(det.class_ids, class_map)
             preds[i] = Detections(det.boxes, det.scores, cls, dataset.names, det.timing)
-            bar.advance(task)
     n = max(len(dataset.samples), 1)
     return preds, {k: v / n for k, v in timing.items()}, warns
 
 
-def _class_map(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray | None, list[str]]:
-    """Map detector class ids to dataset class ids by name (None: same ids)."""
-    if not det_names or det_names == data_names:
+def class_mapping(det_names: list[str], data_names: list[str]) -> tuple[np.ndarray | None, list[str]]:
+    """Detector class id -> dataset class id by name (-1: not in the dataset); None: the same ids (also,
+    with a warning, when no name is shared)."""
+    if not det_names or list(det_names) == list(data_names):
         return None, []
     pos = {n: k for k, n in enumerate(data_names)}
-    common = [n for n in det_names if n in pos]
-    if not common:
+    if not any(n in pos for n in det_names):
         return None, [f"the detector's class names do not match the dataset's; comparing class ids as is "
                       f"({len(det_names)} vs {len(data_names)} classes)"]
     return np.asarray([pos.get(n, -1) for n in det_names], dtype=np.int64), []
+
+
+def remap_classes(class_ids: np.ndarray, mapping: np.ndarray | None) -> np.ndarray:
+    """``class_ids`` through a `class_mapping` (-1 for ids outside it)."""
+    if mapping is None:
+        return class_ids
+    out = mapping[np.clip(class_ids, 0, len(mapping) - 1)]
+    out[(class_ids < 0) | (class_ids >= len(mapping))] = -1
+    return out
 
 
 def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
@@ -475,10 +433,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
         preds, speed, w = run_detector(detector, ds, verbose=verbose)
         warns += w
     result = evaluate_detections(ds.samples, preds, ds.names, max_det=max_det)
-    result["speed_ms"] = speed
-    result["warnings"] = warns
-    result["source"] = source
-    result["dataset"] = str(ds.source)
+    result.update(speed_ms=speed, warnings=warns, source=source, dataset=str(ds.source))
     if save:
         from cnnlab.runs import new_run_dir
 
@@ -516,33 +471,31 @@ def write_run_folder(run: Path, result: dict[str, Any], ds: DetectionDataset,
     atomic_write_text(run / "per_class.md", per_class_markdown(result))
     atomic_write_text(run / "coco_summary.txt", result["coco_summary"] + "\n")
     cm = result["confusion_matrix"]
-    header = "predicted\\true," + ",".join(_csv(n) for n in cm["names"])
-    lines = [header] + [_csv(n) + "," + ",".join(str(v) for v in row) for n, row in zip(cm["names"], cm["matrix"], strict=True)]
-    atomic_write_text(run / "confusion_matrix.csv", "\n".join(lines) + "\n")
+    atomic_write_text(run / "confusion_matrix.csv", _csv([["predicted\\true", *cm["names"]]] + [
+        [n, *row] for n, row in zip(cm["names"], cm["matrix"], strict=True)]))
     if preds is not None:
         write_json(run / "predictions.json", to_coco_results(preds, ds))
     if plots:
         from cnnlab.detect.eval_plots import plot_conf_curve, plot_confusion_matrix, plot_pr_curve
 
         plot_pr_curve(result, run / "PR_curve.png")
-        plot_conf_curve(result, "f1", run / "F1_curve.png")
-        plot_conf_curve(result, "precision", run / "P_curve.png")
-        plot_conf_curve(result, "recall", run / "R_curve.png")
-        plot_confusion_matrix(result, run / "confusion_matrix.png", normalize=False)
-        plot_confusion_matrix(result, run / "confusion_matrix_normalized.png", normalize=True)
+        for metric, letter in (("f1", "F1"), ("precision", "P"), ("recall", "R")):
+            plot_conf_curve(result, metric, run / f"{letter}_curve.png")
+        for normalize in (False, True):
+            plot_confusion_matrix(result, run / f"confusion_matrix{'_normalized' * normalize}.png", normalize)
 
 
-def _csv(text: str) -> str:
-    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+def _csv(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
 
 
 def _table_rows(result: dict[str, Any]) -> list[list[str]]:
-    rows = [["all", str(result["images"]), str(result["instances"]), f"{result['precision']:.3f}",
-             f"{result['recall']:.3f}", f"{result['mAP50']:.3f}", f"{result['mAP50_95']:.3f}"]]
-    for n, m in result["per_class"].items():
-        rows.append([n, str(m["images"]), str(m["instances"]), f"{m['precision']:.3f}",
-                     f"{m['recall']:.3f}", f"{m['AP50']:.3f}", f"{m['AP50_95']:.3f}"])
-    return rows
+    total = {**result, "AP50": result["mAP50"], "AP50_95": result["mAP50_95"]}
+    every = [("all", total), *result["per_class"].items()]
+    return [[n, str(m["images"]), str(m["instances"]),
+             *(f"{m[k]:.3f}" for k in ("precision", "recall", "AP50", "AP50_95"))] for n, m in every]
 
 
 TABLE_HEADER = ["class", "images", "instances", "P", "R", "mAP50", "mAP50-95"]
@@ -550,8 +503,7 @@ TABLE_HEADER = ["class", "images", "instances", "P", "R", "mAP50", "mAP50-95"]
 
 def per_class_csv(result: dict[str, Any]) -> str:
     """Per-class table (first row: all classes) as CSV."""
-    lines = [",".join(TABLE_HEADER)] + [",".join(_csv(c) for c in r) for r in _table_rows(result)]
-    return "\n".join(lines) + "\n"
+    return _csv([TABLE_HEADER, *_table_rows(result)])
 
 
 def per_class_markdown(result: dict[str, Any]) -> str:

@@ -89,9 +89,7 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
             "num_classes": str(model.num_classes), "source": model.source}
     if names is not None:
         meta["names"] = json.dumps(list(names))
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
+    onnx.helper.set_model_props(proto, meta)
     proto.producer_name = "cnnlab"
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
@@ -100,15 +98,14 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
 def check_against_torch(model: DarknetModel, data: bytes, imgsz: ImageSize | int | str | tuple[int, int],
                         seed: int = 0) -> tuple[float, float, tuple[int, ...]]:
     """(max abs difference, max abs output, shape): ONNX Runtime vs PyTorch on one smooth random image."""
-    import onnxruntime as ort
-
+    from cnnlab.deploy.providers import create_session
     from cnnlab.detect.synthetic import random_images
 
     w, h = ImageSize.parse(imgsz)
     x = random_images(1, h, w, seed)[:, :model.channels]
     with pixel_outputs(model), torch.no_grad():
         ref = YoloV5Head(model.eval())(x).numpy()
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    sess = create_session(data, "cpu")
     out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     if out.shape != ref.shape:
         raise UserError(f"exported ONNX gives shape {out.shape}, PyTorch {ref.shape}")

@@ -11,7 +11,8 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,51 +96,6 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def _frames_of_video(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise UserError(f"cannot open video {path}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-
-    def gen() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                yield frame
-        finally:
-            cap.release()
-
-    return gen(), fps, count
-
-
-class _VideoOut:
-    """An mp4 written under a hidden name and renamed into place when complete."""
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        import cv2
-
-        self.path = path
-        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            raise UserError(f"cannot write video {path} (no mp4v encoder in this OpenCV build?)")
-
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
-
-    def close(self, keep: bool) -> None:
-        self.writer.release()
-        if keep:
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
-
-
 def detect_source(source: str | os.PathLike, detector, save: bool = True, project: str | os.PathLike = "runs",
                   name: str = "exp", save_json: str | os.PathLike | None = None,
                   save_csv: str | os.PathLike | None = None,
@@ -148,16 +104,14 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
 
     ``on_frame(done, total)`` is called after each frame (total 0 when unknown), for progress bars.
     """
-    import cv2
-
-    from cnnlab.detect.draw import draw_detections
+    from cnnlab.detect.draw import draw_detections, write_image
     from cnnlab.io import atomic_write_bytes, write_json
     from cnnlab.runs import new_run_dir, write_run_config, write_run_metrics
 
     kind, files = collect_inputs(source)
     run_dir = new_run_dir(project, "detect", name) if save else None
     results: list[FrameResult] = []
-    totals = dict.fromkeys(STAGES, 0.0)
+    totals = Counter(dict.fromkeys(STAGES, 0.0))
     saved: list[Path] = []
     start = time.perf_counter()
 
@@ -168,8 +122,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
             t = time.perf_counter()
             annotated = draw_detections(img, det)
             det.timing["draw"] = (time.perf_counter() - t) * 1e3
-        for k, v in det.timing.items():
-            totals[k] = totals.get(k, 0.0) + v
+        totals.update(det.timing)
         results.append(FrameResult(src, frame, img.shape[1], img.shape[0], det))
         return annotated
 
@@ -177,29 +130,29 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
         for i, f in enumerate(files):
             img = read_image(f)
             annotated = step(img, str(f), None)
-            if run_dir is not None and annotated is not None:
+            if annotated is not None:
                 ext = f.suffix.lower() if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".jpg"
-                ok, buf = cv2.imencode(ext, annotated)
-                if ok:
-                    saved.append(atomic_write_bytes(run_dir / (f.stem + ext), buf.tobytes()))
+                saved.append(write_image(run_dir / (f.stem + ext), annotated))
             if on_frame:
                 on_frame(i + 1, len(files))
     else:
-        frames, fps, count = _frames_of_video(files[0])
-        writer: _VideoOut | None = None
+        from cnnlab.detect.pipeline.sinks import VideoSink
+        from cnnlab.detect.pipeline.sources import VideoCaptureSource
+
+        video = VideoCaptureSource(str(files[0]), "file")
+        video.open()
+        writer = VideoSink(run_dir / f"{files[0].stem}.mp4", fps=video.info.fps or 25.0) if run_dir else None
         complete = False
         try:
-            for i, frame in enumerate(frames):
-                annotated = step(frame, str(files[0]), i)
-                if run_dir is not None and annotated is not None:
-                    if writer is None:
-                        writer = _VideoOut(run_dir / f"{files[0].stem}.mp4", fps,
-                                           (annotated.shape[1], annotated.shape[0]))
-                    writer.write(annotated)
+            while (frame := video.read()) is not None:
+                annotated = step(frame, str(files[0]), len(results))
+                if annotated is not None:
+                    writer.write_image(annotated)
                 if on_frame:
-                    on_frame(i + 1, count)
+                    on_frame(len(results), video.info.frame_count or 0)
             complete = True
         finally:
+            video.close()
             if writer is not None:
                 writer.close(keep=complete)
         if not results:
@@ -210,17 +163,15 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
     n = max(1, len(results))
     timing = {k: v / n for k, v in totals.items() if v > 0 or k != "draw"}
     run = DetectRun(results, timing, len(results) / elapsed if elapsed > 0 else 0.0, run_dir, saved)
-    payload = {"model": detector.source.describe(), "backend": detector.backend_name,
-               "imgsz": list(detector.imgsz), "conf": detector.conf, "iou": detector.iou,
-               "letterbox": detector.letterbox, "names": detector.names,
-               "results": [r.to_dict() for r in results]}
+    model = {"model": detector.source.describe(), "backend": detector.backend_name,
+             "imgsz": list(detector.imgsz), "conf": detector.conf, "iou": detector.iou,
+             "letterbox": detector.letterbox}
+    payload = {**model, "names": detector.names, "results": [r.to_dict() for r in results]}
     csv_text = detections_csv(results)
     if run_dir is not None:
         saved.append(write_json(run_dir / "detections.json", payload))
         saved.append(atomic_write_bytes(run_dir / "detections.csv", csv_text.encode("utf-8")))
-        write_run_config(run_dir, {"task": "detect", "source": str(source), "model": detector.source.describe(),
-                                   "backend": detector.backend_name, "imgsz": list(detector.imgsz),
-                                   "conf": detector.conf, "iou": detector.iou, "letterbox": detector.letterbox,
+        write_run_config(run_dir, {"task": "detect", "source": str(source), **model,
                                    "device": detector.backend.device})
         write_run_metrics(run_dir, {"frames": len(results), "detections": run.num_detections,
                                     "fps": run.fps, "timing_ms": timing})

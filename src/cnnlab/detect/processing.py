@@ -19,7 +19,6 @@ from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
 
 FORMATS = ("darknet", "yolov5", "yolov8")
-PAD_VALUE = 114  # grey border of letterboxed images (as Ultralytics)
 
 
 @dataclass
@@ -55,24 +54,19 @@ def preprocess_image(image_bgr: np.ndarray, imgsz: ImageSize | int | str | tuple
     /255, NCHW."""
     import cv2
 
+    from cnnlab.detect.train.augment import letterbox as fit
+
     img = as_bgr(image_bgr)
     h0, w0 = img.shape[:2]
     w, h = ImageSize.parse(imgsz)
     if letterbox:
-        r = min(h / h0, w / w0)
-        nw, nh = max(1, int(round(w0 * r))), max(1, int(round(h0 * r)))
-        dw, dh = (w - nw) / 2, (h - nh) / 2
-        resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w0, h0) else img
-        top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-        left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-        img = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                 value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-        meta = ImageMeta((h0, w0), (h, w), (nw / w0, nh / h0), (float(left), float(top)))
+        img, _, r, pad = fit(img, (h, w))
+        scale = (max(1, round(w0 * r)) / w0, max(1, round(h0 * r)) / h0)   # the sides fit() resized to
     else:
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) if (w, h) != (w0, h0) else img
-        meta = ImageMeta((h0, w0), (h, w), (w / w0, h / h0), (0.0, 0.0))
+        scale, pad = (w / w0, h / h0), (0.0, 0.0)
     blob = cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True, crop=False)
-    return blob.astype(np.float32, copy=False), meta
+    return blob.astype(np.float32, copy=False), ImageMeta((h0, w0), (h, w), scale, pad)
 
 
 def guess_format(shape: tuple[int, ...], num_classes: int | None = None) -> str:
@@ -118,10 +112,8 @@ def candidates(raw: list[np.ndarray], fmt: str, meta: ImageMeta, conf: float
     scores = cls[np.arange(len(cls)), class_ids]
     keep = scores > conf
     xywh, scores, class_ids = xywh[keep], scores[keep], class_ids[keep]
-    boxes = np.empty_like(xywh, dtype=np.float32)
-    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:4] / 2
-    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:4] / 2
-    return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+    boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:4] / 2, xywh[:, :2] + xywh[:, 2:4] / 2], 1)
+    return boxes.astype(np.float32), scores.astype(np.float32), class_ids.astype(np.int64)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float, max_det: int = 300
@@ -140,13 +132,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
 
 def map_boxes_back(boxes: np.ndarray, meta: ImageMeta) -> np.ndarray:
     """Boxes from network-input pixels to original-image pixels, clipped to the image."""
-    out = boxes.astype(np.float32, copy=True)
-    out[:, [0, 2]] = (out[:, [0, 2]] - meta.pad[0]) / meta.scale[0]
-    out[:, [1, 3]] = (out[:, [1, 3]] - meta.pad[1]) / meta.scale[1]
     h0, w0 = meta.orig_hw
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w0)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h0)
-    return out
+    pad, scale = np.array(meta.pad * 2, np.float32), np.array(meta.scale * 2, np.float32)   # (x, y, x, y)
+    out = (boxes.astype(np.float32) - pad) / scale
+    return out.clip(0, np.array([w0, h0, w0, h0], np.float32))
 
 
 def postprocess_output(raw: list[np.ndarray], fmt: str, meta: ImageMeta, names: list[str], conf: float,

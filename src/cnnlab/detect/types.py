@@ -40,9 +40,7 @@ class ImageSize(NamedTuple):
                     raise ValueError
                 w, h = int(parts[0]), int(parts[-1])
             elif isinstance(value, (tuple, list)):
-                if len(value) != 2:
-                    raise ValueError
-                w, h = operator.index(value[0]), operator.index(value[1])
+                w, h = map(operator.index, value)   # exactly two
             elif isinstance(value, bool):
                 raise ValueError
             else:
@@ -62,17 +60,6 @@ class ImageSize(NamedTuple):
         return f"{self.width}x{self.height}"
 
 
-def _as_boxes(boxes: Any) -> np.ndarray:
-    arr = np.asarray(boxes, dtype=np.float32)
-    if arr.size == 0:
-        return np.zeros((0, 4), dtype=np.float32)
-    return arr.reshape(-1, 4)
-
-
-def _as_1d(values: Any, dtype: type) -> np.ndarray:
-    return np.asarray(values, dtype=dtype).reshape(-1)
-
-
 @dataclass
 class Detections:
     """Boxes of one image, in original-image pixels, with scores, class ids and per-stage timing."""
@@ -84,14 +71,13 @@ class Detections:
     timing: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
 
     def __post_init__(self) -> None:
-        self.boxes = _as_boxes(self.boxes)
-        self.scores = _as_1d(self.scores, np.float32)
-        self.class_ids = _as_1d(self.class_ids, np.int64)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         n = len(self.boxes)
         if len(self.scores) != n or len(self.class_ids) != n:
-            raise ValueError(
-                f"Detections: {n} boxes but {len(self.scores)} scores and {len(self.class_ids)} class ids"
-            )
+            raise ValueError(f"Detections: {n} boxes but {len(self.scores)} scores and {len(self.class_ids)} "
+                             "class ids")
         self.names = list(self.names)
         self.timing = dict(self.timing)
 
@@ -99,8 +85,7 @@ class Detections:
     def empty(cls, names: list[str] | None = None, timing: dict[str, float] | None = None
               ) -> Detections:
         """No detections (an image where nothing was found)."""
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                   list(names or []), dict(timing or {}))
+        return cls([], [], [], names or [], timing or {})
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -120,9 +105,7 @@ class Detections:
 
     def filter(self, conf: float | None = None, classes: list[int] | None = None) -> Detections:
         """Keep detections with score >= ``conf`` and (optionally) a class id in ``classes``."""
-        keep = np.ones(len(self), dtype=bool)
-        if conf is not None:
-            keep &= self.scores >= conf
+        keep = np.ones(len(self), dtype=bool) if conf is None else self.scores >= conf
         if classes is not None:
             keep &= np.isin(self.class_ids, np.asarray(list(classes), dtype=np.int64))
         return self.select(keep)
@@ -138,9 +121,8 @@ class Detections:
     @classmethod
     def from_dicts(cls, items: list[dict], names: list[str] | None = None) -> Detections:
         """Inverse of `to_dicts`."""
-        boxes = [[float(v) for v in d["box"]] for d in items]
-        return cls(np.asarray(boxes, np.float32), np.asarray([float(d["score"]) for d in items], np.float32),
-                   np.asarray([int(d["class_id"]) for d in items], np.int64), list(names or []))
+        return cls([d["box"] for d in items], [d["score"] for d in items], [d["class_id"] for d in items],
+                   names or [])
 
 
 @dataclass
@@ -157,13 +139,11 @@ class DetectionSample:
         self.image_path = Path(self.image_path)
         self.width = int(self.width)
         self.height = int(self.height)
-        self.boxes = _as_boxes(self.boxes)
-        self.class_ids = _as_1d(self.class_ids, np.int64)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         if len(self.boxes) != len(self.class_ids):
-            raise ValueError(
-                f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "
-                f"{len(self.class_ids)} class ids"
-            )
+            raise ValueError(f"DetectionSample {self.image_path}: {len(self.boxes)} boxes but "
+                             f"{len(self.class_ids)} class ids")
 
     def __len__(self) -> int:
         return int(len(self.boxes))

@@ -16,7 +16,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -93,9 +92,8 @@ class FrameBroadcaster:
     def _encode_loop(self) -> None:
         done = 0
         while True:
-            with self._cond:
-                while not self._closed and (self._raw_seq == done or self.viewers == 0):
-                    self._cond.wait(0.5)
+            with self._cond:   # publish, add_viewer and close notify
+                self._cond.wait_for(lambda d=done: self._closed or (self._raw_seq != d and self.viewers > 0))
                 if self._closed:
                     return
                 image, seq = self._raw, self._raw_seq
@@ -108,14 +106,9 @@ class FrameBroadcaster:
 
     def wait_next(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         """Block until a frame newer than ``after`` is encoded; ``(seq, jpeg)`` or ``(after, None)``."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._closed and self._jpeg_seq <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return after, None
-                self._cond.wait(remaining)
-            if self._closed:
+            fresh = self._cond.wait_for(lambda: self._closed or self._jpeg_seq > after, timeout)
+            if not fresh or self._closed:
                 return after, None
             return self._jpeg_seq, self._jpeg
 
@@ -127,10 +120,14 @@ class FrameBroadcaster:
             image = self._raw
         return None if image is None else self._encode(image)
 
-    def add_viewer(self, delta: int) -> None:
+    def add_viewer(self, delta: int, limit: int | None = None) -> bool:
+        """Count viewers in (+1) or out (-1); False (and not counted) when ``limit`` are watching."""
         with self._cond:
+            if delta > 0 and limit is not None and self.viewers >= limit:
+                return False
             self.viewers += delta
             self._cond.notify_all()
+            return True
 
     @property
     def closed(self) -> bool:
@@ -256,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         live = self.server.live
-        if not live.try_add_viewer():
+        if not live.broadcaster.add_viewer(+1, live.max_viewers):
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n", "text/plain")
             return
         try:
@@ -280,11 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                     + jpeg + b"\r\n")
                 self.wfile.flush()
-                live.frames_sent += 1
         except OSError:   # BrokenPipe, ConnectionReset, socket timeout
             pass   # the viewer went away or stalled
         finally:
-            live.remove_viewer()
+            live.broadcaster.add_viewer(-1)
 
 
 class _Server(ThreadingHTTPServer):
@@ -311,7 +307,6 @@ class LiveViewServer:
         self.max_viewers = int(max_viewers)
         self.client_timeout = float(client_timeout)
         self.broadcaster = FrameBroadcaster(quality)
-        self.frames_sent = 0
         self._stats: dict[str, Any] = {"fps": 0.0, "mean_fps": 0.0, "frames": 0, "running": True}
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
@@ -351,19 +346,7 @@ class LiveViewServer:
 
     def stats_snapshot(self) -> dict[str, Any]:
         with self._lock:
-            s = dict(self._stats)
-        s["viewers"] = self.broadcaster.viewers
-        return s
-
-    def try_add_viewer(self) -> bool:
-        with self._lock:
-            if self.broadcaster.viewers >= self.max_viewers:
-                return False
-            self.broadcaster.add_viewer(+1)
-            return True
-
-    def remove_viewer(self) -> None:
-        self.broadcaster.add_viewer(-1)
+            return {**self._stats, "viewers": self.broadcaster.viewers}
 
     def stop(self) -> None:
         """Stop serving; open viewer connections end within a second."""

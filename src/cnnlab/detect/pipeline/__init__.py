@@ -1,7 +1,6 @@
 """Real-time detection pipeline: sources -> capture thread -> timed stages -> sinks (window, video,
 images, JSON lines, web live view), with honest FPS and a `--max-fps` throttle. See docs/stream.md."""
 
-from cnnlab.detect.pipeline.fps import FpsMeter, Throttle
 from cnnlab.detect.pipeline.runner import Pipeline, PipelineSummary, build_sinks, run_pipeline
 from cnnlab.detect.pipeline.sinks import (
     CallbackSink,
@@ -23,7 +22,7 @@ from cnnlab.detect.pipeline.sources import (
     VideoCaptureSource,
     open_source,
 )
-from cnnlab.detect.pipeline.timing import STAGES, StageTimes
+from cnnlab.detect.pipeline.timing import STAGES, FpsMeter, StageTimes, Throttle
 
 __all__ = [
     "STAGES", "CallbackSink", "CaptureThread", "FpsMeter", "Frame", "FrameResult", "FrameSource",

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.detect.pipeline.fps import FpsMeter, Throttle
-from cnnlab.detect.pipeline.overlay import draw_overlay
+from cnnlab.detect.draw import draw_detections
 from cnnlab.detect.pipeline.sinks import (
     FrameResult,
     ImageSink,
@@ -27,7 +26,7 @@ from cnnlab.detect.pipeline.sinks import (
     WindowSink,
 )
 from cnnlab.detect.pipeline.sources import CaptureThread, Frame, FrameSource, open_source
-from cnnlab.detect.pipeline.timing import STAGES, StageTimes, format_stages, run_stages
+from cnnlab.detect.pipeline.timing import STAGES, FpsMeter, StageTimes, Throttle, draw_overlay, format_stages
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
@@ -78,12 +77,6 @@ class _Work:
     latency_ms: float
 
 
-def _default_draw() -> Callable[[np.ndarray, Any], np.ndarray]:
-    from cnnlab.detect.draw import draw_detections
-
-    return draw_detections
-
-
 class Pipeline:
     """Run ``detector`` on every frame a source delivers and hand the results to ``sinks``.
 
@@ -108,12 +101,9 @@ class Pipeline:
                  handle_sigint: bool = True, max_reconnects: int | None = None,
                  reconnect_backoff: tuple[float, float] = (0.5, 10.0), overlap: bool = True,
                  warmup: bool = True) -> None:
-        if max_fps is not None and max_fps <= 0:
-            raise UserError("--max-fps must be positive")
-        if duration is not None and duration <= 0:
-            raise UserError("--duration must be positive")
-        if max_frames is not None and max_frames <= 0:
-            raise UserError("--max-frames must be positive")
+        for flag, value in (("--max-fps", max_fps), ("--duration", duration), ("--max-frames", max_frames)):
+            if value is not None and value <= 0:
+                raise UserError(f"{flag} must be positive")
         self.detector = detector
         self.source = open_source(source, capture, capture_fps)
         self.sinks = list(sinks)
@@ -151,23 +141,7 @@ class Pipeline:
             self._stopped_by = reason
         self._stop.set()
 
-    @property
-    def running(self) -> bool:
-        return self.capture is not None and not self._stop.is_set()
-
     # -- the loop ---------------------------------------------------------------------------------
-    def _detect(self, image: np.ndarray) -> tuple[Any, dict[str, float]]:
-        det = self.detector
-        if self._staged:
-            return run_stages(det, image)
-        t0 = time.perf_counter()
-        dets = det(image)
-        total = (time.perf_counter() - t0) * 1e3
-        timing = dict(getattr(dets, "timing", {}) or {})
-        if {"preprocess", "inference", "postprocess"} <= timing.keys():
-            return dets, {k: float(timing[k]) for k in ("preprocess", "inference", "postprocess")}
-        return dets, {"preprocess": 0.0, "inference": total, "postprocess": 0.0}
-
     def _live_stats(self, frame_index: int, n_dets: int, latency_ms: float) -> dict[str, Any]:
         recent = self.times.recent()
         cap = self.capture
@@ -207,13 +181,15 @@ class Pipeline:
         t1 = time.perf_counter()
         stages = {"capture": (t1 - t_asked) * 1e3}
         latency_ms = (t1 - frame.captured_at) * 1e3
-        if not self._staged:
-            dets, det_ms = self._detect(frame.image)
-            return _Work(frame, None, None, dets, {**stages, **det_ms}, latency_ms)
-        prepared = frame.meta.pop("prepared", None)
-        if prepared is None:
-            prepared = self._prepare(frame.image)
-        blob, meta, stages["preprocess"] = prepared
+        if not self._staged:    # one call: its own stage times when it reports them, else all inference
+            dets = self.detector(frame.image)
+            timing = dict(getattr(dets, "timing", {}) or {})
+            parts = ("preprocess", "inference", "postprocess")
+            if not set(parts) <= timing.keys():
+                timing = dict.fromkeys(parts, 0.0) | {"inference": (time.perf_counter() - t1) * 1e3}
+            stages.update({k: float(timing[k]) for k in parts})
+            return _Work(frame, None, None, dets, stages, latency_ms)
+        blob, meta, stages["preprocess"] = frame.meta.pop("prepared", None) or self._prepare(frame.image)
         t2 = time.perf_counter()
         raw = self.detector.infer(blob)
         stages["inference"] = (time.perf_counter() - t2) * 1e3
@@ -282,7 +258,7 @@ class Pipeline:
         if self.warmup and callable(getattr(self.detector, "warmup", None)):
             self.detector.warmup(1)     # first calls allocate: keep them out of the figures
         need_image = any(s.needs_image for s in self.sinks)
-        self._draw_fn = (self._draw or _default_draw()) if need_image else None
+        self._draw_fn = (self._draw or draw_detections) if need_image else None
         # Windows must be driven from the thread that created them: no output thread with --show.
         overlap = self.overlap and not any(isinstance(s, WindowSink) for s in self.sinks)
         throttle = Throttle(self.max_fps)
@@ -305,11 +281,10 @@ class Pipeline:
         submitted = 0
         t_start = time.perf_counter()
         try:
+            self.logger(f"source: {info.describe()}")
             for s in self.sinks:
                 s.open()
                 opened.append(s)
-            self.logger(f"source: {info.describe()}")
-            for s in self.sinks:
                 if isinstance(s, WebSink):
                     self.logger(f"live view: {s.url}")
             old_handler = self._install_sigint()
@@ -384,17 +359,9 @@ class Pipeline:
 
 
 def _outputs(sinks: list[Sink]) -> dict[str, str]:
-    out = {}
-    for s in sinks:
-        if isinstance(s, VideoSink):
-            out["video"] = str(s.path)
-        elif isinstance(s, JsonlSink):
-            out["jsonl"] = str(s.path)
-        elif isinstance(s, ImageSink):
-            out["frames"] = str(s.folder)
-        elif isinstance(s, WebSink):
-            out["web"] = s.url
-    return out
+    kinds = ((VideoSink, "video", "path"), (JsonlSink, "jsonl", "path"), (ImageSink, "frames", "folder"),
+             (WebSink, "web", "url"))
+    return {key: str(getattr(s, attr)) for s in sinks for cls, key, attr in kinds if isinstance(s, cls)}
 
 
 def build_sinks(save: str | Path | None = None, save_jsonl: str | Path | None = None,

@@ -38,6 +38,11 @@ class FrameResult:
     annotated: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def shown(self) -> np.ndarray:
+        """The annotated frame, else the captured one."""
+        return self.annotated if self.annotated is not None else self.image
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready record of the frame (no pixels)."""
         return {
@@ -53,7 +58,6 @@ class Sink:
     """Base class: a pipeline output."""
 
     needs_image = True
-    name = "sink"
 
     def open(self) -> None:
         """Acquire resources (called before the first frame)."""
@@ -74,16 +78,12 @@ def gui_available() -> bool:
     """Whether this OpenCV build can open windows (the headless wheels cannot)."""
     import cv2
 
-    for line in cv2.getBuildInformation().splitlines():
-        if line.strip().startswith("GUI:"):
-            return line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
-    return True
+    line = next((ln for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), None)
+    return line is None or line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
 
 
 class WindowSink(Sink):
     """Show the annotated frames with ``cv2.imshow``; 'q' or Esc stops the pipeline."""
-
-    name = "window"
 
     def __init__(self, title: str = "cnnlab stream") -> None:
         self.title = title
@@ -107,10 +107,8 @@ class WindowSink(Sink):
     def write(self, result: FrameResult) -> None:
         import cv2
 
-        cv2.imshow(self.title, result.annotated if result.annotated is not None else result.image)
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), 27):
-            self._stop = True
+        cv2.imshow(self.title, result.shown)
+        self._stop |= (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)   # q or Esc
 
     @property
     def stop_requested(self) -> bool:
@@ -135,8 +133,6 @@ class VideoSink(Sink):
     is closed, so the file at ``path`` is always a complete, playable video.
     """
 
-    name = "video"
-
     def __init__(self, path: str | Path, fps: float | None = None, fourcc: str | None = None) -> None:
         self.path = Path(path)
         ext = self.path.suffix.lower()
@@ -156,9 +152,11 @@ class VideoSink(Sink):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
+        self.write_image(result.shown)
+
+    def write_image(self, image: np.ndarray) -> None:
         import cv2
 
-        image = result.annotated if result.annotated is not None else result.image
         h, w = image.shape[:2]
         if self._writer is None:
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
@@ -172,19 +170,18 @@ class VideoSink(Sink):
         self._writer.write(image)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Rename the finished video into place (``keep=False``: delete it, e.g. after an error)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._tmp, self.path)
-        elif self._tmp.exists():
-            self._tmp.unlink()
+            if keep:
+                os.replace(self._tmp, self.path)
+        self._tmp.unlink(missing_ok=True)
 
 
 class ImageSink(Sink):
     """Save annotated frames as numbered image files (``frame_000000.jpg``) in a folder."""
-
-    name = "images"
 
     def __init__(self, folder: str | Path, ext: str = ".jpg", every: int = 1) -> None:
         self.folder = Path(folder)
@@ -198,24 +195,17 @@ class ImageSink(Sink):
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
-        import cv2
-
-        from cnnlab.io import atomic_write_bytes
+        from cnnlab.detect.draw import write_image
 
         if result.index % self.every:
             return
-        image = result.annotated if result.annotated is not None else result.image
-        ok, buf = cv2.imencode(self.ext, image)
-        if not ok:
-            raise UserError(f"cannot encode frames as {self.ext}")
-        atomic_write_bytes(self.folder / f"frame_{result.index:06d}{self.ext}", buf.tobytes())
+        write_image(self.folder / f"frame_{result.index:06d}{self.ext}", result.shown)
         self.frames += 1
 
 
 class JsonlSink(Sink):
     """One JSON object per frame (detections, stage times, fps), written whole and flushed."""
 
-    name = "jsonl"
     needs_image = False
 
     def __init__(self, path: str | Path) -> None:
@@ -244,8 +234,6 @@ class JsonlSink(Sink):
 class WebSink(Sink):
     """Serve the annotated frames and live figures in a browser (see `cnnlab.detect.web`)."""
 
-    name = "web"
-
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
                  quality: int = 80, max_viewers: int = 16) -> None:
         from cnnlab.detect.web import LiveViewServer
@@ -262,7 +250,7 @@ class WebSink(Sink):
         self._started = True
 
     def write(self, result: FrameResult) -> None:
-        self.server.publish(result.annotated if result.annotated is not None else result.image)
+        self.server.publish(result.shown)
         self.server.update_stats(result.stats)
 
     def close(self) -> None:
@@ -273,8 +261,6 @@ class WebSink(Sink):
 
 class CallbackSink(Sink):
     """Call ``fn(result)`` for every frame (e.g. to collect detections, as the sweep does)."""
-
-    name = "callback"
 
     def __init__(self, fn, needs_image: bool = False) -> None:
         self.fn = fn

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cnnlab.detect.pipeline.fps import FpsMeter
+from cnnlab.detect.pipeline.timing import FpsMeter
+from cnnlab.detect.predict import IMAGE_EXTS
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -44,13 +43,10 @@ class SourceInfo:
     frame_count: int | None = None              # known length (files, folders)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "target": self.target,
-            "requested_size": list(self.requested_size) if self.requested_size else None,
-            "requested_fps": self.requested_fps, "width": self.width, "height": self.height,
-            "fps": round(self.fps, 3), "native_size": list(self.native_size) if self.native_size else None,
-            "resized": self.resized, "frame_count": self.frame_count,
-        }
+        d = asdict(self) | {"fps": round(self.fps, 3)}
+        for k in ("requested_size", "native_size"):
+            d[k] = list(d[k]) if d[k] else None
+        return d
 
     def describe(self) -> str:
         """One line: ``webcam 0: 640x480 @ 30 fps (asked 1280x720 @ 60)``."""
@@ -114,15 +110,12 @@ class VideoCaptureSource:
         self.size = tuple(size) if size else None
         self.info = SourceInfo(kind, str(target), self.size, fps)
         self._cap: Any = None
-        self._opened_once = False
 
     def open(self) -> None:
         import cv2
 
-        if self.kind == "stream":
-            cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG)
-        else:
-            cap = cv2.VideoCapture(self.target)
+        stream = self.kind == "stream"
+        cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG) if stream else cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
             what = {"webcam": "camera", "file": "video file", "stream": "stream"}[self.kind]
@@ -140,13 +133,11 @@ class VideoCaptureSource:
         self.info.native_size = (w, h)
         self.info.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if self.kind == "file":
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            self.info.frame_count = n if n > 0 else None
+            self.info.frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) or None
         # The webcam gives what it gives; files/streams get the requested size in software.
         self.info.resized = bool(self.size) and self.kind != "webcam" and (w, h) != self.size
         self.info.width, self.info.height = (self.size if self.info.resized else (w, h))
         self._cap = cap
-        self._opened_once = True
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:
@@ -155,9 +146,7 @@ class VideoCaptureSource:
         if not ok or frame is None:
             return None
         if self.kind == "webcam":
-            h, w = frame.shape[:2]
-            if (w, h) != (self.info.width, self.info.height):   # some drivers report 0x0 up front
-                self.info.width, self.info.height = w, h
+            self.info.height, self.info.width = frame.shape[:2]   # some drivers report 0x0 up front
             return frame
         return _resize(frame, self.size) if self.info.resized else frame
 
@@ -343,9 +332,8 @@ class CaptureThread:
                 if self._buf:
                     self._buf.popleft()
                     self.stats.dropped += 1
-            else:
-                while len(self._buf) >= self.bound and not self._stop.is_set():
-                    self._cond.wait(0.1)
+            else:   # get() and stop() notify
+                self._cond.wait_for(lambda: len(self._buf) < self.bound or self._stop.is_set())
                 if self._stop.is_set():
                     return
             self._buf.append(frame)
@@ -387,17 +375,13 @@ class CaptureThread:
 
         With a ``timeout``, raises `TimeoutError` if no frame arrives in time.
         """
-        deadline = None if timeout is None else time.perf_counter() + timeout
-        with self._cond:
-            while not self._buf:
-                if self._ended or self._stop.is_set():
-                    if self._error is not None:
-                        raise self._error
-                    return None
-                remaining = None if deadline is None else deadline - time.perf_counter()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError("no frame from the source in time")
-                self._cond.wait(0.1 if remaining is None else min(remaining, 0.1))
+        with self._cond:   # every change of the buffer, _ended and _stop is notified
+            if not self._cond.wait_for(lambda: self._buf or self._ended or self._stop.is_set(), timeout):
+                raise TimeoutError("no frame from the source in time")
+            if not self._buf:
+                if self._error is not None:
+                    raise self._error
+                return None
             frame = self._buf.popleft()
             self._cond.notify_all()
             return frame

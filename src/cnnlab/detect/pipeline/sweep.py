@@ -46,26 +46,15 @@ class SweepResult:
         return max(self.rows, key=lambda r: r[key])
 
 
-def _map_classes(det_names: Sequence[str], data_names: Sequence[str]) -> np.ndarray | None:
-    """Detector class id -> dataset class id (-1: not in the dataset); None when identical."""
-    if list(det_names) == list(data_names) or not det_names:
-        return None
-    index = {n: i for i, n in enumerate(data_names)}
-    mapping = np.array([index.get(n, -1) for n in det_names], np.int64)
-    if (mapping < 0).all():
-        raise UserError("none of the detector's class names occur in the dataset's names "
-                        "(pass --names to match them)")
-    return mapping
-
-
 def _rescale(result: FrameResult, sample: Any, mapping: np.ndarray | None) -> Any:
     """Detections of a (resized) frame in the pixels of the labelled image, with dataset class ids."""
+    from cnnlab.detect.evaluate import remap_classes
     from cnnlab.detect.types import Detections
 
     d = result.detections
     h, w = result.image.shape[:2]
     boxes = d.boxes * np.array([sample.width / w, sample.height / h] * 2, np.float32)
-    cids = d.class_ids if mapping is None else mapping[np.clip(d.class_ids, 0, len(mapping) - 1)]
+    cids = remap_classes(d.class_ids, mapping)
     keep = cids >= 0
     return Detections(boxes[keep], d.scores[keep], cids[keep], d.names)
 
@@ -102,8 +91,10 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     labelled image for mAP. ``detector_factory(imgsz)`` builds the detector for an input size (with a
     low ``conf`` for mAP); frames are drawn with the boxes scoring at least ``display_conf``.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from cnnlab.detect.data import load_detection_data
-    from cnnlab.detect.evaluate import evaluate_detections
+    from cnnlab.detect.evaluate import class_mapping, evaluate_detections
     from cnnlab.io import atomic_write_text, write_json, write_yaml
     from cnnlab.runs import new_run_dir
 
@@ -132,8 +123,8 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     detectors: dict[int, Any] = {}
     rows: list[dict[str, Any]] = []
     interrupted = False
-    bar = _progress(progress)
-    with bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), disable=not progress, transient=False) as bar:
         task = bar.add_task("sweep", total=len(grid))
         for (cw, ch), size, cap_fps in grid:
             bar.update(task, description=f"{cw}x{ch} imgsz {size} max {cap_fps:g} fps")
@@ -145,7 +136,10 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
             det_names = list(getattr(det, "names", []))
             # Without class names the dataset's ids are taken to be the model's (e.g. coco128 + COCO model).
             eval_names = det_names if ds.names_inferred and det_names else data_names
-            mapping = _map_classes(det_names, eval_names)
+            mapping, unmatched = class_mapping(det_names, eval_names)
+            if unmatched:
+                raise UserError("none of the detector's class names occur in the dataset's names "
+                                "(pass --names to match them)")
             preds: dict[int, Any] = {}
 
             def collect(r: FrameResult, mapping=mapping, preds=preds) -> None:
@@ -188,13 +182,6 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     return result
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
-
-
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
@@ -225,24 +212,21 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
     ax1.bar(x, [r["mAP50"] for r in rows], color="tab:blue", label="mAP@0.5")
     ax1.bar(x, [r["mAP50_95"] for r in rows], color="tab:cyan", width=0.5, label="mAP@0.5:0.95")
     ax1.set_xticks(x, labels, fontsize=7)
-    ax1.set_ylabel("mAP")
-    ax1.set_title("accuracy per setting")
+    ax1.set(ylabel="mAP", title="accuracy per setting")
     ax1.legend(fontsize=8)
     bottom = np.zeros(len(rows))
     for s in STAGES:
         vals = np.array([r[f"{s}_ms"] for r in rows])
         ax2.bar(x, vals, bottom=bottom, label=f"{s}")
         bottom += vals
-    ax2.set_ylabel("ms per frame (stages)")
+    ax2.set(ylabel="ms per frame (stages)", title="speed per setting")
     ax2.set_xticks(x, labels, fontsize=7)
     ax2.legend(fontsize=7, loc="upper left")
     ax3 = ax2.twinx()
     ax3.plot(x, [r["achieved_fps"] for r in rows], "ko-", label="achieved FPS")
     ax3.plot(x, [r["max_fps"] for r in rows], "r_", markersize=18, mew=2, label="max FPS setting")
-    ax3.set_ylabel("FPS")
-    ax3.set_ylim(bottom=0)
+    ax3.set(ylabel="FPS", ylim=(0, None))
     ax3.legend(fontsize=7, loc="upper right")
-    ax2.set_title("speed per setting")
     fig.tight_layout()
     save_figure(fig, path.with_suffix(".png"))
     return path

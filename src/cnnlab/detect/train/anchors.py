@@ -34,13 +34,8 @@ def kmeans_anchors(wh: np.ndarray, n: int = 9, seed: int = 0, iters: int = 300, 
     if len(wh) < n:
         raise UserError(f"need at least {n} boxes to fit {n} anchors, the dataset has {len(wh)}")
     rng = np.random.default_rng(seed)
-    best, best_fit = None, -1.0
-    for _ in range(max(1, restarts)):
-        c = _lloyd(wh, _kmeanspp(wh, n, rng), iters)
-        fit = float(iou_wh(wh, c).max(1).mean())
-        if fit > best_fit:
-            best, best_fit = c, fit
-    assert best is not None
+    runs = [_lloyd(wh, _kmeanspp(wh, n, rng), iters) for _ in range(max(1, restarts))]
+    best = max(runs, key=lambda c: float(iou_wh(wh, c).max(1).mean()))   # the first of equally good ones
     return best[np.argsort(best.prod(1))]
 
 
@@ -81,12 +76,8 @@ def anchor_fitness(wh: np.ndarray, anchors: np.ndarray, thresh: float = 0.213) -
 
 def dataset_wh(samples: list, imgsz: int) -> np.ndarray:
     """Box widths/heights of ``samples`` in network-input pixels after letterboxing to ``imgsz``."""
-    parts = []
-    for s in samples:
-        if len(s.boxes):
-            r = imgsz / max(s.width, s.height)
-            parts.append((s.boxes[:, 2:4] - s.boxes[:, 0:2]) * r)
-    return np.concatenate(parts) if parts else np.zeros((0, 2))
+    wh = [(s.boxes[:, 2:4] - s.boxes[:, :2]) * (imgsz / max(s.width, s.height)) for s in samples]
+    return np.concatenate([np.zeros((0, 2)), *wh])
 
 
 def dataset_anchors(data: str | os.PathLike, n: int = 9, imgsz: int = 416, split: str = "train",

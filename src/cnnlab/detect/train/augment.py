@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-PAD_VALUE = 114
+PAD_VALUE = 114  # grey border of letterboxed and shifted images (as Ultralytics)
 
 
 def letterbox(img: np.ndarray, new_hw: tuple[int, int], boxes: np.ndarray | None = None,
@@ -67,6 +67,8 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
                   ) -> np.ndarray:
     """The 3x3 matrix of a random rotation/scale/shear about the image centre, then a random shift
     of that centre around the centre of the output (``translate`` is a fraction of the output size)."""
+    import cv2
+
     h, w = in_hw
     oh, ow = out_hw
     c = np.eye(3)
@@ -74,7 +76,7 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
     r = np.eye(3)
     a = rng.uniform(-degrees, degrees)
     s = rng.uniform(1 - scale, 1 + scale)
-    r[:2] = _rotation(a, s)
+    r[:2] = cv2.getRotationMatrix2D((0, 0), a, s)
     sh = np.eye(3)
     sh[0, 1] = math.tan(rng.uniform(-shear, shear) * math.pi / 180)
     sh[1, 0] = math.tan(rng.uniform(-shear, shear) * math.pi / 180)
@@ -82,12 +84,6 @@ def affine_matrix(in_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.rando
     t[0, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * ow
     t[1, 2] = rng.uniform(0.5 - translate, 0.5 + translate) * oh
     return t @ sh @ r @ c
-
-
-def _rotation(angle_deg: float, scale: float) -> np.ndarray:
-    a = math.radians(angle_deg)
-    return np.array([[scale * math.cos(a), scale * math.sin(a), 0.0],
-                     [-scale * math.sin(a), scale * math.cos(a), 0.0]])
 
 
 def transform_boxes(boxes: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
@@ -100,9 +96,7 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -
     xy = (xy @ m.T)[:, :2].reshape(n, 8)
     x, y = xy[:, [0, 2, 4, 6]], xy[:, [1, 3, 5, 7]]
     out = np.stack((x.min(1), y.min(1), x.max(1), y.max(1)), axis=1)
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, out_hw[1])
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, out_hw[0])
-    return out.astype(np.float32)
+    return out.clip(0, [out_hw[1], out_hw[0]] * 2).astype(np.float32)
 
 
 def box_candidates(before: np.ndarray, after: np.ndarray, min_wh: float = 2.0, min_area: float = 0.1,
@@ -150,27 +144,17 @@ def mosaic(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int, rn
     yc, xc = (int(rng.uniform(s // 2, 3 * s // 2)) for _ in range(2))
     canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, dtype=np.uint8)
     all_boxes, all_cls = [], []
-    for i, (img, boxes, cls) in enumerate(parts):
+    for i, (img, boxes, cls) in enumerate(parts):   # top left, top right, bottom left, bottom right
         h, w = img.shape[:2]
-        if i == 0:    # top left
-            x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
-            x1b, y1b, x2b, y2b = w - (x2a - x1a), h - (y2a - y1a), w, h
-        elif i == 1:  # top right
-            x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, 2 * s), yc
-            x1b, y1b, x2b, y2b = 0, h - (y2a - y1a), min(w, x2a - x1a), h
-        elif i == 2:  # bottom left
-            x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(2 * s, yc + h)
-            x1b, y1b, x2b, y2b = w - (x2a - x1a), 0, w, min(y2a - y1a, h)
-        else:         # bottom right
-            x1a, y1a, x2a, y2a = xc, yc, min(xc + w, 2 * s), min(2 * s, yc + h)
-            x1b, y1b, x2b, y2b = 0, 0, min(w, x2a - x1a), min(y2a - y1a, h)
-        canvas[y1a:y2a, x1a:x2a] = img[y1b:y2b, x1b:x2b]
-        b = boxes.astype(np.float32, copy=True)
-        b[:, [0, 2]] += x1a - x1b
-        b[:, [1, 3]] += y1a - y1b
-        # clip to the pasted region: the rest of the image is not on the canvas
-        b[:, [0, 2]] = b[:, [0, 2]].clip(x1a, x2a)
-        b[:, [1, 3]] = b[:, [1, 3]].clip(y1a, y2a)
+        right, bottom = i % 2, i // 2
+        # the pasted region (a: canvas, b: image): the image's corner nearest the centre sits on it
+        x1a, x2a = (xc, min(xc + w, 2 * s)) if right else (max(xc - w, 0), xc)
+        y1a, y2a = (yc, min(yc + h, 2 * s)) if bottom else (max(yc - h, 0), yc)
+        x1b, y1b = (0 if right else w - (x2a - x1a)), (0 if bottom else h - (y2a - y1a))
+        canvas[y1a:y2a, x1a:x2a] = img[y1b:y1b + y2a - y1a, x1b:x1b + x2a - x1a]
+        # onto the canvas, clipped to the pasted region: the rest of the image is not on the canvas
+        shift = np.array([x1a - x1b, y1a - y1b] * 2, np.float32)
+        b = (boxes.astype(np.float32) + shift).clip([x1a, y1a] * 2, [x2a, y2a] * 2).astype(np.float32)
         keep = ((b[:, 2] - b[:, 0]) > 1) & ((b[:, 3] - b[:, 1]) > 1)
         all_boxes.append(b[keep])
         all_cls.append(cls[keep])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from cnnlab.config.detect import DetectTrainConfig
 from cnnlab.detect.train.augment import (
     augment_hsv,
     hflip,
@@ -25,27 +25,22 @@ from cnnlab.detect.train.augment import (
     resize_long_side,
 )
 from cnnlab.detect.types import DetectionSample
-from cnnlab.errors import DataError
+
+#: The augmentation fields of `DetectTrainConfig` (Ultralytics' hyperparameter names).
+AUGMENT_FIELDS = ("mosaic", "degrees", "translate", "scale", "shear", "fliplr", "hsv_h", "hsv_s", "hsv_v")
 
 
-@dataclass
-class AugmentOptions:
-    """Training-time augmentation (Ultralytics' hyperparameter names)."""
+def _from_config(cls: type, cfg: object) -> AugmentOptions:
+    """The augmentation fields of a training config, matched by name."""
+    return cls(**{name: getattr(cfg, name) for name in AUGMENT_FIELDS})
 
-    mosaic: float = 1.0
-    degrees: float = 0.0
-    translate: float = 0.1
-    scale: float = 0.5
-    shear: float = 0.0
-    fliplr: float = 0.5
-    hsv_h: float = 0.015
-    hsv_s: float = 0.7
-    hsv_v: float = 0.4
 
-    @classmethod
-    def from_config(cls, cfg: object) -> AugmentOptions:
-        """The augmentation fields of a training config, matched by name."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+AugmentOptions = dataclasses.make_dataclass(
+    "AugmentOptions",
+    [(f.name, float, dataclasses.field(default=f.default))
+     for f in dataclasses.fields(DetectTrainConfig) if f.name in AUGMENT_FIELDS],
+    namespace={"__doc__": "Training-time augmentation; the defaults are DetectTrainConfig's.",
+               "__module__": __name__, "from_config": classmethod(_from_config)})
 
 
 class DetectionTrainSet:
@@ -66,41 +61,33 @@ class DetectionTrainSet:
 
     def load_image(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Image ``i`` resized so its long side is ``imgsz``, with its boxes scaled to match."""
-        import cv2
+        from cnnlab.detect.predict import read_image
 
+        s = self.samples[i]
         if i in self._cache:
             img, r = self._cache[i]
         else:
-            s = self.samples[i]
-            raw = cv2.imread(str(s.image_path), cv2.IMREAD_COLOR)
-            if raw is None:
-                raise DataError(f"unreadable image: {s.image_path}")
-            img, r = resize_long_side(raw, self.imgsz)
+            img, r = resize_long_side(read_image(s.image_path), self.imgsz)
             if self.cache:
                 self._cache[i] = (img, r)
-        s = self.samples[i]
         return img, s.boxes.astype(np.float32) * r, s.class_ids.astype(np.int64)
 
     def item(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(image BGR (imgsz, imgsz, 3), boxes xyxy pixels, class ids)`` of sample ``i`` in ``epoch``."""
-        size = self.imgsz
-        a = self.augment
-        if a is None:
-            img, boxes, cls = self.load_image(i)
-            img, boxes, _, _ = letterbox(img, (size, size), boxes)
-            return img, boxes, cls
+        size, a = self.imgsz, self.augment
         rng = np.random.default_rng([self.seed, epoch, i])
-        if not self.mosaic_off and rng.random() < a.mosaic and len(self) > 1:
-            others = rng.integers(0, len(self), 3)
-            parts = [self.load_image(j) for j in (i, *others)]
+        if a is not None and not self.mosaic_off and rng.random() < a.mosaic and len(self) > 1:
+            parts = [self.load_image(j) for j in (i, *rng.integers(0, len(self), 3))]
             img, boxes, cls = mosaic(parts, size, rng)
-            img, boxes, cls = random_affine(img, boxes, cls, rng, degrees=a.degrees, translate=a.translate,
-                                            scale=a.scale, shear=a.shear, border=(-size // 2, -size // 2))
+            out_hw, border = None, (-size // 2, -size // 2)   # the 2s mosaic comes back to s
         else:
             img, boxes, cls = self.load_image(i)
             img, boxes, _, _ = letterbox(img, (size, size), boxes)
-            img, boxes, cls = random_affine(img, boxes, cls, rng, out_hw=(size, size), degrees=a.degrees,
-                                            translate=a.translate, scale=a.scale, shear=a.shear)
+            if a is None:
+                return img, boxes, cls
+            out_hw, border = (size, size), (0, 0)
+        img, boxes, cls = random_affine(img, boxes, cls, rng, out_hw=out_hw, degrees=a.degrees,
+                                        translate=a.translate, scale=a.scale, shear=a.shear, border=border)
         img = augment_hsv(img, rng, a.hsv_h, a.hsv_s, a.hsv_v)
         if rng.random() < a.fliplr:
             img, boxes = hflip(img, boxes)
@@ -109,14 +96,10 @@ class DetectionTrainSet:
 
 def to_targets(boxes: np.ndarray, cls: np.ndarray, index: int, height: int, width: int) -> np.ndarray:
     """Target rows ``[index, class, cx, cy, w, h]`` (normalised) of one image's xyxy pixel boxes."""
+    from cnnlab.detect.metrics import xyxy2yolo
+
     out = np.zeros((len(boxes), 6), np.float32)
-    if len(boxes):
-        out[:, 0] = index
-        out[:, 1] = cls
-        out[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / width
-        out[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / height
-        out[:, 4] = (boxes[:, 2] - boxes[:, 0]) / width
-        out[:, 5] = (boxes[:, 3] - boxes[:, 1]) / height
+    out[:, 0], out[:, 1], out[:, 2:] = index, cls, xyxy2yolo(boxes, width, height)
     return out
 
 

@@ -35,9 +35,7 @@ def detection_demo(project: str | os.PathLike = "runs", say: Callable[[str], Non
     clip = write_scene_clip(data_dir / "clip.avi", frames=frames, height=240, width=320, seed=1)
     say(f"data: {n_train} train / {n_val} val synthetic scenes (circle, square, triangle) with exact boxes "
         f"and a {frames}-frame clip in {data_dir} ({time.perf_counter() - t0:.1f}s)")
-    options = dict(DEMO_TRAIN)
-    if epochs is not None:
-        options["epochs"] = int(epochs)
+    options = {**DEMO_TRAIN, **({"epochs": int(epochs)} if epochs is not None else {})}
     result = train_detector(data_yaml, project=str(project), name="demo-shapes", verbose=2, log=say, **options)
     m = result.metrics
     say(f"trained in {m['train_seconds']:.0f}s: best epoch {m['best_epoch']}, validation mAP@0.5 "

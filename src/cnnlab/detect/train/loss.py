@@ -71,9 +71,7 @@ class YoloLoss:
         grids = [(int(p.shape[2]), int(p.shape[3])) for p in raw]
         assigned = build_targets(targets, self.layers, grids, img_hw, self.iou_thresh)
         balance = _balance(grids)
-        lbox = torch.zeros((), device=dev)
-        lobj = torch.zeros((), device=dev)
-        lcls = torch.zeros((), device=dev)
+        lbox = lobj = lcls = torch.zeros((), device=dev)   # summed out of place below
         n_box = 0
         gt_xyxy = cxcywh_to_xyxy(targets[:, 2:6])                   # normalised, for the ignore rule
         for li, (p, layer, t) in enumerate(zip(raw, self.layers, assigned, strict=True)):
@@ -120,12 +118,10 @@ class YoloLoss:
         p, t = cxcywh_to_xyxy(pbox), cxcywh_to_xyxy(tbox)
         with torch.no_grad():
             iou = box_iou(p.float(), t.float()).diagonal() if len(p) else p.new_zeros(0)
-        if self.box_loss == "giou":
-            return generalized_box_iou_loss(p, t, reduction="none"), iou
-        if self.box_loss == "diou":
-            return distance_box_iou_loss(p, t, reduction="none"), iou
-        if self.box_loss == "ciou":
-            return complete_box_iou_loss(p, t, reduction="none"), iou
+        losses = {"giou": generalized_box_iou_loss, "diou": distance_box_iou_loss,
+                  "ciou": complete_box_iou_loss}
+        if self.box_loss in losses:
+            return losses[self.box_loss](p, t, reduction="none"), iou
         lt = torch.max(p[:, :2], t[:, :2])
         rb = torch.min(p[:, 2:], t[:, 2:])
         inter = (rb - lt).clamp(min=0).prod(1)

@@ -60,11 +60,9 @@ def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float =
     """The cfg of a registered detector (``yolov3`` / ``yolov3-tiny``, built by ``cnnlab.darknet.yolo``)."""
     from cnnlab.darknet.yolo import build_sections
 
-    kw: dict[str, Any] = {"num_classes": num_classes, "img_size": imgsz, "width_mult": width_mult}
-    if anchors is not None:
-        kw["anchors"] = [tuple(a) for a in anchors]
     try:
-        return build_sections(native_name(name) or name, **kw)
+        return build_sections(native_name(name) or name, num_classes=num_classes, img_size=imgsz,
+                              width_mult=width_mult, anchors=[tuple(a) for a in anchors] if anchors else None)
     except ValueError as e:
         raise UserError(f"{name}: {e}") from None
 
@@ -84,12 +82,9 @@ def transfer_state(dst: torch.nn.Module, src_state: dict[str, torch.Tensor]) -> 
 def load_weights_flexible(model: DarknetModel, path: Path) -> int | None:
     """Load a Darknet weights file into ``model``: the whole net, or only its first layers when the
     file is a truncated backbone (``darknet53.conv.74``-style). Returns the cutoff (None: all)."""
-    from cnnlab.darknet.weights import expected_count, load_darknet_weights, read_header
+    from cnnlab.darknet.weights import expected_count, file_values, load_darknet_weights
 
-    with open(path, "rb") as f:
-        head = f.read(20)
-    header = read_header(head, path)
-    have = (path.stat().st_size - header.nbytes) // 4
+    have = file_values(path)
     if have == expected_count(model):
         load_darknet_weights(model, path)
         return None
@@ -106,13 +101,11 @@ def _source_model_for_weights(spec: str, num_classes: int, imgsz: int, width_mul
                               ) -> DarknetModel:
     """The network ``weights`` were saved from: the cfg as given, or a native architecture with the
     number of classes the file fits (the dataset's, COCO's 80 or VOC's 20)."""
-    from cnnlab.darknet.weights import expected_count, read_header
+    from cnnlab.darknet.weights import expected_count, file_values
 
     if not is_native(spec):
         return DarknetModel(read_cfg(spec), source=spec)
-    with open(weights, "rb") as f:
-        header = read_header(f.read(20), weights)
-    have = (weights.stat().st_size - header.nbytes) // 4
+    have = file_values(weights)
     candidates = []
     for nc in dict.fromkeys((num_classes, 80, 20)):
         m = DarknetModel(native_sections(spec, nc, imgsz, width_mult), source=spec)
@@ -178,8 +171,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         source_model = _source_model_for_weights(spec, num_classes, imgsz, width_mult, wpath)
         cutoff = load_weights_flexible(source_model, wpath)
         src_state = source_model.state_dict()
-        info["weights"] = str(wpath)
-        info["weights_cutoff"] = cutoff
+        info.update(weights=str(wpath), weights_cutoff=cutoff)
         if cutoff is not None:  # only the first `cutoff` layers hold real values
             src_state = {k: v for k, v in src_state.items() if int(k.split(".")[1]) < cutoff}
     copied: set[str] = set()
@@ -192,11 +184,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
 
 def freeze_layers(model: DarknetModel, n: int) -> int:
     """Stop gradients in the first ``n`` layers (their BN statistics stay fixed too); returns tensors frozen."""
-    frozen = 0
-    for i, layer in enumerate(model.layers):
-        if i >= n:
-            break
-        for p in layer.parameters():
-            p.requires_grad_(False)
-            frozen += 1
-    return frozen
+    params = [p for layer in list(model.layers)[:n] for p in layer.parameters()]
+    for p in params:
+        p.requires_grad_(False)
+    return len(params)

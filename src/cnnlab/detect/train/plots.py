@@ -23,17 +23,14 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
               ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
     for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
-        if key.endswith("_loss"):
-            series = [("", "train"), ("val_", "validation")]
-        else:
-            series = [("", "learning rate" if key == "lr" else "validation")]
+        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else \
+            [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:
             pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
@@ -65,10 +62,9 @@ def _caption(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def _fit(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
+    from cnnlab.detect.train.augment import resize_long_side
 
-    r = size / max(img.shape[:2])
-    img = cv2.resize(img, (max(1, int(img.shape[1] * r)), max(1, int(img.shape[0] * r))))
+    img, _ = resize_long_side(img, size)
     canvas = np.full((size, size, 3), 255, np.uint8)
     canvas[:img.shape[0], :img.shape[1]] = img
     return canvas
@@ -77,10 +73,7 @@ def _fit(img: np.ndarray, size: int) -> np.ndarray:
 def save_val_samples(path: str | os.PathLike, images: list[np.ndarray], truths: list[tuple[np.ndarray, np.ndarray]],
                      preds: list[Detections], names: list[str], conf: float = 0.25, tile: int = 320) -> Path:
     """One row per image: true boxes (left) and predictions above ``conf`` (right), as a JPEG."""
-    import cv2
-
-    from cnnlab.detect.draw import draw_detections
-    from cnnlab.io import atomic_write_bytes
+    from cnnlab.detect.draw import draw_detections, write_image
 
     rows = []
     for img, (boxes, cls), det in zip(images, truths, preds, strict=True):
@@ -88,31 +81,21 @@ def save_val_samples(path: str | os.PathLike, images: list[np.ndarray], truths: 
         shown = det.filter(conf=conf)
         right = _caption(_fit(draw_detections(img, shown), tile), f"predicted ({len(shown)}, conf>={conf})")
         rows.append(np.hstack((left, right)))
-    grid = np.vstack(rows) if rows else np.full((tile, 2 * tile, 3), 255, np.uint8)
-    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover
-        raise RuntimeError("JPEG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return write_image(path, np.vstack(rows) if rows else np.full((tile, 2 * tile, 3), 255, np.uint8), 90)
 
 
 def save_train_batch(path: str | os.PathLike, x, targets, names: list[str], max_images: int = 8) -> Path:
     """The first augmented training batch with its target boxes (checks the augmentations by eye)."""
-    import cv2
-
-    from cnnlab.io import atomic_write_bytes
+    from cnnlab.detect.draw import write_image
+    from cnnlab.detect.metrics import yolo2xyxy
 
     imgs = (x[:max_images].permute(0, 2, 3, 1).numpy()[..., ::-1] * 255).round().clip(0, 255).astype(np.uint8)
     h, w = imgs.shape[1:3]
     tiles = []
     for k, img in enumerate(imgs):
         t = targets[targets[:, 0] == k].numpy()
-        boxes = np.stack([(t[:, 2] - t[:, 4] / 2) * w, (t[:, 3] - t[:, 5] / 2) * h,
-                          (t[:, 2] + t[:, 4] / 2) * w, (t[:, 3] + t[:, 5] / 2) * h], 1) if len(t) else np.zeros((0, 4))
+        boxes = yolo2xyxy(t[:, 2:6], w, h)
         tiles.append(_fit(draw_truth(np.ascontiguousarray(img), boxes, t[:, 1].astype(int), names), 256))
     while len(tiles) % 4:
         tiles.append(np.full_like(tiles[0], 255))
-    grid = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
-    ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover
-        raise RuntimeError("JPEG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return write_image(path, np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]), 90)

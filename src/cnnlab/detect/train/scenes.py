@@ -62,20 +62,12 @@ def shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return m.astype(bool)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(b) == 0:
-        return np.zeros(0)
-    x1, y1 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
-    x2, y2 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(area, 1e-9)
-
-
 def make_scene(rng: np.random.Generator, height: int = 160, width: int = 160, objects: tuple[int, int] = (1, 4),
                sizes: tuple[float, float] = (0.12, 0.4), shapes: tuple[str, ...] = SHAPES
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: ``(image BGR uint8, boxes (N, 4) xyxy float32, class ids (N,))``; overlaps kept small."""
+    from cnnlab.detect.metrics import box_iou
+
     img = textured_background(rng, height, width)
     boxes: list[list[float]] = []
     cls: list[int] = []
@@ -88,7 +80,7 @@ def make_scene(rng: np.random.Generator, height: int = 160, width: int = 160, ob
             mask = shape_mask(shapes[k], s, rng)
             ys, xs = np.nonzero(mask)
             box = np.array([x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], np.float32)
-            if (_iou(box, np.asarray(boxes, np.float32).reshape(-1, 4)) > 0.1).any():
+            if (box_iou(box, np.asarray(boxes, np.float32).reshape(-1, 4)) > 0.1).any():
                 continue
             colour = rng.integers(0, 256, 3)
             bg_mean = img[y0:y0 + s, x0:x0 + s].reshape(-1, 3).mean(0)
@@ -103,32 +95,22 @@ def make_scene(rng: np.random.Generator, height: int = 160, width: int = 160, ob
     return img, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(cls, np.int64)
 
 
-def _yolo_lines(boxes: np.ndarray, cls: np.ndarray, height: int, width: int) -> str:
-    lines = []
-    for (x1, y1, x2, y2), c in zip(boxes, cls, strict=True):
-        lines.append(f"{int(c)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                     f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
 def write_scene_dataset(folder: str | os.PathLike, n_train: int = 240, n_val: int = 60, size: int = 160,
                         seed: int = 0, objects: tuple[int, int] = (1, 4),
                         sizes: tuple[float, float] = (0.12, 0.4)) -> Path:
     """Write ``images/{train,val}/*.png``, ``labels/{train,val}/*.txt`` and ``data.yaml``; returns the yaml."""
-    import cv2
-
-    from cnnlab.io import atomic_write_bytes, atomic_write_text, write_yaml
+    from cnnlab.detect.data import yolo_label_text
+    from cnnlab.detect.draw import write_image
+    from cnnlab.io import atomic_write_text, write_yaml
 
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
         for i in range(n):
             img, boxes, cls = make_scene(rng, size, size, objects, sizes)
-            ok, buf = cv2.imencode(".png", img)
-            if not ok:  # pragma: no cover - PNG encoding of a uint8 image does not fail
-                raise RuntimeError("PNG encoding failed")
-            atomic_write_bytes(folder / "images" / split / f"{split}_{i:04d}.png", buf.tobytes())
-            atomic_write_text(folder / "labels" / split / f"{split}_{i:04d}.txt", _yolo_lines(boxes, cls, size, size))
+            write_image(folder / "images" / split / f"{split}_{i:04d}.png", img)
+            label = yolo_label_text(boxes, cls, size, size)
+            atomic_write_text(folder / "labels" / split / f"{split}_{i:04d}.txt", label)
     return write_yaml(folder / "data.yaml", {"path": ".", "train": "images/train", "val": "images/val",
                                             "nc": len(SHAPES), "names": list(SHAPES)})
 
@@ -136,9 +118,7 @@ def write_scene_dataset(folder: str | os.PathLike, n_train: int = 240, n_val: in
 def write_scene_clip(path: str | os.PathLike, frames: int = 60, height: int = 240, width: int = 320,
                      fps: float = 15.0, seed: int = 0, objects: int = 4) -> Path:
     """An MJPG ``.avi`` of shapes drifting and bouncing over a fixed textured background."""
-    import cv2
-
-    from cnnlab.io import atomic_path
+    from cnnlab.detect.pipeline.sinks import VideoSink
 
     rng = np.random.default_rng(seed)
     bg = textured_background(rng, height, width)
@@ -149,25 +129,21 @@ def write_scene_clip(path: str | os.PathLike, frames: int = 60, height: int = 24
         items.append({"mask": shape_mask(SHAPES[k], s, rng), "s": s,
                       "pos": np.array([rng.uniform(0, width - s), rng.uniform(0, height - s)]),
                       "vel": rng.uniform(-4, 4, 2), "colour": rng.integers(0, 256, 3).astype(np.uint8)})
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        out_tmp = tmp.with_suffix(".avi")
-        writer = cv2.VideoWriter(str(out_tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-        if not writer.isOpened():  # pragma: no cover - MJPG/AVI is built into OpenCV
-            raise RuntimeError("OpenCV cannot write MJPG video here")
-        try:
-            for _ in range(frames):
-                img = bg.copy()
-                for it in items:
-                    it["pos"] += it["vel"]
-                    for d, limit in ((0, width - it["s"]), (1, height - it["s"])):
-                        if not 0 <= it["pos"][d] <= limit:
-                            it["vel"][d] *= -1
-                            it["pos"][d] = np.clip(it["pos"][d], 0, limit)
-                    x0, y0 = (int(v) for v in it["pos"])
-                    img[y0:y0 + it["s"], x0:x0 + it["s"]][it["mask"]] = it["colour"]
-                writer.write(img)
-        finally:
-            writer.release()
-        os.replace(out_tmp, tmp)
-    return path
+    video, done = VideoSink(path, fps, fourcc="MJPG"), False   # written whole, then renamed into place
+    video.open()
+    try:
+        for _ in range(frames):
+            img = bg.copy()
+            for it in items:
+                it["pos"] += it["vel"]
+                for d, limit in ((0, width - it["s"]), (1, height - it["s"])):
+                    if not 0 <= it["pos"][d] <= limit:
+                        it["vel"][d] *= -1
+                        it["pos"][d] = np.clip(it["pos"][d], 0, limit)
+                x0, y0 = (int(v) for v in it["pos"])
+                img[y0:y0 + it["s"], x0:x0 + it["s"]][it["mask"]] = it["colour"]
+            video.write_image(img)
+        done = True
+    finally:
+        video.close(keep=done)
+    return video.path

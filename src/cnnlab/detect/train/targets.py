@@ -49,19 +49,14 @@ def build_targets(targets: torch.Tensor, layers: list, grids: list[tuple[int, in
     for layer, (ny, nx) in zip(layers, grids, strict=True):
         all_anchors = torch.tensor(layer.all_anchors, dtype=torch.float32, device=dev).view(-1, 2)
         mask = torch.tensor(layer.mask, dtype=torch.long, device=dev)
-        if len(targets) == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=dev)
-            out.append(LayerTargets(empty, empty, empty, empty, torch.zeros(0, 4, device=dev),
-                                    torch.zeros(0, 2, device=dev), empty))
-            continue
         ious = wh_iou(gt_wh_px, all_anchors)                       # (M, K)
         best = ious.argmax(1)                                      # (M,)
         local = ious[:, mask]                                      # (M, A)
         chosen = (best[:, None] == mask[None]) | (local > iou_thresh)
         t_idx, a_idx = chosen.nonzero(as_tuple=True)
         t = targets[t_idx]
-        gxy = t[:, 2:4] * torch.tensor([nx, ny], dtype=torch.float32, device=dev)
-        gwh = t[:, 4:6] * torch.tensor([nx, ny], dtype=torch.float32, device=dev)
+        g = t[:, 2:6] * torch.tensor([nx, ny, nx, ny], dtype=torch.float32, device=dev)   # in grid cells
+        gxy, gwh = g[:, :2], g[:, 2:]
         gi = gxy[:, 0].long().clamp(0, nx - 1)
         gj = gxy[:, 1].long().clamp(0, ny - 1)
         stride = torch.tensor([iw / nx, ih / ny], dtype=torch.float32, device=dev)
