@@ -15,10 +15,6 @@ from cnnlab.config.signature import with_config_signature
 from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 
-# options that may change when resuming a run (anything else must match the original run)
-RESUME_OVERRIDES = TrainConfig.RESUMABLE
-
-
 @dataclass
 class TrainResult:
     """What ``cnnlab.train`` returns; usable wherever a run folder path is expected."""
