@@ -15,6 +15,7 @@ from cnnlab.config.signature import with_config_signature
 from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
 
+
 @dataclass
 class TrainResult:
     """What ``cnnlab.train`` returns; usable wherever a run folder path is expected."""
