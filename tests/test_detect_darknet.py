@@ -18,7 +18,7 @@ from cnnlab.darknet.weights import (
     save_darknet_weights,
 )
 from cnnlab.darknet.yolo import yolov3_sections, yolov3_tiny, yolov3_tiny_sections
-from cnnlab.errors import UserError
+from cnnlab.errors import DataError, UserError
 
 
 def test_parse_cfg_comments_and_options():
@@ -266,3 +266,159 @@ def test_partial_backbone_weights_with_cutoff(tmp_path):
         load_darknet_weights(model, tmp_path / "backbone.conv.2")
     load_darknet_weights(model, tmp_path / "backbone.conv.2", cutoff=2)
     torch.testing.assert_close(model.layers[1].conv.weight, part.layers[1].conv.weight)
+
+
+# -- issue 12: every cfg value validated where the cfg is built, before any tensor is allocated -------------
+CONV = "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
+
+
+@pytest.mark.parametrize("text, key, message", [
+    (NET + "[convolutional]\nfilters=inf\nsize=1\n", "filters", "filters='inf' is not an integer"),
+    (NET + "[convolutional]\nfilters=1e400\nsize=1\n", "filters", "filters='1e400' is not an integer"),
+    (NET + "[convolutional]\nfilters=nan\nsize=1\n", "filters", "is not an integer"),
+    (NET + "[convolutional]\nfilters=2.5\nsize=1\n", "filters", "filters='2.5' is not an integer"),
+    (NET + "[convolutional]\nfilters=99999999999\nsize=1\n", "filters", "out of range (Darknet integers"),
+    (NET + "[maxpool]\nsize=2\nstride=0\n", "stride", "stride='0' is out of range (must be in [1, 65536])"),
+    (NET.replace("channels=3", "channels=0") + "[maxpool]\nsize=2\nstride=2\n", "channels", "channels='0' is out"),
+    (NET.replace("channels=3", "channels=0") + CONV, "channels", "channels='0' is out of range"),
+    (NET + "[maxpool]\nsize=0\nstride=1\n", "size", "size='0' is out of range"),
+    (NET + "[maxpool]\nsize=2\nstride=1\npadding=3\n", "padding", "padding=3 is too large for size=2 (at most 2"),
+    (NET + CONV + "dilation=0\n", "dilation", "dilation='0' is out of range"),
+    (NET + "[dropout]\nprobability=2\n", "probability", "probability='2' is out of range (must be in [0, 1])"),
+    (NET + "[dropout]\nprobability=-inf\n", "probability", "probability='-inf' is not a finite number"),
+    (NET + "[convolutional]\nfilters=2\nsize=100000\npad=1\n", "size", "size='100000' is out of range"),
+    (NET + "[upsample]\nstride=1000000\n", "stride", "stride='1000000' is out of range"),
+    (NET + "[upsample]\nstride=-2\n", "stride", "downsampling upsample layers are not supported"),
+    (NET + "[upsample]\nscale=1e400\n", "scale", "scale='1e400' is not a finite number"),
+    (NET.replace("width=64", "width=1e9") + CONV, "width", "width='1e9' is out of range"),
+    (NET + CONV + "[route]\nlayers=-1,1e400\n", "layers", "layers='-1,1e400' is not a list of integers"),
+    (NET + CONV + "[route]\nlayers=-1\ngroups=2\ngroup_id=2\n", "group_id", "group_id='2' is out of range"),
+    (NET + CONV + "[convolutional]\nfilters=21\nsize=1\n[yolo]\nmask=0,1,2\nanchors=1,2,3,inf,5,6\nclasses=2\n",
+     "anchors", "is not a list of finite numbers"),
+    (NET + CONV + "[convolutional]\nfilters=21\nsize=1\n[yolo]\nmask=0,1,2\nanchors=1,2,3,0,5,6\nclasses=2\n",
+     "anchors", "must be > 0"),
+    (NET + CONV + "[convolutional]\nfilters=21\nsize=1\n[yolo]\nmask=0,1,2\nanchors=1,2,3,4,5,6\nclasses=2\n"
+             "num=1000000000\n", "num", "num='1000000000' is out of range (must be in [1, 3])"),
+    (NET + CONV + "[convolutional]\nfilters=21\nsize=1\n[yolo]\nmask=0,1,2\nanchors=1,2,3,4,5,6\nclasses=2\n"
+             "scale_x_y=nan\n", "scale_x_y", "scale_x_y='nan' is not a finite number"),
+    (NET + CONV + "batch_normalize=2\n", "batch_normalize", "batch_normalize='2' is out of range (must be in [0, 1])"),
+])
+def test_hostile_cfg_values_are_one_line_errors_naming_file_line_and_key(tmp_path, text, key, message):
+    path = tmp_path / "bad.cfg"
+    path.write_text(text)
+    line = max(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith(f"{key}="))
+    with pytest.raises(UserError) as e:
+        load_darknet(path)
+    msg = str(e.value)
+    assert "\n" not in msg and message in msg, msg
+    assert msg.startswith(f"{path} line {line} ["), msg
+
+
+@pytest.mark.parametrize("text, message", [
+    (NET + "[convolutional]\nfilters=60000\nsize=1\n[convolutional]\nfilters=60000\nsize=1\n",
+     "the network would have more than 2,000,000,000 parameters"),
+    (NET + "[convolutional]\nfilters=65536\nsize=3\npad=1\n[convolutional]\nfilters=65536\nsize=3\n",
+     "parameters"),
+    (NET + "[upsample]\nstride=60000\n", "its output would be 3x3840000x3840000 = 44,236,800,000,000 values"),
+    (NET + "[upsample]\nstride=64\n[upsample]\nstride=64\n", "its output would be"),
+    (NET + "[convolutional]\nfilters=4\nsize=1\nstride=60000\npadding=60000\n", "the padded input would be"),
+    (NET + "[maxpool]\nsize=60000\nstride=60000\npadding=60000\n", "the padded input would be"),
+    (NET.replace("width=64\nheight=64", "width=65536\nheight=65536") + CONV, "the input 3x65536x65536"),
+])
+def test_parameter_and_activation_budgets_refuse_before_allocating(text, message):
+    """(Before: an attempt to allocate petabytes, a RuntimeError from the allocator.)"""
+    with pytest.raises(UserError, match="refusing to build") as e:
+        model_from_cfg(parse_cfg_text(text, "big.cfg"))
+    assert message in str(e.value) and "\n" not in str(e.value) and str(e.value).startswith("big.cfg line ")
+
+
+def test_budgets_are_parameters_of_the_builder():
+    text = NET + "[convolutional]\nfilters=16\nsize=3\npad=1\n"
+    model = DarknetModel(parse_cfg_text(text))
+    assert model.num_params == 16 * 3 * 9 + 16
+    with pytest.raises(UserError, match="more than 100 parameters"):
+        DarknetModel(parse_cfg_text(text), max_params=100)
+    with pytest.raises(UserError, match=r"its output would be 16x64x64 = 65,536 values .* \(limit 20,000\)"):
+        DarknetModel(parse_cfg_text(text), max_activation=20_000)
+
+
+def test_official_style_cfgs_still_build():
+    """The limits leave real networks alone: YOLOv3 at 608 (62M parameters) builds."""
+    model = DarknetModel(yolov3_sections(80, 608))
+    assert model.num_params == sum(t.numel() for t in model.state_dict().values())
+
+
+def test_dilation_zero_is_refused_before_a_run_folder_is_made(cli, tmp_path):
+    import cv2
+
+    from cnnlab.detect.synthetic import random_yolo_files, synthetic_scene
+
+    cfg, weights, _ = random_yolo_files(tmp_path / "m", "yolov3-tiny", num_classes=2, img_size=64,
+                                        width_mult=0.125)
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(cfg.read_text().replace("size=3\n", "size=3\ndilation=0\n", 1))
+    cv2.imwrite(str(tmp_path / "a.jpg"), synthetic_scene(64, 64))
+    code, _, err = cli("detect", tmp_path / "a.jpg", "--cfg", bad, "--weights", weights)
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert f"{bad} line " in err and "dilation='0' is out of range" in err
+    assert not (tmp_path / "runs").exists()
+
+
+# -- issue 12: weights files with NaN/inf values, truncated or over-long ---------------------------------------
+def _tiny_bn_model():
+    return model_from_cfg(parse_cfg_text(
+        NET + "[convolutional]\nbatch_normalize=1\nfilters=2\nsize=1\nactivation=linear\n\n"
+              "[convolutional]\nfilters=1\nsize=1\nactivation=linear\n", "tiny.cfg"))
+
+
+def _weights(values) -> bytes:
+    return np.array([0, 2, 0], "<i4").tobytes() + np.array([0], "<i8").tobytes() + np.asarray(values, "<f4").tobytes()
+
+
+@pytest.mark.parametrize("index, value, where", [
+    (slice(None), np.nan, "layer 0 (tiny.cfg line 5 [convolutional]) batch-norm bias: 2 of 2 values are NaN"),
+    (15, np.inf, "layer 1 (tiny.cfg line 11 [convolutional]) conv weights: 1 of 2 values are infinite"),
+    (14, -np.inf, "layer 1 (tiny.cfg line 11 [convolutional]) conv bias: 1 of 1 values are infinite"),
+    (6, -1.0, "layer 0 (tiny.cfg line 5 [convolutional]) batch-norm running variance: 1 of 2 values are negative"),
+])
+def test_non_finite_weights_are_refused_naming_file_and_layer(tmp_path, index, value, where):
+    model = _tiny_bn_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    values = np.arange(17, dtype="<f4") + 1
+    values[index] = value
+    (tmp_path / "w.weights").write_bytes(_weights(values))
+    with pytest.raises(DataError) as e:
+        load_darknet_weights(model, tmp_path / "w.weights")
+    assert str(e.value) == f"{tmp_path / 'w.weights'}: {where} (corrupt or diverged weights); nothing loaded"
+    for k, v in model.state_dict().items():  # nothing loaded
+        assert torch.equal(v, before[k]), k
+
+
+def test_all_nan_weights_are_an_error_not_zero_detections(cli, tmp_path):
+    import cv2
+
+    from cnnlab.detect.synthetic import random_yolo_files, synthetic_scene
+
+    cfg, weights, _ = random_yolo_files(tmp_path / "m", "yolov3-tiny", num_classes=2, img_size=64,
+                                        width_mult=0.125)
+    data = weights.read_bytes()
+    (tmp_path / "nan.weights").write_bytes(data[:20] + np.full((len(data) - 20) // 4, np.nan, "<f4").tobytes())
+    cv2.imwrite(str(tmp_path / "a.jpg"), synthetic_scene(64, 64))
+    code, _, err = cli("detect", tmp_path / "a.jpg", "--cfg", cfg, "--weights", tmp_path / "nan.weights")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert "nan.weights: layer 0 (" in err and "values are NaN" in err
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "too short for a Darknet weights file (0 bytes)"),
+    (np.array([0, 2, 0, 0], "<i4").tobytes(), "truncated header (16 bytes)"),
+    (_weights(np.ones(17))[:-2], "is not a whole number of float32 values"),
+    (_weights(np.ones(16)), "truncated weights file: the cfg needs 17 float32 values after the header, the file has 16"),
+    (_weights(np.ones(18)), "oversized weights file: the cfg needs 17"),
+    (_weights(np.ones(10**6)), "oversized weights file"),
+])
+def test_short_long_or_ragged_weights_are_one_line_data_errors(tmp_path, data, message):
+    (tmp_path / "w.weights").write_bytes(data)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        load_darknet_weights(_tiny_bn_model(), tmp_path / "w.weights")
+    assert "\n" not in str(e.value) and str(e.value).startswith(str(tmp_path / "w.weights"))

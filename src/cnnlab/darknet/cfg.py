@@ -6,48 +6,112 @@ The first section is ``[net]`` (or ``[network]``) with the input size; every oth
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.errors import UserError
 
+# Darknet reads every integer option into a C ``int``: anything outside that range is no Darknet value
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
 
 @dataclass
 class Section:
-    """One ``[type]`` block of a cfg: its type, its options (as text) and where it started."""
+    """One ``[type]`` block of a cfg: its type, its options (as text) and where it started.
+
+    ``source`` is the file (or a description) the section came from and ``key_lines`` the line of each
+    option, so an invalid value is reported as ``file line N [type]: key=value ...``.
+    The typed getters refuse what is not a finite number (``inf``, ``nan``, ``1e400``), integers outside
+    a C ``int`` and, with ``lo``/``hi``, values outside ``[lo, hi]``: one ``UserError`` each.
+    """
 
     type: str
     options: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    source: str = ""
+    key_lines: dict[str, int] = field(default_factory=dict)
 
-    def _get(self, key: str, default: object, convert, what: str):
+    def where(self, key: str | None = None) -> str:
+        """``file line N [type]`` (the line of ``key`` when known)."""
+        line = self.key_lines.get(key, self.line) if key is not None else self.line
+        return f"{self.source or 'cfg'} line {line} [{self.type}]"
+
+    def _get(self, key: str, default: object, convert, what: str, lo: float | None = None,
+             hi: float | None = None):
         if key not in self.options:
             if default is REQUIRED:
-                raise UserError(f"cfg line {self.line} [{self.type}]: missing option '{key}'")
+                raise UserError(f"{self.where()}: missing option '{key}'")
             return default
         raw = self.options[key]
         try:
-            return convert(raw)
-        except ValueError:
-            raise UserError(f"cfg line {self.line} [{self.type}]: {key}={raw!r} is not {what}") from None
+            value = convert(raw)
+        except _OutOfInt:
+            raise UserError(f"{self.where(key)}: {key}={_short(raw)} is out of range (Darknet integers are "
+                            f"in [{INT_MIN}, {INT_MAX}])") from None
+        except (ValueError, OverflowError):
+            raise UserError(f"{self.where(key)}: {key}={_short(raw)} is not {what}") from None
+        for v in value if isinstance(value, list) else [value]:
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                allowed = (f"in [{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None
+                           else f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}")
+                raise UserError(f"{self.where(key)}: {key}={_short(raw)} is out of range (must be {allowed})")
+        return value
 
-    def get_int(self, key: str, default: object = None) -> int:
-        return self._get(key, default, lambda r: int(float(r)), "an integer")
+    def get_int(self, key: str, default: object = None, lo: int | None = None, hi: int | None = None) -> int:
+        return self._get(key, default, _to_int, "an integer", lo, hi)
 
-    def get_float(self, key: str, default: object = None) -> float:
-        return self._get(key, default, float, "a number")
+    def get_float(self, key: str, default: object = None, lo: float | None = None,
+                  hi: float | None = None) -> float:
+        return self._get(key, default, _to_float, "a finite number", lo, hi)
 
     def get_str(self, key: str, default: object = None) -> str:
         return self._get(key, default, str.strip, "text")
 
-    def get_ints(self, key: str, default: object = None) -> list[int]:
-        return self._get(key, default, lambda r: [int(float(v)) for v in r.split(",") if v.strip()],
-                         "a list of integers")
+    def get_ints(self, key: str, default: object = None, lo: int | None = None,
+                 hi: int | None = None) -> list[int]:
+        return self._get(key, default, lambda r: [_to_int(v) for v in r.split(",") if v.strip()],
+                         "a list of integers", lo, hi)
 
-    def get_floats(self, key: str, default: object = None) -> list[float]:
-        return self._get(key, default, lambda r: [float(v) for v in r.split(",") if v.strip()],
-                         "a list of numbers")
+    def get_floats(self, key: str, default: object = None, lo: float | None = None,
+                   hi: float | None = None) -> list[float]:
+        return self._get(key, default, lambda r: [_to_float(v) for v in r.split(",") if v.strip()],
+                         "a list of finite numbers", lo, hi)
+
+
+def _to_float(raw: str) -> float:
+    v = float(raw)
+    if not math.isfinite(v):
+        raise ValueError(raw)
+    return v
+
+
+def _to_int(raw: str) -> int:
+    """An integer written as ``3``, ``3.0`` or ``3e2``; not ``2.5``, ``inf``, ``nan`` or beyond a C int."""
+    raw = raw.strip()
+    try:
+        v = int(raw)
+    except ValueError:
+        f = _to_float(raw)
+        if not f.is_integer():
+            raise ValueError(raw) from None
+        v = int(f)
+    if not INT_MIN <= v <= INT_MAX:
+        raise _OutOfInt(raw)
+    return v
+
+
+class _OutOfInt(Exception):
+    """An integer beyond a C ``int``."""
+
+
+def _short(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:37] + "...")
+
+
+def _num(v: float | None) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 REQUIRED = object()  # marker for options without a default
@@ -63,14 +127,16 @@ def parse_cfg_text(text: str, source: str = "<cfg>") -> list[Section]:
         if line.startswith("["):
             if not line.endswith("]") or len(line) < 3:
                 raise UserError(f"{source}:{lineno}: malformed section header {raw.strip()!r}")
-            sections.append(Section(line[1:-1].strip().lower(), {}, lineno))
+            sections.append(Section(line[1:-1].strip().lower(), {}, lineno, source))
             continue
         if "=" not in line:
             raise UserError(f"{source}:{lineno}: expected key=value, got {raw.strip()!r}")
         if not sections:
             raise UserError(f"{source}:{lineno}: option outside of any [section]")
         key, value = line.split("=", 1)
-        sections[-1].options[key.strip().lower()] = value.strip()
+        key = key.strip().lower()
+        sections[-1].options[key] = value.strip()
+        sections[-1].key_lines[key] = lineno
     if not sections:
         raise UserError(f"{source}: no sections found (not a Darknet cfg?)")
     if sections[0].type not in ("net", "network"):

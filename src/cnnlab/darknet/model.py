@@ -10,7 +10,7 @@ cost and yolo; enough for YOLOv3(-tiny), YOLOv4(-tiny) and Yolo-Fastest cfgs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,12 +26,22 @@ from cnnlab.darknet.layers import (
     YoloLayer,
     conv_out,
     init_conv_like_darknet,
+    make_activation,
     pool_out,
 )
 from cnnlab.errors import UserError
 
 SUPPORTED_LAYERS = ("convolutional", "conv", "maxpool", "max", "route", "shortcut", "upsample", "dropout",
                     "avgpool", "avg", "softmax", "cost", "yolo")
+
+# Limits checked while a cfg is built, before any tensor is allocated (a hostile or mistyped cfg must be a
+# one-line error, not an attempt to allocate petabytes): one spatial size, channel count, kernel size or
+# stride; all parameters and buffers together (the largest Darknet cfgs have ~0.1e9); the largest
+# activation of one image at the cfg input size (YOLOv4 at 1280x1280 has ~0.1e9 values).
+MAX_DIM = 1 << 16
+MAX_PARAMS = 2_000_000_000
+MAX_ACTIVATION = 1 << 30
+MAX_SCALE = 1e4
 
 
 @dataclass
@@ -58,23 +68,30 @@ class DarknetModel(nn.Module):
     is 1x1: classifier cfgs).
     """
 
-    def __init__(self, sections: list[Section], source: str = "<cfg>") -> None:
+    def __init__(self, sections: list[Section], source: str = "<cfg>", *, max_params: int = MAX_PARAMS,
+                 max_activation: int = MAX_ACTIVATION) -> None:
         super().__init__()
         if not sections or sections[0].type not in ("net", "network"):
             raise UserError(f"{source}: the first section must be [net]")
-        net = sections[0]
         self.source = source
-        self.sections = [Section(s.type, dict(s.options), s.line) for s in sections]
-        self.width = net.get_int("width", 416)
-        self.height = net.get_int("height", 416)
-        self.channels = net.get_int("channels", 3)
+        self.max_params, self.max_activation = max_params, max_activation
+        self.sections = [replace(s, options=dict(s.options), key_lines=dict(s.key_lines), source=s.source or source)
+                         for s in sections]
+        net = self.sections[0]
+        self.width = net.get_int("width", 416, 1, MAX_DIM)
+        self.height = net.get_int("height", 416, 1, MAX_DIM)
+        self.channels = net.get_int("channels", 3, 1, MAX_DIM)
+        if self.channels * self.height * self.width > max_activation:
+            raise UserError(f"{net.where()}: the input {self.channels}x{self.height}x{self.width} has more "
+                            f"than {max_activation:,} values per image; refusing to build")
         self.fused = False
         self.layers = nn.ModuleList()
         self.types: list[str] = []
         self.shapes: list[Shape] = []
         self.yolo_indices: list[int] = []
+        self.num_params = 0  # counted (and bounded) before each layer is allocated
         shape = Shape(self.channels, self.height, self.width)
-        for i, sec in enumerate(sections[1:]):
+        for i, sec in enumerate(self.sections[1:]):
             layer, shape = self._build(i, sec, shape)
             self.layers.append(layer)
             self.types.append(_canonical(sec.type))
@@ -89,7 +106,7 @@ class DarknetModel(nn.Module):
 
     # -- construction ---------------------------------------------------------------------------
     def _where(self, i: int, sec: Section) -> str:
-        return f"{self.source} line {sec.line} [{sec.type}] (layer {i}): "
+        return f"{sec.where()} (layer {i}): "
 
     def _abs_index(self, i: int, ref: int, sec: Section) -> int:
         j = i + ref if ref < 0 else ref
@@ -97,60 +114,86 @@ class DarknetModel(nn.Module):
             raise UserError(f"{self._where(i, sec)}refers to layer {ref}, which is not an earlier layer")
         return j
 
+    def _check_size(self, where: str, what: str, c: int, h: int, w: int) -> None:
+        """Refuse an activation of more than ``max_activation`` values per image, before allocating it."""
+        if c * h * w > self.max_activation:
+            raise UserError(f"{where}{what} would be {c}x{h}x{w} = {c * h * w:,} values per image at the cfg "
+                            f"input size {self.width}x{self.height} (limit {self.max_activation:,}); refusing "
+                            "to build")
+
+    def _add_params(self, where: str, n: int) -> None:
+        """Count ``n`` more parameters/buffers; refuse the cfg beyond ``max_params``, before allocating."""
+        if self.num_params + n > self.max_params:
+            raise UserError(f"{where}the network would have more than {self.max_params:,} parameters "
+                            f"({self.num_params + n:,} up to this layer); refusing to build")
+        self.num_params += n
+
     def _build(self, i: int, sec: Section, inp: Shape) -> tuple[nn.Module, Shape]:
         t = _canonical(sec.type)
         where = self._where(i, sec)
         if t == "convolutional":
-            filters = sec.get_int("filters", 1)
-            size = sec.get_int("size", 1)
-            stride = sec.get_int("stride", 1)
-            sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
-            dilation = sec.get_int("dilation", 1) if size > 1 else 1
-            padding = size // 2 * dilation if sec.get_int("pad", 0) else sec.get_int("padding", 0)
-            groups = sec.get_int("groups", 1)
-            if filters < 1 or size < 1 or groups < 1 or sx < 1 or sy < 1:
-                raise UserError(f"{where}filters, size, stride and groups must be positive")
+            filters = sec.get_int("filters", 1, 1, MAX_DIM)
+            size = sec.get_int("size", 1, 1, MAX_DIM)
+            stride = sec.get_int("stride", 1, 1, MAX_DIM)
+            sx, sy = sec.get_int("stride_x", stride, 1, MAX_DIM), sec.get_int("stride_y", stride, 1, MAX_DIM)
+            dilation = sec.get_int("dilation", 1, 1, MAX_DIM)
+            dilation = dilation if size > 1 else 1
+            pad = sec.get_int("pad", 0, 0, 1)
+            padding = sec.get_int("padding", 0, 0, MAX_DIM)
+            padding = size // 2 * dilation if pad else padding
+            groups = sec.get_int("groups", 1, 1, MAX_DIM)
+            bn = sec.get_int("batch_normalize", 0, 0, 1)
+            for key in ("xnor", "binary"):
+                if sec.get_int(key, 0, 0, 1):
+                    raise UserError(f"{where}{key}=1 convolutions are not supported")
             if inp.c % groups or filters % groups:
                 raise UserError(f"{where}groups={groups} must divide the input channels ({inp.c}) "
                                 f"and filters ({filters})")
-            for key in ("xnor", "binary"):
-                if sec.get_int(key, 0):
-                    raise UserError(f"{where}{key}=1 convolutions are not supported")
-            layer = ConvLayer(inp.c, filters, size, (sy, sx), padding, groups,
-                              bool(sec.get_int("batch_normalize", 0)), sec.get_str("activation", "logistic"),
-                              dilation, where)
-            init_conv_like_darknet(layer)
+            activation = sec.get_str("activation", "logistic")
+            make_activation(activation, where)  # an unknown name is refused before anything is allocated
             out = Shape(filters, conv_out(inp.h, size, sy, padding, dilation),
                         conv_out(inp.w, size, sx, padding, dilation))
+            self._check_output(where, inp, out)
+            self._check_size(where, "the padded input", inp.c, inp.h + 2 * padding, inp.w + 2 * padding)
+            self._add_params(where, filters * (inp.c // groups) * size * size + (4 * filters + 1 if bn else filters))
+            layer = ConvLayer(inp.c, filters, size, (sy, sx), padding, groups, bool(bn), activation, dilation, where)
+            init_conv_like_darknet(layer)
         elif t == "maxpool":
-            if sec.get_int("maxpool_depth", 0):
+            if sec.get_int("maxpool_depth", 0, 0, 1):
                 raise UserError(f"{where}maxpool_depth is not supported")
-            size = sec.get_int("size", 1)
-            stride = sec.get_int("stride", 1)
-            sx, sy = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
-            padding = sec.get_int("padding", size - 1)
+            size = sec.get_int("size", 1, 1, MAX_DIM)
+            stride = sec.get_int("stride", 1, 1, MAX_DIM)
+            sx, sy = sec.get_int("stride_x", stride, 1, MAX_DIM), sec.get_int("stride_y", stride, 1, MAX_DIM)
+            padding = sec.get_int("padding", size - 1, 0, MAX_DIM)
             if sx != sy:
                 raise UserError(f"{where}different stride_x and stride_y are not supported for maxpool")
-            layer = MaxPoolLayer(size, (sy, sx), padding)
+            if padding > 2 * (size - 1):  # a window over padding only would output -inf
+                raise UserError(f"{sec.where('padding')}: padding={padding} is too large for size={size} (at most "
+                                f"{2 * (size - 1)}: larger paddings make windows that see only padding)")
             out = Shape(inp.c, pool_out(inp.h, size, sy, padding), pool_out(inp.w, size, sx, padding))
+            self._check_output(where, inp, out)
+            self._check_size(where, "the padded input", inp.c, inp.h + padding, inp.w + padding)
+            layer = MaxPoolLayer(size, (sy, sx), padding)
         elif t == "route":
             refs = sec.get_ints("layers", REQUIRED)
             if not refs:
-                raise UserError(f"{where}'layers' is empty")
+                raise UserError(f"{sec.where('layers')}: 'layers' is empty")
             sources = [self._abs_index(i, r, sec) for r in refs]
-            groups, group_id = sec.get_int("groups", 1), sec.get_int("group_id", 0)
-            if groups < 1 or not 0 <= group_id < groups:
-                raise UserError(f"{where}group_id={group_id} must be in [0, groups={groups})")
+            groups = sec.get_int("groups", 1, 1, MAX_DIM)
+            group_id = sec.get_int("group_id", 0, 0, groups - 1)
             shapes = [self.shapes[j] for j in sources]
             if any((s.h, s.w) != (shapes[0].h, shapes[0].w) for s in shapes):
                 sizes = ", ".join(f"layer {j}: {s.w}x{s.h}" for j, s in zip(sources, shapes, strict=True))
                 raise UserError(f"{where}cannot concatenate outputs of different sizes ({sizes})")
             if any(s.c % groups for s in shapes):
                 raise UserError(f"{where}groups={groups} does not divide the routed channels")
-            layer = RouteLayer(sources, groups, group_id)
             out = Shape(sum(s.c // groups for s in shapes), shapes[0].h, shapes[0].w)
+            self._check_output(where, inp, out)
+            layer = RouteLayer(sources, groups, group_id)
         elif t == "shortcut":
             refs = sec.get_ints("from", REQUIRED)
+            if not refs:
+                raise UserError(f"{sec.where('from')}: 'from' is empty")
             sources = [self._abs_index(i, r, sec) for r in refs]
             wtype = sec.get_str("weights_type", "none").lower()
             if wtype != "none":
@@ -163,11 +206,15 @@ class DarknetModel(nn.Module):
         elif t == "upsample":
             stride = sec.get_int("stride", 2)
             if stride < 1:
-                raise UserError(f"{where}stride must be >= 1 (downsampling upsample layers are not supported)")
-            layer = UpsampleLayer(stride, sec.get_float("scale", 1.0))
+                raise UserError(f"{sec.where('stride')}: stride={stride} must be >= 1 (downsampling upsample "
+                                "layers are not supported)")
+            stride = sec.get_int("stride", 2, 1, MAX_DIM)
+            scale = sec.get_float("scale", 1.0, -MAX_SCALE, MAX_SCALE)
             out = Shape(inp.c, inp.h * stride, inp.w * stride)
+            self._check_output(where, inp, out)
+            layer = UpsampleLayer(stride, scale)
         elif t == "dropout":
-            layer, out = nn.Dropout(sec.get_float("probability", 0.5)), inp
+            layer, out = nn.Dropout(sec.get_float("probability", 0.5, 0.0, 1.0)), inp
         elif t == "avgpool":
             layer, out = nn.AdaptiveAvgPool2d(1), Shape(inp.c, 1, 1)
         elif t == "softmax":
@@ -180,21 +227,28 @@ class DarknetModel(nn.Module):
         else:
             raise UserError(f"{where}unknown layer type [{sec.type}] (supported: "
                             f"{', '.join(s for s in SUPPORTED_LAYERS if s not in ('conv', 'max', 'avg'))})")
-        if out.h < 1 or out.w < 1:
-            raise UserError(f"{where}output would be empty ({out.w}x{out.h}) at the cfg input size "
-                            f"{self.width}x{self.height}")
         return layer, out
 
+    def _check_output(self, where: str, inp: Shape, out: Shape) -> None:
+        if out.c < 1 or out.h < 1 or out.w < 1:
+            raise UserError(f"{where}output would be empty ({out.w}x{out.h}) at the cfg input size "
+                            f"{self.width}x{self.height} (its input is {inp.w}x{inp.h})")
+        self._check_size(where, "its output", out.c, out.h, out.w)
+
     def _build_yolo(self, i: int, sec: Section, inp: Shape, where: str) -> YoloLayer:
-        classes = sec.get_int("classes", 20)
-        flat = sec.get_floats("anchors", [])
+        classes = sec.get_int("classes", 20, 1, MAX_DIM)
+        flat = sec.get_floats("anchors", [], 0.0, float(MAX_DIM))
         if len(flat) % 2 or not flat:
-            raise UserError(f"{where}'anchors' needs an even, non-empty list of numbers")
+            raise UserError(f"{sec.where('anchors')}: 'anchors' needs an even, non-empty list of numbers")
+        if not all(v > 0 for v in flat):
+            raise UserError(f"{sec.where('anchors')}: anchor widths and heights must be > 0")
         all_anchors = [(flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
-        num = sec.get_int("num", len(all_anchors))
+        num = sec.get_int("num", len(all_anchors), 1, len(all_anchors))
         mask = sec.get_ints("mask", list(range(num)))
-        if any(not 0 <= m < len(all_anchors) for m in mask):
-            raise UserError(f"{where}mask {mask} refers to anchors beyond the {len(all_anchors)} given")
+        if not mask or any(not 0 <= m < len(all_anchors) for m in mask):
+            raise UserError(f"{sec.where('mask')}: mask {mask} must refer to the {len(all_anchors)} anchors given")
+        scale_x_y = sec.get_float("scale_x_y", 1.0, 0.0, MAX_SCALE)
+        new_coords = sec.get_int("new_coords", 0, 0, 1)
         expected = len(mask) * (classes + 5)
         if i == 0 or self.types[i - 1] != "convolutional" or inp.c != expected:
             prev = f"the layer before it outputs {inp.c} channels"
@@ -202,8 +256,7 @@ class DarknetModel(nn.Module):
                 prev = f"the convolutional layer before it has filters={inp.c}"
             raise UserError(f"{where}{prev}; expected filters = len(mask)*(classes+5) = "
                             f"{len(mask)}*({classes}+5) = {expected}")
-        return YoloLayer([all_anchors[m] for m in mask], classes, sec.get_float("scale_x_y", 1.0),
-                         bool(sec.get_int("new_coords", 0)), mask, all_anchors)
+        return YoloLayer([all_anchors[m] for m in mask], classes, scale_x_y, bool(new_coords), mask, all_anchors)
 
     # -- running ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:

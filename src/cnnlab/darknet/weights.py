@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cnnlab.darknet.layers import ConvLayer
-from cnnlab.errors import UserError
+from cnnlab.errors import DataError, UserError
 
 
 @dataclass
@@ -35,11 +35,19 @@ class WeightsHeader:
         return 12 + (8 if self.seen_is_int64 else 4)
 
 
+def _named_file_tensors(model, cutoff: int | None = None) -> list[tuple[int, str, torch.Tensor]]:
+    """(layer index, what, tensor) of the conv/BN tensors of the first ``cutoff`` layers (all when None),
+    in file order."""
+    return [(i, what, t) for i, m in enumerate(list(model.layers)[:cutoff]) if isinstance(m, ConvLayer)
+            for what, t in ([("batch-norm bias", m.bn.bias), ("batch-norm scale", m.bn.weight),
+                             ("batch-norm running mean", m.bn.running_mean),
+                             ("batch-norm running variance", m.bn.running_var), ("conv weights", m.conv.weight)]
+                            if m.bn is not None else [("conv bias", m.conv.bias), ("conv weights", m.conv.weight)])]
+
+
 def _file_tensors(model, cutoff: int | None = None) -> list[torch.Tensor]:
     """The conv/BN tensors of the first ``cutoff`` layers (all when None), in file order."""
-    return [t for m in list(model.layers)[:cutoff] if isinstance(m, ConvLayer)
-            for t in ([m.bn.bias, m.bn.weight, m.bn.running_mean, m.bn.running_var, m.conv.weight]
-                      if m.bn is not None else [m.conv.bias, m.conv.weight])]
+    return [t for _, _, t in _named_file_tensors(model, cutoff)]
 
 
 def expected_count(model, cutoff: int | None = None) -> int:
@@ -50,10 +58,10 @@ def expected_count(model, cutoff: int | None = None) -> int:
 def read_header(data: bytes, path: Path) -> WeightsHeader:
     """Parse the header at the start of ``data``."""
     if len(data) < 16:
-        raise UserError(f"{path}: too short for a Darknet weights file ({len(data)} bytes)")
+        raise DataError(f"{path}: too short for a Darknet weights file ({len(data)} bytes)")
     h = WeightsHeader(*(int(v) for v in np.frombuffer(data, dtype="<i4", count=3)))
     if len(data) < h.nbytes:
-        raise UserError(f"{path}: truncated header ({len(data)} bytes)")
+        raise DataError(f"{path}: truncated header ({len(data)} bytes)")
     h.seen = int(np.frombuffer(data, dtype="<i8" if h.seen_is_int64 else "<i4", count=1, offset=12)[0])
     return h
 
@@ -69,33 +77,60 @@ def load_darknet_weights(model, path: str | os.PathLike, cutoff: int | None = No
     """Fill ``model``'s conv/BN tensors from a Darknet weights file.
 
     The file must hold exactly the values the cfg needs (only its first ``cutoff`` layers when
-    given, e.g. ``darknet53.conv.74``); a truncated or oversized file is a ``UserError`` naming
-    both counts, and nothing is loaded.
+    given, e.g. ``darknet53.conv.74``); a truncated or oversized file is a ``DataError`` naming
+    both counts, a file with a NaN or infinite value one naming the layer, and nothing is loaded.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
+    need = expected_count(model, cutoff)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            header = read_header(f.read(20), path)
+            body = path.stat().st_size - header.nbytes
+            if body % 4:
+                raise DataError(f"{path}: {body} bytes after the header is not a whole number of float32 values")
+            have = body // 4
+            if have != need:  # known from the size alone: nothing more is read
+                what = "truncated" if have < need else "oversized"
+                raise DataError(f"{path}: {what} weights file: the cfg needs {need} float32 values after the "
+                                f"header, the file has {have} (wrong cfg for these weights?)")
+            f.seek(header.nbytes)
+            data = f.read()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
-    header = read_header(data, path)
-    body = len(data) - header.nbytes
-    need = expected_count(model, cutoff)
-    if body % 4:
-        raise UserError(f"{path}: {body} bytes after the header is not a whole number of float32 values")
-    have = body // 4
-    if have != need:
-        what = "truncated" if have < need else "oversized"
-        raise UserError(f"{path}: {what} weights file: the cfg needs {need} float32 values after the "
-                        f"header, the file has {have} (wrong cfg for these weights?)")
-    values = np.frombuffer(data, dtype="<f4", offset=header.nbytes)
+    if len(data) != 4 * need:
+        raise DataError(f"{path}: the file changed while it was read")
+    values = np.frombuffer(data, dtype="<f4")
+    tensors = _named_file_tensors(model, cutoff)
+    _check_values(model, path, values, tensors)
     pos = 0
     with torch.no_grad():
-        for t in _file_tensors(model, cutoff):
+        for _, _, t in tensors:
             t.copy_(torch.from_numpy(values[pos:pos + t.numel()].copy()).view_as(t))
             pos += t.numel()
     return header
+
+
+def _check_values(model, path: Path, values: np.ndarray, tensors: list[tuple[int, str, torch.Tensor]]) -> None:
+    """Refuse NaN or infinite values (and negative batch-norm variances): such a network outputs NaN, i.e.
+    no detections at all, silently. Checked before anything is loaded."""
+    finite = bool(np.isfinite(values).all())
+    pos = 0
+    for i, what, t in tensors:
+        v = values[pos:pos + t.numel()]
+        pos += t.numel()
+        problem = ""
+        if not finite and not np.isfinite(v).all():
+            kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("infinite", np.isinf)) if f(v).any())
+            problem = f"{int((~np.isfinite(v)).sum())} of {v.size} values are {kinds}"
+        elif what == "batch-norm running variance" and (v < 0).any():
+            problem = f"{int((v < 0).sum())} of {v.size} values are negative"
+        if problem:
+            sections = getattr(model, "sections", None)
+            at = f" ({sections[i + 1].where()})" if sections and i + 1 < len(sections) else ""
+            raise DataError(f"{path}: layer {i}{at} {what}: {problem} (corrupt or diverged weights); "
+                            "nothing loaded")
 
 
 def darknet_weights_bytes(model, header: WeightsHeader | None = None) -> bytes:

@@ -193,7 +193,38 @@ def export(source: Any, format: str = "onnx", output: str | os.PathLike | None =
         raise UserError(f"opset {opset} is too old; use {MIN_OPSET} or newer (17 recommended)")
     if calib_samples < 1:
         raise UserError("--calib-samples must be at least 1")
+    with _as_found(source):
+        return _export(source, fmt, output, opset=opset, int8=int8, fp16=fp16, calib_samples=calib_samples,
+                       calib_dataset=calib_dataset, calib_data=calib_data, calib_method=calib_method,
+                       data_dir=data_dir, check_samples=check_samples, seed=seed, **source_options)
+
+
+@contextlib.contextmanager
+def _as_found(source: Any) -> Iterator[None]:
+    """Leave a caller's module (``source`` itself, or the model of a Resolved source) as it was found: each
+    submodule's train/eval flag, and the device of its tensors when they were all on one device (the export
+    runs it in eval mode on the CPU)."""
+    module = source if hasattr(source, "modules") else getattr(source, "model", None)
+    if not hasattr(module, "modules"):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    devices = {t.device for t in [*module.parameters(), *module.buffers()]}
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        if len(devices) == 1 and {t.device for t in [*module.parameters(), *module.buffers()]} != devices:
+            module.to(next(iter(devices)))
+
+
+def _export(source: Any, fmt: str, output: str | os.PathLike | None, *, opset: int, int8: str | None, fp16: bool,
+            calib_samples: int, calib_dataset: str | None, calib_data: np.ndarray | None, calib_method: str,
+            data_dir: str | os.PathLike | None, check_samples: int, seed: int,
+            **source_options: Any) -> ExportResult:
     src = torch_source(source, **source_options)
+    src.model.eval()  # a Resolved source is handed over as it is (``_as_found`` restores the caller's mode)
     if not src.classes:  # a bare module: name the classes by index, as many as it has outputs
         src.classes = [str(i) for i in range(_torch_logits(src.model, np.zeros((1, *src.input_shape),
                                                                                 np.float32)).shape[-1])]

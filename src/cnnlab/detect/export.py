@@ -42,6 +42,20 @@ class YoloV5Head(nn.Module):
 
 
 @contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration; afterwards every submodule gets back its own train/eval flag (an
+    export must leave the caller's model as it found it: a model left in training mode would use batch
+    statistics and overwrite its batch-norm running statistics on the next forward)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+@contextlib.contextmanager
 def pixel_outputs(model: DarknetModel) -> Iterator[None]:
     """Temporarily switch the [yolo] layers to YOLOv5-style (pixel) rows."""
     layers = model.yolo_layers
@@ -77,9 +91,8 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
     w, h = ImageSize.parse(imgsz)
     if names is not None and len(names) != model.num_classes:
         raise UserError(f"{len(names)} class names given but the model predicts {model.num_classes} classes")
-    model = model.eval()
     buf = io.BytesIO()
-    with pixel_outputs(model), warnings.catch_warnings(), torch.no_grad():
+    with eval_mode(model), pixel_outputs(model), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(YoloV5Head(model), (torch.zeros(1, model.channels, h, w),), buf, dynamo=False,
                           opset_version=opset, input_names=["images"], output_names=["output0"],
@@ -103,8 +116,8 @@ def check_against_torch(model: DarknetModel, data: bytes, imgsz: ImageSize | int
 
     w, h = ImageSize.parse(imgsz)
     x = random_images(1, h, w, seed)[:, :model.channels]
-    with pixel_outputs(model), torch.no_grad():
-        ref = YoloV5Head(model.eval())(x).numpy()
+    with eval_mode(model), pixel_outputs(model), torch.no_grad():
+        ref = YoloV5Head(model)(x).numpy()
     sess = create_session(data, "cpu")
     out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     if out.shape != ref.shape:
