@@ -66,3 +66,22 @@ def test_dataset_anchors_and_cli(tmp_path, cli):
     assert "anchors=" in out and (tmp_path / "a.json").is_file()
     code, _, err = cli("anchors", str(data), "-n", "500")
     assert code == 2 and "at least 500 boxes" in err
+
+
+def test_anchors_use_the_dataset_parsers(tmp_path, cli):
+    """`cnnlab anchors` reads boxes through the same loaders: a NaN or zero-size label is one line, exit 2."""
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64)).save(tmp_path / "images" / f"{i}.png")
+        (tmp_path / "labels" / f"{i}.txt").write_text("0 0.5 0.5 0.2 0.3\n")
+    for bad, pattern in (("0 0.5 0.5 nan 0.3", "2.txt:2: not a finite number: 'nan'"),
+                         ("0 0.5 0.5 0 0.3", "2.txt:2: box width and height must be > 0"),
+                         ("100000000 0.5 0.5 0.1 0.3", "2.txt:2: class id 100000000 is too large")):
+        (tmp_path / "labels" / "2.txt").write_text(f"0 0.5 0.5 0.2 0.3\n{bad}\n")
+        code, _, err = cli("anchors", str(tmp_path / "images"), "-n", "2")
+        assert code == 2 and pattern in err and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    with pytest.raises(UserError, match="finite"):
+        kmeans_anchors(np.array([[1.0, 2.0], [np.inf, 3.0], [2.0, 2.0]]), n=2)

@@ -303,3 +303,194 @@ def test_coco128_loads(shared_data):
     assert all(s.boxes[:, 2].max(initial=0) <= s.width for s in ds.samples)
     # the dataset root works too (images/ + labels/ found below it)
     assert load_detection_data(root, names=names_file, warn=False).num_boxes == 929
+
+
+# ------------------------------------------------------------------------------------------ issue 12:
+# invalid ground truth is refused where it is read (file + line/object/annotation), never scored
+
+@pytest.mark.parametrize("line, pattern", [
+    ("0 nan 0.5 0.2 0.2", r"a\.txt:2: not a finite number: 'nan'"),
+    ("0 0.5 inf 0.2 0.2", r"a\.txt:2: not a finite number: 'inf'"),
+    ("0 0.5 0.5 1e400 0.2", r"a\.txt:2: not a finite number: '1e400'"),
+    ("0 0.5 0.5 0 0.2", r"a\.txt:2: box width and height must be > 0"),
+    ("0 0.5 0.5 0.2 0.0", r"a\.txt:2: box width and height must be > 0"),
+    ("0 0.3 0.2 0.3 0.5 0.3 0.7", r"a\.txt:2: box width and height must be > 0"),   # polygon on a line
+    ("0 1.01 0.5 0.005 0.2", r"a\.txt:2: box .* lies outside the 64x48 image"),
+    ("1e20 0.5 0.5 0.2 0.2", r"a\.txt:2: class id 1e20 out of range \(dataset has 2 names"),
+    ("-1 0.5 0.5 0.2 0.2", r"a\.txt:2: class id must be a non-negative integer"),
+])
+def test_invalid_yolo_values_refused_with_file_and_line(tmp_path, line, pattern):
+    test_broken_yolo_label_rejected_with_file_and_line(tmp_path, line, pattern)
+
+
+@pytest.mark.parametrize("cls", ["1e20", "100000000", "10000"])
+def test_yolo_class_ids_without_names_are_capped(tmp_path, cls):
+    """No names: the class count follows from the largest id, so a huge id would build ~1e8 names."""
+    _image(tmp_path / "images" / "a.png")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text(f"0 0.5 0.5 0.2 0.2\n{cls} 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(DataError, match=rf"a\.txt:2: class id {cls} is too large without class names .*pass "
+                       r"the names") as e:
+        load_detection_data(tmp_path / "images", warn=False)
+    _one_line_error(e)
+    (tmp_path / "labels" / "a.txt").write_text("9999 0.5 0.5 0.2 0.2\n")   # the largest id allowed
+    assert len(load_detection_data(tmp_path / "images", warn=False).names) == 10000
+
+
+def _voc_box(root: Path, box: str = "", size: str | None = None) -> Path:
+    """000002.xml of the VOC tree with the dog's bndbox and/or the <size> replaced."""
+    text = VOC_XML.format(name="000002")
+    if box:
+        text = text.replace("<xmin>10</xmin><ymin>20</ymin><xmax>50</xmax><ymax>60</ymax>", box)
+    if size is not None:
+        text = text.replace("<size><width>100</width><height>80</height><depth>3</depth></size>", size)
+    (root / "Annotations" / "000002.xml").write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("box, pattern", [
+    ("<xmin>nan</xmin><ymin>20</ymin><xmax>nan</xmax><ymax>60</ymax>", r"bndbox needs finite numbers .*<xmin> 'nan'"),
+    ("<xmin>10</xmin><ymin>20</ymin><xmax>inf</xmax><ymax>60</ymax>", r"bndbox needs finite numbers .*<xmax> 'inf'"),
+    ("<xmin>10</xmin><ymin>-inf</ymin><xmax>50</xmax><ymax>60</ymax>", r"<ymin> '-inf'"),
+    ("<xmin>10</xmin><ymin>20</ymin><xmax>50</xmax><ymax>1e400</ymax>", r"<ymax> '1e400'"),
+    ("<xmin>10</xmin><ymin>20</ymin><xmax>50</xmax>", r"<ymax> ''"),
+    ("<xmin>200</xmin><ymin>20</ymin><xmax>300</xmax><ymax>60</ymax>", r"lies outside the 100x80 image"),
+    ("<xmin>-50</xmin><ymin>-40</ymin><xmax>-10</xmax><ymax>-5</ymax>", r"lies outside the 100x80 image"),
+    ("<xmin>100</xmin><ymin>20</ymin><xmax>140</xmax><ymax>60</ymax>", r"lies outside"),   # touches the edge
+    ("<xmin>10</xmin><ymin>20</ymin><xmax>10</xmax><ymax>60</ymax>", r"box has no area"),
+])
+def test_invalid_voc_boxes_refused_with_file_and_object(tmp_path, box, pattern):
+    root = _voc_box(_voc(tmp_path / "VOC"), box=box)
+    with pytest.raises(DataError, match=r"000002\.xml: <object> 1 \('dog'\).*" + pattern) as e:
+        load_detection_dataset(root)
+    _one_line_error(e)
+
+
+def test_voc_box_partly_outside_is_clipped(tmp_path):
+    root = _voc_box(_voc(tmp_path / "VOC"), box="<xmin>-5</xmin><ymin>20</ymin><xmax>150</xmax><ymax>90</ymax>")
+    samples, _ = load_detection_dataset(root)
+    np.testing.assert_allclose(samples[0].boxes, [[0, 20, 100, 80]])
+
+
+@pytest.mark.parametrize("width", ["inf", "nan", "-100", "0", "200000", "abc", "12.5", "1e400"])
+def test_voc_bad_image_size_refused(tmp_path, width):
+    root = _voc_box(_voc(tmp_path / "VOC"), size=f"<size><width>{width}</width><height>80</height></size>")
+    with pytest.raises(DataError, match=r"000002\.xml: <size><width>: image size must be a whole number of "
+                       r"pixels in 1\.\.100000, got '" + width) as e:
+        load_detection_dataset(root)
+    _one_line_error(e)
+
+
+def test_voc_without_size_reads_the_image(tmp_path):
+    root = _voc_box(_voc(tmp_path / "VOC"), size="")
+    samples, _ = load_detection_dataset(root)
+    assert (samples[0].width, samples[0].height) == (100, 80)
+    root = _voc_box(root, size="<size><width>100.0</width><height>80</height></size>")   # 100.0 is whole
+    assert load_detection_dataset(root)[0][0].width == 100
+
+
+def _coco_doc(tmp_path: Path, mutate) -> Path:
+    path = _coco(tmp_path)
+    doc = json.loads(path.read_text())
+    mutate(doc)
+    path.write_text(json.dumps(doc, allow_nan=True))
+    return path
+
+
+def _ann0(**kw):
+    return lambda d: d["annotations"][0].update(**kw)
+
+
+@pytest.mark.parametrize("mutate, pattern", [
+    (_ann0(bbox=[float("nan"), 1, float("nan"), 19]), r"annotations\[0\]: bbox values must be finite numbers"),
+    (_ann0(bbox=[1, 2, float("inf"), 19]), r"annotations\[0\]: bbox values must be finite"),
+    (_ann0(bbox=[1, 2, 10**400, 19]), r"annotations\[0\]: bbox values must be finite"),   # overflows a float
+    (_ann0(bbox=[1, 2, "3", 19]), r"annotations\[0\]: bbox must be 4 numbers"),
+    (_ann0(bbox=[1, 2, True, 19]), r"annotations\[0\]: bbox must be 4 numbers"),
+    (_ann0(bbox={"x": 1}), r"annotations\[0\]: bbox must be 4 numbers"),
+    (_ann0(bbox=None), r"annotations\[0\]: bbox must be 4 numbers"),
+    (_ann0(bbox=[1, 2, 0, 19]), r"annotations\[0\]: bbox width and height must be > 0"),
+    (_ann0(bbox=[1, 2, 10, -3]), r"annotations\[0\]: bbox width and height must be > 0"),
+    (_ann0(bbox=[100, 5, 20, 30]), r"annotations\[0\]: box .* lies outside the 80x60 image"),
+    (_ann0(category_id="3"), r"annotations\[0\]: category_id '3' is not in 'categories'"),
+    (_ann0(category_id=[3]), r"annotations\[0\]: category_id list is not in 'categories'"),
+    (_ann0(category_id=3.0), r"annotations\[0\]: category_id 3\.0 is not in 'categories'"),
+    (_ann0(image_id=[11]), r"annotations\[0\]: image_id list is not in 'images'"),
+    (_ann0(image_id="11"), r"annotations\[0\]: image_id '11' is not in 'images'"),
+    (_ann0(iscrowd="yes"), r"annotations\[0\]: iscrowd must be 0 or 1"),
+    (lambda d: d["images"][1].update(id="12"), r"images\[1\]: id '12' is a str, the first image's id a int"),
+    (lambda d: d["images"][1].update(id=[12]), r"images\[1\]: id must be an integer"),
+    (lambda d: d["images"][1].update(id=11), r"images\[1\]: duplicate image id 11"),
+    (lambda d: d["images"][1].update(file_name=7), r"images\[1\]: file_name must be a file name"),
+    (lambda d: d["images"][0].update(width="abc"), r"images\[0\]: width: image size must be a whole number"),
+    (lambda d: d["images"][0].update(width=float("nan")), r"images\[0\]: width: image size must be"),
+    (lambda d: d["images"][0].update(height=0), r"images\[0\]: height: image size must be"),
+    (lambda d: d["categories"].append({"id": 3, "name": "truck"}), r"categories\[2\]: duplicate category id 3"),
+    (lambda d: d["categories"][0].update(id="3"), r"categories\[0\]: needs an integer 'id'"),
+    (lambda d: d["categories"][0].update(name=["car"]), r"categories\[0\]: needs an integer 'id' and a 'name'"),
+    (lambda d: d.update(images={"id": 1}), r"'images' and 'annotations' must be lists"),
+])
+def test_invalid_coco_values_refused_with_file_and_annotation(tmp_path, mutate, pattern):
+    path = _coco_doc(tmp_path, mutate)
+    with pytest.raises(DataError, match=r"instances_val2017\.json: " + pattern) as e:
+        load_detection_dataset(path)
+    _one_line_error(e)
+
+
+def test_coco_crowd_boxes_skipped_and_boxes_clipped(tmp_path):
+    path = _coco_doc(tmp_path, _ann0(bbox=[70, 50, 30, 30]))   # 80x60 image: clipped to [70, 50, 80, 60]
+    ds = load_detection_data(path, warn=False)
+    np.testing.assert_allclose(ds.samples[0].boxes[0], [70, 50, 80, 60])
+    assert ds.warnings == [f"{path}: skipped 1 crowd annotations"]
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ('{"images": [], "x": ' + "1" * 5000 + "}", r"invalid JSON \(ValueError"),   # Python's int digit limit
+    ("[" * 100_000, r"invalid JSON"),                                             # nesting too deep
+])
+def test_coco_json_that_python_cannot_read_is_refused(tmp_path, text, pattern):
+    (tmp_path / "a.json").write_text(text)
+    with pytest.raises(UserError, match=pattern) as e:
+        load_detection_dataset(tmp_path / "a.json")
+    _one_line_error(e)
+    (tmp_path / "a.json").write_bytes(b'{"images": "\xff\xfe"}')
+    with pytest.raises(UserError, match=r"a\.json: invalid JSON \(UnicodeDecodeError"):
+        load_detection_dataset(tmp_path / "a.json")
+
+
+@pytest.mark.parametrize("body, pattern", [
+    ("val: images\nnames: cat\n", r"names must be a list or a mapping \{id: name\}, got str"),
+    ("val: images\nnames: 3\n", r"names must be a list or a mapping"),
+    ("val: images\nnames: [a, null]\n", r"names\[1\]: a class name must be text, got NoneType"),
+    ("val: images\nnames: [a, [b]]\n", r"names\[1\]: a class name must be text, got list"),
+    ("val: images\nnames: [cat, no]\n", r"names\[1\]: class name is the boolean False .*quote the name"),
+    ("val: images\nnames: {0: a, 1000000000: b}\n", r"class ids must be 0\.\.1 without gaps \(missing 1\)"),
+    ("val: images\nnames: {0: a, 1.5: b}\n", r"class ids must be integers \(got 1\.5\)"),
+    ("val: images\nnames: {0: a, .inf: b}\n", r"class ids must be integers \(got inf\)"),
+    ("val: images\nnames: [a]\nnc: abc\n", r"nc must be an integer, got 'abc'"),
+    ("val: images\nnames: [a]\nnc: .nan\n", r"nc must be an integer, got nan"),
+    ("val: images\nnames: [a]\nnc: 2\n", r"nc is 2 but 1 names are given"),
+    ("val: {a: 1}\nnames: [a]\n", r"val must be a path \(text\) or a list of paths, got dict"),
+    ("val: [[images]]\nnames: [a]\n", r"val must be a path .*got list"),
+    ("val: true\nnames: [a]\n", r"val must be a path .*got bool"),
+    ("path: [x]\nval: images\nnames: [a]\n", r"path must be a path .*got list"),
+    ("val: nowhere\nnames: [a]\n", r"val path not found: .*nowhere"),
+    ("val: images\nnames: [a]\nwhen: 2001-13-45\n", r"invalid YAML \(ValueError: month must be in 1\.\.12\)"),
+    ("- val\n- images\n", r"expected a mapping with path/train/val/names, got list"),
+    ("val: []\nnames: [a]\n", r"no 'val' split"),
+])
+def test_invalid_data_yaml_refused(tmp_path, body, pattern):
+    root = _yolo_tree(tmp_path / "ds")
+    (root / "data.yaml").write_text(body)
+    with pytest.raises(DataError, match=r"data\.yaml: .*" + pattern) as e:
+        load_detection_dataset(root / "data.yaml")
+    _one_line_error(e)
+
+
+def test_data_yaml_numbers_as_folder_names(tmp_path):
+    """A folder named 2017 is written as a YAML number: it is still a path."""
+    root = tmp_path / "ds"
+    _image(root / "2017" / "a.png")
+    (root / "data.yaml").write_text("path: .\nval: 2017\nnames: ['no', 'yes']\n")
+    samples, names = load_detection_dataset(root / "data.yaml", warn=False)
+    assert len(samples) == 1 and names == ["no", "yes"]

@@ -337,3 +337,83 @@ def test_detect_eval_takes_the_model_names_when_the_data_has_none(tmp_path):
     r = detect_eval(unnamed, detector=detector, save=False, verbose=False)
     assert set(r["per_class"]) == {"a", "b"} and r["mAP50"] == pytest.approx(278 / 303)
     assert unnamed.names == ["0", "1"] and ds.names == ["a", "b"]  # the caller's dataset is untouched
+
+
+# ------------------------------------------------------------------------------------------ issue 12:
+# a metric is never computed over invalid ground truth
+
+def test_nan_ground_truth_is_refused_not_scored_perfect():
+    """With a NaN box every detection "matched" it (NaN < IoU threshold is False): mAP50 was 1.0."""
+    from cnnlab.errors import DataError
+
+    nan_gt = [DetectionSample(Path("a.png"), 100, 80, np.array([[np.nan, 1, np.nan, 20]], np.float32), [0])]
+    dets = {0: _det([[5, 5, 30, 30]], [0.9], [0], ["a"])}
+    with pytest.raises(DataError, match=r"a\.png: a ground-truth box has a non-finite coordinate"):
+        evaluate_detections(nan_gt, dets, ["a"])
+    for boxes, classes, pattern in (([[5, 5, np.inf, 20]], [0], "non-finite"),
+                                    ([[30, 5, 10, 20]], [0], "has no area"),
+                                    ([[5, 5, 30, 20]], [3], "class id 3 is outside the 1 class names")):
+        bad = [DetectionSample(Path("a.png"), 100, 80, np.array(boxes, np.float32), classes)]
+        with pytest.raises(DataError, match=pattern):
+            evaluate_detections(bad, dets, ["a"])
+
+
+VOC_NAN = """<annotation><filename>1.png</filename><size><width>100</width><height>100</height></size>
+<object><name>cat</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>nan</xmax><ymax>19</ymax></bndbox></object>
+</annotation>"""
+
+
+def _bad_datasets(root: Path) -> dict[str, tuple[Path, str]]:
+    """One dataset per format with a NaN box: (dataset path, the expected one-line message)."""
+    from PIL import Image
+
+    for d in ("voc", "coco", "yolo/images", "yolo/labels"):
+        (root / d).mkdir(parents=True)
+    for d in ("voc", "coco", "yolo/images"):
+        Image.new("RGB", (100, 100)).save(root / d / "1.png")
+    (root / "voc" / "1.xml").write_text(VOC_NAN)
+    doc = {"images": [{"id": 1, "file_name": "1.png", "width": 100, "height": 100}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [float("nan"), 1, float("nan"), 19]}],
+           "categories": [{"id": 1, "name": "cat"}]}
+    (root / "coco" / "instances.json").write_text(json.dumps(doc))   # json writes NaN
+    (root / "yolo" / "labels" / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n0 nan 0.5 0.2 0.2\n")
+    return {"voc": (root / "voc", r"1\.xml: <object> 1 \('cat'\): bndbox needs finite numbers"),
+            "coco": (root / "coco" / "instances.json", r"instances\.json: annotations\[0\]: bbox values must be "
+                     "finite"),
+            "yolo": (root / "yolo" / "images", r"1\.txt:2: not a finite number: 'nan'")}
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
+def test_detect_eval_cli_refuses_nan_ground_truth_before_any_run_folder(cli, tmp_path, fmt):
+    import re
+
+    data, pattern = _bad_datasets(tmp_path / "data")[fmt]
+    (tmp_path / "dets.json").write_text(json.dumps(
+        [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 20], "score": 0.9}]))
+    (tmp_path / "names.txt").write_text("cat\n")
+    code, out, err = cli("detect-eval", data, "--names", tmp_path / "names.txt", "--predictions", tmp_path / "dets.json",
+                         "--project", tmp_path / "runs", "--json", tmp_path / "m.json")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+    assert "mAP" not in out
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_detect_eval_with_model_names_refuses_labels_beyond_them(tmp_path):
+    """No names in the data: the label ids are the model's; an id the model does not have is refused
+    before the detector runs (its boxes would silently not count)."""
+    from cnnlab.errors import DataError
+
+    _dataset(tmp_path)
+    (tmp_path / "labels" / "8.txt").write_text("5 0.5 0.5 0.2 0.2\n")
+    unnamed = load_detection_data(tmp_path / "images", warn=False)
+    calls = []
+
+    def detector(image_bgr):
+        calls.append(1)
+        return Detections.empty(["a", "b"])
+
+    detector.names = ["a", "b"]
+    with pytest.raises(DataError, match=r"8\.png: ground-truth class id 5 is outside the 2 class names"):
+        detect_eval(unnamed, detector=detector, project=tmp_path / "runs", verbose=False)
+    assert not calls and not (tmp_path / "runs").exists()

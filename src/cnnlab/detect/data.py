@@ -4,6 +4,12 @@ Every loader returns a `DetectionDataset` whose ``samples`` are `DetectionSample
 boxes, int class ids) and whose ``names`` are the class names. Broken files raise a one-line
 `DataError` naming the file (and the line or entry); images without labels are negatives, as in
 Ultralytics; label files without an image are reported as a warning.
+
+Values are checked where they are read, so that no metric is ever computed over invalid ground truth:
+every coordinate must be a finite number (NaN, inf and overflowing numbers are refused), every box must
+have a positive width and height and overlap its image (it is then clipped to it; a box wholly outside
+is refused), image sizes must be whole numbers in 1..`MAX_IMAGE_SIDE`, class ids integers below the
+number of names (or below `MAX_INFERRED_CLASSES` when no names are given).
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.detect.names import parse_names
+from cnnlab.detect.names import parse_names, read_yaml_file
 from cnnlab.detect.types import DetectionSample
-from cnnlab.errors import DataError, UserError
+from cnnlab.errors import DataError, UserError, first_line
 
 IMG_FORMATS = (".bmp", ".jpeg", ".jpg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".mpo", ".pfm")
 COORD_TOLERANCE = 0.01  # normalised YOLO coordinates may overshoot [0, 1] by this much (then clipped)
+MAX_IMAGE_SIDE = 100_000  # pixels: a larger width or height written in an annotation is refused
+MAX_INFERRED_CLASSES = 10_000  # without class names, label class ids must be below this (else pass names)
 VOC_NAMES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -36,6 +44,122 @@ COCO80_TO_COCO91 = [
     85, 86, 87, 88, 89, 90,
 ]
 COCO80_FIRST_NAMES = ("person", "bicycle", "car", "motorcycle", "airplane")
+
+
+# --------------------------------------------------------------------------------------------------
+# checked values (every parser below goes through these)
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None: NaN, inf, an int too large for a float, a bool, a string
+    or any other type is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def finite_text(text: str | None) -> float | None:
+    """A number written as text (``"12.5"``) as a finite float, or None (empty, NaN, inf, not a number)."""
+    try:
+        f = float((text or "").strip())
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def checked_side(value: Any, where: str) -> int:
+    """An image width or height (a number, or its text): a whole number in 1..MAX_IMAGE_SIDE, else a
+    DataError at ``where``."""
+    f = finite_text(value) if isinstance(value, str) else finite_number(value)
+    if f is None or f != int(f) or not 1 <= f <= MAX_IMAGE_SIDE:
+        raise DataError(f"{where}: image size must be a whole number of pixels in 1..{MAX_IMAGE_SIDE}, "
+                        f"got {_short(value.strip() if isinstance(value, str) else value)}")
+    return int(f)
+
+
+def checked_boxes(boxes: Any, width: int, height: int, where: list[str]) -> np.ndarray:
+    """xyxy pixel boxes (N, 4) of a ``width`` x ``height`` image, clipped to it, as float32.
+
+    Refused (a DataError at ``where[i]``, the file and line/object/annotation of box i): a non-finite
+    coordinate, a box without positive width and height, and a box that does not overlap the image
+    (clipping would turn it into a degenerate one).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    bad = ~np.isfinite(b).all(1)
+    if bad.any():
+        raise DataError(f"{where[int(bad.argmax())]}: box coordinates must be finite numbers")
+    bad = (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+    if bad.any():
+        i = int(bad.argmax())
+        raise DataError(f"{where[i]}: box has no area (x1 y1 x2 y2 = {_coords(b[i])}; width and height "
+                        "must be > 0)")
+    clipped = np.stack([b[:, 0].clip(0, width), b[:, 1].clip(0, height),
+                        b[:, 2].clip(0, width), b[:, 3].clip(0, height)], 1).astype(np.float32)
+    bad = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    if bad.any():
+        i = int(bad.argmax())
+        x1, y1, x2, y2 = b[i]
+        where_is = "lies outside" if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height else \
+            "has no area in pixels inside"
+        raise DataError(f"{where[i]}: box x1 y1 x2 y2 = {_coords(b[i])} {where_is} the {width}x{height} image")
+    return clipped
+
+
+def _coords(row: np.ndarray) -> str:
+    return " ".join(f"{float(v):g}" for v in row)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value for an error message: one line, never long (it may be a huge structure from a JSON/YAML
+    file); a path gets a longer ``limit``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        digits = int(abs(value).bit_length() * 0.30103)   # str() of a huge int may itself raise
+        return f"{'-' if value < 0 else ''}~1e{digits} (an integer too large)"
+    text = repr(value) if value is None or isinstance(value, (str, int, float, bool)) else type(value).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):   # a name too long for the file system, a NUL byte
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path}: unreadable {what} ({type(e).__name__})") from None
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file; a syntax error, an integer too long to read, nesting too deep or bytes that are not
+    UTF-8 are one-line errors naming the file."""
+    from cnnlab.io import read_json
+
+    try:
+        return read_json(path)
+    except (ValueError, RecursionError, UnicodeDecodeError, OSError) as e:
+        raise DataError(f"{path}: invalid JSON ({type(e).__name__}: {first_line(e)})") from None
+
 
 
 @dataclass
@@ -104,17 +228,17 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
     warn: emit the dataset's warnings (orphan label files, duplicates...) with `warnings.warn`.
     """
     path = Path(spec).expanduser()
-    if not path.exists():
+    if not _exists(path):
         raise UserError(f"dataset not found: {path}")
     given = parse_names(names) if names is not None else None
     suffix = path.suffix.lower()
-    if path.is_file() and suffix in (".yaml", ".yml"):
+    if _is_file(path) and suffix in (".yaml", ".yml"):
         ds = _load_data_yaml(path, split, given, images, keep_difficult)
-    elif path.is_file() and suffix == ".json":
+    elif _is_file(path) and suffix == ".json":
         ds = load_coco(path, images=images, names=given)
-    elif path.is_file() and suffix == ".txt":
+    elif _is_file(path) and suffix == ".txt":
         ds = load_yolo(_read_image_list(path, path.parent), given, source=path, check_orphans=False)
-    elif path.is_dir():
+    elif _is_dir(path):
         ds = _load_dir(path, split, given, images, keep_difficult)
     else:
         raise UserError(f"{path}: not a detection dataset (expected a data.yaml, a COCO .json, an images "
@@ -175,7 +299,7 @@ def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image as OpenCV will load it (EXIF rotation applied); header read only."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
+    if not _is_file(path):
         raise DataError(f"missing image: {path}")
     try:
         with Image.open(path) as im:
@@ -184,29 +308,33 @@ def image_size(path: Path) -> tuple[int, int]:
                 orientation = im.getexif().get(0x0112, 1)
             except Exception:  # broken EXIF: keep the stored size
                 orientation = 1
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"unreadable image: {path} ({type(e).__name__})") from None
     if orientation in (5, 6, 7, 8):
         w, h = h, w
+    if not (0 < w <= MAX_IMAGE_SIDE and 0 < h <= MAX_IMAGE_SIDE):
+        raise DataError(f"unreadable image: {path} (size {w}x{h} outside 1..{MAX_IMAGE_SIDE} pixels)")
     return int(w), int(h)
 
 
 def _read_image_list(path: Path, root: Path) -> list[Path]:
     """Images listed one per line in a .txt file (paths relative to ``root`` or absolute)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: unreadable image list ({e})") from None
+    lines = _read_text(path, "image list").splitlines()
     files = []
     for i, line in enumerate(lines, 1):
         line = line.strip()
         if not line:
             continue
         p = Path(line)
-        if not p.is_absolute():
-            p = (root / line).resolve() if (root / line).exists() else (path.parent / line).resolve()
         if p.suffix.lower() not in IMG_FORMATS:
-            raise DataError(f"{path}:{i}: not an image file: {line}")
+            raise DataError(f"{path}:{i}: not an image file: {_short(line)}")
+        if "\0" in line:
+            raise DataError(f"{path}:{i}: a NUL character in the image path")
+        if not p.is_absolute():
+            try:
+                p = (root / line).resolve() if _exists(root / line) else (path.parent / line).resolve()
+            except (OSError, RuntimeError) as e:   # a symlink loop, a name too long
+                raise DataError(f"{path}:{i}: bad image path ({type(e).__name__})") from None
         files.append(p)
     return files
 
@@ -227,13 +355,22 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
     """Parse a YOLO label file -> (class ids (N,), normalised cx cy w h (N, 4), duplicates removed).
 
     Lines are ``class cx cy w h`` (or a polygon ``class x1 y1 x2 y2 ...``, turned into its box).
+    Refused with the file and line: a field that is not a finite number, a class id that is not an
+    integer in 0..num_classes-1 (0..MAX_INFERRED_CLASSES-1 when ``num_classes`` is None), a
+    coordinate outside [0, 1] (beyond `COORD_TOLERANCE`), and a box of zero width or height.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: unreadable label file ({type(e).__name__})") from None
+    cls, arr, _lines, dup = _parse_yolo_lines(path, num_classes)
+    return cls, arr, dup
+
+
+def _parse_yolo_lines(path: Path, num_classes: int | None
+                      ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
+    """`parse_yolo_label_file` plus the line number of each kept box."""
+    text = _read_text(path, "label file")
+    limit = num_classes if num_classes is not None else MAX_INFERRED_CLASSES
     cls_list: list[int] = []
     boxes: list[list[float]] = []
+    line_of: list[int] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -244,18 +381,20 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
                             f"'class x1 y1 x2 y2 x3 y3 ...'), got {n}")
         values = []
         for v in parts:
-            try:
-                values.append(float(v))
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: not a number: {v!r}") from None
-        if not all(math.isfinite(v) for v in values):
-            raise DataError(f"{path}:{lineno}: non-finite value")
+            f = finite_text(v)
+            if f is None:
+                what = "not a finite number" if _is_float(v) else "not a number"
+                raise DataError(f"{path}:{lineno}: {what}: {_short(v)}")
+            values.append(f)
         c = values[0]
         if c != int(c) or c < 0:
-            raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0]}")
-        if num_classes is not None and int(c) >= num_classes:
-            raise DataError(f"{path}:{lineno}: class id {int(c)} out of range (dataset has {num_classes} "
-                            f"names: 0..{num_classes - 1})")
+            raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0][:20]}")
+        if c >= limit:
+            if num_classes is not None:
+                raise DataError(f"{path}:{lineno}: class id {parts[0][:20]} out of range (dataset has "
+                                f"{num_classes} names: 0..{num_classes - 1})")
+            raise DataError(f"{path}:{lineno}: class id {parts[0][:20]} is too large without class names "
+                            f"(ids must be < {MAX_INFERRED_CLASSES}); pass the names (names=... / --names)")
         coords = values[1:]
         bad = [v for v in coords if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE]
         if bad:
@@ -264,46 +403,57 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
         if n > 5:  # polygon -> enclosing box (cx cy w h)
             x1, x2, y1, y2 = min(coords[0::2]), max(coords[0::2]), min(coords[1::2]), max(coords[1::2])
             coords = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+        if coords[2] <= 0 or coords[3] <= 0:
+            raise DataError(f"{path}:{lineno}: box width and height must be > 0, got w {coords[2]:g} "
+                            f"h {coords[3]:g}")
         cls_list.append(int(c))
         boxes.append(coords)
+        line_of.append(lineno)
     cls = np.asarray(cls_list, dtype=np.int64)
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     keep = np.sort(np.unique(np.concatenate([cls[:, None].astype(np.float32), arr], axis=1), axis=0,
                              return_index=True)[1])   # the first of identical rows, in file order
-    return cls[keep], arr[keep], len(cls) - len(keep)
+    return cls[keep], arr[keep], [line_of[i] for i in keep], len(cls) - len(keep)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
               check_orphans: bool = True) -> DetectionDataset:
     """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`."""
+    from cnnlab.detect.metrics import yolo2xyxy
+
     if names is None:
         names = _names_beside_labels(image_files)
     names_inferred = names is None
     warns: list[str] = []
     used_labels: set[Path] = set()
     duplicates = []
-    parsed = []
+    samples = []
     for img in image_files:
         img = Path(img)
         w, h = image_size(img)
         lbl = img2label_path(img)
-        if lbl.is_file():
+        if _is_file(lbl):
             used_labels.add(lbl.resolve())
-            cls, nb, dup = parse_yolo_label_file(lbl, len(names) if names is not None else None)
+            cls, nb, lines, dup = _parse_yolo_lines(lbl, len(names) if names is not None else None)
             if dup:
                 duplicates.append(f"{lbl.name} ({dup})")
+            boxes = checked_boxes(yolo2xyxy(nb, w, h), w, h, [f"{lbl}:{k}" for k in lines])
         else:
-            cls, nb = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-        parsed.append((img, w, h, cls, nb))
+            cls, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+        samples.append(DetectionSample(img, w, h, boxes, cls))
     if names is None:
-        max_id = max((int(p[3].max()) for p in parsed if len(p[3])), default=-1)
+        max_id = max((int(s.class_ids.max()) for s in samples if len(s)), default=-1)
         names = [str(i) for i in range(max_id + 1)]
         warns.append(f"{source or 'dataset'}: no class names given; using the ids 0..{max_id} as names "
                      "(pass names=... / --names)")
-    from cnnlab.detect.metrics import clip_boxes, yolo2xyxy
-
-    samples = [DetectionSample(img, w, h, clip_boxes(yolo2xyxy(nb, w, h), w, h), cls)
-               for img, w, h, cls, nb in parsed]
     if duplicates:
         warns.append(f"removed duplicate labels in {len(duplicates)} files: {', '.join(duplicates[:5])}")
     if check_orphans:
@@ -319,7 +469,7 @@ def _names_beside_labels(image_files: list[Path]) -> list[str] | None:
     """LabelImg writes ``classes.txt`` into the labels folder: use it when no names were given."""
     for img in image_files[:1]:
         cand = img2label_path(Path(img)).parent / "classes.txt"
-        if cand.is_file():
+        if _is_file(cand):
             return parse_names(cand)
     return None
 
@@ -332,44 +482,82 @@ def _orphan_labels(image_files: list[Path], used: set[Path]) -> list[Path]:
 
 def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
                     keep_difficult: bool) -> DetectionDataset:
-    """An Ultralytics data.yaml: ``path`` (root), ``train``/``val``/``test`` and ``names``."""
-    from cnnlab.io import read_yaml
+    """An Ultralytics data.yaml: ``path`` (root), ``train``/``val``/``test`` and ``names``.
 
-    cfg = read_yaml(path)
+    ``path`` is a folder name; a split is a folder, an image list (.txt), a COCO .json or a list of
+    those; ``names`` a list or an ``{id: name}`` mapping; ``nc`` (optional) an integer equal to the
+    number of names. Any other type or a path that does not exist is a one-line DataError.
+    """
+    cfg = read_yaml_file(path)
     if not isinstance(cfg, dict):
-        raise DataError(f"{path}: expected a mapping with path/train/val/names")
+        raise DataError(f"{path}: expected a mapping with path/train/val/names, got {type(cfg).__name__}")
     if names is None:
         if "names" not in cfg:
             raise DataError(f"{path}: no 'names:' (the class names) in the data file")
-        names = parse_names(cfg["names"], f"{path}: names")
-        if "nc" in cfg and int(cfg["nc"]) != len(names):
-            raise DataError(f"{path}: nc is {cfg['nc']} but {len(names)} names are given")
-    root = Path(str(cfg.get("path") or "")).expanduser()
+        if not isinstance(cfg["names"], (list, dict)):
+            raise DataError(f"{path}: names must be a list or a mapping {{id: name}}, got "
+                            f"{type(cfg['names']).__name__}")
+        try:
+            names = parse_names(cfg["names"], f"{path}: names")
+        except DataError:
+            raise
+        except UserError as e:
+            raise DataError(str(e)) from None
+        if "nc" in cfg:
+            nc = cfg["nc"]
+            if isinstance(nc, bool) or not isinstance(nc, int):
+                raise DataError(f"{path}: nc must be an integer, got {_short(nc)}")
+            if nc != len(names):
+                raise DataError(f"{path}: nc is {_short(nc)} but {len(names)} names are given")
+    root = _expand(_path_entry(cfg.get("path"), path, "path") or "", path)
     if not root.is_absolute():  # beside the yaml file, else (as Ultralytics) the working folder
-        beside = (path.parent / root).resolve()
-        root = beside if beside.exists() or not root.exists() else root.resolve()
-    if split not in cfg or cfg[split] in (None, ""):
-        have = [k for k in ("train", "val", "test") if cfg.get(k)]
+        try:
+            beside = (path.parent / root).resolve()
+            root = beside if _exists(beside) or not _exists(root) else root.resolve()
+        except (OSError, RuntimeError) as e:   # a symlink loop
+            raise DataError(f"{path}: bad path {_short(str(root), 300)} ({type(e).__name__})") from None
+    if split not in cfg or cfg[split] is None or cfg[split] == "" or cfg[split] == []:
+        have = [k for k in ("train", "val", "test") if k in cfg and cfg[k] not in (None, "", [])]
         raise DataError(f"{path}: no '{split}' split (it has: {', '.join(have) or 'none'})")
-    entries = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
+    raw = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
+    entries = [_path_entry(e, path, split) for e in raw]
     files: list[Path] = []
     for entry in entries:
-        p = root / Path(str(entry)).expanduser()   # an absolute entry stays as it is
-        if p.is_dir():
-            if (p / "Annotations").is_dir():
+        p = root / _expand(entry, path)   # an absolute entry stays as it is
+        if _is_dir(p):
+            if _is_dir(p / "Annotations"):
                 return load_voc(p, split=split, names=names, keep_difficult=keep_difficult)
             files += _find_images(p)
-        elif p.is_file() and p.suffix.lower() == ".txt":
+        elif _is_file(p) and p.suffix.lower() == ".txt":
             files += _read_image_list(p, root)
-        elif p.is_file() and p.suffix.lower() == ".json":
+        elif _is_file(p) and p.suffix.lower() == ".json":
             return load_coco(p, images=images, names=names)
         else:
             hint = " (cnnlab never downloads datasets named in a data.yaml)" if cfg.get("download") else ""
-            raise DataError(f"{path}: {split} path not found: {p}{hint}")
+            raise DataError(f"{path}: {split} path not found: {_short(str(p), 300)}{hint}")
     if not files:
         raise DataError(f"{path}: no images in the {split} split")
     return load_yolo(files, names, source=path,
-                     check_orphans=all(Path(str(e)).suffix.lower() != ".txt" for e in entries))
+                     check_orphans=all(Path(e).suffix.lower() != ".txt" for e in entries))
+
+
+def _expand(text: str, path: Path) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:   # ~user of an unknown user
+        raise DataError(f"{path}: cannot expand {_short(text)} (no such home folder)") from None
+
+
+def _path_entry(value: Any, path: Path, key: str) -> str | None:
+    """A path written in a data.yaml (text; a number is read as its text, e.g. a folder ``2017``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{path}: {key} must be a path (text) or a list of paths, got {type(value).__name__}")
+    text = str(value)
+    if "\0" in text:
+        raise DataError(f"{path}: {key}: a NUL character in the path")
+    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,12 +569,14 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
 
     Category ids (e.g. COCO's 1..90 with gaps) map to contiguous class indices in id order, or to the
     positions of their names in ``names`` when given. Crowd annotations are skipped (as Ultralytics).
+    Checked, each a one-line DataError naming the file and the entry: category ids are unique
+    integers with a text name; image ids unique and all integers (or all strings), ``file_name`` text,
+    ``width``/``height`` (when given) whole numbers in 1..MAX_IMAGE_SIDE; an annotation's image_id and
+    category_id name an image and a category; its ``bbox`` is 4 finite numbers [x, y, w, h] with w, h > 0
+    overlapping the image (then clipped to it).
     """
-    from cnnlab.detect.metrics import clip_boxes
-    from cnnlab.io import read_json
-
     path = Path(path)
-    data = read_json(path)
+    data = _read_json(path)
     if not isinstance(data, dict) or "images" not in data:
         raise DataError(f"{path}: not a COCO instances file (no 'images' list)")
     imgs, anns, cats = data.get("images"), data.get("annotations", []), data.get("categories")
@@ -396,8 +586,11 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
         raise DataError(f"{path}: no 'categories' list")
     cat_name: dict[int, str] = {}
     for i, c in enumerate(cats):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or "name" not in c:
-            raise DataError(f"{path}: categories[{i}]: needs an integer 'id' and a 'name'")
+        if not (isinstance(c, dict) and _is_id(c.get("id")) and isinstance(c.get("name"), (str, int))
+                and not isinstance(c.get("name"), bool)):
+            raise DataError(f"{path}: categories[{i}]: needs an integer 'id' and a 'name' (text)")
+        if c["id"] in cat_name:
+            raise DataError(f"{path}: categories[{i}]: duplicate category id {c['id']}")
         cat_name[c["id"]] = str(c["name"])
     if names is None:
         order = sorted(cat_name)
@@ -409,62 +602,94 @@ def load_coco(path: str | os.PathLike, images: str | os.PathLike | None = None,
         cat_to_cls = {}
         for k, n in cat_name.items():
             if n not in pos:
-                raise DataError(f"{path}: category {n!r} (id {k}) is not in the given names")
+                raise DataError(f"{path}: category {_short(n)} (id {k}) is not in the given names")
             cat_to_cls[k] = pos[n]
         fallback = default_category_ids(names)
         inv = {v: k for k, v in cat_to_cls.items()}
         category_ids = [inv.get(i, fallback[i]) for i in range(len(names))]
 
     id_to_idx: dict[Any, int] = {}
+    id_type = None
     for i, im in enumerate(imgs):
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             raise DataError(f"{path}: images[{i}]: needs 'id' and 'file_name'")
-        if im["id"] in id_to_idx:
-            raise DataError(f"{path}: images[{i}]: duplicate image id {im['id']}")
-        id_to_idx[im["id"]] = i
+        img_id = im["id"]
+        if not (_is_id(img_id) or (isinstance(img_id, str) and img_id)):
+            raise DataError(f"{path}: images[{i}]: id must be an integer (or a non-empty string), got "
+                            f"{_short(img_id)}")
+        id_type = id_type or type(img_id)
+        if type(img_id) is not id_type:
+            raise DataError(f"{path}: images[{i}]: id {_short(img_id)} is a {type(img_id).__name__}, the "
+                            f"first image's id a {id_type.__name__} (image ids must be all of one kind)")
+        if img_id in id_to_idx:
+            raise DataError(f"{path}: images[{i}]: duplicate image id {_short(img_id)}")
+        if not isinstance(im["file_name"], str) or not im["file_name"].strip() or "\0" in im["file_name"]:
+            raise DataError(f"{path}: images[{i}]: file_name must be a file name (text), got "
+                            f"{_short(im['file_name'])}")
+        id_to_idx[img_id] = i
     img_dir = _coco_image_dir(path, imgs, images)
 
     boxes: list[list[list[float]]] = [[] for _ in imgs]
+    where: list[list[str]] = [[] for _ in imgs]
     classes: list[list[int]] = [[] for _ in imgs]
     skipped = 0
     for j, a in enumerate(anns):
-        where = f"{path}: annotations[{j}]"
+        at = f"{path}: annotations[{j}]"
         if not isinstance(a, dict):
-            raise DataError(f"{where}: not an object")
-        if a.get("image_id") not in id_to_idx:
-            raise DataError(f"{where}: image_id {a.get('image_id')!r} is not in 'images'")
-        if a.get("category_id") not in cat_to_cls:
-            raise DataError(f"{where}: category_id {a.get('category_id')!r} is not in 'categories'")
+            raise DataError(f"{at}: not an object")
+        img_id, cat_id = a.get("image_id"), a.get("category_id")
+        if type(img_id) is not id_type or img_id not in id_to_idx:
+            raise DataError(f"{at}: image_id {_short(img_id)} is not in 'images'")
+        if not _is_id(cat_id) or cat_id not in cat_to_cls:
+            raise DataError(f"{at}: category_id {_short(cat_id)} is not in 'categories'")
         bb = a.get("bbox")
-        if not (isinstance(bb, list) and len(bb) == 4 and all(isinstance(v, (int, float)) for v in bb)):
-            raise DataError(f"{where}: bbox must be 4 numbers [x, y, width, height]")
-        if a.get("iscrowd", 0) or bb[2] <= 0 or bb[3] <= 0:
+        if not (isinstance(bb, list) and len(bb) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              for v in bb)):
+            raise DataError(f"{at}: bbox must be 4 numbers [x, y, width, height]")
+        xywh = [finite_number(v) for v in bb]
+        if any(v is None for v in xywh):
+            raise DataError(f"{at}: bbox values must be finite numbers (no NaN or Infinity)")
+        x, y, w, h = (float(v) for v in xywh)   # type: ignore[arg-type]
+        if w <= 0 or h <= 0:
+            raise DataError(f"{at}: bbox width and height must be > 0, got {w:g} x {h:g}")
+        crowd = a.get("iscrowd", 0)
+        if crowd not in (0, 1):
+            raise DataError(f"{at}: iscrowd must be 0 or 1, got {_short(crowd)}")
+        if crowd:
             skipped += 1
             continue
-        k = id_to_idx[a["image_id"]]
-        boxes[k].append([bb[0], bb[1], bb[0] + bb[2], bb[1] + bb[3]])
-        classes[k].append(cat_to_cls[a["category_id"]])
+        k = id_to_idx[img_id]
+        boxes[k].append([x, y, x + w, y + h])
+        where[k].append(at)
+        classes[k].append(cat_to_cls[cat_id])
 
     samples = []
     for i, im in enumerate(imgs):
-        file = img_dir / str(im["file_name"])
+        file = img_dir / im["file_name"]
         w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        if w is None or h is None:
             w, h = image_size(file)
-        elif not file.is_file():
-            raise DataError(f"missing image: {file} (images[{i}] of {path})")
-        b = clip_boxes(np.asarray(boxes[i], dtype=np.float32).reshape(-1, 4), w, h)
+        else:
+            w, h = (checked_side(v, f"{path}: images[{i}]: {side}") for v, side in ((w, "width"), (h, "height")))
+            if not _is_file(file):
+                raise DataError(f"missing image: {file} (images[{i}] of {path})")
+        b = checked_boxes(np.asarray(boxes[i], dtype=np.float32), w, h, where[i])
         samples.append(DetectionSample(file, w, h, b, np.asarray(classes[i], dtype=np.int64)))
-    warns = [f"{path}: skipped {skipped} crowd or empty annotations"] if skipped else []
+    warns = [f"{path}: skipped {skipped} crowd annotations"] if skipped else []
     return DetectionDataset(samples, list(names), "coco", path,
                             image_ids=[im["id"] for im in imgs], category_ids=list(category_ids),
                             warnings=warns)
 
 
+def _is_id(value: Any) -> bool:
+    """An integer id (not a bool) within int64, as COCO ids are."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
 def _coco_image_dir(path: Path, imgs: list[dict], images: Any) -> Path:
     if images is not None:
         d = Path(images).expanduser()
-        if not d.is_dir():
+        if not _is_dir(d):
             raise UserError(f"image folder not found: {d}")
         return d
     if not imgs:
@@ -475,9 +700,9 @@ def _coco_image_dir(path: Path, imgs: list[dict], images: Any) -> Path:
     candidates = [base, base / "images", base.parent / "images" / stem, base.parent / stem,
                   base.parent / "images", base / stem]
     for d in candidates:
-        if (d / first).is_file():
+        if _is_file(d / first):
             return d
-    raise DataError(f"{path}: cannot find its images (e.g. {first}); pass images=DIR (--images DIR)")
+    raise DataError(f"{path}: cannot find its images (e.g. {_short(first)}); pass images=DIR (--images DIR)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,19 +713,22 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
     """Pascal VOC XML annotations (parsed with defusedxml) -> `DetectionDataset`.
 
     ``root`` is a VOC year folder (``Annotations``, ``JPEGImages``, ``ImageSets/Main/<split>.txt``) or
-    a folder of XML files beside their images (LabelImg). Boxes are kept as written (VOC pixels).
+    a folder of XML files beside their images (LabelImg). Boxes are kept as written (VOC pixels),
+    clipped to the image; a box with a non-finite coordinate, without area or wholly outside its
+    image, and a ``<size>`` that is not a whole number of pixels in 1..MAX_IMAGE_SIDE, are refused
+    (a DataError naming the file and the object).
     """
     root = Path(root)
-    ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
+    ann_dir = root / "Annotations" if _is_dir(root / "Annotations") else root
     jpeg = root / "JPEGImages"
-    img_dir = Path(images) if images is not None else jpeg if jpeg.is_dir() else None
+    img_dir = Path(images) if images is not None else jpeg if _is_dir(jpeg) else None
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    if split_file.is_file():
-        ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+    if _is_file(split_file):
+        ids = [ln.split()[0] for ln in _read_text(split_file, "image set").splitlines() if ln.strip()]
         xml_files = [ann_dir / f"{i}.xml" for i in ids]
         for i, f in enumerate(xml_files, 1):
-            if not f.is_file():
-                raise DataError(f"{split_file}:{i}: annotation not found: {f}")
+            if not _is_file(f):
+                raise DataError(f"{split_file}:{i}: annotation not found: {_short(str(f), 300)}")
     else:
         xml_files = sorted(ann_dir.glob("*.xml"))
     if not xml_files:
@@ -514,14 +742,14 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
     for f, (file, w, h, objs, boxes) in zip(xml_files, parsed, strict=True):
         for n in objs:
             if n not in pos:
-                raise DataError(f"{f}: unknown class {n!r} (not in the {len(names)} names)")
+                raise DataError(f"{f}: unknown class {_short(n)} (not in the {len(names)} names)")
         cls = np.asarray([pos[n] for n in objs], dtype=np.int64)
-        samples.append(DetectionSample(file, w, h, np.asarray(boxes, np.float32).reshape(-1, 4), cls))
+        samples.append(DetectionSample(file, w, h, boxes, cls))
     return DetectionDataset(samples, list(names), "voc", root)
 
 
 def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
-                   ) -> tuple[Path, int, int, list[str], list[list[float]]]:
+                   ) -> tuple[Path, int, int, list[str], np.ndarray]:
     from xml.etree.ElementTree import ParseError
 
     import defusedxml.ElementTree as ET
@@ -534,50 +762,53 @@ def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
         raise DataError(f"{path}:{line}: malformed XML ({str(e).split(':')[0]})") from None
     except DefusedXmlException as e:
         raise DataError(f"{path}: refused unsafe XML ({type(e).__name__})") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise DataError(f"{path}: unreadable XML ({type(e).__name__})") from None
     root = tree.getroot()
     if root.tag != "annotation":
-        raise DataError(f"{path}: not a VOC annotation (root element <{root.tag}>)")
+        raise DataError(f"{path}: not a VOC annotation (root element <{str(root.tag)[:40]}>)")
     filename = (root.findtext("filename") or "").strip()
     file = _voc_image(path, filename, img_dir)
-    w, h = (_int_or_zero(root.findtext(f"size/{side}")) for side in ("width", "height"))
-    if w <= 0 or h <= 0:
+    w_text, h_text = (root.findtext(f"size/{side}") for side in ("width", "height"))
+    if (w_text or "").strip() or (h_text or "").strip():
+        w, h = (checked_side(t or "", f"{path}: <size><{side}>") for t, side in ((w_text, "width"),
+                                                                                  (h_text, "height")))
+        if not _is_file(file):
+            raise DataError(f"missing image: {file} (named by {path})")
+    else:   # no size written: read it from the image
         w, h = image_size(file)
-    elif not file.is_file():
-        raise DataError(f"missing image: {file} (named by {path})")
-    objs, boxes = [], []
+    objs, boxes, where = [], [], []
     for k, obj in enumerate(root.iter("object"), 1):
         name = (obj.findtext("name") or "").strip()
         if not name:
             raise DataError(f"{path}: <object> {k} has no <name>")
+        at = f"{path}: <object> {k} ({_short(name)})"
         if not keep_difficult and (obj.findtext("difficult") or "0").strip() == "1":
             continue
         bb = obj.find("bndbox")
         if bb is None:
-            raise DataError(f"{path}: <object> {k} ({name}) has no <bndbox>")
-        try:
-            x1, y1, x2, y2 = (float(bb.findtext(t) or "") for t in ("xmin", "ymin", "xmax", "ymax"))
-        except ValueError:
-            raise DataError(f"{path}: <object> {k} ({name}): bndbox needs numeric xmin/ymin/xmax/ymax") \
-                from None
-        if x2 < x1 or y2 < y1:
-            raise DataError(f"{path}: <object> {k} ({name}): xmax/ymax smaller than xmin/ymin")
+            raise DataError(f"{at} has no <bndbox>")
+        texts = [bb.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")]
+        values = [finite_text(t) for t in texts]
+        if any(v is None for v in values):
+            bad = next(i for i, v in enumerate(values) if v is None)
+            tag = ("xmin", "ymin", "xmax", "ymax")[bad]
+            raise DataError(f"{at}: bndbox needs finite numbers xmin/ymin/xmax/ymax, got <{tag}> "
+                            f"{_short((texts[bad] or '').strip())}")
+        x1, y1, x2, y2 = values
+        if x2 < x1 or y2 < y1:  # type: ignore[operator]
+            raise DataError(f"{at}: xmax/ymax smaller than xmin/ymin")
         objs.append(name)
-        boxes.append([min(max(x1, 0), w), min(max(y1, 0), h), min(x2, w), min(y2, h)])
-    return file, w, h, objs, boxes
-
-
-def _int_or_zero(text: str | None) -> int:
-    try:
-        return int(float(text or 0))
-    except ValueError:
-        return 0
+        boxes.append(values)
+        where.append(at)
+    return file, w, h, objs, checked_boxes(np.asarray(boxes, dtype=np.float64), w, h, where)
 
 
 def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:
     dirs = [d for d in (img_dir, xml.parent, xml.parent.parent / "JPEGImages") if d is not None]
     candidates = [d / filename for d in dirs] if filename else []
     candidates += [d / (xml.stem + ext) for d in dirs for ext in IMG_FORMATS]
-    found = next((f for f in candidates if f.is_file()), None)
+    found = next((f for f in candidates if _is_file(f)), None)
     if found is not None:
         return found
     raise DataError(f"missing image: {filename or xml.stem} (named by {xml})")

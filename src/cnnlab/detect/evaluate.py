@@ -47,6 +47,7 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
         raise UserError(f"iou_type {iou_type!r} is not supported (only 'bbox': boxes have no masks)")
     names = list(names)
     nc = len(names)
+    check_ground_truth(samples, nc)
     bad = [k for k in predictions if not (isinstance(k, (int, np.integer)) and 0 <= k < len(samples))]
     if bad:
         raise ValueError(f"predictions keyed by {bad[:3]}: keys must be sample indices 0..{len(samples) - 1}")
@@ -102,6 +103,28 @@ def evaluate_detections(samples: list[DetectionSample], predictions: dict[int, D
                              "conf": cm_conf, "iou": cm_iou},
         "names": names,
     }
+
+
+def check_ground_truth(samples: list[DetectionSample], num_classes: int) -> None:
+    """Refuse ground truth no metric may be computed over (a one-line DataError naming the image).
+
+    The dataset loaders already refuse such files with the file and line; this guards samples built
+    in memory: an image size that is not positive, a box coordinate that is not finite (NaN boxes
+    match nothing and make pycocotools report a perfect score), a box without positive width and
+    height, a class id outside 0..num_classes-1 (its boxes would silently not count).
+    """
+    for s in samples:
+        if not (s.width > 0 and s.height > 0):
+            raise DataError(f"{s.image_path}: image size {s.width}x{s.height} is not positive")
+        b = s.boxes
+        if not np.isfinite(b).all():
+            raise DataError(f"{s.image_path}: a ground-truth box has a non-finite coordinate (NaN or inf)")
+        if ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).any():
+            raise DataError(f"{s.image_path}: a ground-truth box has no area (x2 <= x1 or y2 <= y1)")
+        bad = s.class_ids[(s.class_ids < 0) | (s.class_ids >= num_classes)]
+        if len(bad):
+            raise DataError(f"{s.image_path}: ground-truth class id {int(bad[0])} is outside the "
+                            f"{num_classes} class names (0..{num_classes - 1})")
 
 
 def coco_objects(samples: list[DetectionSample], predictions: dict[int, Detections], num_classes: int):
@@ -430,6 +453,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
 
             ds = dataclasses.replace(ds, names=list(detector.names), names_inferred=False,
                                      category_ids=default_category_ids(list(detector.names)))
+        check_ground_truth(ds.samples, len(ds.names))   # before the detector runs over every image
         preds, speed, w = run_detector(detector, ds, verbose=verbose)
         warns += w
     result = evaluate_detections(ds.samples, preds, ds.names, max_det=max_det)

@@ -28,6 +28,8 @@ def kmeans_anchors(wh: np.ndarray, n: int = 9, seed: int = 0, iters: int = 300, 
     ``restarts`` times; the result with the highest mean best IoU wins.
     """
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(wh).all():
+        raise UserError("box widths/heights must be finite numbers (a NaN or inf box reached the anchors)")
     wh = wh[(wh > 0).all(1)]
     if n < 1:
         raise UserError(f"the number of anchors must be >= 1, got {n}")
@@ -82,7 +84,12 @@ def dataset_wh(samples: list, imgsz: int) -> np.ndarray:
 
 def dataset_anchors(data: str | os.PathLike, n: int = 9, imgsz: int = 416, split: str = "train",
                     seed: int = 0) -> dict[str, Any]:
-    """k-means anchors of a dataset's ``split``; with their fitness and that of YOLOv3's defaults."""
+    """k-means anchors of a dataset's ``split``; with their fitness and that of YOLOv3's defaults.
+
+    The boxes are read by the dataset loaders (`load_detection_data`), so a broken label (a NaN or
+    inf coordinate, a zero-size box, a box outside its image) is the same one-line DataError as in
+    ``detect-eval`` and training.
+    """
     import warnings
 
     from cnnlab.darknet.yolo import YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS
