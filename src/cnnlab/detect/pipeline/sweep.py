@@ -94,7 +94,7 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cnnlab.detect.data import load_detection_data
-    from cnnlab.detect.evaluate import class_mapping, evaluate_detections
+    from cnnlab.detect.evaluate import check_ground_truth, class_mapping, evaluate_detections
     from cnnlab.io import atomic_write_text, write_json, write_yaml
     from cnnlab.runs import new_run_dir
 
@@ -109,6 +109,7 @@ def run_sweep(data: str | Path, detector_factory: Callable[[int], Any], *,
     grid = list(itertools.product(captures, sizes, fps))
     if not grid:
         raise UserError("the sweep grid is empty")
+    check_ground_truth(samples, len(data_names))   # before the run folder: no metric over invalid boxes
     run_dir = new_run_dir(project, "sweep", name)
     write_yaml(run_dir / "config.yaml", {
         "data": str(data), "video": str(video) if video else None, "split": split, "images": len(samples),
