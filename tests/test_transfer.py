@@ -105,15 +105,17 @@ def test_local_pretrained_file(tmp_path):
 def test_offline_hub_request_is_one_clear_line(monkeypatch):
     import timm
 
+    import cnnlab.models.transfer as transfer
+
     def no_network(*a, **k):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load this file")
 
-    from cnnlab.models.transfer import load_hub_weights
-
     net = create_transfer_model(SMALL, num_classes=2, input_size=32)
+    monkeypatch.setattr(transfer, "cached_hub_weights", lambda name: None)
+    monkeypatch.setattr(transfer, "hub_offline_reason", lambda *a, **k: None)  # (tests/test_hub_weights.py: offline)
     monkeypatch.setattr(timm, "create_model", no_network)
-    with pytest.raises(UserError, match="not available offline.*--pretrained PATH"):
-        load_hub_weights(net)
+    with pytest.raises(UserError, match="not in the local cache and could not be downloaded.*--pretrained PATH"):
+        transfer.load_hub_weights(net)
 
 
 @pytest.mark.realdata

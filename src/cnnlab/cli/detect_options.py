@@ -74,6 +74,26 @@ def detector_options(scores_map: bool = False, skip: tuple[str, ...] = ()) -> Ca
     return deco
 
 
+def check_show() -> None:
+    """``--show`` needs an OpenCV build with GUI support and a display to open a window on; both are
+    checked before the model loads (a window that cannot open would otherwise fail, or abort the
+    process, only at the first frame)."""
+    import os
+    import sys
+
+    from cnnlab.detect.pipeline.sinks import gui_available
+    from cnnlab.errors import UserError
+
+    if not gui_available():
+        raise UserError("--show needs an OpenCV build with GUI support; this one is headless "
+                        "(opencv-python-headless). Use --web to watch in a browser, or install "
+                        "opencv-python in place of opencv-python-headless")
+    if sys.platform.startswith(("linux", "freebsd", "openbsd")) and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("--show needs a display, and neither $DISPLAY nor $WAYLAND_DISPLAY is set (a server or "
+                        "an SSH session without X forwarding?); use --web HOST:PORT to watch in a browser")
+
+
 def make_detector(detector: dict[str, Any], **override: Any):
     """A ``cnnlab.detect.Detector`` from the option block (torch is imported here, not at CLI start)."""
     from cnnlab.detect.detector import Detector

@@ -45,6 +45,8 @@ def stream_command(
     from cnnlab.detect.pipeline import Pipeline, build_sinks
     from cnnlab.detect.web import DEFAULT_HOST, parse_web_address
 
+    if show:
+        opt.check_show()  # before the model loads
     web_addr = None
     if web is not None or host is not None:
         h, port = parse_web_address(web)

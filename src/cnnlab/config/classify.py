@@ -85,6 +85,13 @@ class TrainConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name in ("dataset", "model"):
+            if not str(getattr(self, name)).strip():
+                raise UserError(f"{name} must not be empty")
+        if self.max_params is not None:
+            from cnnlab.models.counting import parse_count
+
+            parse_count(self.max_params)  # "30M", 3e7...: a bad spelling fails here, not after the data loads
         if not 0.0 <= self.validation_split < 1.0:
             raise UserError(f"validation_split must be in [0, 1), got {self.validation_split}")
         if self.folds == 1 or self.folds < 0:

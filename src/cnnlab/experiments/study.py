@@ -3,7 +3,9 @@
 A search lives in an RDB storage: by default ``sqlite:///<run folder>/study.db``, or any SQLAlchemy
 URL (``postgresql://user:pass@host/db``) shared by workers on many machines. Running trials send a
 heartbeat; a trial whose worker died is failed after a grace period and re-queued with the same
-parameters, so a killed search loses at most the trials that were running.
+parameters, so a killed search loses at most the trials that were running. A trial stopped by Ctrl-C
+is always queued again; a parameter set that crashed or was killed ``MAX_FAILURES`` times is not
+(it would stop every resumed search the same way), and the search says so.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -26,7 +29,9 @@ except ImportError:  # pragma: no cover - Windows: no locks, rely on heartbeats
 
 HEARTBEAT_S = 10
 GRACE_S = 60
-MAX_RETRY = 3
+MAX_FAILURES = 3  # crashes or kills of one parameter set before it is not queued again (Ctrl-C never counts)
+FAILURES_ATTR = "cnnlab_failures"         # system attr of a queued copy: failures of its parameter set so far
+NOT_REQUEUED_ATTR = "cnnlab_not_requeued"  # study user attr: {trial number: why its parameters were dropped}
 DB_FILE = "study.db"
 LOCK_FILE = ".tune.lock"
 
@@ -73,7 +78,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def open_storage(url: str) -> Any:
-    """An Optuna RDBStorage with heartbeats (stale trials are failed and retried)."""
+    """An Optuna RDBStorage with heartbeats (stale trials are failed and queued again, see :func:`requeue`)."""
     import optuna
 
     sqlite = is_sqlite(url)
@@ -82,7 +87,7 @@ def open_storage(url: str) -> Any:
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY),
+                heartbeat_stale_trial_callback=_requeue_stale,
             )
         except ImportError as e:
             raise UserError(f"storage {mask_url(url)}: missing database driver ({e})") from None
@@ -100,25 +105,55 @@ def fail_stale(study: Any) -> None:
 
 
 def fail_running_now(study: Any) -> list[int]:
-    """Fail and re-queue every RUNNING trial at once (only when no other worker can be running)."""
+    """Fail every RUNNING trial at once and queue it again (only when no other worker can be running:
+    their process was killed); returns the numbers of those queued again."""
     import optuna
     from optuna.trial import TrialState
 
-    failed = []
+    queued = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                failed.append(t.number)
-                requeue(study, t._trial_id)
-    return failed
+            if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL) and requeue(
+                    study, t._trial_id) is None:
+                queued.append(t.number)
+    return queued
 
 
-def requeue(study: Any, trial_id: int) -> None:
-    """Queue a copy of a failed trial (same parameters) so a resumed search runs it again."""
+def requeue(study: Any, trial_id: int, counted: bool = True) -> str | None:
+    """Queue a copy of a failed trial (same parameters) so the search runs it again; returns None, or
+    why it was not queued.
+
+    A trial stopped by Ctrl-C (``counted=False``) is always queued again: stopping a search says
+    nothing about its parameters. A crash or a killed worker counts against the parameter set; after
+    ``MAX_FAILURES`` of them it is not queued again, since it would stop every resumed search the same
+    way (say, a batch size that runs out of memory). That is printed as a warning on stderr and kept
+    in the study's user attr ``cnnlab_not_requeued``.
+    """
     import optuna
 
-    with quiet_experimental():
-        optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)(study, study._storage.get_trial(trial_id))
+    trial = study._storage.get_trial(trial_id)
+    failures = int(trial.system_attrs.get(FAILURES_ATTR, 0)) + int(counted)
+    if failures >= MAX_FAILURES:
+        params = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
+        why = (f"trial {trial.number} ({params}) crashed or was killed {failures} times with these parameters; "
+               "they are not queued again")
+        with contextlib.suppress(Exception):  # the note is a courtesy; the warning below is the message
+            study.set_user_attr(NOT_REQUEUED_ATTR, {**study.user_attrs.get(NOT_REQUEUED_ATTR, {}),
+                                                    str(trial.number): why})
+        print(f"warning: {why}", file=sys.stderr, flush=True)
+        return why
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    system_attrs = {**trial.system_attrs, FAILURES_ATTR: failures, "failed_trial": history[0],
+                    "retry_history": history}
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params,
+                                        distributions=trial.distributions, user_attrs=trial.user_attrs,
+                                        system_attrs=system_attrs))
+    return None
+
+
+def _requeue_stale(study: Any, trial: Any) -> None:
+    """Optuna's callback for a trial whose worker stopped sending heartbeats (it was killed)."""
+    requeue(study, trial._trial_id)
 
 
 @contextlib.contextmanager

@@ -386,7 +386,8 @@ def _run_trial(study: Any, trial: Any, job: _Job) -> None:
         except BaseException as e:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             if not isinstance(e, UserError):  # a crash or Ctrl-C: queue it again for the resumed search
-                requeue(study, trial._trial_id)  # (a bad configuration would fail the same way again)
+                # (a bad configuration would fail the same way again; Ctrl-C never counts as a failure)
+                requeue(study, trial._trial_id, counted=not isinstance(e, KeyboardInterrupt))
             raise
     trial.set_user_attr("metrics", numeric_metrics(metrics))
     if metrics.get("run_dir"):

@@ -63,6 +63,7 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}  # alias_key(alias) -> registered name
 _SCRATCH_LOADED = False
+_TIMM_NAMES: frozenset[str] | None = None
 
 
 def alias_key(name: str) -> str:
@@ -180,6 +181,86 @@ def resolve_model(name: str, pretrained: Any = None,
     if entry.alias_arg:
         kwargs = {entry.alias_arg: name, **kwargs}
     return entry.name, kwargs
+
+
+def check_model(name: str, pretrained: Any = None, model_kwargs: dict[str, Any] | None = None,
+                task: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Check a model name as a user types it without building anything (no weights, no timm model):
+    a registered name or alias for ``task``, ``timm/<name>`` that timm knows, and for ``transfer``
+    its backbone. A training run calls this before it loads any data, so a typo is one line at once.
+    Returns what :func:`resolve_model` returns.
+    """
+    registry_name, kwargs = resolve_model(name, pretrained, model_kwargs)
+    if registry_name.startswith(TIMM_PREFIX):
+        check_timm_name(registry_name[len(TIMM_PREFIX):])
+        return registry_name, kwargs
+    entry = get_entry(registry_name)
+    if task is not None and entry.task != task:
+        kind = {"classify": "classifier", "detect": "detector"}
+        raise ModelError(f"model {name!r} is a {kind[entry.task]}, not a {kind[task]} "
+                         f"(`cnnlab models --task {task}` lists the {kind[task]}s)")
+    if entry.name == PRETRAINED_TIMM_ENTRY:
+        from cnnlab.models.transfer import backbone_option, check_backbone
+
+        check_backbone(backbone_option(kwargs))
+    return registry_name, kwargs
+
+
+def timm_names() -> frozenset[str]:
+    """timm's architecture names (``timm.list_models()``, no pretrained tags).
+
+    Importing timm takes seconds, so the list is kept per timm version in the user cache
+    (``~/.cache/cnnlab/timm-<version>-models.txt``): checking a name costs no timm import after the
+    first time. The list is only a fast path: building a model still asks timm itself.
+    """
+    global _TIMM_NAMES
+    if _TIMM_NAMES is None:
+        _TIMM_NAMES = frozenset(_read_timm_names())
+    return _TIMM_NAMES
+
+
+def _read_timm_names() -> list[str]:
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cnnlab.paths import cache_dir
+
+    path = None
+    if "timm" not in sys.modules:  # (once timm is imported, asking it is cheap)
+        try:
+            path = cache_dir() / f"timm-{version('timm')}-models.txt"
+        except PackageNotFoundError:
+            path = None
+        if path is not None and path.is_file():
+            try:
+                names = path.read_text(encoding="utf-8").split()
+            except (OSError, UnicodeDecodeError):
+                names = []
+            if names:
+                return names
+    import timm
+
+    names = list(timm.list_models())
+    if path is not None and names:
+        import contextlib
+
+        from cnnlab.io import atomic_write_text
+
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next command the timm import
+            atomic_write_text(path, "\n".join(names) + "\n")
+    return names
+
+
+def check_timm_name(name: str) -> None:
+    """A ModelError (with close matches) unless timm knows the architecture ``name`` (a pretrained
+    tag such as ``resnet18.a1_in1k`` is allowed); no model is built."""
+    base = name.split(".", 1)[0]
+    known = timm_names()
+    if base in known:
+        return
+    close = difflib.get_close_matches(base, sorted(known), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
+    raise ModelError(f"unknown timm model {name!r}{hint} (`cnnlab models 'timm/*'` lists them)")
 
 
 def input_norm(name: str, pretrained: Any = None) -> dict[str, float] | None:
@@ -310,9 +391,7 @@ def _unknown_message(name: str) -> str:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.6)
     close += [a for a in difflib.get_close_matches(alias_key(name), list(_ALIASES), n=3, cutoff=0.7)
               if a not in close]
-    import timm
-
-    if timm.is_model(name):
+    if name.split(".", 1)[0] in timm_names():
         close.append(TIMM_PREFIX + name)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (f"unknown model {name!r}{hint} (`cnnlab models` lists them; any timm architecture works "
@@ -330,6 +409,7 @@ def _not_plain(obj: Any) -> Any:
                      "use plain values (numbers, strings, lists)")
 
 
-__all__ = ["ModelEntry", "TASKS", "TIMM_PREFIX", "alias_key", "count_params", "create_model", "find_entry",
-           "format_count", "get_entry", "input_norm", "is_model_name", "list_models", "model_entries",
-           "model_from_spec", "models_table_rows", "parse_count", "register_model", "resolve_model"]
+__all__ = ["ModelEntry", "TASKS", "TIMM_PREFIX", "alias_key", "check_model", "check_timm_name", "count_params",
+           "create_model", "find_entry", "format_count", "get_entry", "input_norm", "is_model_name", "list_models",
+           "model_entries", "model_from_spec", "models_table_rows", "parse_count", "register_model", "resolve_model",
+           "timm_names"]

@@ -54,9 +54,9 @@ def resolve_backbone(name: str) -> str:
     key = re.sub(r"[\s_\-.]", "", name.lower())
     if key in ALIASES:
         return ALIASES[key]
-    import timm
+    from cnnlab.models.registry import timm_names
 
-    if timm.is_model(name):
+    if name.split(".", 1)[0] in timm_names():
         return f"timm/{name}"
     import difflib
 
@@ -64,6 +64,19 @@ def resolve_backbone(name: str) -> str:
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ModelError(f"unknown backbone {name!r}{hint} (familiar names: {', '.join(sorted(ALIASES))}; "
                      "or any timm architecture as timm/<name>)")
+
+
+def check_backbone(name: str) -> str:
+    """The backbone id of ``name`` (see :func:`resolve_backbone`), checked without building it: a
+    ``timm/<name>`` timm must know, a cnnlab model must be registered."""
+    from cnnlab.models.registry import check_timm_name, get_entry
+
+    backbone = resolve_backbone(name)
+    if backbone.startswith("timm/"):
+        check_timm_name(backbone[5:])
+    else:
+        get_entry(backbone)
+    return backbone
 
 
 class TransferNet(nn.Module):
@@ -198,21 +211,215 @@ def _classifier_prefixes(backbone: nn.Module) -> list[str]:
     return [n + "." for n, m in backbone.named_modules() if n and m is clf]
 
 
+HUB_SOURCES = ("hub", "imagenet", "true")
+
+
+def is_hub_source(source: Any) -> bool:
+    """True when ``--pretrained`` asks for the hub's ImageNet weights (``hub``, ``imagenet``)."""
+    return str(source).strip().lower() in HUB_SOURCES
+
+
+def _hub_source(name: str) -> tuple[str, str] | None:
+    """Where timm gets the default pretrained weights of ``name``: ``("hf", repo id)``, ``("url", url)``,
+    or None when timm has none (timm's own order: the hub first, then the URL)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        return "hf", cfg.hf_hub_id
+    if cfg.url:
+        return "url", cfg.url
+    return None
+
+
+def _hub_filenames(name: str) -> list[str]:
+    """The files timm reads from a hub repo for ``name`` (safetensors first, as timm does)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    wanted = (cfg.hf_hub_filename if cfg is not None else None) or "pytorch_model.bin"
+    if wanted.endswith(".safetensors"):
+        return [wanted]
+    safe = "model.safetensors" if wanted == "pytorch_model.bin" else wanted.rsplit(".", 1)[0] + ".safetensors"
+    return [safe, wanted]
+
+
+def cached_hub_weights(name: str) -> str | None:
+    """The local file holding timm's default pretrained weights for ``name`` (Hugging Face hub cache,
+    or torch's hub cache for URL weights), or None; never touches the network."""
+    source = _hub_source(name)
+    if source is None:
+        return None
+    kind, where = source
+    if kind == "hf":
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = where.partition("@")
+        for filename in _hub_filenames(name):
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str) and Path(found).is_file():
+                return found
+        return None
+    from urllib.parse import urlparse
+
+    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(where).path).name
+    return str(file) if file.is_file() else None
+
+
+def hub_offline_reason(url: str = "https://huggingface.co", hf: bool = True) -> str | None:
+    """Why a download from ``url`` cannot work right now, or None when it may: ``HF_HUB_OFFLINE`` is
+    set (``hf``: a Hugging Face hub download), or a 3 s TCP connection to the host fails (skipped
+    behind a proxy, which only a real request can test)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if hf and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return None
+    parsed = urlparse(url)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        return f"the network is unreachable (no connection to {host})"
+    return None
+
+
+def _not_cached(name: str, why: str) -> UserError:
+    """The one line for weights that are neither cached nor downloadable."""
+    source = _hub_source(name)
+    if source is not None and source[0] == "hf":
+        how = f"download them once with `hf download {source[1].partition('@')[0]}`"
+    elif source is not None:
+        how = f"download {source[1]} once into {Path(torch.hub.get_dir()) / 'checkpoints'}"
+    else:
+        how = "download them once"
+    return UserError(f"pretrained weights for {name} are not in the local cache and {why}; {how} "
+                     "or pass a weights file with --pretrained PATH")
+
+
+def check_hub_weights(backbone: str) -> str | None:
+    """Check, before any data or model is loaded, that the hub weights of ``backbone`` (``timm/<name>``)
+    can be had: cached locally (returns the file), or downloadable (returns None; the download happens
+    when the model is built). Offline without a cached file is one UserError at once."""
+    if not backbone.startswith("timm/"):
+        raise UserError(f"no hub weights for {backbone}; pass a local file with --pretrained PATH")
+    name = backbone[5:]
+    source = _hub_source(name)
+    if source is None:
+        raise UserError(f"timm has no pretrained weights for {name}; train it from scratch (no --pretrained) "
+                        "or pass a weights file with --pretrained PATH")
+    cached = cached_hub_weights(name)
+    if cached is not None:
+        return cached
+    hf = source[0] == "hf"
+    why = hub_offline_reason(_hf_endpoint() if hf else source[1], hf=hf)
+    if why is not None:
+        raise _not_cached(name, why)
+    return None
+
+
+def _hf_endpoint() -> str:
+    import os
+
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def _network_error(e: BaseException) -> bool:
+    """True when ``e`` (or what caused it) says the hub could not be reached."""
+    import socket
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        names = {c.__name__ for c in type(cur).__mro__}
+        if isinstance(cur, (ConnectionError, TimeoutError, socket.gaierror)) or names & {
+                "ConnectError", "ConnectTimeout", "ConnectionError", "LocalEntryNotFoundError",
+                "OfflineModeIsEnabled", "NameResolutionError", "MaxRetryError"}:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """``text`` cut at a word boundary (never mid-word) to at most ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.")
+    return cut + "..."
+
+
 def load_hub_weights(model: TransferNet) -> None:
-    """Download (or read from the local hub cache) timm's pretrained weights for the backbone."""
-    if not model.backbone_name.startswith("timm/"):
-        raise UserError(f"no hub weights for {model.backbone_name}; pass a local file with --pretrained PATH")
+    """Load timm's pretrained weights for the backbone: from the local cache when they are there (no
+    network at all), else downloaded once through timm (the hub's retry chatter silenced; a failure
+    is one line)."""
+    import logging
+
+    cached = check_hub_weights(model.backbone_name)
     import timm
 
     name = model.backbone_name[5:]
+    kwargs: dict[str, Any] = {"num_classes": 0, "in_chans": model.mean.shape[1]}
+    if cached is not None:  # timm would ask the hub for a newer copy first (and retry for a minute offline)
+        kwargs["pretrained_cfg_overlay"] = {"file": cached, "source": None}
+    loggers = [logging.getLogger(n) for n in ("huggingface_hub", "timm")]
+    levels = [lg.level for lg in loggers]
     try:
-        ref = timm.create_model(name, pretrained=True, num_classes=0,
-                                in_chans=model.mean.shape[1])
-    except Exception as e:  # network, cache or hub errors all end the same way for the user
-        reason = first_line(e)[:160]
-        raise UserError(f"pretrained weights for {name} are not available offline and could not be "
-                        f"downloaded ({reason}); pass a local file with --pretrained PATH") from None
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        ref = timm.create_model(name, pretrained=True, **kwargs)
+    except Exception as e:  # network, cache or hub errors: one line, the reason never cut mid-word
+        why = ("the network is unreachable" if _network_error(e)
+               else f"could not be downloaded ({_short(first_line(e))})")
+        raise _not_cached(name, why) from None
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
     model.backbone.load_state_dict(ref.state_dict())
+
+
+def check_pretrained(model_name: str, model_kwargs: dict[str, Any] | None, source: str) -> None:
+    """Check ``--pretrained`` before any data is loaded: ``hub`` needs a transfer backbone with hub
+    weights that are cached or downloadable; anything else is a file or run folder that must exist."""
+    from cnnlab.models.registry import PRETRAINED_TIMM_ENTRY, check_model
+
+    registry_name, kwargs = check_model(model_name, source, model_kwargs)
+    transfer = registry_name == PRETRAINED_TIMM_ENTRY
+    if is_hub_source(source):
+        if not transfer:
+            raise UserError(f"pretrained: {source} loads ImageNet weights into a transfer backbone (e.g. --model "
+                            f"ResNet50V2 or timm/<name>); {model_name} takes a weights file or a cnnlab run")
+        check_hub_weights(check_backbone(backbone_option(kwargs)))
+        return
+    path = Path(str(source)).expanduser()
+    if not path.exists():
+        raise UserError(f"pretrained weights not found: {source}")
+    if path.is_dir():
+        if transfer:
+            raise UserError(f"pretrained: {source} is a folder; a transfer backbone takes a weights file "
+                            "(.safetensors, .pt, Keras .h5)")
+        from cnnlab.runs import checkpoint_path
+
+        checkpoint_path(path, "best")
+
+
+def backbone_option(kwargs: dict[str, Any]) -> str:
+    """The backbone a ``transfer`` model with options ``kwargs`` builds (its ``backbone`` default when
+    none is given)."""
+    import inspect
+
+    from cnnlab.models.registry import PRETRAINED_TIMM_ENTRY, get_entry
+
+    default = inspect.signature(get_entry(PRETRAINED_TIMM_ENTRY).fn).parameters["backbone"].default
+    return str(kwargs.get("backbone") or default)
 
 
 # ----------------------------------------------------------------------------- freezing

@@ -6,14 +6,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.config import TrainConfig
 from cnnlab.config.signature import with_config_signature
-from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover  (torch is imported by the checks, after the config is read)
+    from torch import nn
+
+    from cnnlab.engine.callbacks import Callback
 
 
 @dataclass
@@ -49,6 +51,48 @@ def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None,
     return cfg
 
 
+def check_run(cfg: TrainConfig, resuming: bool = False) -> None:
+    """Every check a run can make before it loads data or builds a model, cheapest first, so that a
+    mistake is one line within about a second, not after the data has loaded: the files it names, the
+    dataset, the optimiser and schedule, the device, the model (registry names and aliases, timm
+    names, transfer backbones) and ``pretrained`` (a file that exists, or hub weights that are cached
+    or can be downloaded). ``resuming``: the run's own weights replace ``weights``/``pretrained``.
+    """
+    if not resuming and cfg.weights and not Path(cfg.weights).expanduser().is_file():
+        raise UserError(f"weights: checkpoint not found: {cfg.weights}")
+    _check_dataset(cfg)
+    from cnnlab.devices import resolve_device
+    from cnnlab.engine.optim import check_config
+    from cnnlab.models import check_model
+
+    check_config(cfg.optim())
+    resolve_device(cfg.device)
+    check_model(cfg.model, cfg.pretrained, cfg.model_kwargs, task="classify")
+    if cfg.pretrained and not resuming:
+        from cnnlab.models.transfer import check_pretrained
+
+        check_pretrained(cfg.model, cfg.model_kwargs, cfg.pretrained)
+
+
+def _check_dataset(cfg: TrainConfig) -> None:
+    """The dataset is a registered name or an existing image folder (as ``load_dataset`` reads it),
+    with options its loader knows."""
+    from cnnlab.data.registry import get_entry, list_datasets
+    from cnnlab.tasks.classify.data import _dataset_options
+
+    name, options = str(cfg.dataset), _dataset_options(cfg)
+    if name not in list_datasets() and ("/" in name or os.sep in name or Path(name).is_dir()):
+        name, options = "folder", {**options, "root": name}
+    entry = get_entry(name)
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise UserError(f"dataset {entry.name}: unknown option(s) {', '.join(unknown)} "
+                        f"(known: {', '.join(entry.options) or 'none'})")
+    root = options.get("root") or cfg.data_dir
+    if entry.name == "folder" and root and not Path(str(root)).expanduser().is_dir():
+        raise UserError(f"dataset folder not found: {root}")
+
+
 @with_config_signature(TrainConfig)
 def train(config: TrainConfig | dict | str | os.PathLike | None = None, callbacks: Sequence[Callback] = (),
           resume: str | os.PathLike | None = None, **options: Any) -> TrainResult:
@@ -57,16 +101,19 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
     ``config`` is a TrainConfig, a dict or a YAML file; keyword options (every TrainConfig field) win
     over it. ``resume`` (a run folder or its ``last.pt``) continues an interrupted run exactly.
     """
-    from cnnlab.engine.run import fit_task, load_resume
-    from cnnlab.tasks.classify.task import ClassifyTask
-
     ckpt, run_dir = None, None
     if resume is not None:
+        from cnnlab.engine.run import load_resume
+
         if config is not None:
             raise UserError("resume continues a run with its own config; drop config")
         run_dir, cfg, ckpt = load_resume(resume, TrainConfig, options, "cnnlab.classify")
     else:
         cfg = resolve_config(config, **options)
+    check_run(cfg, resuming=ckpt is not None)  # before any data, model or run folder
+    from cnnlab.engine.run import fit_task
+    from cnnlab.tasks.classify.task import ClassifyTask
+
     task = ClassifyTask(cfg)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=callbacks)
     task._say(f"test accuracy {metrics.get('test_accuracy', float('nan')):.4f}  -> {engine.run_dir}")

@@ -33,6 +33,56 @@ class DetectTrainResult:
         return str(self.run_dir)
 
 
+def check_detect_run(cfg: DetectTrainConfig, resuming: bool = False) -> None:
+    """Every check a detector run can make before it reads its labels or builds a network, so that a
+    mistake is one line at once: the data path, the optimiser and schedule, the device, the model
+    (a registered detector, a .cfg that parses, a detection run or checkpoint) and ``weights``.
+    ``resuming``: the run's own checkpoint replaces ``model``/``weights``.
+    """
+    if not Path(cfg.data).expanduser().exists():
+        raise UserError(f"dataset not found: {cfg.data} (a data.yaml, YOLO folder, COCO json or VOC folder)")
+    from cnnlab.devices import resolve_device
+    from cnnlab.engine.optim import check_config
+
+    check_config(cfg.optim())
+    resolve_device(cfg.device)
+    if not resuming:
+        _check_detect_model(cfg.model, cfg.weights)
+
+
+def _check_detect_model(spec: str, weights: str | None) -> None:
+    """What ``build_training_model`` will accept, checked without building anything."""
+    from cnnlab.models import find_entry, list_models
+
+    entry = find_entry(spec)
+    path = Path(spec).expanduser()
+    from_run = False
+    if entry is not None:
+        if entry.task != "detect":
+            raise UserError(f"model {spec!r} is a classifier; detect-train trains "
+                            f"{', '.join(list_models(task='detect'))}, a .cfg or a detection run")
+    elif path.suffix.lower() == ".cfg":
+        from cnnlab.darknet.cfg import read_cfg
+
+        read_cfg(path)  # a missing file or a syntax error: one line now
+    elif path.is_dir() or path.suffix.lower() in (".pt", ".pth"):
+        from cnnlab.sources.kinds import identify
+
+        if identify(path, task="detect").kind not in ("detect-run", "detect-checkpoint"):
+            raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
+        from_run = True
+    else:
+        known = ", ".join(list_models(task="detect"))
+        raise UserError(f"model {spec!r} not found: expected {known}, a .cfg file, a detection run folder "
+                        "or a .pt checkpoint")
+    if weights is not None:
+        if from_run:
+            raise UserError("--weights (a Darknet file) starts a yolov3/yolov3-tiny or .cfg model; a run folder "
+                            "already brings its weights")
+        if not Path(weights).expanduser().is_file():
+            raise UserError(f"weights file not found: {weights}")
+
+
 @with_config_signature(DetectTrainConfig)
 def train_detector(data: str | os.PathLike | None = None, config: DetectTrainConfig | dict | str | os.PathLike | None = None,
                    resume: str | os.PathLike | None = None, callbacks: Iterable[Any] = (),
@@ -45,12 +95,10 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     callbacks: engine callbacks (``on_train_begin``, ``on_epoch_end(trainer, epoch, logs)`` with epochs
     counted from 1, ``on_train_end``); ``trainer.stop_training = True`` stops early.
     """
-    from cnnlab.detect.checkpoint import load_detector_checkpoint
-    from cnnlab.engine.run import fit_task, load_resume, printer
-    from cnnlab.tasks.detect.task import DetectTask
-
     ckpt, run_dir = None, None
     if resume is not None:
+        from cnnlab.engine.run import load_resume
+
         if data is not None or config is not None:
             raise UserError("a resumed run keeps its data and config; give only resume and the options "
                             f"that may change ({', '.join(DetectTrainConfig.RESUMABLE)})")
@@ -65,6 +113,11 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
         if data is not None:
             base["data"] = os.fspath(data)
         cfg = DetectTrainConfig.from_dict({**base, **options}, source="detect-train options")
+    check_detect_run(cfg, resuming=ckpt is not None)  # before any labels, network or run folder
+    from cnnlab.detect.checkpoint import load_detector_checkpoint
+    from cnnlab.engine.run import fit_task, printer
+    from cnnlab.tasks.detect.task import DetectTask
+
     say = log or printer(cfg.verbose)
     task = DetectTask(cfg, log=say)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=list(callbacks), log=say,
