@@ -1,0 +1,1 @@
+"""Fuzz targets: ``fuzz_targets()`` per area, for the bounded fuzzing benchmark."""
