@@ -232,13 +232,22 @@ class JsonlSink(Sink):
 
 
 class WebSink(Sink):
-    """Serve the annotated frames and live figures in a browser (see `cnnlab.detect.web`)."""
+    """Serve the annotated frames and live figures in a browser (see `cnnlab.detect.web`).
+
+    ``write`` only hands the frame over (the newest one wins; the server encodes and sends it on its
+    own threads), so the web view never slows the pipeline. ``client_timeout`` (a viewer taking no
+    data), ``idle_timeout`` (a connection sending no request), ``max_viewers`` and
+    ``max_connections`` bound what clients can hold.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-                 quality: int = 80, max_viewers: int = 16) -> None:
+                 quality: int = 80, max_viewers: int = 16, client_timeout: float = 10.0,
+                 idle_timeout: float = 10.0, max_connections: int = 256) -> None:
         from cnnlab.detect.web import LiveViewServer
 
-        self.server = LiveViewServer(host, port, token=token, quality=quality, max_viewers=max_viewers)
+        self.server = LiveViewServer(host, port, token=token, quality=quality, max_viewers=max_viewers,
+                                     client_timeout=client_timeout, idle_timeout=idle_timeout,
+                                     max_connections=max_connections)
         self._started = False
 
     @property
