@@ -88,3 +88,67 @@ def test_auto_in_memory_threshold(tmp_path):
     assert isinstance(big, FolderDataset)
     with pytest.raises(UserError, match="folder dataset needs its folder"):
         load_dataset("folder")
+
+
+# --- issue 12: a folder that cannot make a classifier is refused before training ---------------------
+
+def test_one_class_folder_is_refused_before_training(tmp_path, cli):
+    # it used to train, report accuracy 1.0 and "test accuracy nan"
+    _write_images(tmp_path / "one", classes=("cat",), n=4)
+    with pytest.raises(UserError, match=r"only one class folder \(cat/\); a classifier needs at least 2 classes"):
+        load_dataset("folder", root=tmp_path / "one", img_size=8)
+    _write_images(tmp_path / "split" / "train", classes=("cat",), n=4)
+    _write_images(tmp_path / "split" / "test", classes=("cat",), n=2)
+    with pytest.raises(UserError, match="at least 2 classes"):
+        load_dataset("folder", "test", data_dir=tmp_path / "split", img_size=8)
+    code, out, err = cli("train", "--dataset", "folder", "--data-dir", str(tmp_path / "one"), "--model", "lenet5",
+                         "--img-size", "8", "--epochs", "1", "--verbose", "2", "--threads", "1")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert "at least 2 classes" in err and "nan" not in out
+    assert not (tmp_path / "runs").exists()  # refused before a run folder was made
+
+
+def test_training_split_with_images_of_one_class_is_refused(tmp_path):
+    _write_images(tmp_path / "ds" / "train", classes=("cat",), n=3)
+    _write_images(tmp_path / "ds" / "val", classes=("dog",), n=2)
+    with pytest.raises(UserError, match=r"all training images are of class 'cat'"):
+        load_dataset("folder", "train", data_dir=tmp_path / "ds", img_size=8)
+    with pytest.raises(UserError, match="all training images"):  # val is normalised with train's statistics
+        load_dataset("folder", "val", data_dir=tmp_path / "ds", img_size=8)
+
+
+def test_empty_class_folder_and_no_images_are_data_errors(tmp_path):
+    _write_images(tmp_path / "pets")
+    (tmp_path / "pets" / "bird").mkdir()
+    (tmp_path / "pets" / "bird" / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match="bird: empty class folder") as e:
+        load_dataset("folder", root=tmp_path / "pets", img_size=8)
+    assert str(tmp_path / "pets" / "bird") in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "none" / "a").mkdir(parents=True)
+    (tmp_path / "none" / "b").mkdir()
+    with pytest.raises(DataError, match="empty class folder"):
+        load_dataset("folder", root=tmp_path / "none")
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "x.png").write_bytes(b"")
+    with pytest.raises(DataError, match="no class folders"):
+        load_dataset("folder", root=tmp_path / "flat")
+    # a split folder without any class folder
+    _write_images(tmp_path / "ds" / "train")
+    (tmp_path / "ds" / "test").mkdir()
+    with pytest.raises(DataError, match="test: no images found"):
+        load_dataset("folder", "test", data_dir=tmp_path / "ds")
+
+
+@pytest.mark.parametrize("kind", ["png", "jpg"])
+def test_truncated_images_are_data_errors_naming_the_file(tmp_path, kind):
+    """The documented policy: a broken image is never skipped (the dataset would silently shrink);
+    it is a one-line DataError naming the file, in memory and streamed."""
+    _write_images(tmp_path / "pets", size=(24, 24))
+    victim = tmp_path / "pets" / "dog" / ("1.png" if kind == "png" else "0.jpg")
+    raw = victim.read_bytes()
+    # (a PNG cut only in its final IEND/checksum bytes still holds every pixel, and loads)
+    for cut in (8, len(raw) // 2, len(raw) - (30 if kind == "png" else 4)):
+        victim.write_bytes(raw[:cut])
+        with pytest.raises(DataError) as e:
+            load_dataset("folder", root=tmp_path / "pets", img_size=8, workers=1)
+        assert str(victim) in str(e.value) and "\n" not in str(e.value)

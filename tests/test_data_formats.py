@@ -249,3 +249,135 @@ def test_truncated_pickle_is_data_error():
     raw = pickle.dumps({"data": np.zeros(10, np.uint8)}, protocol=2)
     with pytest.raises(DataError, match="corrupt or truncated pickle|corrupt pickle"):
         safe_loads(raw[:-7], "p")
+
+
+# --- issue 12: headers and batches that used to give a wrong number or a traceback ------------------
+
+def _idx_header(code: int, dims: list[int]) -> bytes:
+    return bytes([0, 0, code, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+
+
+def test_idx_dimensions_overflowing_int64_are_refused_not_wrapped(tmp_path):
+    # 4 x (2^32 - 1): the product overflows int64 (it used to wrap to a negative byte count and say
+    # "has trailing bytes ... need -17179869183 data bytes")
+    path = tmp_path / "huge-idx4-ubyte"
+    path.write_bytes(_idx_header(0x08, [2**32 - 1] * 4) + b"\0" * 16)
+    with pytest.raises(DataError) as e:
+        read_idx(path)
+    msg = str(e.value)
+    assert str(path) in msg and "truncated" in msg and "-" not in msg.split("need")[1] and "\n" not in msg
+    # a product that does not overflow but is still far beyond the data
+    with pytest.raises(DataError, match=r"dimensions 65536x65536x65536 need 281474976710656 bytes"):
+        parse_idx(_idx_header(0x08, [65536] * 3), "x")
+
+
+@pytest.mark.parametrize("header, match", [
+    (_idx_header(0x08, [0, 28, 28]), r"dimensions 0x28x28 include a zero"),
+    (_idx_header(0x08, [5, 0]), r"include a zero"),
+    (_idx_header(0x0A, [1]) + b"\0", r"unknown type code 0x0a"),
+    (bytes([0, 0, 0x08, 0]), r"0 dimensions"),
+    (bytes([0, 0, 0x08, 3, 0, 0]), r"truncated idx header \(3 dimensions need 16 header bytes, found 6\)"),
+    (_idx_header(0x0C, [3]) + b"\0" * 11, r"truncated \(dimensions 3 need 12 bytes of data, found 11 bytes\)"),
+])
+def test_idx_bad_headers_are_one_line_data_errors(tmp_path, header, match):
+    path = tmp_path / "bad-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(header))
+    with pytest.raises(DataError, match=match) as e:
+        read_idx(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def _batch(**fields) -> dict:
+    return {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], **fields}
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([2**63, 1], r"'labels' out of range \[0, 10\) \(found 1\.\.9223372036854775808\)"),
+    ([0, 2**64], r"out of range \[0, 10\) \(found 0\.\.2\^64\+\)"),
+    ([-1, 0], r"out of range \[0, 10\) \(found -1\.\.0\)"),
+    ([0, 10], r"out of range \[0, 10\) \(found 0\.\.10\)"),
+    (np.array([2**63, 0], np.uint64), r"out of range \[0, 10\) \(found 0\.\.9223372036854775808\)"),
+    ([1.0, 2.0], r"must be a list of integers, found float 1\.0"),  # used to be truncated to 1, 2
+    ([1.7, 2], r"found float 1\.7"),
+    (["1", 2], r"found str '1'"),
+    ([True, 0], r"found bool True"),
+    ([[1], [2]], r"found list of length 1"),
+    (np.array([0.0, 1.0]), r"found a float64 array"),
+    (np.zeros((2, 1), np.int64), r"array of shape \(2, 1\)"),
+    ({0: 1}, r"must be a list of integers, found dict"),
+    (None, r"found NoneType"),
+    ([None, None], r"must be a list of integers, found NoneType None"),  # found by the property test
+    ([0, None], r"found NoneType None"),
+    ([0, 1, 2], r"3 'labels' for 2 images"),
+])
+def test_cifar_labels_of_wrong_type_or_range_are_data_errors(labels, match):
+    with pytest.raises(DataError, match=match) as e:
+        CIFAR10._batch(_batch(labels=labels), "cifar-10-batches-py/data_batch_1")
+    assert str(e.value).startswith("cifar-10-batches-py/data_batch_1: ") and "\n" not in str(e.value)
+
+
+def test_cifar_valid_label_forms_still_load():
+    for labels in ([0, 9], (3, 4), np.array([1, 2], np.uint8), np.array([5, 6], np.int64), [np.int64(1), 2]):
+        images, out, _ = CIFAR10._batch(_batch(labels=labels), "b")
+        assert out.dtype == np.int64 and out.tolist() == [int(x) for x in labels] and images.shape == (2, 3, 32, 32)
+    _, fine, coarse = CIFAR100._batch(_batch(fine_labels=[99, 0], coarse_labels=[19, 0]), "b")
+    assert fine.tolist() == [99, 0] and coarse.tolist() == [19, 0]
+    with pytest.raises(DataError, match=r"'coarse_labels' out of range \[0, 20\)"):
+        CIFAR100._batch(_batch(fine_labels=[1, 2], coarse_labels=[20, 0]), "b")
+
+
+def test_cifar_batch_and_meta_structure_errors(tmp_path):
+    with pytest.raises(DataError, match="'data' holds no images"):
+        CIFAR10._batch({"data": np.zeros((0, 3072), np.uint8), "labels": []}, "b")
+    with pytest.raises(DataError, match="missing 'labels'"):
+        CIFAR10._batch({"data": np.zeros((1, 3072), np.uint8)}, "b")
+    with pytest.raises(DataError, match=r"'data' must be a uint8 array of shape \(N, 3072\), found list"):
+        CIFAR10._batch({"data": [0] * 3072, "labels": [0]}, "b")
+    # a batch file that is not a dict, a meta file whose names are not strings, a truncated batch
+    folder, _ = _cifar10_folder(tmp_path)
+    (folder / "data_batch_3").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    with pytest.raises(DataError, match="data_batch_3: expected a dict, found list"):
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    folder, _ = _cifar10_folder(tmp_path)
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(range(10))}, protocol=2))
+    with pytest.raises(DataError, match="batches.meta: 'label_names' must be strings, found int 0"):
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [None] * 10}, protocol=2))
+    with pytest.raises(DataError, match="'label_names' must be strings, found NoneType None"):
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    folder, _ = _cifar10_folder(tmp_path)
+    raw = (folder / "test_batch").read_bytes()
+    for cut in (1, len(raw) // 3, len(raw) - 1):
+        (folder / "test_batch").write_bytes(raw[:cut])
+        with pytest.raises(DataError, match="test_batch: corrupt") as e:
+            load_dataset("cifar10", "test", data_dir=tmp_path, download=False)
+        assert "\n" not in str(e.value)
+
+
+def test_truncated_cifar_archive_message_is_one_line(tmp_path):
+    folder, _ = _cifar10_folder(tmp_path / "src")
+    root = tmp_path / "root"
+    (root / "cifar10").mkdir(parents=True)
+    archive = make_tar(folder, root / "cifar10" / "cifar-10-python.tar.gz")
+    data = archive.read_bytes()
+    for cut in (10, 100, len(data) // 2):  # (a cut in the gzip trailer alone loses no member data)
+        archive.write_bytes(data[:cut])
+        with pytest.raises(DataError) as e:
+            load_dataset("cifar10", data_dir=root, download=False, cache=False)
+        assert str(archive) in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00aX\x06\x00\x00\x00nocodec\x86R.",  # unknown codec
+    b"\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\x7f.",                                          # FRAME too long
+    b"\x80\x03B\xff\xff\xff\x7f",                                                              # BINBYTES cut
+])
+def test_forged_pickles_are_data_errors_and_globals_stay_restricted(payload):
+    with pytest.raises(DataError, match="bad_batch: corrupt") as e:
+        safe_loads(payload, "bad_batch")
+    assert "\n" not in str(e.value)
+    for module, name in (("builtins", "eval"), ("os", "system"), ("numpy", "load"), ("torch", "load"),
+                         ("numpy.core.multiarray", "array"), ("subprocess", "Popen")):
+        evil = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"q\x00."
+        with pytest.raises(DataError, match=f"refused to unpickle .*{module}.{name}"):
+            safe_loads(evil, "evil")

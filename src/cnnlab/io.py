@@ -67,25 +67,36 @@ def write_yaml(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
-    """Read a YAML file with the safe loader; a syntax error is a UserError."""
+    """Read a YAML file with the safe loader; unreadable, non-UTF-8 or invalid YAML is a UserError."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
+    text = _read_text(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{path}: invalid YAML ({first_line(e)})") from None
+    except (ValueError, RecursionError) as e:  # an integer of > 4300 digits, nesting too deep
+        raise UserError(f"{path}: invalid YAML ({first_line(e)})") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a syntax error is a UserError."""
+    """Read a JSON file; unreadable, non-UTF-8 or invalid JSON is a UserError."""
     path = Path(path)
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError; so are huge integers
+        raise UserError(f"{path}: invalid JSON ({first_line(e)})") from None
+
+
+def _read_text(path: Path) -> str:
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: invalid JSON ({e})") from None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def plain_data(obj: Any, other: Callable[[Any], Any] | None = None) -> Any:
@@ -124,6 +135,8 @@ def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     ``mmap`` maps the tensors instead of reading them (a cheap peek at the plain data; zip files only).
     """
     import pickle
+    import struct
+    import warnings
     import zipfile
 
     import torch
@@ -132,13 +145,25 @@ def torch_load_safe(path: str | os.PathLike, map_location: Any = "cpu", mmap: bo
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True,
-                          mmap=mmap and zipfile.is_zipfile(path))
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of some non-checkpoints
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True,
+                              mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UserError(f"{path}: refused to load (not a plain weights file: {first})") from None
-    except (RuntimeError, EOFError, OSError) as e:
+        raise UserError(f"{path}: refused to load (not a plain weights file: {_unpickling_reason(e)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            MemoryError, OverflowError, struct.error, zipfile.BadZipFile) as e:
+        # torch reports a corrupt or truncated zip/pickle with any of these, depending on where it broke
         raise UserError(f"{path}: not a readable checkpoint ({first_line(e)})") from None
+
+
+def _unpickling_reason(e: BaseException) -> str:
+    """The useful line of torch's weights_only refusal (after "WeightsUnpickler error:"), else line 1."""
+    text = str(e)
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    lines = [x.strip() for x in (rest if found else text).splitlines() if x.strip()]
+    reason = lines[0] if lines else "unsupported content"
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def _json_default(o: Any) -> Any:

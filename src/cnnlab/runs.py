@@ -56,14 +56,69 @@ def resolve_run(path: str | Path) -> Path:
 
 
 def read_run_config(run: str | Path) -> dict[str, Any]:
-    """The ``config.yaml`` of a run."""
-    return read_yaml(resolve_run(run) / CONFIG) or {}
+    """The ``config.yaml`` of a run: a mapping of option names (empty file: ``{}``); else a UserError."""
+    f = resolve_run(run) / CONFIG
+    return _mapping(read_yaml(f), f, "run options (name: value)")
 
 
 def read_run_metrics(run: str | Path) -> dict[str, Any]:
-    """The ``metrics.json`` of a run (empty when the run has none yet)."""
+    """The ``metrics.json`` of a run (empty when the run has none yet); not a JSON object: a UserError."""
     f = resolve_run(run) / METRICS
-    return read_json(f) if f.is_file() else {}
+    return _mapping(read_json(f), f, "a JSON object of metrics") if f.is_file() else {}
+
+
+MAX_DEPTH = 64          # config and metrics files are shallow; deeper than this is not a run's file
+MAX_NODES = 1_000_000   # values counted as written out (YAML aliases repeat what they refer to)
+
+
+def _mapping(data: Any, path: Path, what: str) -> dict[str, Any]:
+    """``data`` when it is a mapping with string keys holding plain, finite data."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected {what}, found {_kind(data)}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise UserError(f"{path}: expected {what}, found a key that is {_kind(bad[0])} ({str(bad[0])[:40]!r})")
+    _check_finite(data, path)
+    return data
+
+
+def _check_finite(data: Any, path: Path) -> None:
+    """Refuse YAML that refers to itself (``a: &x [*x]``), nests deeper than MAX_DEPTH or expands to
+    more than MAX_NODES values through aliases (a "billion laughs" file): every later reader (JSON
+    dumps, reports, comparisons) would recurse forever or blow up. Linear in the distinct values."""
+    height: dict[int, int] = {}
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        obj, leaving = stack.pop()
+        key = id(obj)
+        children = list(obj.values()) if isinstance(obj, dict) else obj
+        if leaving:
+            open_.discard(key)
+            nested = [c for c in children if isinstance(c, dict | list)]
+            height[key] = 1 + max((height[id(c)] for c in nested), default=0)
+            size[key] = 1 + len(children) - len(nested) + sum(size[id(c)] for c in nested)
+            if height[key] > MAX_DEPTH:
+                raise UserError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+            if size[key] > MAX_NODES:
+                raise UserError(f"{path}: expands to more than {MAX_NODES:,} values (YAML aliases)")
+            continue
+        if key in open_:
+            raise UserError(f"{path}: a value contains itself (a YAML alias inside its own anchor)")
+        if key in height:
+            continue
+        open_.add(key)
+        stack.append((obj, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list))
+
+
+def _kind(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+             type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def write_run_config(run: str | Path, config: dict[str, Any]) -> Path:

@@ -16,9 +16,9 @@ import numpy as np
 
 from cnnlab.data.download import RemoteFile
 from cnnlab.data.idx import read_file
-from cnnlab.data.official import OfficialSource, check_labels
+from cnnlab.data.official import OfficialSource
 from cnnlab.data.safe_pickle import safe_loads
-from cnnlab.errors import DataError
+from cnnlab.errors import DataError, first_line
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
 
@@ -88,12 +88,12 @@ class CifarSource(OfficialSource):
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
             desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
             raise DataError(f"{source}: 'data' must be a uint8 array of shape (N, 3072), found {desc}")
-        labels = _labels(d, self.label_key, len(data), source)
-        check_labels(labels, self.num_classes, source)
+        if len(data) == 0:
+            raise DataError(f"{source}: 'data' holds no images")
+        labels = _labels(d, self.label_key, len(data), self.num_classes, source)
         coarse = np.zeros(0, np.int64)
         if self.coarse:
-            coarse = _labels(d, "coarse_labels", len(data), source)
-            check_labels(coarse, 20, source)
+            coarse = _labels(d, "coarse_labels", len(data), 20, source)
         return data.reshape(-1, 3, 32, 32), labels, coarse
 
 
@@ -116,7 +116,7 @@ def _iter_archive(path: Path, members: tuple[str, ...]):
                     if not wanted:
                         return
     except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as e:
-        raise DataError(f"{path}: corrupt or truncated archive ({str(e) or type(e).__name__})") from None
+        raise DataError(f"{path}: corrupt or truncated archive ({first_line(e).rstrip(':')})") from None
 
 
 def _normalise_keys(obj: Any, source: str) -> dict:
@@ -125,23 +125,58 @@ def _normalise_keys(obj: Any, source: str) -> dict:
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
-def _labels(d: dict, key: str, n: int, source: str) -> np.ndarray:
+def _labels(d: dict, key: str, n: int, num_classes: int, source: str) -> np.ndarray:
+    """``d[key]`` as int64 labels: a list of ``n`` integers (or a 1-D integer array) in [0, num_classes).
+
+    Floats, bools, strings and nested lists are refused rather than converted, and the range is checked
+    on the values as stored (Python integers, or the array's own dtype), so 2**63 or 2**64 cannot wrap.
+    """
     if key not in d:
         raise DataError(f"{source}: missing '{key}'")
-    try:
-        labels = np.asarray(d[key], dtype=np.int64)
-    except (TypeError, ValueError):
-        raise DataError(f"{source}: '{key}' is not a list of integers") from None
-    if labels.shape != (n,):
-        raise DataError(f"{source}: {labels.size} '{key}' for {n} images")
-    return labels
+    raw = d[key]
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "iu" or raw.ndim != 1:
+            raise DataError(f"{source}: '{key}' must be a list of integers, found a {raw.dtype} array "
+                            f"of shape {raw.shape}")
+        values = raw
+    elif isinstance(raw, list | tuple):
+        bad = [x for x in raw if isinstance(x, bool) or not isinstance(x, int | np.integer)]
+        if bad:  # (a list, not next(..., None): None itself is a bad label)
+            raise DataError(f"{source}: '{key}' must be a list of integers, found {type(bad[0]).__name__} "
+                            f"{_short(bad[0])}")
+        values = raw
+    else:
+        raise DataError(f"{source}: '{key}' must be a list of integers, found {type(raw).__name__}")
+    if len(values) != n:
+        raise DataError(f"{source}: {len(values)} '{key}' for {n} images")
+    lo, hi = int(min(values)), int(max(values))
+    if lo < 0 or hi >= num_classes:
+        raise DataError(f"{source}: '{key}' out of range [0, {num_classes}) "
+                        f"(found {_int_text(lo)}..{_int_text(hi)})")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _int_text(n: int) -> str:
+    return str(n) if abs(n).bit_length() <= 64 else f"{'-' if n < 0 else ''}2^{abs(n).bit_length() - 1}+"
+
+
+def _short(x: Any, limit: int = 40) -> str:
+    if isinstance(x, list | tuple | dict | set | np.ndarray):
+        return f"of length {len(x)}"
+    if isinstance(x, int) and x.bit_length() > 64:
+        return _int_text(x)
+    text = repr(x[:limit] if isinstance(x, str | bytes) else x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _names(meta: dict, key: str, n: int, source: str) -> list[str]:
     names = meta.get(key)
     if not isinstance(names, list | tuple) or len(names) != n:
         raise DataError(f"{source}: '{key}' must list {n} class names")
-    return [x.decode("latin1") if isinstance(x, bytes) else str(x) for x in names]
+    bad = [x for x in names if not isinstance(x, str | bytes)]
+    if bad:
+        raise DataError(f"{source}: '{key}' must be strings, found {type(bad[0]).__name__} {_short(bad[0])}")
+    return [x.decode("latin1") if isinstance(x, bytes) else x for x in names]
 
 
 CIFAR10 = CifarSource(

@@ -60,7 +60,11 @@ class FolderDataset(torch.utils.data.Dataset):
 
 
 def read_image(path: Path, img_size: int, in_chans: int = 3) -> np.ndarray:
-    """Read one image as uint8 (C, H, W), resized to ``img_size``; a broken file is a one-line DataError."""
+    """Read one image as uint8 (C, H, W), resized to ``img_size``.
+
+    A broken file (not an image, truncated PNG/JPEG, an image too large to decode safely) is a one-line
+    DataError naming it; it is never skipped, so a dataset's size and labels are what the folder says.
+    """
     from PIL import Image
 
     try:
@@ -87,7 +91,12 @@ def _class_dirs(d: Path) -> list[str]:
 
 
 def scan(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str], dict[str, Path]]:
-    """Samples of ``split`` and the class list (the union over all split folders, sorted)."""
+    """Samples of ``split`` and the class list (the union over all split folders, sorted).
+
+    Refused before any image is read: fewer than 2 classes (a classifier of one class learns nothing
+    and scores 1.0), a class folder without images, a split without images, a training split whose
+    images are all of one class.
+    """
     if not root.is_dir():
         raise UserError(f"image folder not found: {root}")
     splits = split_dirs(root)
@@ -104,15 +113,24 @@ def scan(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str], dic
         base = root
         splits = {"train": root}
     if not classes:
-        raise UserError(f"{root}: no class folders (expected root/<class>/<image>)")
+        raise DataError(f"{root}: no class folders (expected root/<class>/<image>)")
+    if len(classes) < 2:
+        raise UserError(f"{root}: only one class folder ({classes[0]}/); a classifier needs at least 2 classes "
+                        "(root/<class>/<image>, one folder per class)")
     samples: list[tuple[Path, int]] = []
     for label, cls in enumerate(classes):
         d = base / cls
         if d.is_dir():
             files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+            if not files:
+                raise DataError(f"{d}: empty class folder (no {', '.join(IMG_EXTENSIONS)} images); add images "
+                                "or remove the folder")
             samples.extend((p, label) for p in files)
     if not samples:
-        raise UserError(f"{base}: no images found (extensions {', '.join(IMG_EXTENSIONS)})")
+        raise DataError(f"{base}: no images found (extensions {', '.join(IMG_EXTENSIONS)})")
+    if split == "train" and len({lab for _, lab in samples}) < 2:
+        raise UserError(f"{base}: all training images are of class {classes[samples[0][1]]!r}; a classifier "
+                        "needs training images of at least 2 classes")
     return samples, classes, splits
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -33,24 +34,46 @@ def maybe_gunzip(raw: bytes, source: str) -> bytes:
 
 
 def parse_idx(data: bytes, source: str = "idx data") -> np.ndarray:
-    """Parse idx bytes into an array; a bad header or a size mismatch is a one-line DataError."""
+    """Parse idx bytes into an array; a bad header or a size mismatch is a one-line DataError.
+
+    The header is checked before anything is allocated: magic ``00 00``, a known type code, 1..255
+    dimensions, none of them zero, and exactly ``prod(dims) * itemsize`` data bytes after the header
+    (computed with Python integers, so dimensions whose product overflows int64 are refused, not wrapped).
+    """
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise DataError(f"{source}: not an idx file (bad magic number)")
     code, ndim = data[2], data[3]
-    if code not in _IDX_DTYPES or ndim == 0:
-        raise DataError(f"{source}: not an idx file (type code {code:#x}, {ndim} dimensions)")
+    if code not in _IDX_DTYPES:
+        raise DataError(f"{source}: not an idx file (unknown type code {code:#04x}; "
+                        f"known: {', '.join(f'{c:#04x}' for c in _IDX_DTYPES)})")
+    if ndim == 0:
+        raise DataError(f"{source}: not an idx file (0 dimensions)")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DataError(f"{source}: truncated idx header")
-    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+        raise DataError(f"{source}: truncated idx header ({ndim} dimensions need {header} header bytes, "
+                        f"found {len(data)})")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shown = _dims_text(dims)
+    if 0 in dims:
+        raise DataError(f"{source}: idx dimensions {shown} include a zero (an empty or corrupt header)")
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # exact: Python integers never overflow
     found = len(data) - header
     if found != expected:
         what = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(f"{source}: {what} (dimensions {dims} need {expected} data bytes, found {found})")
+        raise DataError(f"{source}: {what} (dimensions {shown} need {_bytes_text(expected)} of data, "
+                        f"found {found} bytes)")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _dims_text(dims: tuple[int, ...]) -> str:
+    text = "x".join(str(d) for d in dims[:8])
+    return text + (f"x... ({len(dims)} dimensions)" if len(dims) > 8 else "")
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n} bytes" if n < 10**15 else f"about 10^{len(str(n)) - 1} bytes"
 
 
 def read_idx(path: str | Path) -> np.ndarray:

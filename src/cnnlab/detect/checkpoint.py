@@ -40,19 +40,46 @@ def load_detector_checkpoint(path: str | os.PathLike):
     """Rebuild the model of a detection checkpoint; returns ``(model, names, imgsz, letterbox)``."""
     from cnnlab.darknet.cfg import parse_cfg_text
     from cnnlab.darknet.model import DarknetModel
+    from cnnlab.engine.checkpoint import check_checkpoint
     from cnnlab.io import torch_load_safe
 
     ckpt = torch_load_safe(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         fmt = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise UserError(f"{path}: not a cnnlab detection checkpoint (format {fmt!r})")
-    if int(ckpt.get("version", 0)) > VERSION:
-        raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this cnnlab reads")
+        shown = repr(fmt) if isinstance(fmt, str) else type(fmt).__name__
+        raise UserError(f"{path}: not a cnnlab detection checkpoint (format {shown[:60]})")
+    check_checkpoint(ckpt, path)
     model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = model.state_dict()
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
         raise UserError(f"{path}: weights do not match its cfg ({len(missing)} missing, "
-                        f"{len(unexpected)} unexpected tensors)")
+                        f"{len(unexpected)} unexpected, {len(shapes)} of another shape"
+                        + (f", e.g. {shapes[0]}" if shapes else "") + ")")
+    model.load_state_dict(state, strict=True)
     imgsz = tuple(ckpt.get("imgsz") or (model.width, model.height))
     return model.eval(), list(ckpt.get("names") or []), imgsz, bool(ckpt.get("letterbox", True))
+
+
+def check_detector_fields(ckpt: dict, path: str | os.PathLike) -> None:
+    """The fields only detection checkpoints have (the engine's are checked by ``check_checkpoint``)."""
+    from cnnlab.engine.checkpoint import check_version, malformed
+
+    check_version(ckpt, path, VERSION)
+    missing = [k for k in ("cfg", "model") if k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
+    if not isinstance(ckpt["cfg"], str) or not ckpt["cfg"].strip():
+        raise malformed(path, "cfg", "the Darknet cfg text", ckpt["cfg"])
+    names = ckpt.get("names")
+    if names is not None and not (isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)):
+        raise malformed(path, "names", "a list of class names", names)
+    imgsz = ckpt.get("imgsz")
+    if imgsz is not None and not (isinstance(imgsz, list | tuple) and len(imgsz) == 2
+                                  and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                          for v in imgsz)):
+        raise malformed(path, "imgsz", "[width, height] in pixels", imgsz)
+    if "letterbox" in ckpt and not isinstance(ckpt["letterbox"], bool):
+        raise malformed(path, "letterbox", "true or false", ckpt["letterbox"])

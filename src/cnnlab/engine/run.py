@@ -94,38 +94,84 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
     return engine, metrics
 
 
-def find_last(resume: str | os.PathLike) -> tuple[Path, Path]:
-    """``(run folder, weights/last.pt)`` of a run folder or of a checkpoint file inside one."""
+def find_last(resume: str | os.PathLike, fmt: str | None = None) -> tuple[Path, Path]:
+    """``(run folder, weights/last.pt)`` of a run folder or of a checkpoint file inside one.
+
+    Unfinished atomic writes (``.<name>.<random>.tmp``, left when the process was killed while writing a
+    checkpoint or a log) are removed from the run folder and its ``weights/``. A run killed before its
+    first checkpoint was complete has nothing to resume: one line says how to start it again.
+    """
     p = Path(resume)
     if p.is_file():
         run_dir = p.parent.parent if p.parent.name == "weights" else p.parent
-        return run_dir, p
-    if not p.is_dir():
+    elif p.is_dir():
+        run_dir = p
+    else:
         raise UserError(f"nothing to resume: {p} does not exist (give a run folder)")
+    removed = 0
+    for folder in (run_dir, run_dir / "weights"):
+        leftovers = [f for f in folder.glob(".*.tmp") if f.is_file()] if folder.is_dir() else []
+        for f in leftovers:
+            try:
+                f.unlink()
+                removed += 1
+            except FileNotFoundError:  # pragma: no cover - removed meanwhile
+                pass
+            except OSError as e:
+                raise UserError(f"cannot resume {run_dir}: cannot remove the unfinished file {f} "
+                                f"({e.strerror or e})") from None
+    if p.is_file():
+        return run_dir, p
     last = p / "weights" / "last.pt"
     if not last.is_file():
-        raise UserError(f"cannot resume {p}: no weights/last.pt (no epoch was completed)")
+        cleaned = f"; removed {removed} unfinished file(s)" if removed else ""
+        command = {"cnnlab.detect": "cnnlab detect-train"}.get(fmt or "", "cnnlab train")
+        again = (f"start it again with: {command} --config {p / CONFIG}" if (p / CONFIG).is_file()
+                 else "start it again (it has no config.yaml either)")
+        raise UserError(f"cannot resume {p}: no epoch was completed (no weights/last.pt{cleaned}); {again}")
     return p, last
 
 
 def load_resume(resume: str | os.PathLike, config_cls: type[RunConfig], overrides: dict[str, Any],
                 fmt: str) -> tuple[Path, RunConfig, dict[str, Any]]:
-    """The run folder, config (saved options + allowed overrides) and checkpoint to continue."""
-    from cnnlab.io import read_yaml, torch_load_safe
+    """The run folder, config (saved options + allowed overrides) and checkpoint to continue.
 
-    run_dir, last = find_last(resume)
+    Every field the engine restores is checked first (a malformed ``last.pt`` is one UserError line).
+    When the run was killed while writing ``best.pt`` of its last epoch, ``best.pt`` is restored from
+    ``last.pt`` (both hold that epoch), so the final evaluation never reads an older best.
+    """
+    from cnnlab.engine.checkpoint import check_checkpoint
+    from cnnlab.io import atomic_path, torch_load_safe
+    from cnnlab.runs import read_run_config
+
+    run_dir, last = find_last(resume, fmt)
     ckpt = torch_load_safe(last)
     if not isinstance(ckpt, dict) or ckpt.get("format") != fmt or "optimizer" not in ckpt:
         raise UserError(f"{last}: not a resumable {fmt} checkpoint (weights/last.pt of a run made by this "
                         "cnnlab)")
+    check_checkpoint(ckpt, last, resumable=True)
     saved = ckpt.get("config") or {}
     if (run_dir / CONFIG).is_file():
-        saved = {**saved, **(read_yaml(run_dir / CONFIG) or {})}
+        saved = {**saved, **read_run_config(run_dir)}
     cfg = config_cls.resume_config(saved, overrides, source=str(run_dir / CONFIG))
-    done = int(ckpt.get("epoch", 0))
+    done = ckpt["epoch"]
     if done >= cfg.total_epochs:
         raise UserError(f"{run_dir} already completed {done} of {cfg.total_epochs} epochs "
                         "(pass --epochs N to train longer)")
+    best_state = (ckpt.get("callbacks") or {}).get("ModelCheckpoint") or {}
+    best = last.parent / "best.pt"
+    best_epoch = best_state.get("best_epoch")
+    if isinstance(best_epoch, int) and best_epoch == done and last.name == "last.pt":
+        try:
+            peek = torch_load_safe(best, mmap=True) if best.is_file() else None
+        except UserError:
+            peek = None
+        if not isinstance(peek, dict) or not isinstance(peek.get("epoch"), int) or peek["epoch"] != done:
+            import shutil  # killed while writing best.pt: last.pt holds that same checkpoint
+
+            with atomic_path(best) as tmp:
+                shutil.copyfile(last, tmp)
     if "epochs" in overrides:
-        write_run_config(run_dir, {**(read_yaml(run_dir / CONFIG) or {}), "epochs": cfg.epochs})
+        current = read_run_config(run_dir) if (run_dir / CONFIG).is_file() else {}
+        write_run_config(run_dir, {**current, "epochs": cfg.epochs})
     return run_dir, cfg, ckpt

@@ -173,8 +173,9 @@ def checkpoint_task(path: Path) -> str:
 
     ckpt = torch_load_safe(path, mmap=True)
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
-    if fmt not in FORMATS:
-        got = f"format {fmt!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+    if not isinstance(fmt, str) or fmt not in FORMATS:  # a list or dict "format" is not hashable
+        shown = repr(fmt[:60]) if isinstance(fmt, str) else "None" if fmt is None else f"a {type(fmt).__name__}"
+        got = f"format {shown}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
         raise UserError(f"{path}: not a cnnlab checkpoint ({got}; expected {' or '.join(FORMATS)})")
     return FORMATS[fmt]
 
