@@ -445,7 +445,7 @@ def test_coco_crowd_boxes_skipped_and_boxes_clipped(tmp_path):
 
 
 @pytest.mark.parametrize("text, pattern", [
-    ('{"images": [], "x": ' + "1" * 5000 + "}", r"invalid JSON \(ValueError"),   # Python's int digit limit
+    ('{"images": [], "x": ' + "1" * 5000 + "}", r"invalid JSON \(Exceeds the limit"),   # Python's int digits
     ("[" * 100_000, r"invalid JSON"),                                             # nesting too deep
 ])
 def test_coco_json_that_python_cannot_read_is_refused(tmp_path, text, pattern):
@@ -454,7 +454,7 @@ def test_coco_json_that_python_cannot_read_is_refused(tmp_path, text, pattern):
         load_detection_dataset(tmp_path / "a.json")
     _one_line_error(e)
     (tmp_path / "a.json").write_bytes(b'{"images": "\xff\xfe"}')
-    with pytest.raises(UserError, match=r"a\.json: invalid JSON \(UnicodeDecodeError"):
+    with pytest.raises(UserError, match=r"a\.json: not a UTF-8 text file"):
         load_detection_dataset(tmp_path / "a.json")
 
 
@@ -475,7 +475,7 @@ def test_coco_json_that_python_cannot_read_is_refused(tmp_path, text, pattern):
     ("val: true\nnames: [a]\n", r"val must be a path .*got bool"),
     ("path: [x]\nval: images\nnames: [a]\n", r"path must be a path .*got list"),
     ("val: nowhere\nnames: [a]\n", r"val path not found: .*nowhere"),
-    ("val: images\nnames: [a]\nwhen: 2001-13-45\n", r"invalid YAML \(ValueError: month must be in 1\.\.12\)"),
+    ("val: images\nnames: [a]\nwhen: 2001-13-45\n", r"invalid YAML \(month must be in 1\.\.12\)"),
     ("- val\n- images\n", r"expected a mapping with path/train/val/names, got list"),
     ("val: []\nnames: [a]\n", r"no 'val' split"),
 ])
