@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+MEMORY_LIMIT = 12 << 30   # address space per worker (torch's libraries alone map a few GB)
 HOSTILE = [b"nan", b"NaN", b"inf", b"-inf", b"1e400", b"-1", b"0", b"99999999999999999999999", b"-0",
            b"1e-400", b"\x00", b"\xff\xfe", b"[]", b"{}", b"null", b"true", b"\"", b"'", b"<", b">", b"&",
            b"\n", b",", b":", b"=", b"18446744073709551616", b"9223372036854775808", b"4294967296"]
@@ -79,6 +80,10 @@ def worker(args: tuple) -> dict:
     """Feed ``quota`` inputs per target (within ``deadline``); count outcomes, keep the first findings."""
     wid, quotas, deadline, seed = args
     warnings.simplefilter("ignore")
+    import resource
+
+    # a parser that believes a header and allocates tens of GB is a finding, not a dead worker
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     import torch
 
     torch.set_num_threads(1)
@@ -120,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
 
     targets, _ = load_targets()
-    # calibrate: a share of inputs per target in proportion to its speed, at least 1/4 of an even share
+    # a share of inputs per target in proportion to its speed, at least 1/4 of an even share
     from cnnlab.errors import UserError
 
     rng = random.Random(args.seed)

@@ -224,10 +224,13 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
     if not last.is_file() or (edir / "metrics.json").is_file():
         return False
     try:
+        from cnnlab.engine.checkpoint import check_checkpoint
+
         ckpt = torch_load_safe(last)
+        check_checkpoint(ckpt, last, resumable=True)
     except UserError:
         return False
-    return int(ckpt.get("epoch", 0)) < int(config.get("epochs", 10))
+    return ckpt["epoch"] < int(config.get("epochs", 10))
 
 
 def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],
