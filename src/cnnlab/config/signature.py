@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ def with_config_signature(config_cls: type) -> Callable[[F], F]:
         sig = inspect.signature(fn)
         params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         taken = {p.name for p in params}
-        hints = _hints(config_cls)
+        hints = typing.get_type_hints(config_cls)
         for f in dataclasses.fields(config_cls):
             if f.name in taken:
                 continue
@@ -31,8 +32,3 @@ def with_config_signature(config_cls: type) -> Callable[[F], F]:
 
     return deco
 
-
-def _hints(cls: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(cls)
