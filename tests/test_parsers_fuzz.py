@@ -8,6 +8,7 @@ silently converted value. The byte-level targets are those of ``cnnlab.fuzz.pars
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -136,6 +137,48 @@ def test_safe_loads_mutated_pickles(data):
         safe_loads(bytes(blob[:cut]), "p")
     except DataError as e:
         refused(e)
+
+
+def _forged_array(shape, dtype="u1", data=b"", fortran=False) -> bytes:
+    """A protocol-2 numpy array pickle whose state declares ``shape`` and ``dtype`` over ``data``."""
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+            + b"(K\x01" + pickle.dumps(shape, protocol=2)[2:-1]
+            + b"cnumpy\ndtype\nX" + len(dtype).to_bytes(4, "little") + dtype.encode() + b"K\x00K\x01\x87R"
+            + b"(K\x03X\x01\x00\x00\x00|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+            + (b"\x88" if fortran else b"\x89") + b"C" + bytes([len(data)]) + data + b"tb.")
+
+
+def test_forged_array_pickle_round_trip_matches_numpy():
+    """The stand-ins rebuild what numpy's own pickles hold, at every protocol."""
+    arr = np.arange(12, dtype=">i4").reshape(3, 4)
+    for protocol in (2, 4, 5):
+        for a in (arr, np.asfortranarray(arr), arr.astype(np.float32), np.array(3.5), np.zeros((0, 3), np.uint8)):
+            got = safe_loads(pickle.dumps({"x": a, "s": np.int64(7)}, protocol=protocol), "p")
+            assert got["x"].dtype == a.dtype and got["x"].shape == a.shape and (got["x"] == a).all()
+            assert got["s"] == 7
+    assert (safe_loads(_forged_array((2, 2), data=b"abcd"), "p") == np.frombuffer(b"abcd", np.uint8).reshape(2, 2)).all()
+
+
+@pytest.mark.parametrize("blob, says", [
+    (_forged_array((10**10,), data=b"abcd"), "shape"),                    # numpy would allocate 10 GB
+    (_forged_array((3,), data=b"abcd"), "needs 3 bytes"),
+    (_forged_array((1,), dtype="O", data=b"abcdefgh"), "non-numeric"),
+    (b"\x80\x02]r\xff\xff\xff\x7f.", "memo index"),                  # LONG_BINPUT 2**31-1: a 16 GB memo
+    (b"\x80\x04\x8e\x00\x00\x00\x00\x08\x00\x00\x00x.", "bytes8"),  # BINBYTES8 of 32 GB, 1 present
+    (b"\x80\x02cnumpy\nndarray\nJ\x00\xe1\xf5\x05\x85R.", "ndarray construction"),
+    (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00zlib\x86R.", "latin1"),
+    (pickle.dumps(functools.reduce(lambda inner, _: [inner], range(40), []), protocol=2), "nested"),
+])
+def test_forged_pickles_are_refused_without_allocating(blob, says):
+    """Each forged pickle once made numpy or the C unpickler allocate what the file declares (fuzz finding)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError) as e:
+        safe_loads(blob, "p")
+    refused(e.value)
+    assert says in str(e.value) or says in str(e.value).lower()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000   # KiB: nothing large
 
 
 @pytest.fixture(scope="module")

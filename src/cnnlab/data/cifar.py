@@ -21,6 +21,7 @@ from cnnlab.data.safe_pickle import safe_loads
 from cnnlab.errors import DataError, first_line
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
+_MAX_MEMBER = 1 << 29   # the largest official member (CIFAR-100 train) is 155 MB; a bigger size is forged
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,9 @@ def _iter_archive(path: Path, members: tuple[str, ...]):
             for info in tf:
                 base = info.name.rsplit("/", 1)[-1]
                 if info.isfile() and base in wanted:
+                    if info.size > _MAX_MEMBER:   # read() would allocate the declared size first
+                        raise DataError(f"{path}: {base} declares {info.size:,} bytes, more than any CIFAR file "
+                                        "(corrupt archive)")
                     f = tf.extractfile(info)
                     if f is None:  # pragma: no cover
                         continue
