@@ -110,6 +110,22 @@ def test_detection_resume_after_a_mid_epoch_kill_is_bit_exact(shapes, tmp_path):
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
+def test_resume_rewrites_darknet_files_a_kill_left_stale(shapes, tmp_path):
+    """Killed after best.pt and before best.cfg/best.weights: the resume writes them from the same epoch."""
+    from cnnlab.detect.train import train_detector
+
+    res = train_detector(shapes, project=tmp_path, name="stale", **{**TINY, "epochs": 1, "plots": False})
+    w = res.run_dir / "weights"
+    good = {n: (w / n).read_bytes() for n in ("best.cfg", "best.weights", "last.cfg", "last.weights")}
+    (w / "best.weights").write_bytes(good["best.weights"][:100])     # torn, as a kill mid-write leaves it
+    (w / "last.weights").unlink()
+    (w / "best.cfg").write_text("[net]\n")
+    with pytest.raises(KeyboardInterrupt):      # stop before epoch 2 changes anything: epoch 1's state only
+        train_detector(resume=res.run_dir, epochs=2, verbose=0, callbacks=[KillMidEpoch(2, 0)])
+    for name, data in good.items():
+        assert (w / name).read_bytes() == data, name
+
+
 def test_trained_run_plugs_into_detector_eval_and_export(shapes, tmp_path):
     import cv2
 

@@ -318,3 +318,36 @@ def test_resume_of_a_run_without_weights_or_config(tmp_path):
     (run / "config.yaml").unlink()
     with pytest.raises(UserError, match="it has no config.yaml either"):
         load_resume(run, DetectTrainConfig, {}, "cnnlab.detect")
+
+
+def test_resume_with_an_optimizer_of_other_groups_is_one_line(tmp_path, cli):
+    import cnnlab
+    from cnnlab.io import torch_load_safe, torch_save_atomic
+
+    run = cnnlab.train(FAST, epochs=1, project=tmp_path, name="r").run_dir
+    last = run / "weights" / "last.pt"
+    ckpt = torch_load_safe(last)
+    groups = ckpt["optimizer"]["param_groups"]
+    sizes = [len(g["params"]) for g in groups]
+    merged = [p for g in groups for p in g["params"]]
+    ckpt["optimizer"]["param_groups"] = [{**groups[0], "params": merged[:2]}, {**groups[0], "params": merged[2:]}]
+    torch_save_atomic(ckpt, last)
+    code, out, err = cli("train", "--resume", str(run), "--epochs", "2")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert f"parameter groups of [2, {len(merged) - 2}] tensors, this run's has {sizes}" in err
+
+
+def test_resume_of_a_folder_another_process_trains_is_refused(tmp_path, cli):
+    import cnnlab
+    from cnnlab.engine.runlock import run_lock
+
+    run = cnnlab.train(FAST, epochs=1, project=tmp_path, name="r").run_dir
+    inflight = run / "weights" / ".last.pt.inflight.tmp"          # the other process's write in progress
+    inflight.write_bytes(b"PK")
+    with run_lock(run):                                             # held by "the other process"
+        code, out, err = cli("train", "--resume", str(run), "--epochs", "2")
+    assert code == 2 and err.strip().count("\n") == 0, err
+    assert "is being trained by another process (pid " in err
+    assert inflight.exists()                                        # its unfinished write was left alone
+    assert cnnlab.train(resume=run, epochs=2).metrics["epochs"] == 2   # once released, resume proceeds
+    assert not inflight.exists()

@@ -29,7 +29,7 @@ from cnnlab.engine.optim import Schedule, create_optimizer
 from cnnlab.engine.progress import Progress
 from cnnlab.engine.seeding import epoch_seed, set_loader_epoch
 from cnnlab.engine.task import Task
-from cnnlab.errors import UserError
+from cnnlab.errors import UserError, first_line
 from cnnlab.io import plain_data
 
 
@@ -203,8 +203,13 @@ class Engine:
         """Restore everything :meth:`checkpoint` saved, to continue after epoch ``ckpt['epoch']``."""
         load_weights(self.model, ckpt["model"], ckpt.get("model_spec"), "checkpoint")
         self.task.load_state_dict(self, dict(ckpt.get("task_state") or {"phase": ckpt.get("phase", 1)}))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["scheduler"])
+        _check_optimizer_state(self.optimizer, ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.schedule.load_state_dict(ckpt["scheduler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise UserError(f"cannot resume: the checkpoint's optimizer or schedule state does not fit this "
+                            f"run ({first_line(e)})") from None
         if self.ema is not None:
             if ckpt.get("ema") is None:
                 raise UserError("cannot resume with EMA on: the checkpoint was trained without EMA")
@@ -221,6 +226,20 @@ class Engine:
                 cb.load_state_dict(states[type(cb).__name__])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any) -> None:
+    """The saved optimizer's parameter groups must match this run's, group by group (torch's own error
+    for a mismatch is a traceback about ``param_groups``)."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
+                                               for g in groups):
+        raise UserError("cannot resume: the checkpoint's optimizer state has no parameter groups")
+    saved = [len(g["params"]) for g in groups]
+    ours = [len(g["params"]) for g in optimizer.param_groups]
+    if saved != ours:
+        raise UserError(f"cannot resume: the checkpoint's optimizer has parameter groups of {saved} tensors, "
+                        f"this run's has {ours} (the model, its frozen layers or the optimizer changed)")
 
 
 def _safe_len(loader: Any) -> int | None:

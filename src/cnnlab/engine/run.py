@@ -24,6 +24,7 @@ from cnnlab.engine.callbacks import (
     TensorBoard,
 )
 from cnnlab.engine.loop import Engine
+from cnnlab.engine.runlock import check_not_running, run_lock
 from cnnlab.engine.seeding import run_context, seed_everything
 from cnnlab.engine.task import Task
 from cnnlab.errors import UserError
@@ -81,24 +82,36 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
         task.started(run_dir, device, say)
         engine = Engine(task, cfg, model, loader, callbacks=default_callbacks(cfg, run_dir, callbacks),
                         device=device, run_dir=run_dir, log=say)
-        if ckpt is not None:
-            engine.load_checkpoint(ckpt)
-            say(f"resuming after epoch {engine.epoch} of {engine.epochs} ({run_dir})")
-        try:
-            engine.fit()
-        except KeyboardInterrupt:
-            say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}")
-            raise
-        metrics = task.finish(engine)
-        write_run_metrics(run_dir, metrics)
+        with run_lock(run_dir):
+            if ckpt is not None:
+                engine.load_checkpoint(ckpt)
+                _rewrite_checkpoint_files(engine, task, ckpt, run_dir)
+                say(f"resuming after epoch {engine.epoch} of {engine.epochs} ({run_dir})")
+            try:
+                engine.fit()
+            except KeyboardInterrupt:
+                say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}")
+                raise
+            metrics = task.finish(engine)
+            write_run_metrics(run_dir, metrics)
     return engine, metrics
+
+
+def _rewrite_checkpoint_files(engine: Engine, task: Task, ckpt: dict[str, Any], run_dir: Path) -> None:
+    """A kill between ``last.pt``/``best.pt`` and the task's files beside them (Darknet ``.cfg``/``.weights``)
+    leaves those stale: the restored engine holds that epoch's state, so write them again."""
+    best_epoch = ((ckpt.get("callbacks") or {}).get("ModelCheckpoint") or {}).get("best_epoch")
+    weights = run_dir / "weights"
+    for which in ("last", "best") if best_epoch == engine.epoch else ("last",):
+        task.on_checkpoint(engine, which, weights / f"{which}.pt")
 
 
 def find_last(resume: str | os.PathLike, fmt: str | None = None) -> tuple[Path, Path]:
     """``(run folder, weights/last.pt)`` of a run folder or of a checkpoint file inside one.
 
-    Unfinished atomic writes (``.<name>.<random>.tmp``, left when the process was killed while writing a
-    checkpoint or a log) are removed from the run folder and its ``weights/``. A run killed before its
+    A folder another process is training (its ``.lock`` held) is refused. Unfinished atomic writes
+    (``.<name>.<random>.tmp``, left when the process was killed while writing a checkpoint or a log) are
+    removed from the run folder and its ``weights/``. A run killed before its
     first checkpoint was complete has nothing to resume: one line says how to start it again.
     """
     p = Path(resume)
@@ -108,6 +121,7 @@ def find_last(resume: str | os.PathLike, fmt: str | None = None) -> tuple[Path, 
         run_dir = p
     else:
         raise UserError(f"nothing to resume: {p} does not exist (give a run folder)")
+    check_not_running(run_dir)   # its unfinished writes are another process's work in progress
     removed = 0
     for folder in (run_dir, run_dir / "weights"):
         leftovers = [f for f in folder.glob(".*.tmp") if f.is_file()] if folder.is_dir() else []
