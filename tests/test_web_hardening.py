@@ -305,3 +305,26 @@ def test_fuzz_targets_raise_only_user_errors(data):
     for fn in fuzz_targets().values():
         with contextlib.suppress(UserError):
             fn(data)
+
+
+def test_token_defaults_to_a_random_one_off_loopback():
+    """Binding the live view where other machines reach it never leaves it open by default (as Jupyter)."""
+    import warnings
+
+    from cnnlab.detect.pipeline import build_sinks
+    from cnnlab.detect.web import web_token
+
+    assert web_token("127.0.0.1", None) is None and web_token("localhost", None) is None
+    a, b = web_token("0.0.0.0", None), web_token("192.168.1.5", None)
+    assert a and b and a != b and len(a) >= 16
+    assert web_token("0.0.0.0", "mine") == "mine" and web_token("::1", "auto")
+    with pytest.warns(UserWarning, match="anyone on the network can watch"):
+        assert web_token("0.0.0.0", "none") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert web_token("127.0.0.1", "none") is None
+    sink = build_sinks(web="0.0.0.0:0")[0]
+    try:
+        assert sink.server.token and f"?token={sink.server.token}" in sink.server.url
+    finally:
+        sink.close()

@@ -26,7 +26,8 @@ def stream_command(
     web: str | None = typer.Option(None, "--web", help="Serve the live view at HOST:PORT (e.g. 127.0.0.1:8000, "
                                    "or just 8000)."),
     host: str | None = typer.Option(None, "--host", help="Host for --web (0.0.0.0 to let other machines watch)."),
-    token: str | None = typer.Option(None, "--token", help="Access token for the web view ('auto': a random one)."),
+    token: str | None = typer.Option(None, "--token", help="Access token for the web view ('auto': a random one, "
+                                     "the default off loopback; 'none': none)."),
     save: Path | None = typer.Option(None, "--save", help="Write the annotated video here (.mp4 or .avi)."),
     save_jsonl: Path | None = typer.Option(None, "--save-jsonl", help="Write detections, one JSON line per frame."),
     save_frames: Path | None = typer.Option(None, "--save-frames", help="Write annotated frames as images here."),
@@ -40,10 +41,8 @@ def stream_command(
     json_out: Path | None = typer.Option(None, "--json", help="Write the run summary to this JSON file."),
 ) -> None:
     """Real-time detection on a camera, video, stream or image folder, with honest FPS and stage times."""
-    import secrets
-
     from cnnlab.detect.pipeline import Pipeline, build_sinks
-    from cnnlab.detect.web import DEFAULT_HOST, parse_web_address
+    from cnnlab.detect.web import parse_web_address
 
     if show:
         opt.check_show()  # before the model loads
@@ -52,11 +51,6 @@ def stream_command(
         h, port = parse_web_address(web)
         h = host or h
         web_addr = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
-        if token == "auto":
-            token = secrets.token_urlsafe(12)
-        if token is None and h not in (DEFAULT_HOST, "localhost", "::1"):
-            err_console.print(f"[yellow]warning:[/] the live view on {h} has no --token: anyone on the network "
-                              "can watch")
     size = parse_size(capture) if capture else None
     sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)  # checks --token without --web
     det = opt.make_detector(detector)

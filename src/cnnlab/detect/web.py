@@ -68,6 +68,23 @@ def parse_web_address(text: str | None, default_port: int = DEFAULT_PORT) -> tup
     return host, port
 
 
+def web_token(host: str, token: str | None) -> str | None:
+    """The access token the live view uses: ``auto`` (or no token on an address other networks reach,
+    as Jupyter does) a random one; ``none`` explicitly none (with a warning off loopback); else as given."""
+    import secrets
+    import warnings
+
+    loopback = host in (DEFAULT_HOST, "localhost", "::1") or host.startswith("127.")
+    if token == "auto" or (token is None and not loopback):
+        return secrets.token_urlsafe(12)
+    if token is not None and token.lower() == "none":
+        if not loopback:
+            warnings.warn(f"the live view on {host} has no token (--token none): anyone on the network can "
+                          "watch", stacklevel=2)
+        return None
+    return token
+
+
 class FrameBroadcaster:
     """Holds the newest frame; encodes it to JPEG once (on its own thread) and shares the bytes.
 

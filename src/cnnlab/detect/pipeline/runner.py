@@ -367,8 +367,9 @@ def _outputs(sinks: list[Sink]) -> dict[str, str]:
 def build_sinks(save: str | Path | None = None, save_jsonl: str | Path | None = None,
                 save_frames: str | Path | None = None, web: str | bool | None = None,
                 token: str | None = None, show: bool = False) -> list[Sink]:
-    """The sinks for the usual options (``web``: ``"HOST:PORT"`` or True for 127.0.0.1:8000)."""
-    from cnnlab.detect.web import parse_web_address
+    """The sinks for the usual options (``web``: ``"HOST:PORT"`` or True for 127.0.0.1:8000; ``token``: see
+    :func:`cnnlab.detect.web.web_token`, a random one when the address is not loopback)."""
+    from cnnlab.detect.web import parse_web_address, web_token
 
     sinks: list[Sink] = []
     if show:
@@ -381,7 +382,7 @@ def build_sinks(save: str | Path | None = None, save_jsonl: str | Path | None = 
         sinks.append(JsonlSink(save_jsonl))
     if web:
         host, port = parse_web_address(None if web is True else str(web))
-        sinks.append(WebSink(host, port, token=token))
+        sinks.append(WebSink(host, port, token=web_token(host, token)))
     elif token:
         raise UserError("--token only applies to the web view (--web HOST:PORT)")
     return sinks
