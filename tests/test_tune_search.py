@@ -236,3 +236,12 @@ def test_cli_tune_reports_budget_and_best(cli, tmp_path, monkeypatch):
     assert code == 2 and "--trials must be a number or 'auto'" in err
     code, out, err = cli("tune", "cfg.yaml", "--space", "space.yaml", "--storage", "redis://x", "--project", "p")
     assert code == 2 and "unsupported storage" in err
+
+
+def test_cli_tune_with_a_base_config_naming_a_missing_dataset_creates_nothing(cli, tmp_path):
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({**BASE, "dataset": str(tmp_path / "no_such_folder")}))
+    (tmp_path / "space.yaml").write_text("lr: {loguniform: [1e-3, 1e-1]}\n")
+    code, out, err = cli("tune", "cfg.yaml", "--space", "space.yaml", "--trials", "2", "--project", "p")
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert "config: dataset folder not found" in err
+    assert not (tmp_path / "p").exists()

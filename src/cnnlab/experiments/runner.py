@@ -43,12 +43,21 @@ def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: TrainConfig.default_of(k) if v is None and k in not_null else v for k, v in config.items()}
 
 
-def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
-    """Raise a one-line UserError if ``config`` is not a valid training config."""
+def validate_config(config: Mapping[str, Any], source: str = "config", deep: bool = False) -> None:
+    """Raise a one-line UserError if ``config`` is not a valid training config; ``deep``: also if it names
+    what does not exist (dataset, model, weights: the checks ``cnnlab train`` makes before it loads
+    anything), so a search fails before it creates its folder, not at its first trial."""
     from cnnlab.config import TrainConfig
+    from cnnlab.tasks.classify.run import check_run
 
-    TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS}),
-                          source=source)
+    cfg = TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS}),
+                                source=source)
+    if not deep:
+        return
+    try:
+        check_run(cfg)
+    except UserError as e:
+        raise type(e)(f"{source}: {e}") from None
 
 
 def cnnlab_train(config: dict[str, Any], callbacks: list[Any], run_dir: Path) -> dict[str, Any]:

@@ -169,7 +169,7 @@ def tune(
     space = SearchSpace.load(space)
     n_trials = resolve_trials(trials, sampler, space, top, confidence)
     if train_fn is None:
-        validate_config(base, source="config")
+        validate_config(base, source="config", deep=True)
         for pname, value in space.values_to_check():  # every choice and both ends of each range
             validate_config(apply_params(base, {**space.example(), pname: value}),
                             source=f"config with {pname}={value!r} from the space")
