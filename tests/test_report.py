@@ -11,7 +11,7 @@ import pytest
 import cnnlab
 from cnnlab.errors import UserError
 from cnnlab.experiments.report import report
-from cnnlab.experiments.report_blocks import Report, Table, Text, html_table, md_text, render_html
+from cnnlab.experiments.report_blocks import Report, Table, Text, md_text, render_html
 
 # plots off: the report draws the curves and the confusion matrix from history.json and metrics.json
 SHARED = {"dataset": "digits", "subset": 96, "epochs": 1, "batch": 32, "seed": 2, "verbose": 0,
@@ -153,7 +153,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, cli):
 
 def test_blocks_escape_markdown_and_html():
     assert md_text("a_b *c* <b>") == "a\\_b \\*c\\* \\<b\\>"
-    cell = html_table([{"x": "<i>&", "y": 0.123456}], ["x", "y"])
+    cell = render_html(Report("<T>", [Table([{"x": "<i>&", "y": 0.123456}], ["x", "y"])]))
     assert "&lt;i&gt;&amp;" in cell and '<td class="num">0.1235</td>' in cell
+    assert "<title>&lt;T&gt;</title>" in cell and "<i>" not in cell
     page = render_html(Report("T", [Text("1 < 2"), Table([{"a": "x\ny"}], ["a"])]))
     assert "<p>1 &lt; 2</p>" in page and "<td>x y</td>" in page
