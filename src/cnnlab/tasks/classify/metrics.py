@@ -81,7 +81,7 @@ def curves_figure(history: list[dict[str, Any]], best_epoch: int | None = None, 
     panels = [("accuracy", "Accuracy"), ("loss", "Loss")] + ([("lr", "Learning rate")] if has_lr else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
     for ax, (key, title) in zip(axes[0], panels, strict=True):
-        series = (("", "train"), ("val_", "validation")) if key != "lr" else (("", "lr at epoch end"),)
+        series = (("", "train"), ("val_", "validation")) if key != "lr" else (("", "lr at the epoch's start"),)
         for prefix, label in series:
             vals = [h.get(prefix + key) for h in history]
             pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if isinstance(v, (int, float)) and v == v]
