@@ -67,3 +67,22 @@ def test_sweep_plot_legends_stay_off_the_bars_and_no_line_joins_settings():
         area = ax.get_window_extent(renderer)
         assert box.y1 <= area.y0 + 1, "legend overlaps the plotting area"
     assert sum(ax.get_legend() is not None for ax in fig.axes) == 2
+
+
+def test_detector_curves_mark_the_best_epoch(tmp_path, monkeypatch):
+    from cnnlab.detect.train.plots import plot_detect_curves
+    from cnnlab.plots import pyplot
+
+    hist = [{"epoch": e, "box_loss": 1 / e, "obj_loss": 1 / e, "cls_loss": 1 / e, "val_box_loss": 1.1 / e,
+             "val_obj_loss": 1 / e, "val_cls_loss": 1 / e, "mAP50": m, "mAP50_95": m / 2, "fitness": m,
+             "lr": 0.01} for e, m in ((1, 0.1), (2, 0.3), (3, 0.25))]
+    captured = []
+    import cnnlab.detect.train.plots as plots
+
+    real = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=100: (captured.append(fig), real(fig, path, dpi))[1])
+    assert plot_detect_curves(hist, tmp_path / "results.png").is_file()
+    fig = captured[0]
+    for ax in fig.axes:
+        assert "best epoch 2 (fitness)" in ax.get_legend_handles_labels()[1]
+    pyplot().close(fig)
