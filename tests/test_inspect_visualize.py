@@ -139,7 +139,7 @@ def test_visualize_cli(cli, tmp_path):
     assert code == 0, err
     assert _png(tmp_path / "k.png").shape[1] >= 600
     code, out, err = cli("visualize", "kernels", "lenet5", "-o", str(tmp_path / "k.png"))
-    assert code == 0 and "k-2.png" in out            # the first picture is kept
+    assert code == 0 and "k-2.png" in out and "was kept" in out   # the first picture is kept
     code, out, err = cli("visualize", "kernels", "lenet5", "-o", str(tmp_path / "k.png"), "--overwrite")
     assert code == 0 and "k-3.png" not in out and not (tmp_path / "k-3.png").exists()
     code, out, err = cli("visualize", "features", "mnist_cnn", "flower.jpg", "--layer", "features.2")

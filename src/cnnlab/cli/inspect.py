@@ -31,6 +31,12 @@ def _default_out(source: str, kind: str) -> Path:
     return Path(f"{source.replace('/', '_')}_{kind}.png")
 
 
+def _wrote(out: Path, asked: Path) -> None:
+    """``wrote PATH``, saying so when an existing picture was kept and the new one numbered."""
+    kept = f" ({Path(asked).name} exists and was kept; --overwrite replaces it)" if Path(out) != Path(asked) else ""
+    console.print(f"wrote {out}{kept}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the main app."""
 
@@ -105,9 +111,9 @@ def register(app: typer.Typer) -> None:
         """Kernels of the first convolution (or --layer) as a labelled grid (one panel per filter)."""
         from cnnlab.inspect.visualize import save_kernels
 
-        out = save_kernels(source, output or _default_out(source, "kernels"), layer=layer,
-                           max_kernels=max_kernels, overwrite=overwrite)
-        console.print(f"wrote {out}")
+        asked = output or _default_out(source, "kernels")
+        out = save_kernels(source, asked, layer=layer, max_kernels=max_kernels, overwrite=overwrite)
+        _wrote(out, asked)
 
     @visualize_app.command("features")
     def features_cmd(
@@ -121,9 +127,9 @@ def register(app: typer.Typer) -> None:
         """Feature maps of a layer for an image: the input beside a grid of labelled channel maps."""
         from cnnlab.inspect.visualize import save_features
 
-        out = save_features(source, output or _default_out(source, "features"), image=image, layer=layer,
-                            max_maps=max_maps, overwrite=overwrite)
-        console.print(f"wrote {out}")
+        asked = output or _default_out(source, "features")
+        out = save_features(source, asked, image=image, layer=layer, max_maps=max_maps, overwrite=overwrite)
+        _wrote(out, asked)
 
     @visualize_app.command("gradcam")
     def gradcam_cmd(
@@ -138,11 +144,11 @@ def register(app: typer.Typer) -> None:
         """Grad-CAM of a class: original | heat map (colour bar) | overlay, titled with class and score."""
         from cnnlab.inspect.visualize import save_gradcam
 
-        out, res = save_gradcam(source, output or _default_out(source, "gradcam"), image=image,
-                                class_idx=class_idx, layer=layer, overwrite=overwrite)
+        asked = output or _default_out(source, "gradcam")
+        out, res = save_gradcam(source, asked, image=image, class_idx=class_idx, layer=layer, overwrite=overwrite)
         label = f" ({res.class_name})" if res.class_name and res.class_name != str(res.class_idx) else ""
         console.print(f"class {res.class_idx}{label}, probability {res.probability:.3f}, logit {res.score:.3f}, "
                       f"layer {res.layer}; image: {res.caption}")
-        console.print(f"wrote {out}")
+        _wrote(out, asked)
 
     app.add_typer(visualize_app, name="visualize")
