@@ -60,7 +60,10 @@ def png_data_uri(image_bgr: np.ndarray, max_width: int = 640) -> str:
 
 
 def _scalars(d: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in d.items() if isinstance(v, (int, float, str, bool, np.number)) or v is None]
+    """The one-line values of ``d`` (numbers, short texts)."""
+    return [(k, v) for k, v in d.items()
+            if (isinstance(v, (int, float, bool, np.number)) or v is None
+                or (isinstance(v, str) and "\n" not in v and len(v) <= 200))]
 
 
 def _nested(d: dict[str, Any]) -> list[str]:
@@ -71,6 +74,8 @@ def _nested(d: dict[str, Any]) -> list[str]:
         elif isinstance(v, (list, tuple)):
             shape = f"{len(v)}x{len(v[0])}" if v and isinstance(v[0], (list, tuple)) else str(len(v))
             out.append(f"{k}: [{shape}]")
+        elif isinstance(v, str) and (k, v) not in _scalars({k: v}):
+            out.append(f"{k}: {v.count(chr(10)) + 1} lines of text")
     return out
 
 
