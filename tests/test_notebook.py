@@ -177,3 +177,30 @@ def test_train_result_displays_its_headline_figures(tmp_path):
     r = TrainResult(Path(tmp_path), {"epochs": 3, "best_epoch": 2, "test_accuracy": 0.91234, "x": [1, 2]}, None)
     assert repr(r) == f"TrainResult({tmp_path}, epochs=3, best_epoch=2, test_accuracy=0.9123)"
     assert "0.9123" in r._repr_html_() and isinstance(r.__rich__(), rich.table.Table)
+
+
+def test_detector_results_of_a_folder_do_not_keep_the_frames(tmp_path):
+    """det(img) keeps its image for .plot(); a whole folder's results must not hold every image."""
+    import cv2
+
+    from cnnlab.detect.predict import detect_source
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((40, 60, 3), 50 * i, np.uint8))
+
+    class Stub:             # what detect_source reads of a Detector
+        names, imgsz, conf, iou, letterbox, backend_name = ["thing"], (64, 64), 0.25, 0.45, True, "stub"
+
+        class source:
+            @staticmethod
+            def describe():
+                return "stub"
+
+        class backend:
+            device = "cpu"
+
+        def __call__(self, img):
+            return Detections([[1, 1, 20, 20]], [0.9], [0], ["thing"], {"inference": 1.0}, image=img)
+
+    run = detect_source(tmp_path, Stub(), save=False)
+    assert len(run.results) == 3 and all(r.detections.image is None for r in run.results)
