@@ -278,6 +278,8 @@ def test_detect_eval_with_a_detector_writes_run_folder(tmp_path):
     r = detect_eval(ds, detector=detector, project=tmp_path / "runs", verbose=False, json=tmp_path / "m.json")
     assert sorted(calls) == [(100, 200, 3), (200, 200, 3)]
     assert r["mAP50"] == pytest.approx(278 / 303) and r["speed_ms"] == {"inference": 3.0}
+    assert repr(r).startswith("Metrics(mAP50=0.9175") and len(repr(r)) < 500    # curves summarised, not dumped
+    assert "pr_curve: 3 entries" in r._repr_html_() and "lines of text" in repr(r) and "AP @[" not in repr(r)
     run = Path(r["run_dir"])
     assert run == tmp_path / "runs" / "detect" / "exp"  # the default name, as for every task
     for f in ("metrics.json", "config.yaml", "per_class.csv", "per_class.md", "PR_curve.png",

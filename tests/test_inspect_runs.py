@@ -59,6 +59,27 @@ def test_gradcam_of_run_names_the_class(run_dir, cli):
     assert "bird" in out and (run / "visualize" / "gradcam.png").is_file()
 
 
+def test_gradcam_of_a_run_explains_its_own_test_image(tmp_path):
+    """An MNIST-like run without an image explains one of its own test digits, not a photo."""
+    from cnnlab.engine.checkpoint import save_checkpoint
+    from cnnlab.inspect import save_features, save_gradcam
+    from cnnlab.runs import new_run_dir, write_run_config
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", num_classes=10, in_chans=1, img_size=8)
+    run = new_run_dir(tmp_path / "runs", "classify", "exp")
+    write_run_config(run, {"model": "lenet5", "dataset": "digits", "seed": 0})
+    save_checkpoint(run / "weights" / "best.pt", {
+        "model_spec": model.cnnlab_spec, "model": model.state_dict(), "ema": None, "epoch": 1,
+        "classes": [str(i) for i in range(10)], "config": {}, "metrics": {},
+        "preprocess": {"mean": [0.5], "std": [0.5], "img_size": 8, "in_chans": 1},
+    })
+    path, res = save_gradcam(str(run), tmp_path / "g.png")
+    assert res.image.shape == (8, 8, 3) and res.cam.shape == (8, 8)
+    assert res.caption.startswith("digits test image, true class ")
+    assert save_features(str(run), tmp_path / "f.png").is_file()
+
+
 def test_loaded_model_object_is_accepted(run_dir):
     import cnnlab
 

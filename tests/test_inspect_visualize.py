@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.inspect import grad_cam, resolve_layer, save_features, save_gradcam, save_kernels
-from cnnlab.inspect.images import GRID_GAP, load_image
+from cnnlab.inspect.images import load_image
 
 
 def _png(path):
@@ -20,26 +20,56 @@ def _png(path):
     return arr
 
 
-def _grid(n, tile, cols):
-    rows = -(-n // cols)
-    return rows * tile + (rows + 1) * GRID_GAP, cols * tile + (cols + 1) * GRID_GAP
+def _texts(fig):
+    """Every piece of text on a figure: suptitle, axes titles, colour-bar labels."""
+    out = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_ylabel(), ax.get_xlabel()]
+    return [t for t in out if t]
 
 
-def test_kernels_grid_size(tmp_path):
-    # cifar10_cnn: 32 RGB 3x3 kernels at 8 px per weight, 6 columns
-    arr = _png(save_kernels("cifar10_cnn", tmp_path / "k.png"))
-    assert arr.shape[:2] == _grid(32, 24, 6)
-    # lenet5 on MNIST: 6 grey 5x5 kernels, 3 columns
-    arr = _png(save_kernels("lenet5", tmp_path / "k1.png", scale=4))
-    assert arr.shape[:2] == _grid(6, 20, 3)
+def test_kernels_figure_is_labelled_and_sized(tmp_path):
+    from cnnlab.inspect import kernels_figure
+
+    # cifar10_cnn: 32 RGB 3x3 kernels: one titled panel each, the shape in the title, no colour bar
+    fig = kernels_figure("cifar10_cnn")
+    texts = _texts(fig)
+    assert any("'features.0'" in t and "32 kernels of 3x3x3" in t for t in texts)
+    assert {f"out {i}" for i in range(32)} <= set(texts)
+    w, h = fig.get_size_inches() * 110
+    assert w >= 600 and h >= 400   # a picture to look at, not 128x86 px
+    # lenet5: 6 grey 5x5 kernels on one diverging scale with a labelled colour bar
+    fig = kernels_figure("lenet5")
+    texts = _texts(fig)
+    assert "weight" in texts and any("6 kernels of 1x5x5" in t for t in texts)
+    path = save_kernels("lenet5", tmp_path / "k1.png")
+    with Image.open(path) as im:
+        assert im.size[0] >= 600 and im.size[1] >= 350
 
 
-def test_feature_maps_grid_size(tmp_path):
-    # lenet5's first conv on 28x28: 6 maps of 28x28, enlarged x3 to 84 px
-    arr = _png(save_features("lenet5", tmp_path / "f.png", image="flower.jpg"))
-    assert arr.shape[:2] == _grid(6, 84, 3)
-    arr = _png(save_features("cifar10_cnn", tmp_path / "f2.png", layer="features.4", max_maps=10))
-    assert arr.shape[:2] == _grid(10, 14 * 5, 4)  # 14x14 maps after the first pool, x5 -> 70 px
+def test_pictures_are_never_overwritten_silently(tmp_path):
+    first = save_kernels("lenet5", tmp_path / "k.png")
+    stamp = first.stat().st_mtime_ns
+    second = save_kernels("lenet5", tmp_path / "k.png")
+    third = save_kernels("lenet5", tmp_path / "k.png")
+    assert (first.name, second.name, third.name) == ("k.png", "k-2.png", "k-3.png")
+    assert first.stat().st_mtime_ns == stamp
+    again = save_kernels("lenet5", tmp_path / "k.png", overwrite=True)
+    assert again == first and not (tmp_path / "k-4.png").exists()
+
+
+def test_feature_maps_figure_has_layer_and_channel_labels(tmp_path):
+    from cnnlab.inspect import features_figure
+
+    # lenet5's first conv on 28x28: 6 maps of 28x28
+    fig = features_figure("lenet5", image="flower.jpg")
+    texts = _texts(fig)
+    assert any("'features.0'" in t and "6 channels of 28x28" in t for t in texts)
+    assert {f"ch {i}" for i in range(6)} <= set(texts) and any("flower.jpg" in t for t in texts)
+    fig = features_figure("cifar10_cnn", layer="features.4", max_maps=10)
+    texts = _texts(fig)
+    assert "ch 9" in texts and "ch 10" not in texts and any("first 10 shown" in t for t in texts)
+    assert _png(save_features("lenet5", tmp_path / "f.png")).shape[1] >= 600
 
 
 def test_gradcam_map_has_image_size_and_range(tmp_path):
@@ -53,9 +83,24 @@ def test_gradcam_map_has_image_size_and_range(tmp_path):
     assert model[1].inplace  # restored after the pass
     path, res = save_gradcam("resnet18_cifar", tmp_path / "g.png")  # default: china.jpg
     china = load_image(None)
-    assert _png(path).shape == china.shape
     assert res.cam.shape == china.shape[:2] and res.cam.min() >= 0 and res.cam.max() <= 1
-    assert res.layer == "layer4"
+    assert res.layer == "layer4" and 0 < res.probability < 1
+    assert _png(path).shape[1] >= 1000   # three panels side by side
+
+
+def test_gradcam_figure_shows_original_heatmap_overlay_class_and_colour_bar():
+    from cnnlab.inspect import gradcam_figure
+
+    res = grad_cam("lenet5", "flower.jpg", class_idx=3)
+    res.class_name = "three"
+    fig = gradcam_figure(res, model_name="lenet5")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3 and len(fig.axes) == 4     # original, heat map, overlay + the colour bar
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("original") and "Grad-CAM" in titles[1] and titles[2].startswith("overlay")
+    texts = _texts(fig)
+    assert any("class 3 'three'" in t and f"{res.probability:.1%}" in t for t in texts)
+    assert "relevance (0-1, normalised)" in texts
 
 
 def test_gradcam_matches_manual_computation():
@@ -92,14 +137,18 @@ def test_bad_layer_and_class():
 def test_visualize_cli(cli, tmp_path):
     code, out, err = cli("visualize", "kernels", "lenet5", "-o", str(tmp_path / "k.png"))
     assert code == 0, err
-    assert _png(tmp_path / "k.png").shape[:2] == _grid(6, 40, 3)
+    assert _png(tmp_path / "k.png").shape[1] >= 600
+    code, out, err = cli("visualize", "kernels", "lenet5", "-o", str(tmp_path / "k.png"))
+    assert code == 0 and "k-2.png" in out and "was kept" in out   # the first picture is kept
+    code, out, err = cli("visualize", "kernels", "lenet5", "-o", str(tmp_path / "k.png"), "--overwrite")
+    assert code == 0 and "k-3.png" not in out and not (tmp_path / "k-3.png").exists()
     code, out, err = cli("visualize", "features", "mnist_cnn", "flower.jpg", "--layer", "features.2")
     assert code == 0, err
-    assert _png(tmp_path / "mnist_cnn_features.png").shape[:2] == _grid(64, 72, 8)  # 24x24 x3
+    assert _png(tmp_path / "mnist_cnn_features.png").shape[1] >= 600
     code, out, err = cli("visualize", "gradcam", "cifar10_cnn", "china.jpg", "--class", "3")
     assert code == 0, err
-    assert "class 3" in out
-    assert _png(tmp_path / "cifar10_cnn_gradcam.png").shape == (427, 640, 3)
+    assert "class 3" in out and "probability" in out
+    assert _png(tmp_path / "cifar10_cnn_gradcam.png").shape[1] >= 1000
     code, _, err = cli("visualize", "features", "lenet5", "--layer", "nope")
     assert code == 2 and "no layer named 'nope'" in err
     code, _, err = cli("visualize", "kernels", "no_such_model")

@@ -11,7 +11,7 @@ import pytest
 import cnnlab
 from cnnlab.errors import UserError
 from cnnlab.experiments.report import report
-from cnnlab.experiments.report_blocks import Report, Table, Text, html_table, md_text, render_html
+from cnnlab.experiments.report_blocks import Report, Table, Text, md_text, render_html
 
 # plots off: the report draws the curves and the confusion matrix from history.json and metrics.json
 SHARED = {"dataset": "digits", "subset": 96, "epochs": 1, "batch": 32, "seed": 2, "verbose": 0,
@@ -153,7 +153,33 @@ def test_bad_inputs_are_one_line_errors(tmp_path, cli):
 
 def test_blocks_escape_markdown_and_html():
     assert md_text("a_b *c* <b>") == "a\\_b \\*c\\* \\<b\\>"
-    cell = html_table([{"x": "<i>&", "y": 0.123456}], ["x", "y"])
+    cell = render_html(Report("<T>", [Table([{"x": "<i>&", "y": 0.123456}], ["x", "y"])]))
     assert "&lt;i&gt;&amp;" in cell and '<td class="num">0.1235</td>' in cell
+    assert "<title>&lt;T&gt;</title>" in cell and "<i>" not in cell
     page = render_html(Report("T", [Text("1 < 2"), Table([{"a": "x\ny"}], ["a"])]))
     assert "<p>1 &lt; 2</p>" in page and "<td>x y</td>" in page
+
+
+def test_html_comes_from_packaged_templates_listed_as_package_data():
+    """The pages are Jinja2 templates shipped in the wheel (pyproject package-data), not Python strings."""
+    import fnmatch
+    from pathlib import Path
+
+    import cnnlab
+
+    tomllib = pytest.importorskip("tomllib")          # Python 3.11+
+
+    root = Path(cnnlab.__file__).parent
+    templates = sorted(p.relative_to(root).as_posix() for p in root.rglob("templates/*") if p.is_file())
+    assert {"experiments/templates/report.html.j2", "experiments/templates/report.css",
+            "detect/templates/live.html.j2", "templates/table.html.j2"} <= set(templates)
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["cnnlab"]
+    for t in templates:
+        assert any(fnmatch.fnmatch(t, g) for g in globs), f"{t} is not package data"
+    page = render_html(Report("T", [Text("x")]))
+    css = (root / "experiments/templates/report.css").read_text()
+    assert css.strip()[:40] in page                      # the stylesheet is inlined from its file
+    import cnnlab.detect.web as web
+
+    assert not hasattr(web, "PAGE")                      # the live page is a template too

@@ -124,10 +124,12 @@ def test_overlay_is_drawn_on_the_output(tmp_path):
                  sinks=[CallbackSink(lambda r: frames.setdefault(r.index, r), needs_image=True)])
     r = frames[2]
     assert r.annotated is not None and r.annotated.shape == r.image.shape
-    assert (r.annotated != r.image).any()                 # boxes and FPS text were drawn
+    assert r.overlaid is not None and r.shown is r.overlaid
+    assert (r.annotated != r.image).any()                 # boxes were drawn
     assert frame_code(r.image) == 2 and abs(r.image[:12, :60].mean() - 40) < 4   # input untouched
-    band = r.annotated[:12, :60].astype(int)
+    band = r.overlaid[:12, :60].astype(int)
     assert band.max() > 180 and (band < r.image[:12, :60]).any()   # light text on a darkened band
+    assert (r.annotated[:12, 100:] == r.image[:12, 100:]).all()    # the figures are not on `annotated`
 
 
 def test_limits_and_stop():

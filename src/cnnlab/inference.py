@@ -15,6 +15,7 @@ from cnnlab.config import TrainConfig
 from cnnlab.devices import resolve_device
 from cnnlab.errors import UserError
 from cnnlab.io import write_json
+from cnnlab.notebook import Metrics
 from cnnlab.sources import Resolved, resolve
 from cnnlab.tasks.classify.data import _labels, _shape, load_split
 from cnnlab.tasks.classify.evaluate import evaluate_model
@@ -52,6 +53,36 @@ class LoadedModel(Resolved):
         if self.runtime == "onnxruntime":
             return torch.from_numpy(self.model.probabilities(x.numpy()))
         return self.logits(x).softmax(1)
+
+    def __repr__(self) -> str:
+        size = "x".join(map(str, self.input_shape)) if self.preprocessing else "?"
+        where = self.run_dir or self.path or self.source
+        return (f"LoadedModel({self.name}, {len(self.classes)} classes, input {size}, runtime {self.runtime}, "
+                f"from {where})")
+
+    def _repr_html_(self) -> str:
+        from cnnlab.notebook import html_table
+
+        rows = [("model", self.name), ("classes", f"{len(self.classes)}: {', '.join(self.classes[:10])}"
+                                       + (" ..." if len(self.classes) > 10 else "")),
+                ("input", "x".join(map(str, self.input_shape))), ("runtime", self.runtime),
+                ("from", str(self.run_dir or self.path or self.source))]
+        rows += [(k, v) for k, v in (self.metrics or {}).items() if k.endswith("accuracy") and isinstance(v, float)]
+        return html_table(rows, ("name", "value"), title="loaded model")
+
+    def evaluate(self, dataset: str | None = None, split: str = "test", **options: Any) -> Metrics:
+        """This model's loss, accuracy, per-class accuracy and confusion matrix on a dataset split (see
+        :func:`evaluate`; ``options``: data_dir, batch, tta, json, device, dataset_options)."""
+        return evaluate(self, dataset=dataset, split=split, **options)
+
+    def export(self, format: str = "onnx", output: str | os.PathLike | None = None, **options: Any) -> Any:
+        """Export this model (see :func:`cnnlab.export`: ONNX with its preprocessing, INT8, fp16,
+        TorchScript); a PyTorch model only."""
+        from cnnlab.deploy.export import export
+
+        if self.runtime != "torch":
+            raise UserError(f"{self.source}: only a PyTorch model can be exported, this one runs on {self.runtime}")
+        return export(self.run_dir or self.path or self, format=format, output=output, **options)
 
     def predict(self, images: Sequence[np.ndarray | str | os.PathLike], topk: int = 5,
                 batch: int = 64) -> list[list[tuple[str, float]]]:
@@ -107,10 +138,10 @@ class _OnnxModule:
         return torch.from_numpy(self.clf(x.detach().cpu().numpy()))
 
 
-def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str = "test",
+def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None, split: str = "test",
              data_dir: str | None = None, batch: int = 256, tta: bool = False,
              json: str | os.PathLike | None = None, runtime: str | None = None, device: str = "auto",
-             dataset_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             dataset_options: dict[str, Any] | None = None) -> Metrics:
     """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of a model on a dataset split.
 
     ``source`` is a run folder, a checkpoint or an ``.onnx`` file; ``dataset`` defaults to the one the
@@ -143,11 +174,11 @@ def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str =
     start = time.perf_counter()
     logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True,
                                  progress=True)
-    result: dict[str, Any] = {
-        "source": str(source), "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
+    result = Metrics({
+        "source": str(source) if isinstance(source, (str, os.PathLike)) else lm.source, "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
         "split": split, "tta": tta, **logs, "seconds": round(time.perf_counter() - start, 3),
         **confusion_report(meter.matrix, list(ds.classes)),
-    }
+    })
     if json:
         write_json(json, result)
     return result

@@ -27,3 +27,15 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     finally:
         pyplot().close(fig)
     return Path(path)
+
+
+def fresh_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``path`` itself when it is free (or ``overwrite``), else the first free ``stem-2``, ``stem-3``...
+    beside it, so a second run never replaces the first picture silently."""
+    path = Path(path)
+    if overwrite or not path.exists():
+        return path
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate

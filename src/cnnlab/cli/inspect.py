@@ -15,7 +15,9 @@ visualize_app = typer.Typer(
 )
 
 SOURCE_HELP = "A run folder, a checkpoint file, or a model name (random init, e.g. lenet5, timm/resnet10t)."
-IMAGE_HELP = "Image file; default china.jpg (scikit-learn's bundled photos china.jpg and flower.jpg work offline)."
+IMAGE_HELP = ("Image file; default: one of a run's own held-out images, else china.jpg (scikit-learn's bundled "
+              "photos china.jpg and flower.jpg work offline).")
+OVERWRITE_HELP = "Replace an existing PNG (default: write name-2.png, name-3.png... beside it)."
 
 
 def _default_out(source: str, kind: str) -> Path:
@@ -27,6 +29,12 @@ def _default_out(source: str, kind: str) -> Path:
         run = p.parent.parent if p.parent.name == "weights" else p.parent
         return run / "visualize" / f"{p.stem}_{kind}.png"
     return Path(f"{source.replace('/', '_')}_{kind}.png")
+
+
+def _wrote(out: Path, asked: Path) -> None:
+    """``wrote PATH``, saying so when an existing picture was kept and the new one numbered."""
+    kept = f" ({Path(asked).name} exists and was kept; --overwrite replaces it)" if Path(out) != Path(asked) else ""
+    console.print(f"wrote {out}{kept}")
 
 
 def register(app: typer.Typer) -> None:
@@ -97,13 +105,15 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Argument(..., help=SOURCE_HELP),
         layer: str = typer.Option(None, "--layer", "-l", help="Conv layer name (default: the first conv)."),
         output: Path = typer.Option(None, "--output", "-o", help="PNG path."),
-        scale: int = typer.Option(8, "--scale", help="Pixels per kernel weight."),
+        max_kernels: int = typer.Option(64, "--max-kernels", help="Draw at most this many kernels."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
-        """Kernels of the first convolution (or --layer) as an image grid."""
+        """Kernels of the first convolution (or --layer) as a labelled grid (one panel per filter)."""
         from cnnlab.inspect.visualize import save_kernels
 
-        out = save_kernels(source, output or _default_out(source, "kernels"), layer=layer, scale=scale)
-        console.print(f"wrote {out}")
+        asked = output or _default_out(source, "kernels")
+        out = save_kernels(source, asked, layer=layer, max_kernels=max_kernels, overwrite=overwrite)
+        _wrote(out, asked)
 
     @visualize_app.command("features")
     def features_cmd(
@@ -112,13 +122,14 @@ def register(app: typer.Typer) -> None:
         layer: str = typer.Option(None, "--layer", "-l", help="Layer name from the model (default: first conv)."),
         output: Path = typer.Option(None, "--output", "-o", help="PNG path."),
         max_maps: int = typer.Option(64, "--max-maps", help="Draw at most this many maps."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
-        """Feature maps of a layer for an image, as a grid."""
+        """Feature maps of a layer for an image: the input beside a grid of labelled channel maps."""
         from cnnlab.inspect.visualize import save_features
 
-        out = save_features(source, output or _default_out(source, "features"), image=image, layer=layer,
-                            max_maps=max_maps)
-        console.print(f"wrote {out}")
+        asked = output or _default_out(source, "features")
+        out = save_features(source, asked, image=image, layer=layer, max_maps=max_maps, overwrite=overwrite)
+        _wrote(out, asked)
 
     @visualize_app.command("gradcam")
     def gradcam_cmd(
@@ -128,14 +139,16 @@ def register(app: typer.Typer) -> None:
         layer: str = typer.Option(None, "--layer", "-l",
                                   help="Layer name (default: the last layer with spatial maps)."),
         output: Path = typer.Option(None, "--output", "-o", help="PNG path."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
-        """Grad-CAM heat map of a class over the image."""
+        """Grad-CAM of a class: original | heat map (colour bar) | overlay, titled with class and score."""
         from cnnlab.inspect.visualize import save_gradcam
 
-        out, res = save_gradcam(source, output or _default_out(source, "gradcam"), image=image,
-                                class_idx=class_idx, layer=layer)
+        asked = output or _default_out(source, "gradcam")
+        out, res = save_gradcam(source, asked, image=image, class_idx=class_idx, layer=layer, overwrite=overwrite)
         label = f" ({res.class_name})" if res.class_name and res.class_name != str(res.class_idx) else ""
-        console.print(f"class {res.class_idx}{label}, logit {res.score:.3f}, layer {res.layer}")
-        console.print(f"wrote {out}")
+        console.print(f"class {res.class_idx}{label}, probability {res.probability:.3f}, logit {res.score:.3f}, "
+                      f"layer {res.layer}; image: {res.caption}")
+        _wrote(out, asked)
 
     app.add_typer(visualize_app, name="visualize")

@@ -81,6 +81,9 @@ def _print_summary(summary) -> None:
         table.add_row(stage, f"{ms:.1f}", f"{summary.stages_p95_ms[stage]:.1f}")
     table.add_row("total work", f"{summary.frame_ms:.1f}", "", end_section=True)
     table.add_row("capture -> processing latency", f"{summary.latency_ms:.1f}", "")
+    out = summary.output_latency_ms
+    if out:
+        table.add_row("capture -> output latency (p50)", f"{out['p50']:.1f}", f"{out['p95']:.1f}")
     console.print(table)
     if summary.dropped or summary.source.get("kind") in ("webcam", "stream"):
         console.print(f"the source delivered {summary.captured} frames at {summary.capture_fps:.1f} FPS; "

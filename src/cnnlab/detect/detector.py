@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,23 @@ class Detector:
         det = self.postprocess(raw, meta)
         det.timing = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                       "postprocess": (time.perf_counter() - t2) * 1e3}
+        det.image = image_bgr      # for det.plot() / save() / show() (a reference, not a copy)
         return det
+
+    def stream(self, source: int | str | os.PathLike | Any, **options: Any) -> Iterator[Any]:
+        """Detect frame by frame: yields a `cnnlab.detect.pipeline.FrameResult` per frame of ``source``
+        (a video file, a camera index, a stream URL, an image folder or a FrameSource), as it is
+        processed; ``r.detections`` (with ``.plot()``), ``r.image``, ``r.annotated``, ``r.stats``.
+
+            for r in det.stream("street.mp4", max_frames=100):
+                print(r.index, r.detections)
+
+        The capture is released when the loop ends, breaks or the generator is closed. ``options`` go
+        to `cnnlab.detect.pipeline.Pipeline` (max_fps, duration, max_frames, capture, web="HOST:PORT"...).
+        """
+        from cnnlab.detect.pipeline.stream import stream_results
+
+        return stream_results(self, source, **options)
 
     def warmup(self, runs: int = 1) -> None:
         """Run the model on a blank image (first calls allocate and are slow)."""

@@ -19,6 +19,7 @@ import numpy as np
 from cnnlab.detect.data import DetectionDataset, load_detection_data
 from cnnlab.detect.types import Detections, DetectionSample, ImageSize
 from cnnlab.errors import DataError, UserError
+from cnnlab.notebook import Metrics
 
 COCO_STAT_NAMES = [
     "AP50_95", "AP50", "AP75", "AP50_95_small", "AP50_95_medium", "AP50_95_large",
@@ -407,7 +408,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 iou: float = 0.6, device: str = "cpu", max_det: int = 100,
                 project: str | os.PathLike = "runs", name: str = "exp", exist_ok: bool = False,
                 save: bool = True, plots: bool = True, json: str | os.PathLike | None = None,
-                verbose: bool = True) -> dict[str, Any]:
+                verbose: bool = True) -> Metrics:
     """Evaluate a detector (or saved predictions) on a labelled dataset; write ``runs/detect/<name>``.
 
     data: a dataset spec (see `load_detection_data`) or a loaded `DetectionDataset`.
@@ -473,7 +474,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
         from cnnlab.io import write_json
 
         write_json(json, summary_metrics(result))
-    return result
+    return Metrics(result)      # a dict that displays as a table in a notebook
 
 
 def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:

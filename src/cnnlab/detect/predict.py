@@ -123,6 +123,7 @@ def detect_source(source: str | os.PathLike, detector, save: bool = True, projec
             annotated = draw_detections(img, det)
             det.timing["draw"] = (time.perf_counter() - t) * 1e3
         totals.update(det.timing)
+        det.image = None        # the results of a whole folder/video must not keep every frame in memory
         results.append(FrameResult(src, frame, img.shape[1], img.shape[0], det))
         return annotated
 

@@ -69,6 +69,7 @@ class Detections:
     class_ids: np.ndarray        # int64 (N,)
     names: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # the BGR image, when known
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
@@ -101,7 +102,7 @@ class Detections:
         if idx.dtype != bool:
             idx = idx.astype(np.int64).reshape(-1)
         return Detections(self.boxes[idx], self.scores[idx], self.class_ids[idx],
-                          list(self.names), dict(self.timing))
+                          list(self.names), dict(self.timing), self.image)
 
     def filter(self, conf: float | None = None, classes: list[int] | None = None) -> Detections:
         """Keep detections with score >= ``conf`` and (optionally) a class id in ``classes``."""
@@ -123,6 +124,74 @@ class Detections:
         """Inverse of `to_dicts`."""
         return cls([d["box"] for d in items], [d["score"] for d in items], [d["class_id"] for d in items],
                    names or [])
+
+    # -- looking at them (notebooks, scripts) ---------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """How many of each class, most frequent first: ``{"person": 3, "car": 1}``."""
+        names, n = np.unique([self.name_of(int(c)) for c in self.class_ids], return_counts=True)
+        return {str(k): int(v) for k, v in sorted(zip(names, n, strict=True), key=lambda kv: -kv[1])}
+
+    def __repr__(self) -> str:
+        """``Detections(3: person 0.91, person 0.72, car 0.55; 80 class names)`` (at most 5 listed)."""
+        order = np.argsort(-self.scores, kind="stable")[:5]
+        items = ", ".join(f"{self.name_of(int(self.class_ids[i]))} {float(self.scores[i]):.2f}" for i in order)
+        more = f", +{len(self) - 5} more" if len(self) > 5 else ""
+        img = f", image {self.image.shape[1]}x{self.image.shape[0]}" if self.image is not None else ""
+        return f"Detections({len(self)}{': ' + items if items else ''}{more}; {len(self.names)} class names{img})"
+
+    def _image(self, image: np.ndarray | None) -> np.ndarray:
+        img = self.image if image is None else image
+        if img is None:
+            raise UserError("no image to draw on: pass image= (BGR array) or get the detections from a Detector")
+        return img
+
+    def plot(self, image: np.ndarray | None = None, conf: float | None = None, show_scores: bool = True
+             ) -> np.ndarray:
+        """The image (BGR; default: the one detected on) with boxes, class names and scores drawn
+        (a new array; ``conf`` hides lower scores)."""
+        from cnnlab.detect.draw import draw_detections
+
+        shown = self if conf is None else self.filter(conf=conf)
+        return draw_detections(self._image(image), shown, show_scores=show_scores)
+
+    def save(self, path: str | Path, image: np.ndarray | None = None, conf: float | None = None) -> Path:
+        """Write `plot` to ``path`` (its suffix picks the format: .jpg, .png...), atomically."""
+        from cnnlab.detect.draw import write_image
+
+        return write_image(path, self.plot(image, conf))
+
+    def show(self, image: np.ndarray | None = None, conf: float | None = None) -> None:
+        """Display `plot`: inline in a notebook, else in a matplotlib window (where one can open)."""
+        rgb = np.ascontiguousarray(self.plot(image, conf)[..., ::-1])
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            get_ipython = None
+        if get_ipython is not None and get_ipython() is not None:
+            from PIL import Image
+
+            display(Image.fromarray(rgb))
+            return
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(rgb.shape[1] / 100, rgb.shape[0] / 100))
+        ax.imshow(rgb)
+        ax.set_axis_off()
+        ax.set_title(repr(self), fontsize=8)
+        plt.show()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the image with the boxes (when known) and a table of the detections."""
+        from cnnlab.notebook import html_table, png_data_uri
+
+        rows = [[d["name"], round(d["score"], 3), ", ".join(f"{v:.0f}" for v in d["box"])]
+                for d in sorted(self.to_dicts(), key=lambda d: -d["score"])[:20]]
+        notes = [f"... and {len(self) - 20} more"] if len(self) > 20 else []
+        picture = png_data_uri(self.plot()) if self.image is not None else None
+        counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
+        return html_table(rows, ("class", "score", "box x1, y1, x2, y2"), notes=notes, image=picture,
+                          title=f"{len(self)} detections" + (f": {counts}" if counts else ""))
 
 
 @dataclass

@@ -6,8 +6,17 @@ JPEG-encodes the newest frame once, and every viewer's stream (a task, not a thr
 newest encoded frame when its connection is ready, so a slow viewer skips frames instead of holding
 anyone up, and more viewers cost the detector nothing.
 
-Routes: ``/`` (page), ``/stream.mjpg``, ``/snapshot.jpg``, ``/stats`` (JSON), ``/healthz``.
-With a token, every route needs ``?token=T`` or ``Authorization: Bearer T``.
+Routes: ``/`` (page, from the packaged template ``templates/live.html.j2``), ``/stream.mjpg``,
+``/snapshot.jpg``, ``/stats`` (JSON), ``/ack?seq=N``, ``/healthz``. With a token, every route needs
+``?token=T`` or ``Authorization: Bearer T``.
+
+Latency (capture -> display): every published frame keeps its capture time (wall clock) under its
+sequence number, and each MJPEG part carries ``X-Frame: N``. The server records capture -> sent (the
+part was written to a viewer's connection) and the page, which reads the stream with ``fetch``, shows
+each frame in the ``<img>`` and, two animation frames after it loaded (it has been painted), requests
+``/ack?seq=N`` (at most 10 a second); the server records capture -> ack received. That figure includes
+the ack's trip back to the server (sub-millisecond on one machine, half a round trip across a network)
+and assumes nothing about the browser's clock. ``/stats`` reports both as p50/p95 over recent frames.
 
 Hardening (the server faces whatever connects to it): a connection that sends no complete request
 within ``idle_timeout`` seconds (idle, or trickling its headers) is closed, as is a keep-alive
@@ -30,11 +39,14 @@ import logging
 import re
 import socket
 import threading
+import time
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
+from cnnlab.detect.pipeline.timing import LatencyWindow
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.web")
@@ -103,17 +115,27 @@ class FrameBroadcaster:
         self.viewers = 0
         self.encoded = 0
         self.published = 0
+        self.captured: OrderedDict[int, float] = OrderedDict()   # seq -> capture time (time.time())
         self.listeners: list[Any] = []
         self._thread = threading.Thread(target=self._encode_loop, name="web-encoder", daemon=True)
         self._thread.start()
 
-    def publish(self, image_bgr: np.ndarray) -> None:
-        """Hand over a frame (never blocks on encoding or viewers; the array must not be modified)."""
+    def publish(self, image_bgr: np.ndarray, captured_at: float | None = None) -> None:
+        """Hand over a frame (never blocks on encoding or viewers; the array must not be modified);
+        ``captured_at``: when it was captured (``time.time()``; default now), for the latency figures."""
         with self._cond:
             self._raw = image_bgr
             self._raw_seq += 1
             self.published += 1
+            self.captured[self._raw_seq] = time.time() if captured_at is None else float(captured_at)
+            while len(self.captured) > 512:
+                self.captured.popitem(last=False)
             self._cond.notify_all()
+
+    def capture_time(self, seq: int) -> float | None:
+        """When frame ``seq`` was captured (``time.time()``), if it is among the last 512."""
+        with self._cond:
+            return self.captured.get(seq)
 
     def _encode(self, image: np.ndarray) -> bytes:
         import cv2
@@ -185,62 +207,6 @@ class FrameBroadcaster:
             self._cond.notify_all()
         self._thread.join(2.0)
         self._notify()
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>cnnlab live view</title>
-<style>
- body{margin:0;background:#111;color:#eee;font:14px/1.4 system-ui,sans-serif}
- header{padding:.5em 1em;background:#222;display:flex;gap:1.5em;align-items:baseline;flex-wrap:wrap}
- header h1{font-size:1.1em;margin:0}
- #fps{font-size:1.6em;font-weight:bold;color:#7f7}
- main{display:flex;flex-wrap:wrap;gap:1em;padding:1em;align-items:flex-start}
- #side{flex:1 1 18em;max-width:30em}
- #info td.n{overflow-wrap:anywhere}
- #info td:first-child{white-space:nowrap}
- #view{max-width:100%;background:#000;image-rendering:auto}
- table{border-collapse:collapse;min-width:16em}
- td,th{padding:.15em .6em;border-bottom:1px solid #333;text-align:left}
- td.n{text-align:right;font-variant-numeric:tabular-nums}
- #status{color:#fa5}
-</style></head>
-<body>
-<header><h1>cnnlab live view</h1>
- <span>FPS <span id="fps">-</span></span>
- <span id="target"></span><span id="status"></span></header>
-<main>
- <img id="view" alt="live detections" src="stream.mjpg__Q__">
- <div id="side"><table id="stages"><thead><tr><th>stage</th><th>ms (moving avg)</th></tr></thead><tbody></tbody></table>
- <table id="info"><tbody></tbody></table></div>
-</main>
-<script>
-const Q = "__Q__";
-function row(k, v){ return "<tr><td>" + k + "</td><td class='n'>" + v + "</td></tr>"; }
-async function poll(){
-  try {
-    const r = await fetch("stats" + Q, {cache: "no-store"});
-    if (!r.ok) throw new Error(r.status);
-    const s = await r.json();
-    document.getElementById("fps").textContent = s.fps.toFixed(1);
-    document.getElementById("target").textContent =
-      s.max_fps ? ("max " + s.max_fps + " fps, achieved " + s.mean_fps.toFixed(1)) : ("mean " + s.mean_fps.toFixed(1) + " fps");
-    let rows = "";
-    for (const [k, v] of Object.entries(s.stages_ms || {})) rows += row(k, v.toFixed(1));
-    rows += row("<b>total</b>", (s.frame_ms || 0).toFixed(1));
-    document.querySelector("#stages tbody").innerHTML = rows;
-    document.querySelector("#info tbody").innerHTML =
-      row("frames", s.frames) + row("source FPS", (s.capture_fps || 0).toFixed(1)) +
-      row("dropped (stale)", s.dropped) + row("detections", s.detections) +
-      row("viewers", s.viewers) + row("source", s.source || "");
-    document.getElementById("status").textContent = s.running ? "" : "stopped";
-  } catch (e) { document.getElementById("status").textContent = "no connection"; }
-}
-const img = document.getElementById("view");
-img.onerror = () => setTimeout(() => { img.src = "stream.mjpg" + Q + (Q ? "&" : "?") + "t=" + Date.now(); }, 1000);
-poll(); setInterval(poll, 500);
-</script></body></html>
-"""
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -460,6 +426,8 @@ class LiveViewServer:
         self.counts = {"accepted": 0, "refused": 0, "timed_out": 0, "bad_requests": 0, "dropped_viewers": 0}
         self._stats: dict[str, Any] = {"fps": 0.0, "mean_fps": 0.0, "frames": 0, "running": True}
         self._lock = threading.Lock()
+        self._sent_latency = LatencyWindow(300)      # capture -> part written to a viewer (ms)
+        self._display_latency = LatencyWindow(300)   # capture -> browser's ack after painting (ms)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -629,8 +597,13 @@ class LiveViewServer:
             return self._response(401, b"access token required (?token=...)\n", "text/plain")
         route = request.path.rstrip("/") or "/"
         if route == "/":
+            from cnnlab import templating
+
             q = f"?token={quote(self.token)}" if self.token else ""
-            return self._response(200, PAGE.replace("__Q__", q).encode(), "text/html; charset=utf-8")
+            page = templating.render("cnnlab.detect", "live.html.j2", q=q)
+            return self._response(200, page.encode(), "text/html; charset=utf-8")
+        if route == "/ack":
+            return self._ack(request.query.get("seq", ""))
         if route == "/stats":
             return self._response(200, json.dumps(self.stats_snapshot()).encode(), "application/json")
         if route == "/snapshot.jpg":
@@ -676,6 +649,7 @@ class LiveViewServer:
                 # resp.write returns once the bytes are buffered below the transport's high-water mark;
                 # a viewer that takes none for client_timeout seconds is dropped, alone.
                 await asyncio.wait_for(resp.write(part), self.client_timeout)
+                self._record(self._sent_latency, newest)
         except (OSError, asyncio.TimeoutError) as e:      # reset, broken pipe, stalled: the viewer is gone
             self.counts["dropped_viewers"] += 1
             log.debug("live view: viewer dropped%s", _describe(e))
@@ -687,10 +661,31 @@ class LiveViewServer:
             bc.add_viewer(-1)
         return resp
 
+    def _record(self, window: LatencyWindow, seq: int) -> bool:
+        captured = self.broadcaster.capture_time(seq)
+        if captured is None:
+            return False
+        with self._lock:
+            window.add(max(0.0, (time.time() - captured) * 1e3))
+        return True
+
+    def _ack(self, text: str) -> Any:
+        """``/ack?seq=N``: a browser painted frame N; record capture -> now (204, or 400 for a bad N)."""
+        if not text.isdigit() or len(text) > 18:
+            return self._response(400, b"seq must be a frame number\n", "text/plain")
+        self._record(self._display_latency, int(text))
+        return self._response(204, b"", "text/plain")
+
+    def latency_summary(self) -> dict[str, Any]:
+        """``{"sent": {p50, p95, n} | None, "display": ... | None}`` in milliseconds (see the module doc)."""
+        with self._lock:
+            return {"sent": self._sent_latency.summary(), "display": self._display_latency.summary()}
+
     def _part(self, seq: int, jpeg: bytes) -> bytes:
         """The multipart part of frame ``seq``, built once and shared by every viewer."""
         if self._last_part[0] != seq:
-            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nX-Frame: {seq}\r\n"
+                    f"Content-Length: {len(jpeg)}\r\n\r\n")
             self._last_part = (seq, head.encode() + jpeg + b"\r\n")
         return self._last_part[1]
 
@@ -713,8 +708,8 @@ class LiveViewServer:
         server = self._server
         return server.open_connections() if server is not None else 0
 
-    def publish(self, image_bgr: np.ndarray) -> None:
-        self.broadcaster.publish(image_bgr)
+    def publish(self, image_bgr: np.ndarray, captured_at: float | None = None) -> None:
+        self.broadcaster.publish(image_bgr, captured_at)
 
     def update_stats(self, stats: dict[str, Any]) -> None:
         with self._lock:
@@ -722,4 +717,5 @@ class LiveViewServer:
 
     def stats_snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {**self._stats, "viewers": self.broadcaster.viewers, "connections": self.connections}
+            stats = {**self._stats, "viewers": self.broadcaster.viewers, "connections": self.connections}
+        return stats | {"web_latency": self.latency_summary()}

@@ -302,7 +302,7 @@ def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[s
 def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
                   counts: dict[str, int] | None = None) -> CompareResult:
     """Write comparison.md/.csv/.html, curves.png and summary.json from the stored results."""
-    from cnnlab.experiments.report_blocks import clean_rows, esc, html_figure, html_page, html_table
+    from cnnlab.experiments.report_blocks import Image, Report, Table, Text, clean_rows, render_html
     from cnnlab.experiments.tables import to_csv, to_markdown
 
     run_dir = Path(run_dir)
@@ -324,11 +324,11 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     if curves is not None:
         md += [f"![validation accuracy of every entry]({CURVES})", ""]
     files["table_md"] = atomic_write_text(run_dir / f"{TABLE}.md", "\n".join(md))
-    body = [f"<p>{esc('Shared settings: ' + settings)}.</p>" if settings else "",
-            html_table(rows, COLUMNS), f"<p class=\"meta\">{esc('Columns: ' + legend)}.</p>"]
+    page = Report(title, [Text(f"Shared settings: {settings}.")] if settings else [])
+    page.blocks += [Table(rows, COLUMNS), Text(f"Columns: {legend}.", style="meta")]
     if curves is not None:
-        body.append(html_figure(curves, "validation accuracy of every entry, by epoch and by training time"))
-    files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", html_page(title, "\n".join(body)))
+        page.blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
+    files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", render_html(page))
 
     write_json(run_dir / SUMMARY, {
         "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": COLUMNS,

@@ -1,8 +1,9 @@
 """Report building blocks (headings, text, tables, images, code) rendered to Markdown and to HTML.
 
 A report is a flat list of blocks. Markdown output links its images from an ``assets/`` folder beside
-it; HTML output is one self-contained page: images are embedded as base64 ``data:`` URIs and every
-piece of text goes through :func:`html.escape`. Tables use the shared helpers of
+it; HTML output is one self-contained page rendered from the Jinja2 templates packaged in
+``cnnlab/experiments/templates`` (``report.html.j2`` + ``report.css``, autoescaped): images are
+embedded as base64 ``data:`` URIs. Tables use the shared helpers of
 :mod:`cnnlab.experiments.tables`, so a report table looks like every other cnnlab table.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import html
 import math
 import mimetypes
 import re
@@ -31,9 +31,10 @@ class Heading:
 
 @dataclass
 class Text:
-    """A paragraph of plain text (never interpreted as markup)."""
+    """A paragraph of plain text (never interpreted as markup); ``style`` "meta": small and grey in HTML."""
 
     text: str
+    style: str = ""
 
 
 @dataclass
@@ -150,30 +151,7 @@ def _unique(base: str, used: set[str], suffix: str = "") -> str:
     return name
 
 
-# -- HTML ---------------------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
-padding:0 1rem;color:#1d2327;line-height:1.45}
-h1{border-bottom:2px solid #264653;padding-bottom:.3rem}
-h2{margin-top:2.2rem;border-bottom:1px solid #ccd;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.88rem;display:block;overflow-x:auto}
-th,td{border:1px solid #ccd;padding:.25rem .55rem;text-align:left;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-th{background:#eef2f5}
-tr:nth-child(even) td{background:#f8fafb}
-caption{caption-side:top;text-align:left;font-style:italic;padding:.2rem 0}
-figure{margin:1rem 0}
-figure img{max-width:100%;border:1px solid #dde}
-figcaption{font-size:.85rem;color:#555}
-pre{background:#f4f6f8;padding:.7rem;overflow-x:auto;font-size:.82rem}
-.meta{color:#666;font-size:.85rem}
-"""
-
-
-def esc(text: Any) -> str:
-    """HTML-escape any value (quotes included)."""
-    return html.escape(str(text), quote=True)
+# -- HTML (Jinja2 templates in cnnlab/experiments/templates) -----------------------------------------
 
 
 def data_uri(path: str | Path) -> str:
@@ -182,56 +160,43 @@ def data_uri(path: str | Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
-def html_table(rows: list[dict[str, Any]], columns: list[str], caption: str = "") -> str:
-    """An escaped HTML ``<table>``; numbers are formatted like the Markdown tables and right-aligned."""
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption>{esc(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr></thead><tbody>")
-    for r in rows:
-        cells = []
-        for v in (r.get(c) for c in columns):
-            cls = ' class="num"' if is_number(v) and not math.isnan(v) else ""
-            cells.append(f"<td{cls}>{esc(fmt(v))}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
+def table_view(rows: list[dict[str, Any]], columns: list[str], caption: str = "") -> dict[str, Any]:
+    """What the table macro needs: the columns, and each cell's text (formatted as in the Markdown
+    tables) and whether it is a number (right-aligned)."""
+    cells = [[{"text": fmt(v), "num": is_number(v) and not math.isnan(v)} for v in (r.get(c) for c in columns)]
+             for r in clean_rows(rows, columns)]
+    return {"kind": "table", "columns": columns, "rows": cells, "caption": caption}
 
 
-def html_figure(path: str | Path, caption: str = "") -> str:
-    alt = caption or Path(path).name
-    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="{data_uri(path)}" alt="{esc(alt)}">{cap}</figure>'
-
-
-def html_page(title: str, body: str) -> str:
-    """A complete, self-contained HTML document (inline CSS, no external assets)."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{esc(title)}</h1>\n{body}\n</body>\n</html>\n")
-
-
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page, with a table of contents of its level-2 headings."""
-    body: list[str] = []
-    toc: list[str] = []
+def _block_views(report: Report) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The blocks as plain dicts for the template, and the table of contents (level-2 headings)."""
+    views: list[dict[str, Any]] = []
+    toc: list[dict[str, str]] = []
     used: set[str] = set()
     for b in report.blocks:
         if isinstance(b, Heading):
             level = max(2, min(6, b.level))
             anchor = _unique(re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-") or "section", used)
             if level == 2:
-                toc.append(f'<li><a href="#{anchor}">{esc(b.text)}</a></li>')
-            body.append(f'<h{level} id="{anchor}">{esc(b.text)}</h{level}>')
+                toc.append({"anchor": anchor, "text": b.text})
+            views.append({"kind": "heading", "level": level, "anchor": anchor, "text": b.text})
         elif isinstance(b, Text):
-            body.append(f"<p>{esc(b.text)}</p>")
+            views.append({"kind": "text", "text": b.text, "style": b.style})
         elif isinstance(b, Table):
-            body.append(html_table(clean_rows(b.rows, b.columns), b.columns, b.caption))
+            views.append(table_view(b.rows, b.columns, b.caption))
         elif isinstance(b, Image):
-            body.append(html_figure(b.path, b.caption))
+            views.append({"kind": "image", "src": data_uri(b.path), "caption": b.caption,
+                          "alt": b.caption or Path(b.path).name})
         elif isinstance(b, Code):
-            pre = f"<pre><code>{esc(b.text.rstrip())}</code></pre>"
-            body.append(f"<details><summary>{esc(b.summary)}</summary>{pre}</details>" if b.summary else pre)
-    contents = f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>\n" if len(toc) > 1 else ""
-    return html_page(report.title, contents + "\n".join(body))
+            views.append({"kind": "code", "text": b.text.rstrip(), "summary": b.summary})
+    return views, toc
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page (inline CSS, images as ``data:`` URIs), with a table
+    of contents of its level-2 headings when it has more than one; rendered by ``report.html.j2``."""
+    from cnnlab import templating
+
+    blocks, toc = _block_views(report)
+    return templating.render(__package__, "report.html.j2", title=report.title, blocks=blocks,
+                             toc=toc if len(toc) > 1 else [], css=templating.source(__package__, "report.css"))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cnnlab.data.samples import held_out_images
 from cnnlab.errors import UserError
 from cnnlab.experiments.report_blocks import Block, Code, Heading, Image, Table, Text, key_values
 from cnnlab.experiments.tables import inline, read_csv_rows, read_history
@@ -108,8 +109,11 @@ def _curves(run: Path, work: Path, level: int) -> list[Block]:
             return []
         from cnnlab.tasks.classify.metrics import plot_curves
 
-        path = plot_curves(hist, _work_file(work, run, "curves.png"))
-    return [Heading("Training curves", level), Image(path, "accuracy and loss per epoch, training and validation")]
+        best = read_json(run / "metrics.json").get("best_epoch") if (run / "metrics.json").is_file() else None
+        path = plot_curves(hist, _work_file(work, run, "curves.png"),
+                           best_epoch=best if isinstance(best, int) else None)
+    return [Heading("Training curves", level),
+            Image(path, "accuracy, loss (training and validation) and learning rate per epoch")]
 
 
 def _confusion(run: Path, metrics: dict[str, Any], config: dict[str, Any], work: Path, level: int) -> list[Block]:
@@ -153,41 +157,6 @@ def _work_file(work: Path, run: Path, name: str) -> Path:
 
 
 # -- sample predictions: a grid of held-out images with predicted vs true labels -----------------------
-
-
-def held_out_images(config: dict[str, Any], n: int, seed: int = 0) -> tuple[list[np.ndarray], list[int],
-                                                                           list[str], str]:
-    """``n`` seeded picks of the run's test images (HxWxC uint8), their labels, the classes, the split."""
-    from cnnlab.data import kfold_splits, validation_split
-    from cnnlab.tasks.classify.data import load_split
-
-    name = config.get("dataset")
-    if not name:
-        raise UserError("the run's config names no dataset")
-    opts = dict(config.get("dataset_options") or {})
-    if name == "folder" and config.get("img_size"):
-        opts.setdefault("img_size", config["img_size"])
-    data_dir = config.get("data_dir")
-    try:
-        ds, split = load_split(name, "test", data_dir, opts), "test"
-        idx = np.arange(len(ds))
-    except UserError:
-        ds, split = load_split(name, "train", data_dir, opts), "validation"
-        labels = np.asarray(ds.labels)
-        fraction = float(config.get("validation_split") or 0.0)
-        seed_ = int(config.get("seed", 0))
-        if int(config.get("folds") or 0) > 1:
-            idx = kfold_splits(labels, int(config["folds"]), seed=seed_)[int(config.get("fold") or 0)][1]
-        elif fraction > 0:
-            _, idx = validation_split(labels, fraction, seed=seed_)
-        else:
-            idx, split = np.arange(len(labels)), "train"
-    if len(idx) == 0:
-        raise UserError(f"{name} has no {split} images to show")
-    pick = np.sort(np.random.default_rng(seed).choice(np.asarray(idx), min(n, len(idx)), replace=False))
-    items = [ds[int(i)] for i in pick]
-    images = [np.ascontiguousarray(np.asarray(img).transpose(1, 2, 0)) for img, _ in items]
-    return images, [int(label) for _, label in items], list(ds.classes), split
 
 
 def sample_predictions(run: str | Path, path: str | Path, n: int = 16, seed: int = 0

@@ -168,6 +168,25 @@ class SummaryResult:
     def __str__(self) -> str:
         return self.to_markdown()
 
+    def __repr__(self) -> str:
+        return (f"SummaryResult({self.model_name}, input {list(self.input_size)}, {self.total_params:,} params, "
+                f"{_short(self.macs)}MACs per sample, {len(self.rows)} layers)")
+
+    def __rich__(self) -> Any:
+        """``rich`` renders the layer table (a terminal, or ``rich.print(summary)``)."""
+        return self.to_rich_table()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the layer table and the totals (the summary as a cell's last line)."""
+        from cnnlab.notebook import html_table
+
+        rows = [[*self._row_cells(r)[:3], r.params_trainable, r.params_non_trainable, _short(r.macs)]
+                for r in self.rows]
+        rows.append(["total", "", str([self.batch, *(self.output_shape or [])]), self.trainable,
+                     self.non_trainable, _short(self.macs)])
+        return html_table(rows, [c for c, _ in COLUMNS], notes=self.totals_lines(),
+                          title=f"{self.model_name}  input {list(self.input_size)}  batch {self.batch}")
+
 
 def summary(model: Any, input_size: tuple[int, ...] | str | None = None, batch: int = 1,
             num_classes: int = 10, max_depth: int | None = None, device: str = "cpu") -> SummaryResult:

@@ -22,11 +22,12 @@ from cnnlab.detect.pipeline.sources import (
     VideoCaptureSource,
     open_source,
 )
+from cnnlab.detect.pipeline.stream import stream_results
 from cnnlab.detect.pipeline.timing import STAGES, FpsMeter, StageTimes, Throttle
 
 __all__ = [
     "STAGES", "CallbackSink", "CaptureThread", "FpsMeter", "Frame", "FrameResult", "FrameSource",
     "ImageSequenceSource", "ImageSink", "JsonlSink", "Pipeline", "PipelineSummary", "Sink",
     "SourceInfo", "StageTimes", "Throttle", "VideoCaptureSource", "VideoSink", "WebSink",
-    "WindowSink", "build_sinks", "gui_available", "open_source", "run_pipeline",
+    "WindowSink", "build_sinks", "gui_available", "open_source", "run_pipeline", "stream_results",
 ]

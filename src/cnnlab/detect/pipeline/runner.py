@@ -26,7 +26,17 @@ from cnnlab.detect.pipeline.sinks import (
     WindowSink,
 )
 from cnnlab.detect.pipeline.sources import CaptureThread, Frame, FrameSource, open_source
-from cnnlab.detect.pipeline.timing import STAGES, FpsMeter, StageTimes, Throttle, draw_overlay, format_stages
+from cnnlab.detect.pipeline.timing import (
+    STAGES,
+    FpsMeter,
+    LatencyWindow,
+    StageTimes,
+    Throttle,
+    draw_overlay,
+    format_latency,
+    format_progress,
+    format_stages,
+)
 from cnnlab.errors import UserError
 
 log = logging.getLogger("cnnlab.stream")
@@ -55,14 +65,17 @@ class PipelineSummary:
     outputs: dict[str, str] = field(default_factory=dict)
     overlap: bool = False               # post-processing/drawing/outputs ran on their own thread
     throttled_s: float = 0.0            # seconds the --max-fps throttle slept in total
+    output_latency_ms: dict[str, float] = field(default_factory=dict)  # capture -> outputs written: p50, p95
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
         cap = f" (max {self.max_fps:g})" if self.max_fps else ""
+        lat = format_latency(self.output_latency_ms, "capture -> output, recent frames")
         return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.2f} FPS{cap}; "
-                f"{format_stages(self.stages_ms)}; dropped {self.dropped}; stopped by {self.stopped_by}")
+                f"{format_stages(self.stages_ms)}; {lat + '; ' if lat else ''}dropped {self.dropped}; "
+                f"stopped by {self.stopped_by}")
 
 
 @dataclass
@@ -124,7 +137,10 @@ class Pipeline:
         self.capture: CaptureThread | None = None
         self.times = StageTimes()
         self.meter = FpsMeter(30)
+        self.latency = LatencyWindow(300)    # capture -> every output has the frame (ms), recent frames
         self.stats: dict[str, Any] = {}
+        self.stats_last: dict[str, Any] | None = None   # the live figures of the newest finished frame
+        self._needs_overlay = False
         self._stop = threading.Event()
         self._stopped_by = "end"
         # per-run state, reset by run(); written by whichever thread finishes frames
@@ -142,10 +158,18 @@ class Pipeline:
         self._stop.set()
 
     # -- the loop ---------------------------------------------------------------------------------
-    def _live_stats(self, frame_index: int, n_dets: int, latency_ms: float) -> dict[str, Any]:
+    def _live_stats(self, frame_index: int, n_dets: int, latency_ms: float, position: int | None = None
+                    ) -> dict[str, Any]:
         recent = self.times.recent()
         cap = self.capture
+        info = self.source.info
+        total = info.frame_count if not self.source.live and info.frame_count else None
+        pos = (position if position is not None else frame_index) + 1
+        fps = self.meter.fps
+        eta = (max(total - pos, 0) / fps) if total and fps > 0 else None
         return {
+            "position": pos, "total": total, "eta_s": round(eta, 1) if eta is not None else None,
+            "latency": self.latency.summary(),
             "fps": round(self.meter.fps, 3), "mean_fps": round(self.meter.mean_fps, 3),
             "max_fps": self.max_fps, "frames": frame_index + 1,
             "dropped": cap.stats.dropped if cap else 0, "detections": n_dets,
@@ -205,21 +229,24 @@ class Pipeline:
             stages["postprocess"] = (time.perf_counter() - t) * 1e3
         n = self._done
         t2 = time.perf_counter()
-        stats = self._live_stats(n, len(dets), work.latency_ms)
-        annotated = None
+        stats = self._live_stats(n, len(dets), work.latency_ms, work.frame.position)
+        self.stats_last = stats
+        annotated = overlaid = None
         if self._draw_fn is not None:
             annotated = self._draw_fn(work.frame.image, dets)      # draw_detections returns a copy
-            if self.overlay:
-                draw_overlay(annotated, stats)
+            if self.overlay and self._needs_overlay:
+                overlaid = draw_overlay(annotated.copy(), stats, dets.boxes)
         t3 = time.perf_counter()
         stages["draw"] = (t3 - t2) * 1e3
         stages["output"] = self._last_output_ms       # this frame's output time is known only after
         frame = work.frame
         result = FrameResult(n, frame.position, frame.image, dets, stages, stats,
-                             time.time() - (time.perf_counter() - frame.captured_at), annotated)
+                             time.time() - (time.perf_counter() - frame.captured_at), annotated, overlaid=overlaid)
         for s in self.sinks:
             s.write(result)
-        self._last_output_ms = stages["output"] = (time.perf_counter() - t3) * 1e3
+        t4 = time.perf_counter()
+        self._last_output_ms = stages["output"] = (t4 - t3) * 1e3
+        self.latency.add((t4 - frame.captured_at) * 1e3)
         self.times.add(stages)
         self._latency_sum += work.latency_ms
         self._done += 1
@@ -259,6 +286,9 @@ class Pipeline:
             self.detector.warmup(1)     # first calls allocate: keep them out of the figures
         need_image = any(s.needs_image for s in self.sinks)
         self._draw_fn = (self._draw or draw_detections) if need_image else None
+        # the web page shows the figures beside the video: only other outputs get them drawn in
+        self._needs_overlay = any(s.needs_image and not isinstance(s, WebSink) for s in self.sinks)
+        self.latency = LatencyWindow(300)
         # Windows must be driven from the thread that created them: no output thread with --show.
         overlap = self.overlap and not any(isinstance(s, WindowSink) for s in self.sinks)
         throttle = Throttle(self.max_fps)
@@ -345,17 +375,23 @@ class Pipeline:
             capture_fps=self.capture.meter.mean_fps, dropped=cs.dropped,
             reconnects=cs.reconnects, max_buffered=cs.max_buffered, buffer_bound=self.capture.bound,
             stopped_by=self._stopped_by, source=info.to_dict(), outputs=_outputs(self.sinks),
-            overlap=overlap, throttled_s=throttle.slept)
+            overlap=overlap, throttled_s=throttle.slept, output_latency_ms=self.latency.summary() or {})
         self.stats = self._live_stats(max(n - 1, 0), 0, 0.0) | {"running": False}
         return summary
 
     def _log_line(self, n: int) -> str:
+        """``frame 191/795 (24%), ETA 0:21 | 28.1 FPS | latency p50 .. | stages | web: ...``."""
         cap = self.capture
         rate = f"{self.meter.fps:.1f} FPS"
         if self.max_fps:
             rate += f" (max {self.max_fps:g}, achieved {self.meter.mean_fps:.1f})"
         drops = f" | dropped {cap.stats.dropped}" if cap and cap.stats.dropped else ""
-        return f"frame {n} | {rate} | {format_stages(self.times.recent())}{drops}"
+        last = self.stats_last or {}
+        progress = format_progress(last) if last.get("total") else f"frame {n}"
+        latency = format_latency(self.latency.summary(), "capture -> output")
+        parts = [progress, rate] + ([latency] if latency else []) + [format_stages(self.times.recent())]
+        parts += [text for s in self.sinks if (text := getattr(s, "status_text", lambda: "")())]
+        return " | ".join(parts) + drops
 
 
 def _outputs(sinks: list[Sink]) -> dict[str, str]:

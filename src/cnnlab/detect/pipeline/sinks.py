@@ -35,13 +35,17 @@ class FrameResult:
     stages_ms: dict[str, float]      # this frame's stage times (output: the previous frame's)
     stats: dict[str, Any]            # live figures: fps, mean_fps, stages_ms (moving avg), ...
     timestamp: float                 # wall-clock time (time.time()) of capture
-    annotated: np.ndarray | None = None
+    annotated: np.ndarray | None = None   # the frame with the detections drawn
     meta: dict[str, Any] = field(default_factory=dict)
+    overlaid: np.ndarray | None = None    # ``annotated`` plus the live figures in a free corner
 
     @property
     def shown(self) -> np.ndarray:
-        """The annotated frame, else the captured one."""
-        return self.annotated if self.annotated is not None else self.image
+        """The frame with detections and live figures, else with detections, else the captured one."""
+        for image in (self.overlaid, self.annotated):
+            if image is not None:
+                return image
+        return self.image
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready record of the frame (no pixels)."""
@@ -67,6 +71,10 @@ class Sink:
 
     def close(self) -> None:
         """Release resources; must be safe to call more than once."""
+
+    def status_text(self) -> str:
+        """A short addition to the pipeline's log line (empty: nothing to add)."""
+        return ""
 
     @property
     def stop_requested(self) -> bool:
@@ -259,8 +267,22 @@ class WebSink(Sink):
         self._started = True
 
     def write(self, result: FrameResult) -> None:
-        self.server.publish(result.shown)
+        # the page shows the live figures in its own bar, so the video carries only the detections
+        image = result.annotated if result.annotated is not None else result.image
+        self.server.publish(image, captured_at=result.timestamp)
         self.server.update_stats(result.stats)
+
+    def status_text(self) -> str:
+        """``web: display p50 .. ms, p95 .. ms (browser ack)`` once a browser has acknowledged frames,
+        else the capture -> sent figures, else nothing."""
+        from cnnlab.detect.pipeline.timing import format_latency
+
+        lat = self.server.latency_summary()
+        if lat.get("display"):
+            return "web " + format_latency(lat["display"], "capture -> shown in browser")
+        if lat.get("sent"):
+            return "web " + format_latency(lat["sent"], "capture -> sent to viewer")
+        return ""
 
     def close(self) -> None:
         if self._started:

@@ -205,29 +205,38 @@ def rows_to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Two panels: mAP@0.5 per cell, and achieved vs configured FPS with the stage breakdown."""
+def sweep_figure(rows: list[dict[str, Any]]) -> Any:
+    """Two panels: mAP per setting, and the stage breakdown per frame with the achieved vs configured
+    FPS as markers (settings are categories: no line joins them); legends sit below the axes, never
+    over the bars."""
     labels = [f"{r['capture']}\n{r['imgsz']} px\n{r['max_fps']:g} fps" for r in rows]
     x = np.arange(len(rows))
-    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(max(8, 1.6 * len(rows) + 4), 4.5))
-    ax1.bar(x, [r["mAP50"] for r in rows], color="tab:blue", label="mAP@0.5")
-    ax1.bar(x, [r["mAP50_95"] for r in rows], color="tab:cyan", width=0.5, label="mAP@0.5:0.95")
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(max(9, 1.7 * len(rows) + 5), 5.4), layout="constrained")
+    ax1.bar(x - 0.2, [r["mAP50"] for r in rows], width=0.4, color="tab:blue", label="mAP@0.5")
+    ax1.bar(x + 0.2, [r["mAP50_95"] for r in rows], width=0.4, color="tab:cyan", label="mAP@0.5:0.95")
     ax1.set_xticks(x, labels, fontsize=7)
-    ax1.set(ylabel="mAP", title="accuracy per setting")
-    ax1.legend(fontsize=8)
+    ax1.set(ylabel="mAP", title="accuracy per setting", ylim=(0, 1))
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     bottom = np.zeros(len(rows))
     for s in STAGES:
         vals = np.array([r[f"{s}_ms"] for r in rows])
-        ax2.bar(x, vals, bottom=bottom, label=f"{s}")
+        ax2.bar(x, vals, bottom=bottom, width=0.55, label=f"{s} (ms)")
         bottom += vals
     ax2.set(ylabel="ms per frame (stages)", title="speed per setting")
     ax2.set_xticks(x, labels, fontsize=7)
-    ax2.legend(fontsize=7, loc="upper left")
     ax3 = ax2.twinx()
-    ax3.plot(x, [r["achieved_fps"] for r in rows], "ko-", label="achieved FPS")
-    ax3.plot(x, [r["max_fps"] for r in rows], "r_", markersize=18, mew=2, label="max FPS setting")
-    ax3.set(ylabel="FPS", ylim=(0, None))
-    ax3.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    save_figure(fig, path.with_suffix(".png"))
+    ax3.plot(x, [r["achieved_fps"] for r in rows], "ko", ls="none", ms=7, label="achieved FPS")
+    ax3.plot(x, [r["max_fps"] for r in rows], "r_", ls="none", markersize=22, mew=2, label="max FPS setting")
+    top = max([r["achieved_fps"] for r in rows] + [r["max_fps"] for r in rows] + [1.0])
+    ax3.set(ylabel="FPS", ylim=(0, top * 1.15))
+    handles = ax2.get_legend_handles_labels()
+    extra = ax3.get_legend_handles_labels()
+    ax2.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc="upper center",
+               bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
+    return fig
+
+
+def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path:
+    """``<path>.png``: see `sweep_figure`."""
+    save_figure(sweep_figure(rows), path.with_suffix(".png"))
     return path

@@ -146,6 +146,51 @@ def format_stages(ms: dict[str, float]) -> str:
     return " ".join(f"{short.get(k, k)} {v:.1f}" for k, v in ms.items()) + " ms"
 
 
+class LatencyWindow:
+    """The last ``window`` latencies (milliseconds): median, 95th percentile and how many were seen."""
+
+    def __init__(self, window: int = 300) -> None:
+        self._values: deque[float] = deque(maxlen=window)
+        self.count = 0
+
+    def add(self, ms: float) -> None:
+        self._values.append(float(ms))
+        self.count += 1
+
+    def summary(self) -> dict[str, float] | None:
+        """``{"p50": ms, "p95": ms, "n": count}`` over the window, or None before the first value."""
+        if not self._values:
+            return None
+        arr = np.fromiter(self._values, float)
+        return {"p50": round(float(np.percentile(arr, 50)), 2), "p95": round(float(np.percentile(arr, 95)), 2),
+                "n": self.count}
+
+
+def format_eta(seconds: float | None) -> str:
+    """``0:42`` / ``1:02:03`` for a number of seconds; ``?`` when unknown."""
+    if seconds is None or not np.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def format_progress(stats: dict[str, Any]) -> str:
+    """``frame 191/795 (24%), ETA 0:21`` for a source of known length; ``frame 191`` otherwise."""
+    total, pos = stats.get("total"), stats.get("position") or stats.get("frames", 0)
+    if total:
+        return f"frame {pos}/{total} ({100 * pos / total:.0f}%), ETA {format_eta(stats.get('eta_s'))}"
+    return f"frame {pos}"
+
+
+def format_latency(summary: dict[str, float] | None, what: str) -> str:
+    """``latency p50 41 ms, p95 58 ms (capture -> output)``; empty before the first value."""
+    if not summary:
+        return ""
+    return f"latency p50 {summary['p50']:.0f} ms, p95 {summary['p95']:.0f} ms ({what})"
+
+
 def overlay_lines(stats: dict[str, Any]) -> list[str]:
     """The text lines shown on the frame for the live ``stats`` of the pipeline."""
     fps = float(stats.get("fps", 0.0))
@@ -154,14 +199,37 @@ def overlay_lines(stats: dict[str, Any]) -> list[str]:
         first += f"  (max {stats['max_fps']:g}, achieved {float(stats.get('mean_fps', 0.0)):.1f})"
     if stats.get("dropped"):
         first += f"  dropped {stats['dropped']}"
+    if stats.get("total"):
+        first += "  " + format_progress(stats)
     lines = [first]
+    if stats.get("latency"):
+        lines.append(format_latency(stats["latency"], "capture -> output"))
     if stats.get("stages_ms"):
         lines.append(format_stages(stats["stages_ms"]))
     return lines
 
 
-def draw_overlay(image: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
-    """Write the overlay onto ``image`` (in place, top-left, white on a dark band) and return it."""
+def overlay_corner(size: tuple[int, int], band: tuple[int, int], boxes: np.ndarray | None) -> tuple[int, int]:
+    """Top-left ``(x, y)`` of the corner band (``band`` = width, height) that covers the least box area
+    of an image of ``size`` (width, height); ties go to top-left, top-right, bottom-left, bottom-right."""
+    w, h = size
+    bw, bh = min(band[0], w), min(band[1], h)
+    corners = [(0, 0), (w - bw, 0), (0, h - bh), (w - bw, h - bh)]
+    if boxes is None or not len(boxes):
+        return corners[0]
+
+    def covered(x: int, y: int) -> float:
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        ix = np.clip(np.minimum(b[:, 2], x + bw) - np.maximum(b[:, 0], x), 0, None)
+        iy = np.clip(np.minimum(b[:, 3], y + bh) - np.maximum(b[:, 1], y), 0, None)
+        return float((ix * iy).sum())
+
+    return min(corners, key=lambda c: covered(*c))   # min keeps the first of equals
+
+
+def draw_overlay(image: np.ndarray, stats: dict[str, Any], boxes: np.ndarray | None = None) -> np.ndarray:
+    """Write the overlay onto ``image`` (in place) and return it: white text on a darkened, see-through
+    band in the corner that covers the fewest detection ``boxes`` (xyxy pixels)."""
     import cv2
 
     lines = overlay_lines(stats)
@@ -171,9 +239,12 @@ def draw_overlay(image: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     step = th + base + 4
     width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in lines) + 10
-    band = image[0:min(h, step * len(lines) + 4), 0:min(w, width)]
+    height = step * len(lines) + 4
+    x0, y0 = overlay_corner((w, h), (width, height), boxes)
+    band = image[y0:y0 + min(h, height), x0:x0 + min(w, width)]
     band[:] = (band * 0.35).astype(np.uint8)   # darken behind the text so it stays readable
     for i, text in enumerate(lines):
-        y = 4 + th + i * step
-        cv2.putText(image, text, (5, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        y = y0 + 4 + th + i * step
+        cv2.putText(image, text, (x0 + 5, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
     return image

@@ -15,10 +15,14 @@ GT_COLOUR = (0, 200, 0)  # BGR green: ground truth
 
 
 def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """``results.png``: train/val box, objectness and class losses, mAP@0.5, mAP@0.5:0.95 and lr."""
+    """``results.png``: train/val box, objectness and class losses, mAP@0.5, mAP@0.5:0.95 and lr, whole-number
+    epoch ticks, the best epoch (highest fitness: 0.1 mAP50 + 0.9 mAP50-95) marked in every panel."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
+    scored = [(h["fitness"], h["epoch"]) for h in history
+              if isinstance(h.get("fitness"), (int, float)) and h["fitness"] == h["fitness"]]
+    best = max(scored)[1] if scored else None     # what weights/best.pt holds (monitor: fitness)
     panels = [("box_loss", "box loss"), ("obj_loss", "objectness loss"), ("cls_loss", "class loss"),
               ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
@@ -30,6 +34,8 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        if best is not None:
+            ax.axvline(best, color="tab:red", ls="--", lw=1, alpha=0.8, label=f"best epoch {best} (fitness)")
         ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -68,41 +68,63 @@ def confusion_report(matrix: torch.Tensor, classes: Sequence[str]) -> dict[str, 
     }
 
 
-def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """``curves.png``: accuracy (left) and loss (right) per epoch, train and validation."""
-    from cnnlab.plots import pyplot, save_figure
+def curves_figure(history: list[dict[str, Any]], best_epoch: int | None = None, monitor: str = "") -> Any:
+    """Accuracy, loss (train and validation) and learning rate per epoch: whole-number epoch ticks, the
+    best epoch marked by a dashed line in every panel."""
+    from matplotlib.ticker import MaxNLocator
+
+    from cnnlab.plots import pyplot
 
     plt = pyplot()
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
-        for prefix, label in (("", "train"), ("val_", "validation")):
+    has_lr = any(isinstance(h.get("lr"), (int, float)) for h in history)
+    panels = [("accuracy", "Accuracy"), ("loss", "Loss")] + ([("lr", "Learning rate")] if has_lr else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        series = (("", "train"), ("val_", "validation")) if key != "lr" else (("", "lr at the epoch's start"),)
+        for prefix, label in series:
             vals = [h.get(prefix + key) for h in history]
-            pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if v is not None and v == v]
+            pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:red", ls="--", lw=1, alpha=0.8,
+                       label=f"best epoch {best_epoch}" + (f" ({monitor})" if monitor else ""))
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
+        ax.set_ylabel(key if key != "lr" else "learning rate")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if key == "lr":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: str | os.PathLike,
-                   title: str = "Confusion matrix") -> Path:
-    """``confusion.png``: row-normalised confusion matrix (counts written in cells for <= 20 classes)."""
-    from cnnlab.plots import pyplot, save_figure
+def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, best_epoch: int | None = None,
+                monitor: str = "") -> Path:
+    """``curves.png``: accuracy, loss and learning rate per epoch (see `curves_figure`)."""
+    from cnnlab.plots import save_figure
+
+    return save_figure(curves_figure(history, best_epoch, monitor), path)
+
+
+def confusion_figure(matrix: torch.Tensor, classes: Sequence[str], title: str = "Confusion matrix") -> Any:
+    """Row-normalised confusion matrix: colour = share of the true class's images (its row sums to 1,
+    the colour bar says so); the numbers written in the cells (<= 20 classes) are image counts."""
+    from cnnlab.plots import pyplot
 
     plt = pyplot()
     m = matrix.double()
     norm = (m / m.sum(1, keepdim=True).clamp(min=1)).numpy()
     k = len(classes)
     size = min(14, 3 + 0.45 * k)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = plt.subplots(figsize=(size + 1.3, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("share of the true class (row-normalised)", fontsize=8)
     if k <= 30:
         ax.set_xticks(range(k), labels=list(classes), rotation=90 if k > 10 else 45, ha="right")
         ax.set_yticks(range(k), labels=list(classes))
@@ -112,8 +134,16 @@ def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: str | os.
             for j in range(k):
                 ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=7,
                         color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
+    ax.set_xlabel("predicted" + ("   (numbers: image counts)" if k <= 20 else ""))
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], path: str | os.PathLike,
+                   title: str = "Confusion matrix") -> Path:
+    """``confusion.png``: see `confusion_figure`."""
+    from cnnlab.plots import save_figure
+
+    return save_figure(confusion_figure(matrix, classes, title), path)

@@ -33,6 +33,27 @@ class TrainResult:
     def __str__(self) -> str:
         return str(self.run_dir)
 
+    def _headline(self) -> list[tuple[str, Any]]:
+        keys = ("epochs", "best_epoch", "val_accuracy", "test_accuracy", "test_top5_accuracy", "test_loss",
+                "train_time_s", "params_trainable")
+        return [(k, self.metrics[k]) for k in keys if k in self.metrics]
+
+    def __repr__(self) -> str:
+        figures = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self._headline())
+        return f"TrainResult({self.run_dir}, {figures})"
+
+    def _repr_html_(self) -> str:
+        from cnnlab.notebook import html_table
+
+        plots = [p.name for p in (self.run_dir / "curves.png", self.run_dir / "confusion.png") if p.is_file()]
+        notes = [f"plots: {', '.join(plots)} in the run folder"] if plots else []
+        return html_table(self._headline(), ("name", "value"), title=f"training run {self.run_dir}", notes=notes)
+
+    def __rich__(self) -> Any:
+        from cnnlab.notebook import rich_table
+
+        return rich_table(self._headline(), title=f"training run {self.run_dir}")
+
 
 def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
     """A TrainConfig from a config object, dict or YAML file, with keyword overrides on top."""

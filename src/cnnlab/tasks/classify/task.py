@@ -174,7 +174,8 @@ class ClassifyTask(Task):
                 plot_confusion(meter.matrix, data.classes, run_dir / "confusion.png",
                                title=f"{cfg.model} on {cfg.dataset} ({split}), accuracy {logs['accuracy']:.4f}")
         if cfg.plots and hist:
-            plot_curves(hist, run_dir / "curves.png")
+            best = ckpt_cb.best_epoch if ckpt_cb is not None else None
+            plot_curves(hist, run_dir / "curves.png", best_epoch=best, monitor=cfg.monitor)
         return metrics
 
 
