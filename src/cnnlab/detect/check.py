@@ -210,7 +210,7 @@ def _check_images_split(report: DataReport, split: str, files: list[Path], names
     if check_orphans:
         _orphans(report, split, files, kind)
     if kind == "voc":
-        _duplicates(report, split, ds)
+        _duplicates(report, split, ds, used)
     if check_images:
         bad = {Path(p.file) for p in problems if p.kind == "image" and p.file}
         for s in ds.samples:
@@ -235,16 +235,17 @@ def _orphans(report: DataReport, split: str, files: list[Path], kind: str) -> No
                                                                    "(ignored)", str(lbl)))
 
 
-def _duplicates(report: DataReport, split: str, ds: DetectionDataset) -> None:
+def _duplicates(report: DataReport, split: str, ds: DetectionDataset, label_of: dict | None = None) -> None:
+    """Boxes of one image with the same class and coordinates (YOLO files: found by the reader)."""
     for s in ds.samples:
         if len(s) < 2:
             continue
         rows = np.concatenate([s.class_ids[:, None].astype(np.float64), s.boxes.astype(np.float64)], 1)
         n_dup = len(rows) - len(np.unique(rows, axis=0))
         if n_dup:
-            report.issues.append(Issue("warning", "duplicate", split, f"{s.image_path}: {n_dup} duplicate "
-                                                                      "box(es) (same class and coordinates)",
-                                       str(s.image_path)))
+            file = (label_of or {}).get(s.image_path, s.image_path)
+            report.issues.append(Issue("warning", "duplicate", split, f"{file}: {n_dup} duplicate box(es) "
+                                                                      "(same class and coordinates)", str(file)))
 
 
 def _check_whole(report: DataReport, split: str, kind: str, load: Any, check_images: bool) -> None:
