@@ -157,7 +157,10 @@ def corrupt_copy(src: str | os.PathLike, out: str | os.PathLike, seed: int = 0,
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(src, out)
-    pairs = sorted((x.with_suffix(".jpg"), x) for x in out.glob("*/*.xml") if x.with_suffix(".jpg").is_file())
+    from cnnlab.detect.data import IMG_FORMATS
+
+    pairs = sorted((f, f.with_suffix(".xml")) for f in out.glob("*/*")
+                   if f.suffix.lower() in IMG_FORMATS and f.with_suffix(".xml").is_file())
     unknown = [d for d in defects if d not in DEFECTS]
     if unknown:
         raise UserError(f"unknown defect(s) {', '.join(unknown)}; choose from {', '.join(DEFECTS)}")
