@@ -209,3 +209,37 @@ def test_coco128_labelimg_subset_and_its_broken_copy(shared_data, tmp_path):
     report = check_detection_data(tmp_path / "broken" / "data.yaml")
     for d in planted:
         assert any(i.kind == d["kind"] and i.file == d["file"] for i in report.issues), d
+
+
+def test_detect_train_on_labelimg_data_piped_progress_and_a_truncated_jpeg(tmp_path, monkeypatch):
+    """detect-train reads the LabelImg layout, prints batch lines for training and validation when its
+    output is a pipe, names a truncated JPEG in one warning, and shows a loss that its parts add up to."""
+    import contextlib
+    import io
+    import re
+
+    import cnnlab
+    from cnnlab.detect.images import ImageWarning
+    from cnnlab.engine import progress
+
+    yaml, _ = labelimg_dataset(tmp_path / "ds", n_train=6, n_val=2)
+    cut = tmp_path / "ds" / "train" / "train002.jpg"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    monkeypatch.setattr(progress, "interactive", lambda: False)
+    monkeypatch.setenv("CNNLAB_PROGRESS_SECONDS", "0")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = cnnlab.train_detector(yaml, model="yolov3-tiny", width_mult=0.125, imgsz=64, epochs=1, batch=4,
+                                    optimizer="adam", lr=1e-3, verbose=1, plots=False, mosaic=0.0,
+                                    project=tmp_path, name="t")
+    text = out.getvalue()
+    assert "epoch 1/1: 1/2 batches" in text and "epoch 1/1: 2/2 batches" in text
+    assert "validation 1/1: 1/1 batches" in text
+    named = [w for w in caught if w.category is ImageWarning]
+    assert len(named) == 1 and str(cut) in str(named[0].message)
+    m = re.search(r"loss ([\d.]+) = box ([\d.]+) \+ obj ([\d.]+) \+ cls ([\d.]+)", text)
+    assert m, text
+    total, *parts = (float(v) for v in m.groups())
+    assert total == pytest.approx(sum(parts), abs=2e-4)
+    assert res.history[0]["loss"] == pytest.approx(sum(res.history[0][f"{k}_loss"] for k in ("box", "obj", "cls")))
