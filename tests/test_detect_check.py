@@ -243,3 +243,26 @@ def test_detect_train_on_labelimg_data_piped_progress_and_a_truncated_jpeg(tmp_p
     total, *parts = (float(v) for v in m.groups())
     assert total == pytest.approx(sum(parts), abs=2e-4)
     assert res.history[0]["loss"] == pytest.approx(sum(res.history[0][f"{k}_loss"] for k in ("box", "obj", "cls")))
+
+
+def test_data_check_folder_without_yaml_and_voc_annotations_layout(tmp_path):
+    yaml, boxes = labelimg_dataset(tmp_path / "ds")
+    yaml.unlink()
+    report = check_detection_data(tmp_path / "ds")           # train/ and val/, names from the XML files
+    assert report.ok and set(report.counts) == {"train", "val"} and sorted(report.names) == sorted(NAMES)
+    assert sum(c["boxes"] for c in report.counts.values()) == boxes
+    voc = tmp_path / "voc"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "JPEGImages").mkdir()
+    for xml in sorted((tmp_path / "ds" / "train").glob("*.xml"))[:4]:
+        (voc / "JPEGImages" / xml.with_suffix(".jpg").name).write_bytes(xml.with_suffix(".jpg").read_bytes())
+        (voc / "Annotations" / xml.name).write_text(xml.read_text())
+    bad = sorted((voc / "Annotations").glob("*.xml"))
+    from cnnlab.detect.labelimg import _set_tag
+
+    bad[0].write_text(_set_tag(bad[0].read_text(), "xmin", "nan"))
+    bad[1].write_text(_set_tag(bad[1].read_text(), "xmax", "-5"))
+    report = check_detection_data(voc)
+    kinds = {(i.kind, Path(i.file).name) for i in report.errors}
+    assert ("nan", bad[0].name) in kinds and ("area", bad[1].name) in kinds, report.issues
+    assert report.layouts == {"voc": "voc"}

@@ -137,21 +137,34 @@ def check_detection_data(data: str | os.PathLike, splits: list[str] | tuple[str,
         if sp.kind == "images":
             _check_images_split(report, split, sp.images, sp.names, str(yaml_path), sp.where, sp.layout,
                                 not sp.lists, check_images)
+        elif sp.kind == "voc":
+            _check_whole(report, split, "voc", lambda sp=sp, split=split, problems=None:
+                         load_voc(sp.path, split=split, names=sp.names, problems=problems), check_images)
         else:
-            _check_whole(report, split, sp.kind, lambda sp=sp, split=split: load_voc(sp.path, split=split,
-                                                                                    names=sp.names)
-                         if sp.kind == "voc" else load_coco(sp.path, names=sp.names), check_images)
+            _check_whole(report, split, "coco", lambda sp=sp, problems=None: load_coco(sp.path, names=sp.names),
+                         check_images)
     return report
 
 
 def _check_folder(report: DataReport, path: Path, check_images: bool) -> None:
-    files = _find_images(path)
-    if not files:
-        report.issues.append(Issue("error", "labels", "-", f"{path}: no images found (looked for "
-                                                            f"{', '.join(IMG_FORMATS)})", str(path)))
+    """A folder without a data.yaml: its ``train/``, ``val/``, ``test/`` folders when it holds no image
+    itself (names: from the first split's labels), else the folder as one split."""
+    if (path / "Annotations").is_dir():
+        _check_whole(report, path.name, "voc", lambda problems=None: load_voc(path, problems=problems),
+                     check_images)
         return
-    names = _classes_txt(files)
-    _check_images_split(report, path.name, files, names, str(path), str(path), None, True, check_images)
+    direct = any(f.suffix.lower() in IMG_FORMATS for f in path.iterdir())
+    splits = [] if direct else [s for s in SPLITS if (path / s).is_dir()]
+    names: list[str] | None = None
+    for split, folder in [(s, path / s) for s in splits] or [(path.name, path)]:
+        files = _find_images(folder)
+        if not files:
+            report.issues.append(Issue("error", "labels", split, f"{folder}: no images found (looked for "
+                                                                 f"{', '.join(IMG_FORMATS)})", str(folder)))
+            continue
+        names = names or _classes_txt(files)
+        _check_images_split(report, split, files, names, str(folder), str(folder), None, True, check_images)
+        names = names or (report.names or None)
 
 
 def _classes_txt(files: list[Path]) -> list[str] | None:
@@ -249,12 +262,17 @@ def _duplicates(report: DataReport, split: str, ds: DetectionDataset, label_of: 
 
 
 def _check_whole(report: DataReport, split: str, kind: str, load: Any, check_images: bool) -> None:
-    """A VOC (Annotations/) or COCO split: loaded whole (its first error is the one reported)."""
+    """A VOC (Annotations/: every file checked) or COCO split (loaded whole: its first error is the one
+    reported)."""
+    problems: list[Problem] = []
     try:
-        ds = load()
+        ds = load(problems=problems)
     except UserError as e:
         report.issues.append(Issue("error", "labels", split, str(e)))
         return
+    for p in problems:
+        report.issues.append(Issue("warning" if p.kind in WARNING_KINDS else "error", p.kind, split, p.message,
+                                   str(p.file or "")))
     report.layouts[split] = kind
     report.names = list(ds.names)
     _duplicates(report, split, ds)

@@ -898,14 +898,15 @@ def _coco_image_dir(path: Path, imgs: list[dict], images: Any) -> Path:
 # Pascal VOC XML
 
 def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | None = None,
-             images: str | os.PathLike | None = None, keep_difficult: bool = False) -> DetectionDataset:
+             images: str | os.PathLike | None = None, keep_difficult: bool = False,
+             problems: list[Problem] | None = None) -> DetectionDataset:
     """Pascal VOC XML annotations (parsed with defusedxml) -> `DetectionDataset`.
 
     ``root`` is a VOC year folder (``Annotations``, ``JPEGImages``, ``ImageSets/Main/<split>.txt``) or
     a folder of XML files beside their images (LabelImg). Boxes are kept as written (VOC pixels),
     clipped to the image; a box with a non-finite coordinate, without area or wholly outside its
     image, and a ``<size>`` that is not a whole number of pixels in 1..MAX_IMAGE_SIDE, are refused
-    (a DataError naming the file and the object).
+    (a DataError naming the file and the object). ``problems``: see `load_yolo`.
     """
     root = Path(root)
     ann_dir = root / "Annotations" if _is_dir(root / "Annotations") else root
@@ -922,8 +923,16 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
         xml_files = sorted(ann_dir.glob("*.xml"))
     if not xml_files:
         raise DataError(f"{root}: no VOC .xml annotations found")
-    parsed = [_parse_voc_xml(f, img_dir, keep_difficult) for f in xml_files]
-    return _voc_dataset(list(zip(xml_files, parsed, strict=True)), names, root)
+    parsed = []
+    for f in xml_files:
+        try:
+            parsed.append((f, _parse_voc_xml(f, img_dir, keep_difficult, problems=problems)))
+        except DataError as e:
+            if problems is None:
+                raise
+            kind = "image" if str(e).startswith(("missing image", "unreadable image")) else "syntax"
+            problems.append(Problem(kind, str(e), f))
+    return _voc_dataset(parsed, names, root, problems)
 
 
 def load_voc_beside(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
