@@ -266,3 +266,32 @@ def test_data_check_folder_without_yaml_and_voc_annotations_layout(tmp_path):
     kinds = {(i.kind, Path(i.file).name) for i in report.errors}
     assert ("nan", bad[0].name) in kinds and ("area", bad[1].name) in kinds, report.issues
     assert report.layouts == {"voc": "voc"}
+
+
+def test_one_data_yaml_reaches_coco_json_and_voc_annotations_splits(tmp_path):
+    """train as a COCO json, val as a VOC Annotations/ + JPEGImages/ folder, test as LabelImg XML beside
+    the images: one data.yaml, each split's layout found by itself, the same boxes."""
+    import shutil
+
+    from cnnlab.detect.data import to_coco_json
+
+    yaml, _ = labelimg_dataset(tmp_path / "ds", n_train=5, n_val=3)
+    root = tmp_path / "ds"
+    train = load_detection_data(yaml, split="train", warn=False)
+    val = load_detection_data(yaml, split="val", warn=False)
+    to_coco_json(train, path=root / "train" / "instances_train.json")
+    (root / "voc" / "Annotations").mkdir(parents=True)
+    (root / "voc" / "JPEGImages").mkdir()
+    for s in val.samples:
+        shutil.copy(s.image_path, root / "voc" / "JPEGImages")
+        shutil.copy(s.image_path.with_suffix(".xml"), root / "voc" / "Annotations")
+    shutil.copytree(root / "val", root / "test")
+    for xml in (root / "train").glob("*.xml"):
+        xml.unlink()
+    yaml.write_text("train: train/instances_train.json\nval: voc\ntest: test\nnames: [widget, gadget]\n")
+    got = {split: load_detection_data(yaml, split=split, warn=False) for split in ("train", "val", "test")}
+    assert {k: v.format for k, v in got.items()} == {"train": "coco", "val": "voc", "test": "voc"}
+    assert got["train"].num_boxes == train.num_boxes
+    assert got["val"].num_boxes == got["test"].num_boxes == val.num_boxes
+    report = check_detection_data(yaml)
+    assert report.ok and report.layouts == {"train": "coco", "val": "voc", "test": "voc"}, report.issues
