@@ -295,3 +295,26 @@ def test_one_data_yaml_reaches_coco_json_and_voc_annotations_splits(tmp_path):
     assert got["val"].num_boxes == got["test"].num_boxes == val.num_boxes
     report = check_detection_data(yaml)
     assert report.ok and report.layouts == {"train": "coco", "val": "voc", "test": "voc"}, report.issues
+
+
+def test_time_budget_counts_validation_and_stops_before_an_epoch_that_would_not_fit(tmp_path, cli):
+    from types import SimpleNamespace
+
+    from cnnlab.engine.loop import Engine
+
+    logs: list[str] = []
+    eng = SimpleNamespace(history=[{"epoch_time": 50.0, "val_time": 10.0}] * 2, epoch=2, log=logs.append)
+    assert not Engine.budget_spent(eng, 3 * 60 / 3600)         # 2 min used, 1 min per epoch: a third fits
+    assert not logs
+    assert Engine.budget_spent(eng, 2.9 * 60 / 3600)           # 2 + 1 > 2.9 min: stop now
+    assert "2.0 min used after epoch 2, the next epoch (~1.0 min) would not fit" in logs[0]
+    eng.history = [{"epoch_time": 50.0}] * 2                  # training only: 1.67 + 0.83 <= 2.9 min
+    assert not Engine.budget_spent(eng, 2.9 * 60 / 3600)
+    yaml, _ = labelimg_dataset(tmp_path / "ds", n_train=4, n_val=2)
+    code, out, err = cli("detect-train", str(yaml), "--width-mult", "0.125", "--imgsz", "64", "--epochs", "3",
+                         "--batch", "4", "--time", "1e-9", "--project", str(tmp_path), "--name", "t", "--quiet",
+                         "--no-plots")
+    assert code == 0, err
+    assert "would not fit: stopping" in out
+    history = json.loads((tmp_path / "detect" / "t" / "metrics.json").read_text())
+    assert history["epochs_done"] == 1
