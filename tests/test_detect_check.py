@@ -171,6 +171,14 @@ def test_truncated_jpeg_is_decoded_with_one_warning_naming_it(tmp_path):
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
     assert len(caught) == 1 and caught[0].category is ImageWarning and str(img) in str(caught[0].message)
     assert "truncated JPEG" in image_problem(img)
+    img.write_bytes(data[: len(data) // 2] + bytes(64) + data[len(data) // 2 + 64:])    # zeros in the data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = read_image(img)
+    assert out.shape == (48, 64, 3)
+    assert len(caught) == 1 and str(img) in str(caught[0].message) and "damaged JPEG data (libjpeg: Corrupt JPEG" \
+        in str(caught[0].message)
+    assert "damaged JPEG data" in image_problem(img)
     img.write_text("not an image")
     with pytest.raises(UserError, match="cut.jpg"):
         read_image(img)

@@ -39,7 +39,7 @@ from cnnlab.detect.data import (
     load_voc,
     voc_label_path,
 )
-from cnnlab.detect.images import image_problem
+from cnnlab.detect.images import DAMAGED, image_problem
 from cnnlab.detect.names import parse_names
 from cnnlab.errors import DataError, UserError
 
@@ -229,10 +229,16 @@ def _check_images_split(report: DataReport, split: str, files: list[Path], names
         for s in ds.samples:
             if s.image_path in bad:
                 continue
-            msg = image_problem(s.image_path)
-            if msg:
-                report.issues.append(Issue("error", "image", split, msg, str(s.image_path)))
+            _image_issue(report, split, s.image_path)
     _count(report, split, ds, len(files), len(used))
+
+
+def _image_issue(report: DataReport, split: str, image: Path) -> None:
+    """An image that does not decode, or decodes only in part (an error), or with libjpeg's complaints
+    about its data (a warning)."""
+    msg = image_problem(image)
+    if msg:
+        report.issues.append(Issue("warning" if DAMAGED in msg else "error", "image", split, msg, str(image)))
 
 
 def _orphans(report: DataReport, split: str, files: list[Path], kind: str) -> None:
@@ -278,9 +284,7 @@ def _check_whole(report: DataReport, split: str, kind: str, load: Any, check_ima
     _duplicates(report, split, ds)
     if check_images:
         for s in ds.samples:
-            msg = image_problem(s.image_path)
-            if msg:
-                report.issues.append(Issue("error", "image", split, msg, str(s.image_path)))
+            _image_issue(report, split, s.image_path)
     _count(report, split, ds, len(ds), sum(1 for s in ds.samples if len(s)))
 
 

@@ -630,6 +630,13 @@ def load_labelled_images(image_files: list[Path], names: list[str] | None = None
     if kind == "voc":
         ds = load_voc_beside(image_files, names, source, keep_difficult, xml, problems)
         extra = len(txt)
+        if check_orphans:
+            used = set(xml.values())
+            orphans = [x for d in sorted({f.parent for f in image_files}) for x in sorted(d.glob("*.xml"))
+                       if x not in used]
+            if orphans:
+                shown = ", ".join(str(p) for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+                ds.warnings.append(f"{len(orphans)} label file(s) have no image and were ignored: {shown}")
     else:
         ds = load_yolo(image_files, names, source, check_orphans, problems)
         extra = len(xml)

@@ -4,19 +4,26 @@ image is damaged but still usable, and a check that ``cnnlab data check`` runs o
 libjpeg reports a truncated JPEG ("Premature end of JPEG file") on stderr without the file's name, or
 OpenCV refuses it outright depending on how it is read. Here a JPEG without its end marker is found
 before decoding, decoded by Pillow (whose libjpeg stays quiet) with the missing part left grey, and
-reported as one `ImageWarning` line that names the file.
+reported as one `ImageWarning` line that names the file. Other damage libjpeg only warns about
+("Corrupt JPEG data: 545 extraneous bytes before marker 0xd9") is caught from its stderr while a JPEG
+is decoded and reported the same way.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import UserError
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+DAMAGED = "damaged JPEG data"   # an image that decodes, with libjpeg's warnings: a warning, not an error
 
 
 class ImageWarning(UserWarning):
@@ -51,10 +58,43 @@ def read_image(path: str | Path) -> np.ndarray:
             warnings.warn(f"{path}: truncated JPEG (premature end of file); decoded what is there, the rest "
                           "is grey", ImageWarning, stacklevel=2)
             return img
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if data.size and bytes(data[:2]) == JPEG_START:
+        img, said = libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_COLOR))
+        if img is not None and said:
+            warnings.warn(f"{path}: damaged JPEG data (libjpeg: {said}); decoded anyway", ImageWarning, stacklevel=2)
+    else:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise UserError(f"cannot read image {path}: not a decodable image file")
     return img
+
+
+def libjpeg_messages(fn: Callable[[], Any]) -> tuple[Any, str]:
+    """``(fn(), what it wrote to the stderr file descriptor)``: libjpeg prints its warnings there itself,
+    without naming the file. The text is kept to its first line; when the descriptor cannot be
+    redirected, ``fn`` just runs."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+    except (OSError, ValueError):
+        return fn(), ""
+    try:
+        os.dup2(write_end, 2)
+        try:
+            result = fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(write_end)
+        os.set_blocking(read_end, False)
+        try:
+            text = os.read(read_end, 4096).decode("utf-8", "replace")
+        except BlockingIOError:
+            text = ""
+    finally:
+        os.close(read_end)
+        os.close(saved)
+    return result, (text.strip().splitlines() or [""])[0][:200]
 
 
 def _decode_truncated_jpeg(data: np.ndarray) -> np.ndarray | None:
@@ -72,7 +112,8 @@ def _decode_truncated_jpeg(data: np.ndarray) -> np.ndarray | None:
 
 
 def image_problem(path: str | Path) -> str | None:
-    """What is wrong with an image file (one line naming it), or None when it decodes whole."""
+    """What is wrong with an image file (one line naming it), or None when it decodes whole. A JPEG
+    that decodes with libjpeg's complaints says ``damaged JPEG data`` (see `DAMAGED`)."""
     import cv2
 
     try:
@@ -83,6 +124,9 @@ def image_problem(path: str | Path) -> str | None:
         return f"{path}: empty image file"
     if jpeg_truncated(data):
         return f"{path}: truncated JPEG (the file ends before its end-of-image marker)"
-    if cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2) is None:
+    img, said = libjpeg_messages(lambda: cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2))
+    if img is None:
         return f"{path}: not a decodable image file"
+    if said and bytes(data[:2]) == JPEG_START:
+        return f"{path}: {DAMAGED} (libjpeg: {said})"
     return None
