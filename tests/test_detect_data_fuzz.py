@@ -271,3 +271,14 @@ def data_yamls(draw) -> bytes:
 @given(data=data_yamls())
 def test_near_valid_data_yaml(data):
     load_or_refuse("data_yaml", data)
+    report = fz.check_data_yaml(data)          # data check of the same file: never raises
+    if report is not None:
+        assert_report(report)
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_data_check_never_raises_on_any_data_yaml(data):
+    report = fz.check_data_yaml(data)
+    if report is not None:
+        assert_report(report)

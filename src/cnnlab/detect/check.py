@@ -122,8 +122,12 @@ def check_detection_data(data: str | os.PathLike, splits: list[str] | tuple[str,
     except UserError as e:
         report.issues.append(Issue("error", "yaml", "-", str(e), str(yaml_path)))
         return report
-    wanted = list(splits) if splits else [s for s in SPLITS if isinstance(cfg, dict) and cfg.get(s) not in
-                                          (None, "", [])]
+    if splits:
+        wanted = list(splits)
+    elif isinstance(cfg, dict):
+        wanted = [s for s in SPLITS if cfg.get(s) not in (None, "", [])]
+    else:
+        wanted = ["val"]   # the reader says what is wrong with the file
     if not wanted:
         report.issues.append(Issue("error", "yaml", "-", f"{yaml_path}: no train/val/test split named", str(yaml_path)))
     for split in wanted:
@@ -132,7 +136,7 @@ def check_detection_data(data: str | os.PathLike, splits: list[str] | tuple[str,
         except UserError as e:
             report.issues.append(Issue("error", "yaml", split, str(e), str(yaml_path)))
             continue
-        report.names = list(sp.names)
+        report.names = class_labels(list(sp.names))
         _check_names_files(report, split, sp.names, sp.images)
         if sp.kind == "images":
             _check_images_split(report, split, sp.images, sp.names, str(yaml_path), sp.where, sp.layout,
@@ -280,7 +284,6 @@ def _check_whole(report: DataReport, split: str, kind: str, load: Any, check_ima
         report.issues.append(Issue("warning" if p.kind in WARNING_KINDS else "error", p.kind, split, p.message,
                                    str(p.file or "")))
     report.layouts[split] = kind
-    report.names = list(ds.names)
     _duplicates(report, split, ds)
     if check_images:
         for s in ds.samples:
@@ -288,15 +291,20 @@ def _check_whole(report: DataReport, split: str, kind: str, load: Any, check_ima
     _count(report, split, ds, len(ds), sum(1 for s in ds.samples if len(s)))
 
 
+def class_labels(names: list[str]) -> list[str]:
+    """The class names as unique labels for the counts: a name given twice gets its index, ``a (1)``."""
+    return [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]
+
+
 def _count(report: DataReport, split: str, ds: DetectionDataset, n_images: int, n_labelled: int) -> None:
-    report.names = list(ds.names)
+    report.names = class_labels(list(ds.names))
     per_class = ds.instances_per_class()
     report.counts[split] = {"images": n_images, "labelled": n_labelled, "boxes": ds.num_boxes,
-                            "per_class": {n: int(c) for n, c in zip(ds.names, per_class, strict=True)}}
+                            "per_class": {n: int(c) for n, c in zip(report.names, per_class, strict=True)}}
     if ds.num_boxes == 0 and n_images:
         report.issues.append(Issue("error", "labels", split, f"{split}: {n_images} images, {n_labelled} label "
                                                              "files, but no readable boxes"))
-    empty = [n for n, c in zip(ds.names, per_class, strict=True) if c == 0]
+    empty = [n for n, c in zip(report.names, per_class, strict=True) if c == 0]
     if empty and ds.num_boxes:
         report.issues.append(Issue("warning", "empty-class", split, f"{split}: no boxes of class(es) "
                                                                     f"{', '.join(empty[:10])}"))

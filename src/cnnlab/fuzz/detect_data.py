@@ -140,6 +140,18 @@ def check_beside(data: bytes) -> Any:
     return check_detection_data(_beside(data, suffix), splits=["val"], check_images=False)
 
 
+def check_data_yaml(data: bytes) -> Any:
+    """``cnnlab data check`` of ``data`` as the data.yaml of `load_data_yaml` -> the `DataReport` (never
+    raises), or None when the input is not fed to it (see `load_data_yaml`)."""
+    from cnnlab.detect.check import check_detection_data
+
+    if not _stays_inside(data):
+        return None
+    root = _root() / "yaml"
+    (root / "data.yaml").write_bytes(data)
+    return check_detection_data(root / "data.yaml", check_images=False)
+
+
 def yolo_txt(data: bytes) -> None:
     """Fuzz target: a YOLO label file (see `load_yolo_txt`)."""
     load_yolo_txt(data)
