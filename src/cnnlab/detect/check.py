@@ -31,6 +31,7 @@ from cnnlab.detect.data import (
     DetectionDataset,
     Problem,
     _find_images,
+    _has_images,
     data_yaml_split,
     find_label_files,
     img2label_path,
@@ -157,7 +158,7 @@ def _check_folder(report: DataReport, path: Path, check_images: bool) -> None:
         _check_whole(report, path.name, "voc", lambda problems=None: load_voc(path, problems=problems),
                      check_images)
         return
-    direct = any(f.suffix.lower() in IMG_FORMATS for f in path.iterdir())
+    direct = _has_images(path)
     splits = [] if direct else [s for s in SPLITS if (path / s).is_dir()]
     names: list[str] | None = None
     for split, folder in [(s, path / s) for s in splits] or [(path.name, path)]:

@@ -306,7 +306,7 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
         found = sorted(ann.glob(f"instances_{split}*.json")) or sorted(ann.glob("instances_*.json"))
         if found:
             return load_coco(found[0], images=images, names=names)
-    if not any(f.suffix.lower() in IMG_FORMATS for f in path.iterdir()) and _is_dir(path / split):
+    if not _has_images(path) and _is_dir(path / split):
         path = path / split   # a folder holding train/ and val/ folders of images (LabelImg, CVAT)
     img_root = next((d for d in (path / "images" / split, path / "images") if d.is_dir()), path)
     files = _find_images(img_root)
@@ -315,6 +315,14 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
             return load_voc(path, split=split, names=names, images=images, keep_difficult=keep_difficult)
         raise DataError(f"{path}: no images found (looked for {', '.join(IMG_FORMATS)})")
     return load_labelled_images(files, names, source=path, keep_difficult=keep_difficult)
+
+
+def _has_images(folder: Path) -> bool:
+    """Whether ``folder`` itself (not its subfolders) holds an image file."""
+    try:
+        return any(f.suffix.lower() in IMG_FORMATS for f in folder.iterdir())
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------
