@@ -491,6 +491,7 @@ def test_data_yaml_numbers_as_folder_names(tmp_path):
     """A folder named 2017 is written as a YAML number: it is still a path."""
     root = tmp_path / "ds"
     _image(root / "2017" / "a.png")
+    (root / "2017" / "a.txt").write_text("1 0.5 0.5 0.2 0.2\n")
     (root / "data.yaml").write_text("path: .\nval: 2017\nnames: ['no', 'yes']\n")
     samples, names = load_detection_dataset(root / "data.yaml", warn=False)
-    assert len(samples) == 1 and names == ["no", "yes"]
+    assert len(samples) == 1 and names == ["no", "yes"] and samples[0].class_ids.tolist() == [1]

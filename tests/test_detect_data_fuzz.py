@@ -26,7 +26,7 @@ from cnnlab.fuzz import detect_data as fz
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 LOADERS = {"yolo_txt": fz.load_yolo_txt, "voc_xml": fz.load_voc_xml, "coco_json": fz.load_coco_json,
-           "data_yaml": fz.load_data_yaml}
+           "data_yaml": fz.load_data_yaml, "beside_xml": fz.load_beside_xml, "beside_txt": fz.load_beside_txt}
 
 
 def assert_valid(ds) -> None:
@@ -54,9 +54,20 @@ def load_or_refuse(target: str, data: bytes) -> None:
         assert_valid(ds)
 
 
-def test_fuzz_targets_are_the_four_parsers():
+def assert_report(report) -> None:
+    """``data check`` never raises: every finding is a one-line issue, and the counts are consistent."""
+    for issue in report.issues:
+        assert issue.severity in ("error", "warning") and issue.kind
+        assert issue.message and "\n" not in issue.message and len(issue.message) < 2000, issue.message
+    for c in report.counts.values():
+        assert c["boxes"] == sum(c["per_class"].values()) and c["labelled"] <= c["images"]
+    assert report.ok == (not report.errors)
+
+
+def test_fuzz_targets_are_the_parsers():
     targets = fz.fuzz_targets()
-    assert set(targets) == {"yolo_txt", "voc_xml", "coco_json", "data_yaml"}
+    assert set(targets) == {"yolo_txt", "voc_xml", "coco_json", "data_yaml", "beside_xml", "beside_txt",
+                            "data_check"}
     targets["yolo_txt"](b"0 0.5 0.5 0.2 0.2\n")
     with pytest.raises(UserError, match="not a finite number"):
         targets["yolo_txt"](b"0 nan 0.5 0.2 0.2\n")
@@ -76,6 +87,12 @@ def test_any_bytes_load_or_are_refused(target, data):
 @given(text=st.text(max_size=300))
 def test_any_text_loads_or_is_refused(target, text):
     load_or_refuse(target, text.encode("utf-8", "surrogatepass"))
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_data_check_never_raises_on_any_label_file(data):
+    assert_report(fz.check_beside(data))
 
 
 # ------------------------------------------------------------------------------------ hostile values
@@ -111,6 +128,24 @@ def yolo_files(draw) -> bytes:
 @given(data=yolo_files())
 def test_near_valid_yolo_labels(data):
     load_or_refuse("yolo_txt", data)
+    loader_and_check_agree("beside_txt", data)
+
+
+def loader_and_check_agree(target: str, data: bytes) -> None:
+    """The reader and ``data check`` (the same reader, collecting) agree on a label file beside its image:
+    what the reader refuses is an error of the check, and what it loads the check counts box for box."""
+    try:
+        ds = LOADERS[target](data)
+    except UserError:
+        ds = None
+    report = fz.check_beside(data)
+    assert_report(report)
+    if ds is None:
+        assert not report.ok, report.issues
+    else:
+        assert_valid(ds)
+        assert report.counts["val"]["boxes"] == ds.num_boxes
+        assert report.ok == (ds.num_boxes > 0), report.issues
 
 
 @st.composite
@@ -145,6 +180,7 @@ def voc_files(draw) -> bytes:
 @given(data=voc_files())
 def test_near_valid_voc_xml(data):
     load_or_refuse("voc_xml", data)
+    loader_and_check_agree("beside_xml", data)
 
 
 JSON_NUM = st.one_of(st.integers(-3, 12), st.floats(allow_nan=True, allow_infinity=True),
@@ -235,3 +271,14 @@ def data_yamls(draw) -> bytes:
 @given(data=data_yamls())
 def test_near_valid_data_yaml(data):
     load_or_refuse("data_yaml", data)
+    report = fz.check_data_yaml(data)          # data check of the same file: never raises
+    if report is not None:
+        assert_report(report)
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_data_check_never_raises_on_any_data_yaml(data):
+    report = fz.check_data_yaml(data)
+    if report is not None:
+        assert_report(report)

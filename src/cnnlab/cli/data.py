@@ -1,4 +1,4 @@
-"""CLI commands of the 'data' group: ``datasets`` (list, download) and ``augment-preview``."""
+"""CLI commands of the 'data' group: ``datasets`` (list, download), ``augment-preview`` and ``data check``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,34 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(datasets_app, name="datasets")
 
+    data_app = typer.Typer(help="Check a labelled detection dataset (`data check data.yaml`).", no_args_is_help=True)
+
+    @data_app.command("check")
+    def check(data: str = typer.Argument(..., help="data.yaml, or a folder of images with their label files."),
+              split: list[str] | None = typer.Option(None, "--split", help="Only this split (repeatable; "
+                                                         "default: every split of the data.yaml)."),
+              images: bool = typer.Option(True, "--images/--no-images", help="Decode every image (finds "
+                                               "truncated/corrupt files) or read only their headers."),
+              strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+              limit: int = typer.Option(30, "--limit", help="Issues shown per kind (all go to --json)."),
+              json_out: str | None = typer.Option(None, "--json", help="Also write the report to this JSON "
+                                                       "file.")) -> None:
+        """Lint a detection dataset before training: labels without images and images without labels, boxes
+        out of range / NaN / without area, duplicate boxes, class-id and name problems, unreadable or
+        truncated images, and boxes per class. Exit code 1 when errors are found (2: bad usage)."""
+        from cnnlab.detect.check import check_detection_data
+
+        report = check_detection_data(data, splits=split or None, check_images=images)
+        _print_report(report, limit)
+        if json_out:
+            from cnnlab.io import write_json
+
+            write_json(json_out, report.to_dict())
+        if report.errors or (strict and report.warnings):
+            raise typer.Exit(1)
+
+    app.add_typer(data_app, name="data")
+
     @app.command("augment-preview")
     def augment_preview_cmd(
         dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name or image folder."),
@@ -125,3 +153,41 @@ def register(app: typer.Typer) -> None:
         path = augment_preview(dataset, cfg, out=output, n=n, split=split, data_dir=data_dir, seed=seed, **options)
         console.print(f"saved {path} (rows: original, {', '.join(cfg.enabled_ops())}"
                       f"{', all combined' if len(cfg.enabled_ops()) > 1 else ''})", soft_wrap=True)
+
+
+def _print_report(report, limit: int) -> None:   # noqa: ANN001 (a cnnlab.detect.check.DataReport)
+    """The issues (at most ``limit`` of each kind), the boxes per class and split, and a verdict line."""
+    from rich.table import Table
+
+    if report.issues:
+        table = Table(title=f"issues in {report.source}")
+        for col in ("severity", "kind", "split", "problem"):
+            table.add_column(col, overflow="fold")
+        shown: dict[str, int] = {}
+        for i in report.issues:
+            shown[i.kind] = shown.get(i.kind, 0) + 1
+            if shown[i.kind] <= limit:
+                style = "red" if i.severity == "error" else "yellow"
+                table.add_row(f"[{style}]{i.severity}[/]", i.kind, i.split, i.message)
+        hidden = {k: n - limit for k, n in shown.items() if n > limit}
+        console.print(table)
+        if hidden:
+            console.print("not shown: " + ", ".join(f"{n} more {k}" for k, n in hidden.items())
+                          + " (--limit N, or --json FILE for all)", soft_wrap=True)
+    if report.counts:
+        splits = list(report.counts)
+        table = Table(title="boxes per class" + (f" (layout: {', '.join(f'{s} {k}' for s, k in report.layouts.items())})"
+                                                 if report.layouts else ""))
+        table.add_column("class")
+        for sp in splits:
+            table.add_column(sp, justify="right")
+        for name in report.names:
+            table.add_row(name, *(str(report.counts[sp]["per_class"].get(name, 0)) for sp in splits))
+        table.add_row("[bold]boxes[/]", *(str(report.counts[sp]["boxes"]) for sp in splits))
+        table.add_row("[bold]images[/]", *(str(report.counts[sp]["images"]) for sp in splits))
+        table.add_row("[bold]labelled images[/]", *(str(report.counts[sp]["labelled"]) for sp in splits))
+        console.print(table)
+    errors, warns = len(report.errors), len(report.warnings)
+    verdict = "[green]ok[/]" if not errors else f"[red]{errors} error(s)[/]"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds().items()))
+    console.print(f"{verdict}, {warns} warning(s)" + (f": {kinds}" if kinds else ""), soft_wrap=True)

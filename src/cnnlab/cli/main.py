@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
@@ -54,6 +55,11 @@ def _root(
     """cnnlab: convolutional vision from the command line."""
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:   # noqa: ANN001
+    """A warning as one line ``warning: <message>`` (the CLI's users do not need the source line)."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. Every error a user can cause (a bad value, an unknown option or command, a missing
     argument, a ``UserError``) is one line ``error: ...`` on stderr and exit code 2."""
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     compat.show_flags_without_type()
+    warnings.formatwarning = _warning_line
     try:
         # standalone_mode=False: click returns an Exit's code instead of raising it
         result = app(args=argv, prog_name="cnnlab", standalone_mode=False)

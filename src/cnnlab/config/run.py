@@ -89,7 +89,8 @@ class RunConfig(Config):
     patience: int = option(0, "Early stopping patience in epochs (0: off).", section=CB)
     min_delta: float = option(0.0, "Smallest change of monitor that counts as improvement.", section=CB)
     save_period: int = option(0, "Also keep weights/epochN.pt every N epochs (0: off).", section=CB)
-    time: float | None = option(None, "Time budget in hours: stop after the epoch that exceeds it.", section=CB)
+    time: float | None = option(None, "Time budget in hours (training + validation): stop when the next "
+                                "epoch would end past it (the first epoch always runs).", section=CB)
     tensorboard: bool = option(False, "Log scalars to <run>/tensorboard.", section=CB)
     plots: bool = option(True, "Write plots (curves, confusion matrix, samples).", section=CB)
     verbose: int = option(1, "0 silent, 1 progress bar + epoch lines, 2 epoch lines only.", section=CB)

@@ -37,6 +37,7 @@ _LAZY = {
     "load_detection_dataset": "cnnlab.detect.data",
     "load_detection_data": "cnnlab.detect.data",
     "to_coco_json": "cnnlab.detect.data",
+    "check_detection_data": "cnnlab.detect.check",
     "detect_eval": "cnnlab.detect.evaluate",
     "Pipeline": "cnnlab.detect.pipeline",
     "run_pipeline": "cnnlab.detect.pipeline",

@@ -108,6 +108,48 @@ def checked_boxes(boxes: Any, width: int, height: int, where: list[str]) -> np.n
     return clipped
 
 
+def valid_boxes(boxes: Any, width: int, height: int, where: list[str], problems: list[Problem] | None,
+                file: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`checked_boxes` that, with a ``problems`` list, records each bad box (kind nan, area or range)
+    and drops it instead of raising -> ``(clipped boxes, indices of the kept boxes)``."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if problems is None:
+        return checked_boxes(b, width, height, where), np.arange(len(b))
+    keep = []
+    for i, row in enumerate(b):
+        try:
+            checked_boxes(row[None], width, height, [where[i]])
+        except DataError as e:
+            kind = "nan" if not np.isfinite(row).all() else "area" if "no area (" in str(e) else "range"
+            problems.append(Problem(kind, str(e), file))
+            continue
+        keep.append(i)
+    idx = np.asarray(keep, dtype=np.int64)
+    return checked_boxes(b[idx], width, height, [where[i] for i in keep]), idx
+
+
+@dataclass
+class Problem:
+    """One problem in a dataset file, as ``cnnlab data check`` reports it.
+
+    kind: syntax (unparseable), nan (a non-finite number), range (a box outside its image / a
+    coordinate outside [0, 1]), area (zero width or height), class (an id out of range or an unknown
+    name), image (missing, unreadable or truncated), labels (a split without readable labels), ...;
+    message: one line naming the file (and line or object).
+    """
+
+    kind: str
+    message: str
+    file: Path | None = None
+
+
+def report(problems: list[Problem] | None, problem: Problem) -> None:
+    """Raise ``problem`` as a DataError, or (``problems`` given) record it and go on."""
+    if problems is None:
+        raise DataError(problem.message)
+    problems.append(problem)
+
+
 def _coords(row: np.ndarray) -> str:
     return " ".join(f"{float(v):g}" for v in row)
 
@@ -237,7 +279,8 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
     elif _is_file(path) and suffix == ".json":
         ds = load_coco(path, images=images, names=given)
     elif _is_file(path) and suffix == ".txt":
-        ds = load_yolo(_read_image_list(path, path.parent), given, source=path, check_orphans=False)
+        ds = load_labelled_images(_read_image_list(path, path.parent), given, source=path, check_orphans=False,
+                                  keep_difficult=keep_difficult)
     elif _is_dir(path):
         ds = _load_dir(path, split, given, images, keep_difficult)
     else:
@@ -256,18 +299,30 @@ def _load_dir(path: Path, split: str, names: list[str] | None, images: Any,
     for yaml_name in ("data.yaml", "dataset.yaml"):
         if (path / yaml_name).is_file():
             return _load_data_yaml(path / yaml_name, split, names, images, keep_difficult)
-    if (path / "Annotations").is_dir() or (any(path.glob("*.xml")) and not any(path.glob("*.txt"))):
+    if (path / "Annotations").is_dir():
         return load_voc(path, split=split, names=names, images=images, keep_difficult=keep_difficult)
     ann = path / "annotations"
     if ann.is_dir():
         found = sorted(ann.glob(f"instances_{split}*.json")) or sorted(ann.glob("instances_*.json"))
         if found:
             return load_coco(found[0], images=images, names=names)
+    if not _has_images(path) and _is_dir(path / split):
+        path = path / split   # a folder holding train/ and val/ folders of images (LabelImg, CVAT)
     img_root = next((d for d in (path / "images" / split, path / "images") if d.is_dir()), path)
     files = _find_images(img_root)
     if not files:
+        if any(path.glob("*.xml")):   # VOC XML files whose images are elsewhere (named by <filename>)
+            return load_voc(path, split=split, names=names, images=images, keep_difficult=keep_difficult)
         raise DataError(f"{path}: no images found (looked for {', '.join(IMG_FORMATS)})")
-    return load_yolo(files, names, source=path)
+    return load_labelled_images(files, names, source=path, keep_difficult=keep_difficult)
+
+
+def _has_images(folder: Path) -> bool:
+    """Whether ``folder`` itself (not its subfolders) holds an image file."""
+    try:
+        return any(f.suffix.lower() in IMG_FORMATS for f in folder.iterdir())
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,57 +418,73 @@ def parse_yolo_label_file(path: Path, num_classes: int | None = None
     return cls, arr, dup
 
 
-def _parse_yolo_lines(path: Path, num_classes: int | None
+def _parse_yolo_lines(path: Path, num_classes: int | None, problems: list[Problem] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
-    """`parse_yolo_label_file` plus the line number of each kept box."""
+    """`parse_yolo_label_file` plus the line number of each kept box.
+
+    problems: None (the first bad line raises a DataError) or a list that collects one `Problem` per
+    bad line, the line being skipped (what ``cnnlab data check`` reports).
+    """
     text = _read_text(path, "label file")
-    limit = num_classes if num_classes is not None else MAX_INFERRED_CLASSES
     cls_list: list[int] = []
     boxes: list[list[float]] = []
     line_of: list[int] = []
     for lineno, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts:
+        try:
+            row = _yolo_line(line, num_classes)
+        except ValueError as e:
+            report(problems, Problem(str(e.args[0]), f"{path}:{lineno}: {e.args[1]}", path))
             continue
-        n = len(parts)
-        if n != 5 and not (n >= 7 and n % 2 == 1):
-            raise DataError(f"{path}:{lineno}: expected 5 fields 'class cx cy w h' (or a polygon "
-                            f"'class x1 y1 x2 y2 x3 y3 ...'), got {n}")
-        values = []
-        for v in parts:
-            f = finite_text(v)
-            if f is None:
-                what = "not a finite number" if _is_float(v) else "not a number"
-                raise DataError(f"{path}:{lineno}: {what}: {_short(v)}")
-            values.append(f)
-        c = values[0]
-        if c != int(c) or c < 0:
-            raise DataError(f"{path}:{lineno}: class id must be a non-negative integer, got {parts[0][:20]}")
-        if c >= limit:
-            if num_classes is not None:
-                raise DataError(f"{path}:{lineno}: class id {parts[0][:20]} out of range (dataset has "
-                                f"{num_classes} names: 0..{num_classes - 1})")
-            raise DataError(f"{path}:{lineno}: class id {parts[0][:20]} is too large without class names "
-                            f"(ids must be < {MAX_INFERRED_CLASSES}); pass the names (names=... / --names)")
-        coords = values[1:]
-        bad = [v for v in coords if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE]
-        if bad:
-            raise DataError(f"{path}:{lineno}: coordinate {bad[0]:g} outside [0, 1] (YOLO labels are "
-                            "normalised to the image size)")
-        if n > 5:  # polygon -> enclosing box (cx cy w h)
-            x1, x2, y1, y2 = min(coords[0::2]), max(coords[0::2]), min(coords[1::2]), max(coords[1::2])
-            coords = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
-        if coords[2] <= 0 or coords[3] <= 0:
-            raise DataError(f"{path}:{lineno}: box width and height must be > 0, got w {coords[2]:g} "
-                            f"h {coords[3]:g}")
-        cls_list.append(int(c))
-        boxes.append(coords)
+        if row is None:
+            continue
+        cls_list.append(row[0])
+        boxes.append(row[1])
         line_of.append(lineno)
     cls = np.asarray(cls_list, dtype=np.int64)
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     keep = np.sort(np.unique(np.concatenate([cls[:, None].astype(np.float32), arr], axis=1), axis=0,
                              return_index=True)[1])   # the first of identical rows, in file order
     return cls[keep], arr[keep], [line_of[i] for i in keep], len(cls) - len(keep)
+
+
+def _yolo_line(line: str, num_classes: int | None) -> tuple[int, list[float]] | None:
+    """One YOLO label line -> ``(class id, [cx, cy, w, h])``, None for a blank line; a bad line raises
+    ``ValueError(kind, message)`` (kind: a `Problem` kind)."""
+    parts = line.split()
+    if not parts:
+        return None
+    limit = num_classes if num_classes is not None else MAX_INFERRED_CLASSES
+    n = len(parts)
+    if n != 5 and not (n >= 7 and n % 2 == 1):
+        raise ValueError("syntax", f"expected 5 fields 'class cx cy w h' (or a polygon "
+                         f"'class x1 y1 x2 y2 x3 y3 ...'), got {n}")
+    values = []
+    for v in parts:
+        f = finite_text(v)
+        if f is None:
+            what = "not a finite number" if _is_float(v) else "not a number"
+            raise ValueError("nan" if _is_float(v) else "syntax", f"{what}: {_short(v)}")
+        values.append(f)
+    c = values[0]
+    if c != int(c) or c < 0:
+        raise ValueError("class", f"class id must be a non-negative integer, got {parts[0][:20]}")
+    if c >= limit:
+        if num_classes is not None:
+            raise ValueError("class", f"class id {parts[0][:20]} out of range (dataset has {num_classes} "
+                             f"names: 0..{num_classes - 1})")
+        raise ValueError("class", f"class id {parts[0][:20]} is too large without class names (ids must be "
+                         f"< {MAX_INFERRED_CLASSES}); pass the names (names=... / --names)")
+    coords = values[1:]
+    bad = [v for v in coords if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE]
+    if bad:
+        raise ValueError("range", f"coordinate {bad[0]:g} outside [0, 1] (YOLO labels are normalised to "
+                         "the image size)")
+    if n > 5:  # polygon -> enclosing box (cx cy w h)
+        x1, x2, y1, y2 = min(coords[0::2]), max(coords[0::2]), min(coords[1::2]), max(coords[1::2])
+        coords = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+    if coords[2] <= 0 or coords[3] <= 0:
+        raise ValueError("area", f"box width and height must be > 0, got w {coords[2]:g} h {coords[3]:g}")
+    return int(c), coords
 
 
 def _is_float(text: str) -> bool:
@@ -425,8 +496,12 @@ def _is_float(text: str) -> bool:
 
 
 def load_yolo(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
-              check_orphans: bool = True) -> DetectionDataset:
-    """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`."""
+              check_orphans: bool = True, problems: list[Problem] | None = None) -> DetectionDataset:
+    """Images + YOLO txt labels (found with `img2label_path`) -> `DetectionDataset`.
+
+    problems: None (the first bad file raises a DataError) or a list collecting every bad line, box
+    and image as a `Problem` (bad lines and boxes are skipped, an unreadable image leaves its sample out).
+    """
     from cnnlab.detect.metrics import yolo2xyxy
 
     if names is None:
@@ -438,16 +513,31 @@ def load_yolo(image_files: list[Path], names: list[str] | None = None, source: P
     samples = []
     for img in image_files:
         img = Path(img)
-        w, h = image_size(img)
         lbl = img2label_path(img)
-        if _is_file(lbl):
-            used_labels.add(lbl.resolve())
-            cls, nb, lines, dup = _parse_yolo_lines(lbl, len(names) if names is not None else None)
-            if dup:
-                duplicates.append(f"{lbl.name} ({dup})")
-            boxes = checked_boxes(yolo2xyxy(nb, w, h), w, h, [f"{lbl}:{k}" for k in lines])
-        else:
-            cls, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+        try:
+            w, h = image_size(img)
+        except DataError as e:
+            if problems is None:
+                raise
+            problems.append(Problem("image", str(e), img))
+            continue
+        try:
+            if _is_file(lbl):
+                used_labels.add(lbl.resolve())
+                cls, nb, lines, dup = _parse_yolo_lines(lbl, len(names) if names is not None else None, problems)
+                if dup:
+                    duplicates.append(f"{lbl.name} ({dup})")
+                    if problems is not None:
+                        problems.append(Problem("duplicate", f"{lbl}: {dup} duplicate box(es) (identical lines)", lbl))
+                boxes, keep = valid_boxes(yolo2xyxy(nb, w, h), w, h, [f"{lbl}:{k}" for k in lines], problems, lbl)
+                cls = cls[keep]
+            else:
+                cls, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+        except DataError as e:
+            if problems is None:
+                raise
+            problems.append(Problem("syntax", str(e), lbl))
+            continue
         samples.append(DetectionSample(img, w, h, boxes, cls))
     if names is None:
         max_id = max((int(s.class_ids.max()) for s in samples if len(s)), default=-1)
@@ -480,11 +570,121 @@ def _orphan_labels(image_files: list[Path], used: set[Path]) -> list[Path]:
             if t.name != "classes.txt" and t.resolve() not in used]
 
 
-def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
-                    keep_difficult: bool) -> DetectionDataset:
-    """An Ultralytics data.yaml: ``path`` (root), ``train``/``val``/``test`` and ``names``.
+# --------------------------------------------------------------------------------------------------
+# label layouts of a folder of images: YOLO .txt (labels/ or beside), VOC .xml beside each image
 
-    ``path`` is a folder name; a split is a folder, an image list (.txt), a COCO .json or a list of
+LAYOUTS = ("auto", "yolo", "voc")   # what a data.yaml's optional ``layout:`` may say
+
+
+def voc_label_path(image: Path) -> Path:
+    """The VOC XML of an image in the LabelImg/CVAT layout: ``x.xml`` beside ``x.jpg``."""
+    return image.with_suffix(".xml")
+
+
+def find_label_files(image_files: list[Path]) -> tuple[dict[Path, Path], dict[Path, Path]]:
+    """``({image: YOLO .txt}, {image: VOC .xml})`` for the label files that exist: the .txt where
+    `img2label_path` puts it (``labels/`` for ``images/``, else beside), the .xml beside the image
+    (or where the .txt would be)."""
+    txt, xml = {}, {}
+    for img in image_files:
+        img = Path(img)
+        t = img2label_path(img)
+        if _is_file(t):
+            txt[img] = t
+        x = next((c for c in (voc_label_path(img), t.with_suffix(".xml")) if _is_file(c)), None)
+        if x is not None:
+            xml[img] = x
+    return txt, xml
+
+
+def choose_layout(image_files: list[Path], txt: dict, xml: dict, where: str, layout: str | None = None) -> str:
+    """``"yolo"`` or ``"voc"``: which label files of a split to read.
+
+    ``layout`` (a data.yaml's ``layout:``; None or ``auto``: detect) names one; detection takes the kind
+    that labels more images (.txt on a tie). A split with images and no label file of either kind, or
+    with none of the named kind, is a DataError that says what was found there: never a silent
+    dataset without boxes.
+    """
+    n, nt, nx = len(image_files), len(txt), len(xml)
+    layout = "auto" if layout is None else layout.lower() if isinstance(layout, str) else layout
+    if layout not in LAYOUTS:
+        raise DataError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {_short(layout)}")
+    found = f"{n} images, {nt} YOLO .txt label files, {nx} VOC .xml files"
+    if n and not nt and not nx:
+        example = Path(image_files[0])
+        raise DataError(f"{where}: {n} images but no label files (looked for YOLO .txt as "
+                        f"{str(img2label_path(example))[:200]} and VOC .xml as {str(voc_label_path(example))[:200]})")
+    if layout == "yolo" and n and not nt:
+        raise DataError(f"{where}: {found}, but the layout is yolo (set layout: voc or auto in the data.yaml)")
+    if layout == "voc" and n and not nx:
+        raise DataError(f"{where}: {found}, but the layout is voc (set layout: yolo or auto in the data.yaml)")
+    if layout != "auto":
+        return layout
+    return "voc" if nx > nt else "yolo"
+
+
+def load_labelled_images(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
+                         where: str | None = None, layout: str | None = None, check_orphans: bool = True,
+                         keep_difficult: bool = False, problems: list[Problem] | None = None) -> DetectionDataset:
+    """Images and their label files, whichever layout they are in (`choose_layout`) -> `DetectionDataset`.
+
+    The one reader of a folder (or list) of images for every command: ``detect-eval``, ``detect-train``,
+    ``anchors``, ``sweep`` and ``data check`` all come here.
+    """
+    image_files = [Path(f) for f in image_files]
+    txt, xml = find_label_files(image_files)
+    where = where or str(source or "dataset")
+    kind = choose_layout(image_files, txt, xml, where, layout)
+    if kind == "voc":
+        ds = load_voc_beside(image_files, names, source, keep_difficult, xml, problems)
+        extra = len(txt)
+        if check_orphans:
+            used = set(xml.values())
+            orphans = [x for d in sorted({f.parent for f in image_files}) for x in sorted(d.glob("*.xml"))
+                       if x not in used]
+            if orphans:
+                shown = ", ".join(str(p) for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+                ds.warnings.append(f"{len(orphans)} label file(s) have no image and were ignored: {shown}")
+    else:
+        ds = load_yolo(image_files, names, source, check_orphans, problems)
+        extra = len(xml)
+    if extra:
+        other = ".txt" if kind == "voc" else ".xml"
+        ds.warnings.append(f"{where}: read the {kind} labels; {extra} {other} file(s) beside them were ignored")
+    return ds
+
+
+@dataclass
+class SplitSpec:
+    """Where one split of a data.yaml lives (`data_yaml_split`)."""
+
+    kind: str                      # "images" (a folder or list of images) | "voc" | "coco"
+    where: str                     # "data.yaml: val split (val)", for messages
+    names: list[str]
+    images: list[Path] = field(default_factory=list)
+    path: Path | None = None       # the VOC folder or COCO json
+    layout: str | None = None      # the data.yaml's ``layout:`` (None: auto)
+    lists: bool = False            # the images came from .txt lists (no orphan-label check)
+
+
+def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any,
+                    keep_difficult: bool, problems: list[Problem] | None = None) -> DetectionDataset:
+    """An Ultralytics data.yaml split (`data_yaml_split`) -> `DetectionDataset`."""
+    sp = data_yaml_split(path, split, names)
+    if sp.kind == "voc":
+        return load_voc(sp.path, split=split, names=sp.names, keep_difficult=keep_difficult)  # type: ignore[arg-type]
+    if sp.kind == "coco":
+        return load_coco(sp.path, images=images, names=sp.names)  # type: ignore[arg-type]
+    return load_labelled_images(sp.images, sp.names, path, sp.where, sp.layout, not sp.lists, keep_difficult,
+                                problems)
+
+
+def data_yaml_split(path: Path, split: str, names: list[str] | None = None) -> SplitSpec:
+    """Read an Ultralytics data.yaml: ``path`` (root), ``train``/``val``/``test``, ``names`` and the
+    optional ``layout`` (auto, yolo or voc: which label files sit with the images).
+
+    ``path`` is a folder name; a split is a folder (of images with YOLO .txt labels or VOC .xml beside
+    them, or a VOC folder with ``Annotations/``), an image list (.txt), a COCO .json or a list of
     those; ``names`` a list or an ``{id: name}`` mapping; ``nc`` (optional) an integer equal to the
     number of names. Any other type or a path that does not exist is a one-line DataError.
     """
@@ -521,24 +721,28 @@ def _load_data_yaml(path: Path, split: str, names: list[str] | None, images: Any
         raise DataError(f"{path}: no '{split}' split (it has: {', '.join(have) or 'none'})")
     raw = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
     entries = [_path_entry(e, path, split) for e in raw]
+    layout = cfg.get("layout")
+    if layout is not None and (not isinstance(layout, str) or layout.lower() not in LAYOUTS):
+        raise DataError(f"{path}: layout must be one of {', '.join(LAYOUTS)}, got {_short(layout)}")
+    where = f"{path}: {split} split ({', '.join(str(e) for e in entries)[:200]})"
     files: list[Path] = []
     for entry in entries:
         p = root / _expand(entry, path)   # an absolute entry stays as it is
         if _is_dir(p):
             if _is_dir(p / "Annotations"):
-                return load_voc(p, split=split, names=names, keep_difficult=keep_difficult)
+                return SplitSpec("voc", where, names, path=p, layout=layout)
             files += _find_images(p)
         elif _is_file(p) and p.suffix.lower() == ".txt":
             files += _read_image_list(p, root)
         elif _is_file(p) and p.suffix.lower() == ".json":
-            return load_coco(p, images=images, names=names)
+            return SplitSpec("coco", where, names, path=p, layout=layout)
         else:
             hint = " (cnnlab never downloads datasets named in a data.yaml)" if cfg.get("download") else ""
             raise DataError(f"{path}: {split} path not found: {_short(str(p), 300)}{hint}")
     if not files:
-        raise DataError(f"{path}: no images in the {split} split")
-    return load_yolo(files, names, source=path,
-                     check_orphans=all(Path(e).suffix.lower() != ".txt" for e in entries))
+        raise DataError(f"{where}: no images found (looked for {', '.join(IMG_FORMATS)})")
+    return SplitSpec("images", where, names, images=files, layout=layout,
+                     lists=any(Path(e).suffix.lower() == ".txt" for e in entries))
 
 
 def _expand(text: str, path: Path) -> Path:
@@ -709,14 +913,15 @@ def _coco_image_dir(path: Path, imgs: list[dict], images: Any) -> Path:
 # Pascal VOC XML
 
 def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | None = None,
-             images: str | os.PathLike | None = None, keep_difficult: bool = False) -> DetectionDataset:
+             images: str | os.PathLike | None = None, keep_difficult: bool = False,
+             problems: list[Problem] | None = None) -> DetectionDataset:
     """Pascal VOC XML annotations (parsed with defusedxml) -> `DetectionDataset`.
 
     ``root`` is a VOC year folder (``Annotations``, ``JPEGImages``, ``ImageSets/Main/<split>.txt``) or
     a folder of XML files beside their images (LabelImg). Boxes are kept as written (VOC pixels),
     clipped to the image; a box with a non-finite coordinate, without area or wholly outside its
     image, and a ``<size>`` that is not a whole number of pixels in 1..MAX_IMAGE_SIDE, are refused
-    (a DataError naming the file and the object).
+    (a DataError naming the file and the object). ``problems``: see `load_yolo`.
     """
     root = Path(root)
     ann_dir = root / "Annotations" if _is_dir(root / "Annotations") else root
@@ -733,23 +938,75 @@ def load_voc(root: str | os.PathLike, split: str = "val", names: list[str] | Non
         xml_files = sorted(ann_dir.glob("*.xml"))
     if not xml_files:
         raise DataError(f"{root}: no VOC .xml annotations found")
-    parsed = [_parse_voc_xml(f, img_dir, keep_difficult) for f in xml_files]
+    parsed = []
+    for f in xml_files:
+        try:
+            parsed.append((f, _parse_voc_xml(f, img_dir, keep_difficult, problems=problems)))
+        except DataError as e:
+            if problems is None:
+                raise
+            kind = "image" if str(e).startswith(("missing image", "unreadable image")) else "syntax"
+            problems.append(Problem(kind, str(e), f))
+    return _voc_dataset(parsed, names, root, problems)
+
+
+def load_voc_beside(image_files: list[Path], names: list[str] | None = None, source: Path | None = None,
+                    keep_difficult: bool = False, xml_files: dict[Path, Path] | None = None,
+                    problems: list[Problem] | None = None) -> DetectionDataset:
+    """Images with a VOC ``.xml`` beside each (LabelImg, CVAT "XML beside the image") -> `DetectionDataset`.
+
+    ``xml_files`` maps an image to its XML (default: `find_label_files`); an image without one is a
+    negative (no boxes), as Ultralytics treats an image without a label file. ``problems``: see
+    `load_yolo`.
+    """
+    image_files = [Path(f) for f in image_files]
+    xml_files = xml_files if xml_files is not None else find_label_files(image_files)[1]
+    parsed: list[tuple[Path, tuple]] = []
+    for img in image_files:
+        xml = xml_files.get(img)
+        try:
+            if xml is None:
+                w, h = image_size(img)
+                parsed.append((img, (img, w, h, [], np.zeros((0, 4), np.float32))))
+            else:
+                parsed.append((xml, _parse_voc_xml(xml, img.parent, keep_difficult, image=img, problems=problems)))
+        except DataError as e:
+            if problems is None:
+                raise
+            kind = "image" if str(e).startswith(("missing image", "unreadable image")) else "syntax"
+            problems.append(Problem(kind, str(e), xml or img))
+    ds = _voc_dataset(parsed, names, Path(source or "."), problems)
+    ds.image_ids = default_image_ids(ds.samples)
+    return ds
+
+
+def _voc_dataset(parsed: list[tuple[Path, tuple]], names: list[str] | None, source: Path,
+                 problems: list[Problem] | None = None) -> DetectionDataset:
+    """Samples of parsed VOC files ``[(xml, (image, w, h, object names, boxes))]``; class names are
+    ``names`` or (not given) VOC's 20 when every name found is one of them, else the names found, sorted."""
     if names is None:
-        found = sorted({n for p in parsed for n in p[3]})
+        found = sorted({n for _, p in parsed for n in p[3]})
         names = list(VOC_NAMES) if set(found) <= set(VOC_NAMES) else found
     pos = {n: i for i, n in enumerate(names)}
     samples = []
-    for f, (file, w, h, objs, boxes) in zip(xml_files, parsed, strict=True):
-        for n in objs:
-            if n not in pos:
-                raise DataError(f"{f}: unknown class {_short(n)} (not in the {len(names)} names)")
-        cls = np.asarray([pos[n] for n in objs], dtype=np.int64)
-        samples.append(DetectionSample(file, w, h, boxes, cls))
-    return DetectionDataset(samples, list(names), "voc", root)
+    for f, (file, w, h, objs, boxes) in parsed:
+        keep = []
+        for k, n in enumerate(objs):
+            if n in pos:
+                keep.append(k)
+            else:
+                report(problems, Problem("class", f"{f}: unknown class {_short(n)} (not in the {len(names)} "
+                                                  f"names: {_short(', '.join(names), 80)})", f))
+        cls = np.asarray([pos[objs[k]] for k in keep], dtype=np.int64)
+        samples.append(DetectionSample(file, w, h, boxes[keep].reshape(-1, 4), cls))
+    return DetectionDataset(samples, list(names), "voc", source)
 
 
-def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
-                   ) -> tuple[Path, int, int, list[str], np.ndarray]:
+def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool, image: Path | None = None,
+                   problems: list[Problem] | None = None) -> tuple[Path, int, int, list[str], np.ndarray]:
+    """One VOC XML -> ``(image, width, height, object names, xyxy boxes)``; ``image``: the image it
+    belongs to when known (the one it lies beside), else found from ``<filename>``. ``problems``: see
+    `_parse_yolo_lines` (a bad object is recorded and skipped; a file that is not XML still raises)."""
     from xml.etree.ElementTree import ParseError
 
     import defusedxml.ElementTree as ET
@@ -768,7 +1025,7 @@ def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
     if root.tag != "annotation":
         raise DataError(f"{path}: not a VOC annotation (root element <{str(root.tag)[:40]}>)")
     filename = (root.findtext("filename") or "").strip()
-    file = _voc_image(path, filename, img_dir)
+    file = image if image is not None else _voc_image(path, filename, img_dir)
     w_text, h_text = (root.findtext(f"size/{side}") for side in ("width", "height"))
     if (w_text or "").strip() or (h_text or "").strip():
         w, h = (checked_side(t or "", f"{path}: <size><{side}>") for t, side in ((w_text, "width"),
@@ -781,27 +1038,34 @@ def _parse_voc_xml(path: Path, img_dir: Path | None, keep_difficult: bool
     for k, obj in enumerate(root.iter("object"), 1):
         name = (obj.findtext("name") or "").strip()
         if not name:
-            raise DataError(f"{path}: <object> {k} has no <name>")
+            report(problems, Problem("syntax", f"{path}: <object> {k} has no <name>", path))
+            continue
         at = f"{path}: <object> {k} ({_short(name)})"
         if not keep_difficult and (obj.findtext("difficult") or "0").strip() == "1":
             continue
         bb = obj.find("bndbox")
         if bb is None:
-            raise DataError(f"{at} has no <bndbox>")
+            report(problems, Problem("syntax", f"{at} has no <bndbox>", path))
+            continue
         texts = [bb.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")]
         values = [finite_text(t) for t in texts]
         if any(v is None for v in values):
             bad = next(i for i, v in enumerate(values) if v is None)
             tag = ("xmin", "ymin", "xmax", "ymax")[bad]
-            raise DataError(f"{at}: bndbox needs finite numbers xmin/ymin/xmax/ymax, got <{tag}> "
-                            f"{_short((texts[bad] or '').strip())}")
+            text = (texts[bad] or "").strip()
+            report(problems, Problem("nan" if _is_float(text) else "syntax",
+                                     f"{at}: bndbox needs finite numbers xmin/ymin/xmax/ymax, got <{tag}> "
+                                     f"{_short(text)}", path))
+            continue
         x1, y1, x2, y2 = values
         if x2 < x1 or y2 < y1:  # type: ignore[operator]
-            raise DataError(f"{at}: xmax/ymax smaller than xmin/ymin")
+            report(problems, Problem("area", f"{at}: xmax/ymax smaller than xmin/ymin", path))
+            continue
         objs.append(name)
         boxes.append(values)
         where.append(at)
-    return file, w, h, objs, checked_boxes(np.asarray(boxes, dtype=np.float64), w, h, where)
+    kept, idx = valid_boxes(np.asarray(boxes, dtype=np.float64), w, h, where, problems, path)
+    return file, w, h, [objs[i] for i in idx], kept
 
 
 def _voc_image(xml: Path, filename: str, img_dir: Path | None) -> Path:

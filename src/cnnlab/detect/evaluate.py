@@ -423,6 +423,9 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = load_detection_data(data, split=split, names=names, images=images, warn=False)
+    if ds.num_boxes == 0:   # mAP over no ground truth is a meaningless 0: say so instead
+        raise DataError(f"{ds.source}: the {split} split has {len(ds)} images but no labelled boxes (its "
+                        f"{ds.format} label files hold none); nothing to score")
     warns = list(ds.warnings)
     speed: dict[str, float] = {}
     source = "predictions"

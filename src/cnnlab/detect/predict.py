@@ -83,17 +83,11 @@ def collect_inputs(source: str | os.PathLike) -> tuple[str, list[Path]]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read an image as BGR (unicode-safe); an unreadable file is a UserError."""
-    import cv2
+    """Read an image as BGR (unicode-safe); an unreadable file is a UserError, a truncated JPEG a warning
+    naming the file (`cnnlab.detect.images.read_image`)."""
+    from cnnlab.detect.images import read_image as read
 
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as e:
-        raise UserError(f"cannot read image {path}: {e.strerror}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise UserError(f"cannot read image {path}: not a decodable image file")
-    return img
+    return read(path)
 
 
 def detect_source(source: str | os.PathLike, detector, save: bool = True, project: str | os.PathLike = "runs",

@@ -95,8 +95,7 @@ class Engine:
             logs = self.run_epoch(epoch)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, logs)
-            if self.cfg.time is not None and self.train_time > self.cfg.time * 3600 and epoch < self.epochs:
-                self.log(f"time budget of {self.cfg.time:g} h used after epoch {epoch}: stopping")
+            if self.cfg.time is not None and epoch < self.epochs and self.budget_spent(self.cfg.time):
                 self.stop_training = True
             if self.stop_training:
                 break
@@ -104,6 +103,18 @@ class Engine:
         for cb in self.callbacks:
             cb.on_train_end(self, final)
         return self.history
+
+    def budget_spent(self, hours: float) -> bool:
+        """True (and a log line saying so) when the next epoch would end past a time budget of ``hours``,
+        counting the training and validation time of the epochs so far (resumed epochs included)."""
+        spent = sum(float(h.get("epoch_time", 0.0)) + float(h.get("val_time", 0.0)) for h in self.history)
+        per_epoch = spent / max(len(self.history), 1)
+        budget = hours * 3600
+        if spent + per_epoch <= budget:
+            return False
+        self.log(f"time budget of {hours:g} h ({budget / 60:.1f} min): {spent / 60:.1f} min used after epoch "
+                 f"{self.epoch}, the next epoch (~{per_epoch / 60:.1f} min) would not fit: stopping")
+        return True
 
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch, validate, step the epoch schedule and record the history row."""
@@ -118,11 +129,13 @@ class Engine:
         logs: dict[str, Any] = {"epoch": epoch, **self.train_one_epoch(epoch)}
         elapsed = time.perf_counter() - start
         self.train_time += elapsed
+        val_start = time.perf_counter()
         if self.task.should_validate(epoch, epoch == self.epochs):
             logs.update(self.task.validate(self.eval_model, self))
             fit = self.task.fitness(logs)
             if fit is not None:
                 logs["fitness"] = float(fit)
+        logs["val_time"] = time.perf_counter() - val_start
         n = logs.pop("images")
         logs.update(lr=lr, epoch_time=elapsed, images_per_s=n / elapsed if elapsed > 0 else float("nan"),
                     epoch_cpu_time=time.process_time() - cpu)  # CPU seconds of this process, all threads

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
+
+
+def piped_every() -> float:
+    """Seconds between progress lines when output is not a terminal: ``$CNNLAB_PROGRESS_SECONDS``, else 30."""
+    try:
+        return max(0.0, float(os.environ.get("CNNLAB_PROGRESS_SECONDS", "30")))
+    except ValueError:
+        return 30.0
 
 
 def interactive() -> bool:
@@ -18,11 +27,12 @@ class Progress:
     """``with Progress("epoch 3/10", total) as p: p.advance(info="loss 0.1")``.
 
     On a terminal: a transient rich bar with a free-text field. Elsewhere (a file, a pipe, CI): one
-    plain line at most every ``every`` seconds, so a long epoch is never silent.
+    plain line at most every ``every`` seconds (default `piped_every`), so a long epoch is never silent.
     """
 
-    def __init__(self, label: str, total: int | None, enabled: bool = True, every: float = 30.0) -> None:
-        self.label, self.total, self.enabled, self.every = label, total, enabled, every
+    def __init__(self, label: str, total: int | None, enabled: bool = True, every: float | None = None) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.every = piped_every() if every is None else every
         self.done = 0
         self.info = ""
         self._bar: Any = None

@@ -1,4 +1,5 @@
-"""Fuzz targets for the detection dataset parsers: YOLO txt labels, Pascal VOC XML, COCO JSON, data.yaml.
+"""Fuzz targets for the detection dataset parsers: YOLO txt labels, Pascal VOC XML, COCO JSON, data.yaml,
+the LabelImg layout (a .xml or .txt beside each image, through a data.yaml) and ``data check``.
 
     from cnnlab.fuzz.detect_data import fuzz_targets
     for name, target in fuzz_targets().items():
@@ -40,8 +41,10 @@ def _root() -> Path:
         root = Path(tempfile.mkdtemp(prefix="cnnlab-fuzz-detect-", dir=where))
         atexit.register(shutil.rmtree, root, True)
         img = Image.new("RGB", IMAGE_SIZE, (90, 140, 200))
-        for sub in ("yolo/images", "yolo/labels", "voc", "coco", "yaml/images", "yaml/labels"):
+        for sub in ("yolo/images", "yolo/labels", "voc", "coco", "yaml/images", "yaml/labels", "beside/val"):
             (root / sub).mkdir(parents=True)
+        img.save(root / "beside" / "val" / "a.png")
+        (root / "beside" / "data.yaml").write_text("val: val\nnames: [dog, cat, widget]\n")
         img.save(root / "yolo" / "images" / "1.png")
         img.save(root / "voc" / "a.png")
         img.save(root / "coco" / "1.png")
@@ -104,6 +107,51 @@ def load_data_yaml(data: bytes) -> Any:
     return load_detection_data(root / "data.yaml", split="val", warn=False)
 
 
+def _beside(data: bytes, suffix: str) -> Path:
+    """``data`` as the one label file (``.xml`` or ``.txt``) beside ``val/a.png``; the other kind removed."""
+    val = _root() / "beside" / "val"
+    for old in (".xml", ".txt"):
+        (val / f"a{old}").unlink(missing_ok=True)
+    (val / f"a{suffix}").write_bytes(data)
+    return _root() / "beside" / "data.yaml"
+
+
+def load_beside_xml(data: bytes) -> Any:
+    """``data`` as the VOC XML beside the one image of a LabelImg layout (data.yaml, ``val/a.png``)."""
+    from cnnlab.detect.data import load_detection_data
+
+    return load_detection_data(_beside(data, ".xml"), split="val", warn=False)
+
+
+def load_beside_txt(data: bytes) -> Any:
+    """``data`` as the YOLO .txt beside the one image of a CVAT-YOLO layout (data.yaml, ``val/a.png``)."""
+    from cnnlab.detect.data import load_detection_data
+
+    return load_detection_data(_beside(data, ".txt"), split="val", warn=False)
+
+
+def check_beside(data: bytes) -> Any:
+    """``cnnlab data check`` of the LabelImg layout whose one label file is ``data`` (an .xml when it
+    starts with ``<`` after blanks, else a .txt) -> the `DataReport` (it never raises: every problem is
+    an issue of the report)."""
+    from cnnlab.detect.check import check_detection_data
+
+    suffix = ".xml" if data.lstrip().startswith(b"<") else ".txt"
+    return check_detection_data(_beside(data, suffix), splits=["val"], check_images=False)
+
+
+def check_data_yaml(data: bytes) -> Any:
+    """``cnnlab data check`` of ``data`` as the data.yaml of `load_data_yaml` -> the `DataReport` (never
+    raises), or None when the input is not fed to it (see `load_data_yaml`)."""
+    from cnnlab.detect.check import check_detection_data
+
+    if not _stays_inside(data):
+        return None
+    root = _root() / "yaml"
+    (root / "data.yaml").write_bytes(data)
+    return check_detection_data(root / "data.yaml", check_images=False)
+
+
 def yolo_txt(data: bytes) -> None:
     """Fuzz target: a YOLO label file (see `load_yolo_txt`)."""
     load_yolo_txt(data)
@@ -122,6 +170,21 @@ def coco_json(data: bytes) -> None:
 def data_yaml(data: bytes) -> None:
     """Fuzz target: an Ultralytics data.yaml (see `load_data_yaml`)."""
     load_data_yaml(data)
+
+
+def beside_xml(data: bytes) -> None:
+    """Fuzz target: a LabelImg .xml beside its image (see `load_beside_xml`)."""
+    load_beside_xml(data)
+
+
+def beside_txt(data: bytes) -> None:
+    """Fuzz target: a YOLO .txt beside its image (see `load_beside_txt`)."""
+    load_beside_txt(data)
+
+
+def data_check(data: bytes) -> None:
+    """Fuzz target: ``data check`` of one label file (see `check_beside`); nothing may escape."""
+    check_beside(data)
 
 
 def _stays_inside(data: bytes) -> bool:
@@ -143,4 +206,5 @@ def _stays_inside(data: bytes) -> bool:
 def fuzz_targets() -> dict[str, Callable[[bytes], None]]:
     """{target name: callable(bytes) -> None}: each feeds the bytes to one dataset parser and lets only
     `cnnlab.errors.UserError` (and subclasses) out."""
-    return {"yolo_txt": yolo_txt, "voc_xml": voc_xml, "coco_json": coco_json, "data_yaml": data_yaml}
+    return {"yolo_txt": yolo_txt, "voc_xml": voc_xml, "coco_json": coco_json, "data_yaml": data_yaml,
+            "beside_xml": beside_xml, "beside_txt": beside_txt, "data_check": data_check}

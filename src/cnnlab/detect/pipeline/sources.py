@@ -194,9 +194,15 @@ class ImageSequenceSource:
 
     @staticmethod
     def _load(path: Path) -> np.ndarray | None:
-        import cv2
+        """The image, or None when it cannot be decoded (a truncated JPEG: decoded, with a warning
+        naming it, by `cnnlab.detect.images.read_image`)."""
+        from cnnlab.detect.images import read_image
+        from cnnlab.errors import UserError
 
-        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            return read_image(path)
+        except UserError:
+            return None
 
     def read(self) -> np.ndarray | None:
         while self._i < len(self.paths):

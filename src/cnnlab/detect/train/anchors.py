@@ -25,7 +25,8 @@ def kmeans_anchors(wh: np.ndarray, n: int = 9, seed: int = 0, iters: int = 300, 
     """``n`` anchors (float (n, 2), sorted by area) clustering ``wh`` under the distance 1 - IoU.
 
     k-means++ seeding and Lloyd iterations with the median of each cluster (robust to outliers),
-    ``restarts`` times; the result with the highest mean best IoU wins.
+    ``restarts`` times; the result with the highest mean best IoU wins. Deterministic: the boxes are
+    sorted first and the generator seeded with ``seed``, so the order of files and boxes does not matter.
     """
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     if not np.isfinite(wh).all():
@@ -35,6 +36,7 @@ def kmeans_anchors(wh: np.ndarray, n: int = 9, seed: int = 0, iters: int = 300, 
         raise UserError(f"the number of anchors must be >= 1, got {n}")
     if len(wh) < n:
         raise UserError(f"need at least {n} boxes to fit {n} anchors, the dataset has {len(wh)}")
+    wh = wh[np.lexsort((wh[:, 1], wh[:, 0]))]   # sorted: the result does not depend on the files' order
     rng = np.random.default_rng(seed)
     runs = [_lloyd(wh, _kmeanspp(wh, n, rng), iters) for _ in range(max(1, restarts))]
     best = max(runs, key=lambda c: float(iou_wh(wh, c).max(1).mean()))   # the first of equally good ones

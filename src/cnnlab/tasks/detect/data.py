@@ -29,7 +29,8 @@ def load_train_val(cfg: DetectTrainConfig, log=print):
     """The training and validation datasets of ``cfg.data`` (validation falls back to training)."""
     train = _load_split(cfg.data, "train")
     if train.num_boxes == 0:
-        raise DataError(f"{cfg.data}: the training split has no labelled boxes")
+        raise DataError(f"{cfg.data}: the training split has {len(train)} images but no labelled boxes (its "
+                        f"{train.format} label files hold none; `cnnlab data check {cfg.data}` lists them)")
     split = cfg.val or "val"
     try:
         val = _load_split(cfg.data, split, train.names)
@@ -53,13 +54,11 @@ class ValidationSet:
         self._images: dict[int, np.ndarray] = {}
 
     def image(self, i: int) -> np.ndarray:
-        import cv2
+        from cnnlab.detect.images import read_image
 
         if i in self._images:
             return self._images[i]
-        img = cv2.imread(str(self.samples[i].image_path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"unreadable image: {self.samples[i].image_path}")
+        img = read_image(self.samples[i].image_path)
         if self.cache:
             self._images[i] = img
         return img

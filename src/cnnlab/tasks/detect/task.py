@@ -129,6 +129,7 @@ class DetectTask(Task):
         from cnnlab.detect.evaluate import evaluate_detections
         from cnnlab.detect.processing import postprocess_output
         from cnnlab.detect.types import Detections
+        from cnnlab.engine.progress import Progress
 
         cfg = self.cfg
         model.eval()
@@ -136,19 +137,23 @@ class DetectTask(Task):
         sums = {"box": 0.0, "obj": 0.0, "cls": 0.0}
         nb = 0
         t0 = time.perf_counter()
-        for idx, x, t, metas in self.val_data.batches(max(1, cfg.batch)):
-            x = x.to(engine.device)
-            if engine.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            raw = model.forward_raw(x)
-            _, parts = self.criterion(raw, t, (x.shape[2], x.shape[3]))
-            for k, v in parts.items():
-                sums[k] += float(v)
-            nb += 1
-            decoded = [d.cpu().numpy() for d in model.decode(raw, (x.shape[2], x.shape[3]))]
-            for k, i in enumerate(idx):
-                preds[i] = postprocess_output([d[k] for d in decoded], "darknet", metas[k], self.names,
-                                              cfg.conf, cfg.iou, 300)
+        batch = max(1, cfg.batch)
+        n_batches = -(-len(self.val_data.samples) // batch)
+        with Progress(f"validation {engine.epoch + 1}/{engine.epochs}", n_batches, enabled=cfg.verbose == 1) as bar:
+            for idx, x, t, metas in self.val_data.batches(batch):
+                x = x.to(engine.device)
+                if engine.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                raw = model.forward_raw(x)
+                _, parts = self.criterion(raw, t, (x.shape[2], x.shape[3]))
+                for k, v in parts.items():
+                    sums[k] += float(v)
+                nb += 1
+                decoded = [d.cpu().numpy() for d in model.decode(raw, (x.shape[2], x.shape[3]))]
+                for k, i in enumerate(idx):
+                    preds[i] = postprocess_output([d[k] for d in decoded], "darknet", metas[k], self.names,
+                                                  cfg.conf, cfg.iou, 300)
+                bar.advance()
         seconds = time.perf_counter() - t0
         result = evaluate_detections(self.val_data.samples, preds, self.names)
         self.last_eval = result
