@@ -9,7 +9,7 @@ import sys
 import typer
 
 from cnnlab import __version__
-from cnnlab.errors import UserError
+from cnnlab.errors import PeerFailed, UserError
 
 app = typer.Typer(
     name="cnnlab",
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # standalone_mode=False: click returns an Exit's code instead of raising it
         result = app(args=argv, prog_name="cnnlab", standalone_mode=False)
+    except PeerFailed:
+        return 2   # rank 0 of the distributed run prints the one line
     except UserError as e:
         return _error(str(e))
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from cnnlab.errors import UserError
+from cnnlab.errors import PeerFailed, UserError
 
 T = TypeVar("T")
 TIMEOUT = datetime.timedelta(minutes=30)
@@ -140,10 +140,6 @@ def global_count(n: int, device: torch.device) -> torch.Tensor:
 def barrier() -> None:
     if initialized():
         torch.distributed.barrier()
-
-
-class PeerFailed(UserError):
-    """Raised on the other ranks when rank 0 failed a step run by :func:`on_main` (rank 0 prints)."""
 
 
 def on_main(fn: Callable[[], T]) -> T:
