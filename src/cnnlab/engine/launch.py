@@ -59,9 +59,10 @@ def option_args(options: Mapping[str, Any]) -> list[str]:
 
 
 def torchrun_command(args: Sequence[str], nproc: int) -> list[str]:
-    """``python -m torch.distributed.run --standalone --nproc-per-node N -m cnnlab <args>``."""
+    """``python -m torch.distributed.run --standalone --nproc-per-node N -m cnnlab -- <args>`` (after ``--``
+    torchrun reads none of the args: ``--monitor`` would be an ambiguous prefix of its own options)."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "cnnlab", *args]
+            "-m", "cnnlab", "--", *args]
 
 
 def launch(args: Sequence[str], nproc: int, devices: list[int] | None = None,
