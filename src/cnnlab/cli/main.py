@@ -91,6 +91,10 @@ def _error(message: str) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    rank = os.environ.get("RANK", "")
+    if rank not in ("", "0"):  # another process of a distributed run: say which
+        message = f"(rank {rank}) {message}"
+
     Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return 2
 

@@ -43,6 +43,9 @@ def _launched(command: list[str], options: dict[str, Any], nproc: int | None, de
 
     n, ids = plan(nproc, devices)
     if ids is not None:
+        from cnnlab.devices import resolve_device
+
+        resolve_device(f"cuda:{max(ids)}")  # no CUDA, or no such GPU: one line here, not one per process
         options["device"] = "cuda" if n > 1 else f"cuda:{ids[0]}"
     if n == 1:
         return False

@@ -49,8 +49,8 @@ def option_args(options: Mapping[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             args.append(flag if value else f"--no-{name.replace('_', '-')}")
-        elif value is None:
-            args += [flag, "null"]
+        elif value is None:  # only `train name=null` can say this (a typed flag takes no null)
+            args.append(f"{name}=null")
         elif isinstance(value, (list, tuple, dict)):
             args += [flag, json.dumps(value)]   # YAML flow syntax: the schema's coercion reads it
         else:

@@ -101,7 +101,8 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
         try:
             engine.fit()
         except KeyboardInterrupt:
-            say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}")
+            nproc = f" --nproc {world.size}" if world.distributed else ""
+            say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}{nproc}")
             raise
 
         def finish() -> dict[str, Any]:
