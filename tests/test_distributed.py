@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cnnlab
 from cnnlab.io import torch_load_safe
@@ -148,3 +150,34 @@ def test_detection_trains_in_two_processes(tmp_path):
     ckpt = _last(run)
     assert ckpt["world_size"] == 2 and ckpt["global_step"] == 4 and ckpt["epoch"] == 2
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in ckpt["history"])
+
+
+def test_sync_bn_on_cpu_is_one_line():
+    from torch import nn
+
+    from cnnlab.engine.distributed import convert_sync_bn
+
+    with pytest.raises(cnnlab.errors.UserError, match="sync_bn needs CUDA"):
+        convert_sync_bn(nn.BatchNorm2d(3), torch.device("cpu"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["WORLD_SIZE", "RANK", "LOCAL_RANK"]), st.text(max_size=6)))
+def test_any_torchrun_environment_is_a_world_or_one_line(env):
+    """WORLD_SIZE/RANK/LOCAL_RANK as found: a consistent World, or a one-line UserError."""
+    from cnnlab.engine.distributed import world
+
+    old = {k: os.environ.pop(k, None) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    try:
+        os.environ.update({k: v for k, v in env.items() if "\x00" not in v})
+        try:
+            w = world()
+        except cnnlab.errors.UserError as e:
+            assert "\n" not in str(e)
+            return
+        assert w.size >= 1 and 0 <= w.rank < w.size and w.local_rank >= 0
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
