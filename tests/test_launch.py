@@ -93,3 +93,19 @@ def test_cli_nproc_2_trains_in_two_processes(tmp_path):
                            capture_output=True, text=True, timeout=240)
     assert again.returncode == 2
     assert "trained on 2 process(es), not 1: resume it with --nproc 2" in again.stderr
+
+
+def test_mistakes_are_one_line_before_torchrun_starts(cli, tmp_path, monkeypatch):
+    import cnnlab.engine.launch as launch
+
+    monkeypatch.setattr(launch.subprocess, "run", lambda *a, **k: pytest.fail("torchrun started"))
+    code, _, err = cli("train", "--dataset", "nosuch", "--nproc", "2")
+    assert code == 2 and err.count("\n") == 1 and "unknown dataset 'nosuch'" in err
+    code, _, err = cli("detect-train", "missing.yaml", "--nproc", "2")
+    assert code == 2 and "dataset not found: missing.yaml" in err
+    code, _, err = cli("train", "--dataset", "digits", "--subset", "64", "--model", "mnist_cnn", "--epochs", "1",
+                       "--verbose", "0", "--no-plots", "--threads", "1")
+    assert code == 0
+    code, _, err = cli("train", "--resume", "runs/classify/exp", "--epochs", "2", "--nproc", "2")
+    assert code == 2 and err.count("\n") == 1
+    assert "trained on 1 process(es), not 2: resume it in one process (no torchrun, no --nproc)" in err

@@ -34,9 +34,11 @@ DEVICES = inspect.Parameter("devices", inspect.Parameter.KEYWORD_ONLY, annotatio
                                                  "Ultralytics).", rich_help_panel="Run"))
 
 
-def _launched(command: list[str], options: dict[str, Any], nproc: int | None, devices: str | None) -> bool:
+def _launched(command: list[str], options: dict[str, Any], nproc: int | None, devices: str | None,
+              check: Any = None) -> bool:
     """With --nproc N > 1 or several --devices: run the command again under torchrun and exit with its
-    code (True); with one device: train on it here (False)."""
+    code (True); with one device: train on it here (False). ``check(n)`` first finds the mistakes a
+    run can find at once, so they are one line here rather than one per process."""
     if nproc is None and devices is None:
         return False
     from cnnlab.engine.launch import launch, option_args, plan
@@ -49,8 +51,22 @@ def _launched(command: list[str], options: dict[str, Any], nproc: int | None, de
         options["device"] = "cuda" if n > 1 else f"cuda:{ids[0]}"
     if n == 1:
         return False
+    if check is not None:
+        check(n)
     code = launch([*command, *option_args(options)], n, ids)
     raise typer.Exit(code)
+
+
+def _check_resume(resume: Path, fmt: str, nproc: int) -> None:
+    """The run to resume has a checkpoint trained on ``nproc`` processes."""
+    from cnnlab.engine.distributed import check_resume_world
+    from cnnlab.engine.run import find_last
+    from cnnlab.io import torch_load_safe
+
+    run_dir, last = find_last(resume, fmt)
+    ckpt = torch_load_safe(last, mmap=True)
+    if isinstance(ckpt, dict):
+        check_resume_world(ckpt.get("world_size"), str(run_dir), now=nproc)
 
 
 def _cleanup() -> None:
@@ -72,7 +88,15 @@ def _train(options: dict[str, Any], config: Path | None, resume: Path | None, ct
         raise UserError("--resume continues a run with its own config; drop --config")
     command = ["train"] + (["--config", str(config)] if config is not None else []) \
         + (["--resume", str(resume)] if resume is not None else [])
-    if _launched(command, options, nproc, devices):  # pragma: no cover - raises typer.Exit
+    def check(n: int) -> None:
+        if resume is not None:
+            _check_resume(resume, "cnnlab.classify", n)
+        else:
+            from cnnlab.tasks.classify.run import check_run, resolve_config
+
+            check_run(resolve_config(config, **options))
+
+    if _launched(command, options, nproc, devices, check):  # pragma: no cover - raises typer.Exit
         return
     from cnnlab.tasks.classify.run import train
 
@@ -97,7 +121,18 @@ def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | N
     command = ["detect-train"] + ([str(data)] if data is not None else []) \
         + (["--config", str(config)] if config is not None else []) \
         + (["--resume", str(resume)] if resume is not None else []) + (["--quiet"] if quiet else [])
-    if _launched(command, options, nproc, devices):  # pragma: no cover - raises typer.Exit
+    def check(n: int) -> None:
+        if resume is not None:
+            _check_resume(resume, "cnnlab.detect", n)
+        else:
+            from cnnlab.tasks.detect.run import check_detect_run
+
+            base = read_options(config) if config is not None else {}
+            if data is not None:
+                base["data"] = str(data)
+            check_detect_run(DetectTrainConfig.from_dict({**base, **options}, source="detect-train options"))
+
+    if _launched(command, options, nproc, devices, check):  # pragma: no cover - raises typer.Exit
         return
     from cnnlab.tasks.detect.run import train_detector
 

@@ -239,10 +239,11 @@ def sharded_len(n_items: int, batch: int, drop_last: bool, size: int) -> int:
     return full + (1 if rest >= size else 0)
 
 
-def check_resume_world(ckpt_world: Any, path: str) -> None:
-    """A run resumes on as many processes as it was trained on (what makes the resume exact)."""
+def check_resume_world(ckpt_world: Any, path: str, now: int | None = None) -> None:
+    """A run resumes on as many processes as it was trained on (what makes the resume exact); ``now``:
+    the processes it is about to get (default: this job's)."""
     saved = ckpt_world if isinstance(ckpt_world, int) and not isinstance(ckpt_world, bool) else 1
-    now = world().size
+    now = world().size if now is None else now
     if saved != now:
         how = "in one process (no torchrun, no --nproc)" if saved == 1 else f"with --nproc {saved}"
         raise UserError(f"{path} was trained on {saved} process(es), not {now}: resume it {how} "
