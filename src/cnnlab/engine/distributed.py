@@ -101,8 +101,10 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def cleanup() -> None:
-    """Leave the process group (at the end of a distributed run)."""
+    """Leave the process group (at the end of a distributed run), once every rank got here: a rank that
+    tears its connections down while another still receives makes gloo abort the process."""
     if initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

@@ -111,6 +111,7 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
             return metrics
 
         metrics = distributed.on_main(finish)  # rank 0 evaluates and writes; every rank returns its metrics
+        distributed.barrier()                  # every rank has received them before any moves on
     return engine, metrics
 
 
