@@ -13,7 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [  # cheapest first
-    "custom_dataset", "keras_import_check", "detect_backends", "stream_fps", "deploy_eval", "train_vs_keras", "tune_ablate",
+    "custom_dataset", "keras_import_check", "ddp", "detect_backends", "stream_fps", "deploy_eval", "train_vs_keras",
+    "tune_ablate",
     "detect_train", "transfer", "compare_backbones", "classify",
 ]
 

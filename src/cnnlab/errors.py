@@ -15,6 +15,10 @@ class ModelError(UserError):
     """An unknown model name, a budget overrun or an incompatible checkpoint."""
 
 
+class PeerFailed(UserError):
+    """Another process of a distributed run failed (it prints the message; this one exits quietly)."""
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an exception's message, or its class name when the message is empty."""
     text = str(e).strip()

@@ -64,9 +64,12 @@ def tune_command(
     metric: str = typer.Option("val_accuracy", "--metric", help="Run metric to optimise."),
     direction: str = typer.Option(None, "--direction", help="maximize or minimize (default: minimize losses, else maximize)."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none (per-epoch pruning)."),
-    storage: str = typer.Option(None, "--storage", help="Database URL shared by workers (postgresql://user:pass@host/db); "
+    storage: str = typer.Option(None, "--storage", help="Storage shared by workers: postgresql://user:pass@host/db, or "
+                                                        "an Optuna journal file on a shared file system "
+                                                        "(journal:///path/search.log, or a path ending in .log); "
                                                         "default: SQLite in the search folder."),
-    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes (on one storage; start the same "
+                                                     "command on other machines to add more)."),
     project: str = typer.Option("runs", "--project", help="Project folder."),
     name: str = typer.Option("exp", "--name", help="Search name: the folder <project>/tune/<name>; the same name "
                                                    "resumes."),

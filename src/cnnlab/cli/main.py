@@ -10,7 +10,7 @@ import warnings
 import typer
 
 from cnnlab import __version__
-from cnnlab.errors import UserError
+from cnnlab.errors import PeerFailed, UserError
 
 app = typer.Typer(
     name="cnnlab",
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # standalone_mode=False: click returns an Exit's code instead of raising it
         result = app(args=argv, prog_name="cnnlab", standalone_mode=False)
+    except PeerFailed:
+        return 2   # rank 0 of the distributed run prints the one line
     except UserError as e:
         return _error(str(e))
     except KeyboardInterrupt:
@@ -95,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 def _error(message: str) -> int:
     from rich.console import Console
     from rich.markup import escape
+
+    rank = os.environ.get("RANK", "")
+    if rank not in ("", "0"):  # another process of a distributed run: say which
+        message = f"(rank {rank}) {message}"
 
     Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return 2

@@ -24,24 +24,116 @@ RESUME = inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=
                                                 "--threads, --workers, --verbose, --plots, --tensorboard, "
                                                 "--patience, --time may change."))
 
+NPROC = inspect.Parameter("nproc", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
+                          default=typer.Option(None, "--nproc", help="Train data-parallel in N processes on "
+                                               "this machine (runs torchrun for you; CPU: gloo, CUDA: one GPU "
+                                               "each). --batch is the global batch.", rich_help_panel="Run"))
+DEVICES = inspect.Parameter("devices", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                            default=typer.Option(None, "--devices", help="CUDA devices to train on, e.g. 0,1: "
+                                                 "one process per device under torchrun (like device=0,1 in "
+                                                 "Ultralytics).", rich_help_panel="Run"))
 
-def _train(options: dict[str, Any], config: Path | None, resume: Path | None, ctx: typer.Context) -> None:
+
+def _launched(command: list[str], options: dict[str, Any], nproc: int | None, devices: str | None,
+              check: Any = None) -> bool:
+    """With --nproc N > 1 or several --devices: run the command again under torchrun and exit with its
+    code (True); with one device: train on it here (False). ``check(n)`` first finds the mistakes a
+    run can find at once, so they are one line here rather than one per process."""
+    if nproc is None and devices is None:
+        return False
+    from cnnlab.engine.launch import launch, option_args, plan
+
+    n, ids = plan(nproc, devices)
+    if ids is not None:
+        from cnnlab.devices import resolve_device
+
+        resolve_device(f"cuda:{max(ids)}")  # no CUDA, or no such GPU: one line here, not one per process
+        options["device"] = "cuda" if n > 1 else f"cuda:{ids[0]}"
+    if n == 1:
+        return False
+    if check is not None:
+        check(n)
+    code = launch([*command, *option_args(options)], n, ids)
+    raise typer.Exit(code)
+
+
+def _check_resume(resume: Path, fmt: str, nproc: int) -> None:
+    """The run to resume has a checkpoint trained on ``nproc`` processes."""
+    from cnnlab.engine.distributed import check_resume_world
+    from cnnlab.engine.run import find_last
+    from cnnlab.io import torch_load_safe
+
+    run_dir, last = find_last(resume, fmt)
+    ckpt = torch_load_safe(last, mmap=True)
+    if isinstance(ckpt, dict):
+        check_resume_world(ckpt.get("world_size"), str(run_dir), now=nproc)
+
+
+def _cleanup() -> None:
+    """Leave the process group of a distributed run (no-op otherwise)."""
+    import sys
+
+    if "torch.distributed" in sys.modules:
+        from cnnlab.engine.distributed import cleanup
+
+        cleanup()
+
+
+def _train(options: dict[str, Any], config: Path | None, resume: Path | None, ctx: typer.Context,
+           nproc: int | None = None, devices: str | None = None) -> None:
     from cnnlab.config.schema import parse_cli_overrides
-    from cnnlab.tasks.classify.run import train
 
     options = {**parse_cli_overrides(list(ctx.args), TrainConfig), **options}
-    if resume is not None:
-        if config is not None:
-            raise UserError("--resume continues a run with its own config; drop --config")
-        result = train(resume=resume, **options)
-    else:
-        result = train(config, **options)
-    print_metrics(result.metrics, f"results ({result.run_dir})")
+    if resume is not None and config is not None:
+        raise UserError("--resume continues a run with its own config; drop --config")
+    command = ["train"] + (["--config", str(config)] if config is not None else []) \
+        + (["--resume", str(resume)] if resume is not None else [])
+    def check(n: int) -> None:
+        if resume is not None:
+            _check_resume(resume, "cnnlab.classify", n)
+        else:
+            from cnnlab.tasks.classify.run import check_run, resolve_config
+
+            check_run(resolve_config(config, **options))
+
+    if _launched(command, options, nproc, devices, check):  # pragma: no cover - raises typer.Exit
+        return
+    from cnnlab.tasks.classify.run import train
+
+    try:
+        result = train(resume=resume, **options) if resume is not None else train(config, **options)
+    finally:
+        _cleanup()
+    if _main_rank():
+        print_metrics(result.metrics, f"results ({result.run_dir})")
+
+
+def _main_rank() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | None, data: Path | None,
-                  quiet: bool) -> None:
+                  quiet: bool, nproc: int | None = None, devices: str | None = None) -> None:
     from cnnlab.config.schema import read_options
+
+    command = ["detect-train"] + ([str(data)] if data is not None else []) \
+        + (["--config", str(config)] if config is not None else []) \
+        + (["--resume", str(resume)] if resume is not None else []) + (["--quiet"] if quiet else [])
+    def check(n: int) -> None:
+        if resume is not None:
+            _check_resume(resume, "cnnlab.detect", n)
+        else:
+            from cnnlab.tasks.detect.run import check_detect_run
+
+            base = read_options(config) if config is not None else {}
+            if data is not None:
+                base["data"] = str(data)
+            check_detect_run(DetectTrainConfig.from_dict({**base, **options}, source="detect-train options"))
+
+    if _launched(command, options, nproc, devices, check):  # pragma: no cover - raises typer.Exit
+        return
     from cnnlab.tasks.detect.run import train_detector
 
     if quiet:
@@ -49,13 +141,21 @@ def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | N
     if resume is not None:
         if config is not None or data is not None:
             raise UserError("--resume continues a run with its own data and config; drop DATA and --config")
-        result = train_detector(resume=resume, **options)
+        try:
+            result = train_detector(resume=resume, **options)
+        finally:
+            _cleanup()
     else:
         base = read_options(config) if config is not None else {}
         if data is None and not base.get("data") and "data" not in options:
             raise UserError("no dataset given: cnnlab detect-train DATA (a data.yaml, YOLO folder, COCO json or "
                             "VOC folder), or --resume RUN")
-        result = train_detector(data, config=base, **options)
+        try:
+            result = train_detector(data, config=base, **options)
+        finally:
+            _cleanup()
+    if not _main_rank():
+        return
     m = result.metrics
     maps = " ".join(f"{k} {m[k]:.4f}" if m.get(k) is not None else f"{k} n/a" for k in ("mAP50", "mAP50_95"))
     console.print(f"best epoch {m['best_epoch']}: {maps} ({m['train_seconds']:.0f}s of training)")
@@ -82,7 +182,7 @@ def register(app: typer.Typer) -> None:
 
     ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
     train_cmd = config_command(
-        TrainConfig, _train, [ctx, CONFIG, RESUME],
+        TrainConfig, _train, [ctx, CONFIG, RESUME, NPROC, DEVICES],
         "Train a classifier; writes <project>/classify/<name>/ (config, history, metrics, weights, plots).\n\n"
         "Every option can also come from --config FILE, or be written name=value (Ultralytics style).")
     app.command("train", context_settings={"allow_extra_args": True})(train_cmd)
@@ -94,7 +194,7 @@ def register(app: typer.Typer) -> None:
                               default=typer.Option(False, "--quiet", "-q", help="Epoch lines only, no progress "
                                                    "bar (same as --verbose 2)."))
     detect_cmd = config_command(
-        DetectTrainConfig, _detect_train, [data, CONFIG, RESUME, quiet],
+        DetectTrainConfig, _detect_train, [data, CONFIG, RESUME, quiet, NPROC, DEVICES],
         "Train a YOLO detector on labelled boxes (YOLO, COCO or VOC); writes <project>/detect/<name>.",
         skip=("data",))
     app.command("detect-train")(detect_cmd)

@@ -59,7 +59,7 @@ class DetectTrainConfig(RunConfig):
     val_period: int = option(1, "Validate every N epochs (and always after the last).", section=VAL)
     # shared options whose detection defaults differ (Ultralytics' recipe)
     epochs: int = option(30, "Training epochs.", short="-e", section=OPT)
-    batch: int = option(16, "Images per batch.", short="-b", section=OPT)
+    batch: int = option(16, "Images per batch (the global batch when distributed).", short="-b", section=OPT)
     momentum: float = option(0.937, "SGD momentum.", section=OPT)
     nesterov: bool = option(True, "Nesterov momentum (SGD).", section=OPT)
     betas: list[float] = option(factory=lambda: [0.937, 0.999], help="Adam-family betas.", section=OPT)

@@ -48,7 +48,8 @@ class RunConfig(Config):
 
     # optimisation
     epochs: int = option(10, "Training epochs.", short="-e", section=OPT)
-    batch: int = option(128, "Images per batch.", short="-b", section=OPT)
+    batch: int = option(128, "Images per batch (the global batch of all processes when distributed).",
+                        short="-b", section=OPT)
     optimizer: str = option("sgd", "sgd, adam, adamw, nadam, rmsprop.", section=OPT)
     lr: float = option(0.01, "Initial learning rate.", section=OPT)
     momentum: float = option(0.9, "SGD momentum (RMSprop momentum).", section=OPT)
@@ -96,6 +97,8 @@ class RunConfig(Config):
     verbose: int = option(1, "0 silent, 1 progress bar + epoch lines, 2 epoch lines only.", section=CB)
     # where it runs and where results go
     device: str = option("auto", "auto, cpu, cuda, cuda:N, mps.", section=RUN)
+    sync_bn: bool = option(False, "Distributed runs: SyncBatchNorm, statistics of the global batch (CUDA).",
+                           section=RUN)
     threads: int | None = option(None, "torch CPU threads (null: torch's default).", section=RUN)
     workers: int | None = option(None, "DataLoader workers for on-disk data (null: auto).", section=RUN)
     project: str = option("runs", "Parent folder of run folders.", section=RUN)

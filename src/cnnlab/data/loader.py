@@ -4,7 +4,6 @@ tensor ops; ``set_epoch(e)`` makes shuffling and augmentation a pure function of
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +16,10 @@ from cnnlab.data.dataset import ArrayDataset
 from cnnlab.errors import DataError, UserError
 
 
-def _rng(seed: int, epoch: int, batch: int) -> np.random.Generator:
-    """The generator of one batch (batch -1: the epoch's shuffle)."""
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), int(batch) + 1])
+def _rng(seed: int, epoch: int, batch: int, rank: int | None = None) -> np.random.Generator:
+    """The generator of one batch (batch -1: the epoch's shuffle); ``rank``: one slice of it."""
+    key = [int(seed) & 0xFFFFFFFF, int(epoch), int(batch) + 1] + ([int(rank) + 1] if rank is not None else [])
+    return np.random.default_rng(key)
 
 
 class _EpochLoader:
@@ -41,14 +41,27 @@ class _EpochLoader:
         self.std = tuple(std) if std is not None else tuple(dataset.std)
         self.pipeline = BatchPipeline(self.mean, self.std, self.augment, self.num_classes)
         self.epoch = 0
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffle and augmentation the next iteration yields."""
         self.epoch = int(epoch)
 
+    def shard(self, rank: int, world: int) -> None:
+        """Yield only rank ``rank`` of ``world``'s rows of each (global) batch of ``batch_size`` images.
+
+        The epoch's order and batches stay a pure function of (seed, epoch). In-memory data are
+        augmented as the whole global batch and then sliced, so the global batches are those of one
+        process; image folders augment each rank's slice with its own (seed, epoch, batch, rank) stream.
+        """
+        if not 0 <= rank < world:
+            raise UserError(f"rank {rank} out of range for {world} processes")
+        self.rank, self.world = int(rank), int(world)
+
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        from cnnlab.engine.distributed import sharded_len
+
+        return sharded_len(len(self.dataset), self.batch_size, self.drop_last, self.world)
 
     def _order(self, epoch: int) -> np.ndarray:
         n = len(self.dataset)
@@ -72,9 +85,16 @@ class ArrayLoader(_EpochLoader):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch
         order = torch.as_tensor(self._order(epoch), device=self.device)
+        rows = slice(self.rank, None, self.world)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self._finish(self._images[idx], self._labels[idx], epoch, b)
+            if self.world > 1 and self.augment is None:   # per-image normalisation: slice first
+                yield self._finish(self._images[idx[rows]], self._labels[idx[rows]], epoch, b)
+            elif self.world > 1:                          # batch-level augmentation: the global batch
+                x, y = self._finish(self._images[idx], self._labels[idx], epoch, b)
+                yield x[rows], y[rows]
+            else:
+                yield self._finish(self._images[idx], self._labels[idx], epoch, b)
         self.epoch = epoch + 1
 
 
@@ -85,14 +105,24 @@ class FolderLoader(_EpochLoader):
         super().__init__(dataset, *args, **kwargs)
         if num_workers is None:
             num_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
-        self._sampler: list[int] = []  # the epoch's order, filled in by __iter__
+        self._batches: list[list[int]] = []  # this rank's rows of the epoch's batches, filled in by __iter__
         self._loader = torch.utils.data.DataLoader(
-            dataset, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
-            num_workers=int(num_workers), pin_memory=self.device.type == "cuda")
+            dataset, batch_sampler=self._batches, num_workers=int(num_workers),
+            pin_memory=self.device.type == "cuda")
+
+    def _finish(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.world == 1:
+            return super()._finish(images, labels, epoch, b)
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        rng = _rng(self.seed, epoch, b, self.rank) if self.augment is not None else None
+        return self.pipeline(images, labels, rng)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch
-        self._sampler[:] = self._order(epoch).tolist()
+        order = self._order(epoch).tolist()
+        self._batches[:] = [order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world]
+                            for b in range(len(self))]
         it = iter(self._loader)
         for b in range(len(self)):
             try:

@@ -141,6 +141,8 @@ def _check_engine_fields(ckpt: dict[str, Any], path: str | os.PathLike, resumabl
                           ("ema_updates", "a non-negative integer")):  # read back with no default for null
             if key in ckpt and ckpt[key] is None:
                 raise malformed(path, key, what, None)
+    if "world_size" in ckpt and not (_is_int(ckpt["world_size"]) and ckpt["world_size"] >= 1):
+        raise malformed(path, "world_size", "a positive integer", ckpt["world_size"])
     for key in ("epoch", "global_step", "ema_updates"):
         if key in ckpt and not (_is_int(ckpt[key]) and ckpt[key] >= 0):
             raise malformed(path, key, "a non-negative integer", ckpt[key])

@@ -5,8 +5,10 @@
 
 It owns the epoch loop, exact resume (model, EMA, optimiser, schedule, AMP scaler, RNG, history,
 callback and task state in one checkpoint), EMA, AMP (CUDA), ``channels_last``, gradient clipping,
-the divergence check, the time budget, progress and the epoch line. The task (``cnnlab.engine.task``)
-supplies data, model, loss, validation, fitness and plots.
+the divergence check, the time budget, progress and the epoch line, and distributed data-parallel
+training under ``torchrun`` (``cnnlab.engine.distributed``: DDP, sharded global batches, rank 0
+validates, logs and writes). The task (``cnnlab.engine.task``) supplies data, model, loss, validation,
+fitness and plots.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from cnnlab.config.run import OptimConfig, RunConfig
+from cnnlab.engine import distributed
 from cnnlab.engine.callbacks import Callback
 from cnnlab.engine.checkpoint import load_weights, rng_state, set_rng_state
 from cnnlab.engine.ema import ModelEMA
@@ -42,12 +45,18 @@ class Engine:
         from cnnlab.devices import resolve_device
 
         self.task, self.cfg, self.run_dir = task, cfg, run_dir
-        self.device = resolve_device(device if device is not None else cfg.device)
+        self.world = distributed.setup()
+        self.is_main = self.world.main
+        self.device = distributed.local_device(resolve_device(device if device is not None else cfg.device))
         self.cuda = self.device.type == "cuda"
         self.channels_last = bool(cfg.channels_last)
+        if getattr(cfg, "sync_bn", False) and self.world.distributed:
+            model = distributed.convert_sync_bn(model, self.device)
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.world.distributed and hasattr(train_loader, "shard"):
+            train_loader.shard(self.world.rank, self.world.size)   # else: the caller's DistributedSampler
         self.train_loader = train_loader
         self.steps_per_epoch = _safe_len(train_loader) or 1
         self.set_optimizer(cfg.optim())
@@ -71,12 +80,16 @@ class Engine:
         return self.ema.module if self.ema is not None else self.model
 
     def set_optimizer(self, optim: OptimConfig) -> None:
-        """A fresh optimiser and schedule over the trainable parameters (phase changes call this)."""
+        """A fresh optimiser and schedule over the trainable parameters (phase changes call this), and
+        the module training steps call (DDP registers the trainable parameters, so it is made anew)."""
         self.optim = optim
         self.optimizer = create_optimizer(self.model, optim)
         self.schedule = Schedule(self.optimizer, optim, self.steps_per_epoch)
+        self.train_model = distributed.wrap_for_training(self.model, self.task.train_method, self.device)
 
     def log(self, message: str) -> None:
+        if not self.is_main:
+            return
         if self._log is not None:
             self._log(message)
         elif self.cfg.verbose:
@@ -89,19 +102,22 @@ class Engine:
         """Train from the current epoch up to ``epochs``; returns the history."""
         self.epochs = epochs or self.epochs
         self.stop_training = False
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
+        self._on_main(lambda: [cb.on_train_begin(self) for cb in self.callbacks])
         for epoch in range(self.epoch + 1, self.epochs + 1):
             logs = self.run_epoch(epoch)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, logs)
-            if self.cfg.time is not None and epoch < self.epochs and self.budget_spent(self.cfg.time):
-                self.stop_training = True
+
+            def epoch_end(epoch: int = epoch, logs: dict[str, Any] = logs) -> bool:
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.cfg.time is not None and epoch < self.epochs and self.budget_spent(self.cfg.time):
+                    self.stop_training = True
+                return self.stop_training
+
+            self.stop_training = bool(self._on_main(epoch_end))  # rank 0 decides for every rank
             if self.stop_training:
                 break
         final = self.history[-1] if self.history else {}
-        for cb in self.callbacks:
-            cb.on_train_end(self, final)
+        self._on_main(lambda: [cb.on_train_end(self, final) for cb in self.callbacks])
         return self.history
 
     def budget_spent(self, hours: float) -> bool:
@@ -116,9 +132,13 @@ class Engine:
                  f"{self.epoch}, the next epoch (~{per_epoch / 60:.1f} min) would not fit: stopping")
         return True
 
+    def _on_main(self, fn: Any) -> Any:
+        """Callbacks, checkpoints and stop decisions: rank 0 runs them, every rank gets the outcome."""
+        return distributed.on_main(fn) if self.world.distributed else fn()
+
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch, validate, step the epoch schedule and record the history row."""
-        seed = epoch_seed(self.cfg.seed, epoch)
+        seed = (epoch_seed(self.cfg.seed, epoch) + 104_729 * self.world.rank) % 2**31  # own dropout per rank
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -131,7 +151,7 @@ class Engine:
         self.train_time += elapsed
         val_start = time.perf_counter()
         if self.task.should_validate(epoch, epoch == self.epochs):
-            logs.update(self.task.validate(self.eval_model, self))
+            logs.update(self._on_main(lambda: self.task.validate(self.eval_model, self)))
             fit = self.task.fitness(logs)
             if fit is not None:
                 logs["fitness"] = float(fit)
@@ -149,22 +169,30 @@ class Engine:
     def train_one_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training loader; returns the task's averaged keys and images seen."""
         model, cfg, task = self.model, self.cfg, self.task
+        self.train_model.train()
         task.train_mode(model)
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         total = _safe_len(self.train_loader)
         label = f"epoch {epoch}/{self.epochs}"
-        with Progress(label, total, enabled=cfg.verbose == 1) as bar:
+        world = self.world.size
+        with Progress(label, total, enabled=cfg.verbose == 1 and self.is_main) as bar:
             for i, batch in enumerate(self.train_loader):
                 self.batch_index = i
                 batch = task.to_device(batch, self.device, self.channels_last)
                 with torch.autocast(self.device.type, enabled=self.amp):
-                    loss, parts, n = task.loss(model, batch, self)
+                    loss, parts, n = task.loss(self.train_model, batch, self)
+                if world > 1:  # DDP averages gradients over ranks: scale so the step is that of the global batch
+                    factor = world * n / distributed.global_count(n, self.device) \
+                        if task.loss_reduction == "mean" else float(world)
+                    loss_for_grad = loss * factor
+                else:
+                    loss_for_grad = loss
                 if (not self.cuda or i % 20 == 0) and not torch.isfinite(loss):  # a sync on CUDA: sample it
                     raise UserError(f"training diverged at epoch {epoch}, step {i + 1} (loss {float(loss)}); "
                                     "lower the learning rate or add gradient clipping")
                 self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
+                self.scaler.scale(loss_for_grad).backward()
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -184,6 +212,7 @@ class Engine:
                                                if k in sums))
                 else:
                     bar.advance()
+        sums, seen = distributed.all_reduce_sums(sums, seen, self.device)
         seen = max(seen, 1)
         return {**{k: float(v) / seen for k, v in sums.items()}, "images": seen}
 
@@ -201,6 +230,7 @@ class Engine:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.amp else None,
             "epoch": epoch,
+            "world_size": self.world.size,
             "global_step": self.global_step,
             "train_time": self.train_time,
             "rng": rng_state(),
@@ -214,6 +244,7 @@ class Engine:
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         """Restore everything :meth:`checkpoint` saved, to continue after epoch ``ckpt['epoch']``."""
+        distributed.check_resume_world(ckpt.get("world_size"), "the checkpoint")
         load_weights(self.model, ckpt["model"], ckpt.get("model_spec"), "checkpoint")
         self.task.load_state_dict(self, dict(ckpt.get("task_state") or {"phase": ckpt.get("phase", 1)}))
         _check_optimizer_state(self.optimizer, ckpt["optimizer"])

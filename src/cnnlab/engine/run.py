@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,38 +63,60 @@ def fit_task(task: Task, cfg: RunConfig, *, ckpt: dict[str, Any] | None = None, 
     """Set up ``task`` (data, model), create or reuse the run folder, train, finish; returns the engine
     and the final metrics (also written to ``metrics.json``)."""
     from cnnlab.devices import resolve_device
+    from cnnlab.engine import distributed
     from cnnlab.engine.optim import check_config
 
-    say = log or printer(cfg.verbose)
+    world = distributed.setup()  # torchrun: join the process group; otherwise one process, as always
+    main = world.main
+    say = (log or printer(cfg.verbose)) if main else (lambda _msg: None)
     with run_context(cfg.threads, cfg.deterministic):
-        device = resolve_device(cfg.device)
+        device = distributed.local_device(resolve_device(cfg.device))
         check_config(cfg.optim())
-        if cfg.tensorboard:
+        if cfg.sync_bn and world.distributed and device.type != "cuda":
+            distributed.convert_sync_bn(torch.nn.Module(), device)  # the one-line error, before any data
+        if cfg.tensorboard and main:
             TensorBoard.check_available()
         seed_everything(cfg.seed, cfg.deterministic)
         if device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True
         task.resume_ckpt = ckpt
-        model, loader = task.setup(cfg, device)
+        with distributed.local_main_first():  # downloads and caches once per machine
+            model, loader = task.setup(cfg, device)
         if run_dir is None:
-            run_dir = new_run_dir(cfg.project, task.name, cfg.name, exist_ok=cfg.exist_ok)
-            write_run_config(run_dir, task.run_config())
-        task.run_dir = run_dir
-        task.started(run_dir, device, say)
-        engine = Engine(task, cfg, model, loader, callbacks=default_callbacks(cfg, run_dir, callbacks),
-                        device=device, run_dir=run_dir, log=say)
-        with run_lock(run_dir):
+            def create() -> Path:
+                new = new_run_dir(cfg.project, task.name, cfg.name, exist_ok=cfg.exist_ok)
+                write_run_config(new, task.run_config())
+                return new
+
+            run_dir = distributed.on_main(create)  # only rank 0 writes the run folder
+        task.run_dir = run_dir if main else None
+        if main:
+            task.started(run_dir, device, say)
+            if world.distributed:
+                say(f"distributed: {world.size} processes, global batch {cfg.batch} "
+                    f"(~{cfg.batch // world.size} per process), {'NCCL' if device.type == 'cuda' else 'gloo'}")
+        cbs = default_callbacks(cfg, run_dir, callbacks) if main else []
+        engine = Engine(task, cfg, model, loader, callbacks=cbs, device=device, run_dir=run_dir, log=say)
+        with run_lock(run_dir) if main else contextlib.nullcontext():   # rank 0 owns the folder
             if ckpt is not None:
                 engine.load_checkpoint(ckpt)
-                _rewrite_checkpoint_files(engine, task, ckpt, run_dir)
+                if main:
+                    _rewrite_checkpoint_files(engine, task, ckpt, run_dir)
                 say(f"resuming after epoch {engine.epoch} of {engine.epochs} ({run_dir})")
             try:
                 engine.fit()
             except KeyboardInterrupt:
-                say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}")
+                nproc = f" --nproc {world.size}" if world.distributed else ""
+                say(f"interrupted after epoch {engine.epoch}; continue with: {resume_hint} {run_dir}{nproc}")
                 raise
-            metrics = task.finish(engine)
-            write_run_metrics(run_dir, metrics)
+
+            def finish() -> dict[str, Any]:
+                metrics = task.finish(engine)
+                write_run_metrics(run_dir, metrics)
+                return metrics
+
+            metrics = distributed.on_main(finish)  # rank 0 evaluates and writes; every rank returns them
+            distributed.barrier()                  # every rank has received them before any moves on
     return engine, metrics
 
 
@@ -146,6 +169,22 @@ def find_last(resume: str | os.PathLike, fmt: str | None = None) -> tuple[Path, 
     return p, last
 
 
+def load_resume_any_rank(resume: str | os.PathLike, config_cls: type[RunConfig], overrides: dict[str, Any],
+                         fmt: str) -> tuple[Path, RunConfig, dict[str, Any]]:
+    """:func:`load_resume` on rank 0 (which reads and repairs the run folder), its result on every rank
+    (the other machines of a multi-node run need no copy of the run folder)."""
+    from cnnlab.engine import distributed
+
+    distributed.setup()
+
+    def load() -> tuple[Path, dict[str, Any], dict[str, Any]]:
+        run_dir, cfg, ckpt = load_resume(resume, config_cls, overrides, fmt)
+        return run_dir, cfg.to_dict(), ckpt
+
+    run_dir, values, ckpt = distributed.on_main(load)
+    return run_dir, config_cls.from_dict(values), ckpt
+
+
 def load_resume(resume: str | os.PathLike, config_cls: type[RunConfig], overrides: dict[str, Any],
                 fmt: str) -> tuple[Path, RunConfig, dict[str, Any]]:
     """The run folder, config (saved options + allowed overrides) and checkpoint to continue.
@@ -155,6 +194,7 @@ def load_resume(resume: str | os.PathLike, config_cls: type[RunConfig], override
     ``last.pt`` (both hold that epoch), so the final evaluation never reads an older best.
     """
     from cnnlab.engine.checkpoint import check_checkpoint
+    from cnnlab.engine.distributed import check_resume_world
     from cnnlab.io import atomic_path, torch_load_safe
     from cnnlab.runs import read_run_config
 
@@ -164,6 +204,7 @@ def load_resume(resume: str | os.PathLike, config_cls: type[RunConfig], override
         raise UserError(f"{last}: not a resumable {fmt} checkpoint (weights/last.pt of a run made by this "
                         "cnnlab)")
     check_checkpoint(ckpt, last, resumable=True)
+    check_resume_world(ckpt.get("world_size"), str(run_dir))
     saved = ckpt.get("config") or {}
     if (run_dir / CONFIG).is_file():
         saved = {**saved, **read_run_config(run_dir)}

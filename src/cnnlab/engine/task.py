@@ -35,6 +35,12 @@ class Task:
     name: str = "task"
     #: metric keys of a training epoch (the engine averages ``loss`` sums over the images seen)
     train_keys: tuple[str, ...] = ("loss",)
+    #: the model method a training step calls (``loss`` gets a module whose ``forward`` is that method;
+    #: in a distributed run it is wrapped in DistributedDataParallel)
+    train_method: str = "forward"
+    #: "mean": ``loss`` is a mean over the batch; "sum": it grows with the batch (a distributed run
+    #: scales each rank's loss so a step is the step of the global batch)
+    loss_reduction: str = "mean"
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
@@ -51,7 +57,8 @@ class Task:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: Any, engine: Engine) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-        """``(loss to minimise, {key: sum over the batch}, batch size)`` of one training batch."""
+        """``(loss to minimise, {key: sum over the batch}, batch size)`` of one training batch; ``model(x)``
+        runs ``train_method`` (in a distributed run, through DDP)."""
         raise NotImplementedError
 
     def validate(self, model: nn.Module, engine: Engine) -> dict[str, Any]:

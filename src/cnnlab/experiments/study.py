@@ -1,9 +1,12 @@
 """Optuna storage for ``cnnlab tune``: URLs, heartbeats, stale trials and the run-folder lock.
 
 A search lives in an RDB storage: by default ``sqlite:///<run folder>/study.db``, or any SQLAlchemy
-URL (``postgresql://user:pass@host/db``) shared by workers on many machines. Running trials send a
-heartbeat; a trial whose worker died is failed after a grace period and re-queued with the same
-parameters, so a killed search loses at most the trials that were running. A trial stopped by Ctrl-C
+URL (``postgresql://user:pass@host/db``) shared by workers on many machines; or in Optuna's journal
+file storage (``journal:///shared/path/search.log``, or any path ending in ``.log``), for labs whose
+machines share a file system but no database server. Running trials send a heartbeat (Optuna's own
+for RDB storages; a ``cnnlab_heartbeat`` trial attribute in a journal); a trial whose worker died is
+failed after a grace period and re-queued with the same parameters, so a killed search loses at most
+the trials that were running. A trial stopped by Ctrl-C
 is always queued again; a parameter set that crashed or was killed ``MAX_FAILURES`` times is not
 (it would stop every resumed search the same way), and the search says so.
 """
@@ -15,6 +18,7 @@ import os
 import re
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +36,11 @@ GRACE_S = 60
 MAX_FAILURES = 3  # crashes or kills of one parameter set before it is not queued again (Ctrl-C never counts)
 FAILURES_ATTR = "cnnlab_failures"         # system attr of a queued copy: failures of its parameter set so far
 NOT_REQUEUED_ATTR = "cnnlab_not_requeued"  # study user attr: {trial number: why its parameters were dropped}
+HEARTBEAT_ATTR = "cnnlab_heartbeat"       # trial system attr: last heartbeat (Unix time) in a journal storage
 DB_FILE = "study.db"
 LOCK_FILE = ".tune.lock"
+JOURNAL = "journal"
+JOURNAL_SUFFIXES = (".log", ".journal")
 
 
 @contextlib.contextmanager
@@ -51,11 +58,23 @@ def default_storage_url(run_dir: Path) -> str:
 
 
 def normalise_url(url: str) -> str:
-    """Pick an installed PostgreSQL driver for ``postgresql://`` URLs; reject unknown schemes."""
+    """Pick an installed PostgreSQL driver for ``postgresql://`` URLs; a journal file (``journal:///path``
+    or a path ending in .log) becomes ``journal:///<absolute path>``; reject unknown schemes."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
+    if scheme == JOURNAL or (not sep and url.lower().endswith(JOURNAL_SUFFIXES)):
+        path = Path(rest if sep else url).expanduser()
+        if not str(rest if sep else url).strip():
+            raise UserError("a journal storage needs a file: journal:///shared/path/search.log")
+        path = path.resolve()
+        if path.is_dir():
+            raise UserError(f"journal storage {path} is a folder; give a file, e.g. {path / 'search.log'}")
+        if not path.parent.is_dir():
+            raise UserError(f"journal storage {path}: folder {path.parent} does not exist")
+        return f"{JOURNAL}://{path}"
     if not sep or not scheme:
-        raise UserError(f"storage must be a database URL like postgresql://user:pass@host/db, got {url!r}")
+        raise UserError("storage must be a database URL like postgresql://user:pass@host/db or a journal file "
+                        f"like journal:///shared/search.log, got {url!r}")
     base = scheme.split("+", 1)[0]
     if base in ("postgres", "postgresql") and "+" not in scheme:
         for driver in ("psycopg", "psycopg2"):
@@ -64,8 +83,64 @@ def normalise_url(url: str) -> str:
                 return f"postgresql+{driver}://{rest}"
         raise UserError("a postgresql:// storage needs a driver: pip install 'psycopg[binary]'")
     if base not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-        raise UserError(f"unsupported storage {scheme!r}: use sqlite:///file.db or postgresql://...")
+        raise UserError(f"unsupported storage {scheme!r}: use sqlite:///file.db, postgresql://... or "
+                        "journal:///path/file.log")
     return url
+
+
+def is_journal(url: str) -> bool:
+    return url.lower().startswith(JOURNAL + "://")
+
+
+def journal_path(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def _journal_storage(url: str) -> Any:
+    """Optuna's JournalStorage on a file (``JournalFileBackend``; ``JournalFileStorage`` before Optuna 4)."""
+    import optuna
+
+    path = journal_path(url)
+    _check_journal(Path(path))
+    journal = getattr(optuna.storages, "journal", None)
+    backend_cls = getattr(journal, "JournalFileBackend", None) or optuna.storages.JournalFileStorage  # < 4.0
+    try:
+        with quiet_experimental(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            storage = optuna.storages.JournalStorage(backend_cls(path))   # replays the whole journal
+            storage.get_all_studies()
+        return storage
+    except OSError as e:
+        raise UserError(f"cannot open journal storage {path}: {e.strerror or e}") from None
+    except Exception as e:  # records Optuna cannot replay: not a journal of this Optuna
+        raise UserError(f"{path}: not an Optuna journal ({type(e).__name__}: {first_line(e)[:120]})") from None
+
+
+def _check_journal(path: Path) -> None:
+    """Every complete line of an existing journal is a JSON record with an ``op_code`` (Optuna reads a bad
+    line only when the next one arrives, so it is checked here); an incomplete last line may be a
+    write in progress and is left to Optuna."""
+    import json
+
+    if not path.is_file():
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read journal storage {path}: {e.strerror or e}") from None
+    for number, line in enumerate(data.split(b"\n")[:-1], 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("op_code"), int)
+                and not isinstance(record.get("op_code"), bool)):
+            raise UserError(f"{path}: line {number} is not an Optuna journal record (is it a journal file?)")
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def mask_url(url: str) -> str:
@@ -81,6 +156,8 @@ def open_storage(url: str) -> Any:
     """An Optuna RDBStorage with heartbeats (stale trials are failed and queued again, see :func:`requeue`)."""
     import optuna
 
+    if is_journal(url):
+        return _journal_storage(url)
     sqlite = is_sqlite(url)
     engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {"pool_pre_ping": True}
     with quiet_experimental():
@@ -96,12 +173,40 @@ def open_storage(url: str) -> Any:
             raise UserError(f"cannot open storage {mask_url(url)}: {first}") from None
 
 
-def fail_stale(study: Any) -> None:
+def fail_stale(study: Any, url: str = "") -> None:
     """Fail (and re-queue) trials whose worker stopped sending heartbeats."""
     import optuna
 
+    if is_journal(url):
+        _fail_stale_journal(study, url)
+        return
     with quiet_experimental():
         optuna.storages.fail_stale_trials(study)
+
+
+def _fail_stale_journal(study: Any, url: str, grace: float | None = None) -> list[int]:
+    """A journal has no heartbeat table: a RUNNING trial whose ``cnnlab_heartbeat`` (or start, before its
+    first beat) is older than the grace period is failed and queued again, under a file lock so that one
+    worker only does it. Returns the numbers of those queued again."""
+    from optuna.trial import TrialState
+
+    grace = GRACE_S if grace is None else grace
+    queued = []
+    with ask_lock(url):
+        now = time.time()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            beat = t.system_attrs.get(HEARTBEAT_ATTR)
+            last = float(beat) if isinstance(beat, int | float) else (
+                t.datetime_start.timestamp() if t.datetime_start is not None else now)
+            if now - last <= grace:
+                continue
+            import optuna
+
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL) and requeue(
+                        study, t._trial_id) is None:
+                    queued.append(t.number)
+    return queued
 
 
 def fail_running_now(study: Any) -> list[int]:
@@ -158,13 +263,18 @@ def _requeue_stale(study: Any, trial: Any) -> None:
 
 @contextlib.contextmanager
 def heartbeat(storage: Any, trial_id: int, interval: float = HEARTBEAT_S) -> Iterator[None]:
-    """Record a trial's heartbeat every ``interval`` seconds in a daemon thread while the block runs."""
+    """Record a trial's heartbeat every ``interval`` seconds in a daemon thread while the block runs
+    (Optuna's heartbeat where the storage has one, else the ``cnnlab_heartbeat`` trial attribute)."""
     stop = threading.Event()
+    native = hasattr(storage, "record_heartbeat") and getattr(storage, "is_heartbeat_enabled", lambda: False)()
 
     def beat() -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed beat is retried; the grace period allows it
-                storage.record_heartbeat(trial_id)
+                if native:
+                    storage.record_heartbeat(trial_id)
+                else:
+                    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
             if stop.wait(interval):
                 return
 
@@ -196,11 +306,17 @@ def _flock(path: str | Path, block: bool) -> Iterator[int | None]:
 
 @contextlib.contextmanager
 def ask_lock(url: str) -> Iterator[None]:
-    """Serialise taking a trial among local processes sharing one SQLite file.
+    """Serialise taking a trial among processes sharing one SQLite or journal file.
 
     SQLite ignores ``SELECT ... FOR UPDATE``, so two processes could pop the same queued trial;
-    PostgreSQL locks the row itself and needs nothing here.
+    PostgreSQL locks the row itself and needs nothing here. A journal takes the budget check, the
+    ask and the stale-trial clean-up under ``<file>.cnnlab.lock`` (``flock``, which also holds across
+    machines on NFSv4 and most cluster file systems; surplus trials cover any that do not lock).
     """
+    if is_journal(url):
+        with _flock(journal_path(url) + ".cnnlab.lock", block=True):
+            yield
+        return
     path = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
     file_db = path and not path.startswith(":memory:")
     with _flock(path + ".lock", block=True) if file_db else contextlib.nullcontext():

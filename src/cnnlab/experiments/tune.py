@@ -2,9 +2,9 @@
 
 Each trial trains one run (nested under the search folder) with the base config plus the trial's
 parameters; a callback reports the per-epoch validation metric so hopeless trials are pruned. The
-study lives in a database (SQLite in the search folder by default, PostgreSQL to share one search
-between machines), so a stopped search resumes where it left off and any number of workers can
-join. The grid sampler queues every grid point once; workers pop points from that queue, so the
+study lives in a database (SQLite in the search folder by default, PostgreSQL or an Optuna journal
+file on a shared file system to share one search between machines), so a stopped search resumes
+where it left off and any number of workers can join. The grid sampler queues every grid point once; workers pop points from that queue, so the
 grid is covered exactly once however many workers share it.
 """
 
@@ -343,7 +343,7 @@ def work(job: _Job, worker: int = 0, on_trial_end: Callable[[], None] | None = N
     if study is None:
         study = _open_study(job, create=False, worker=worker)
     while True:
-        fail_stale(study)
+        fail_stale(study, job.storage_url)
         with ask_lock(job.storage_url):
             if not _has_room(study, job):
                 break

@@ -9,7 +9,6 @@ resumed run sees exactly the batches an uninterrupted one would (``loader.set_ep
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -124,13 +123,20 @@ class DetectionLoader:
         self.multi_scale = multi_scale
         self.drop_last = drop_last and len(dataset) >= self.batch_size
         self.epoch = 0
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def shard(self, rank: int, world: int) -> None:
+        """Yield only rank ``rank`` of ``world``'s images of each global batch (every sample is a pure
+        function of (seed, epoch, index), so the global batches are those of one process)."""
+        self.rank, self.world = int(rank), int(world)
+
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        from cnnlab.engine.distributed import sharded_len
+
+        return sharded_len(len(self.dataset), self.batch_size, self.drop_last, self.world)
 
     def batch_size_px(self, batch_index: int) -> int:
         """Input size of a batch: ``imgsz``, or a random multiple of 32 in [0.5, 1.5] x imgsz."""
@@ -149,7 +155,7 @@ class DetectionLoader:
         else:
             order = list(range(n))
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size][self.rank::self.world]
             x, t = collate([self.dataset.item(i, self.epoch) for i in idx])
             size = self.batch_size_px(b)
             if size != x.shape[-1]:

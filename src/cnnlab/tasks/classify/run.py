@@ -122,15 +122,19 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
     ``config`` is a TrainConfig, a dict or a YAML file; keyword options (every TrainConfig field) win
     over it. ``resume`` (a run folder or its ``last.pt``) continues an interrupted run exactly.
     """
+    from cnnlab.engine.distributed import is_main
+
     ckpt, run_dir = None, None
     if resume is not None:
-        from cnnlab.engine.run import load_resume
+        from cnnlab.engine.run import load_resume_any_rank
 
         if config is not None:
             raise UserError("resume continues a run with its own config; drop config")
-        run_dir, cfg, ckpt = load_resume(resume, TrainConfig, options, "cnnlab.classify")
+        run_dir, cfg, ckpt = load_resume_any_rank(resume, TrainConfig, options, "cnnlab.classify")
     else:
         cfg = resolve_config(config, **options)
+    if not is_main():  # other ranks of a distributed run print nothing
+        cfg = cfg.replace(verbose=0)
     check_run(cfg, resuming=ckpt is not None)  # before any data, model or run folder
     from cnnlab.engine.run import fit_task
     from cnnlab.tasks.classify.task import ClassifyTask

@@ -95,14 +95,16 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     callbacks: engine callbacks (``on_train_begin``, ``on_epoch_end(trainer, epoch, logs)`` with epochs
     counted from 1, ``on_train_end``); ``trainer.stop_training = True`` stops early.
     """
+    from cnnlab.engine.distributed import is_main
+
     ckpt, run_dir = None, None
     if resume is not None:
-        from cnnlab.engine.run import load_resume
+        from cnnlab.engine.run import load_resume_any_rank
 
         if data is not None or config is not None:
             raise UserError("a resumed run keeps its data and config; give only resume and the options "
                             f"that may change ({', '.join(DetectTrainConfig.RESUMABLE)})")
-        run_dir, cfg, ckpt = load_resume(resume, DetectTrainConfig, options, "cnnlab.detect")
+        run_dir, cfg, ckpt = load_resume_any_rank(resume, DetectTrainConfig, options, "cnnlab.detect")
     else:
         if isinstance(config, DetectTrainConfig):
             base = config.to_dict()
@@ -113,6 +115,9 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
         if data is not None:
             base["data"] = os.fspath(data)
         cfg = DetectTrainConfig.from_dict({**base, **options}, source="detect-train options")
+    if not is_main():  # other ranks of a distributed run print nothing
+        cfg = cfg.replace(verbose=0)
+        log = None
     check_detect_run(cfg, resuming=ckpt is not None)  # before any labels, network or run folder
     from cnnlab.detect.checkpoint import load_detector_checkpoint
     from cnnlab.engine.run import fit_task, printer

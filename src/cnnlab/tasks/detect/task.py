@@ -29,6 +29,8 @@ class DetectTask(Task):
 
     name = "detect"
     train_keys = ("loss", "box_loss", "obj_loss", "cls_loss")
+    train_method = "forward_raw"   # the undecoded maps the loss needs
+    loss_reduction = "sum"         # YoloLoss total = (box + obj + cls) x batch size
 
     def __init__(self, cfg: DetectTrainConfig, log: Any = print) -> None:
         super().__init__(cfg)
@@ -108,11 +110,11 @@ class DetectTask(Task):
 
     def loss(self, model: nn.Module, batch: Any, engine: Engine) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         x, t = batch
-        if engine.epoch == 0 and engine.batch_index == 0 and self.cfg.plots and not self.resuming:
+        if engine.epoch == 0 and engine.batch_index == 0 and self.cfg.plots and not self.resuming and engine.is_main:
             from cnnlab.detect.train.plots import save_train_batch
 
             save_train_batch(self.run_dir / "train_batch0.jpg", x.float().cpu(), t, self.names)
-        raw = model.forward_raw(x)
+        raw = model(x)   # forward_raw (train_method)
         total, parts = self.criterion(raw, t, (x.shape[2], x.shape[3]))
         n = x.shape[0]
         logged = {f"{k}_loss": v.detach() * n for k, v in parts.items()}
