@@ -50,16 +50,24 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show library notices (OpenCV, CUDA, ONNX Runtime, "
+                                 "other libraries' warnings); also CNNLAB_VERBOSE=1."),
 ) -> None:
     """cnnlab: convolutional vision from the command line."""
+    if verbose:
+        from cnnlab import noise
+
+        noise.setup(verbose=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. Every error a user can cause (a bad value, an unknown option or command, a missing
     argument, a ``UserError``) is one line ``error: ...`` on stderr and exit code 2."""
+    from cnnlab import noise
     from cnnlab.cli import compat
 
     os.environ.setdefault("MPLBACKEND", "Agg")
+    noise.setup(verbose=noise.wants_verbose(list(sys.argv[1:] if argv is None else argv)))
     compat.show_flags_without_type()
     try:
         # standalone_mode=False: click returns an Exit's code instead of raising it

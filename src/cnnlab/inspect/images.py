@@ -10,6 +10,7 @@ import numpy as np
 from cnnlab.errors import UserError
 from cnnlab.paths import SAMPLE_IMAGES  # noqa: F401  (bundled with scikit-learn: everything works offline)
 from cnnlab.plots import pyplot
+
 GRID_GAP = 2  # pixels between grid tiles and around the border
 
 

@@ -116,7 +116,9 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
 
     task = ClassifyTask(cfg)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=callbacks)
-    task._say(f"test accuracy {metrics.get('test_accuracy', float('nan')):.4f}  -> {engine.run_dir}")
+    scored = next((s for s in ("test", "val") if f"{s}_accuracy" in metrics), None)
+    task._say(f"{'test' if scored == 'test' else 'validation'} accuracy {metrics[f'{scored}_accuracy']:.4f}  "
+              f"-> {engine.run_dir}" if scored else f"no evaluation after training -> {engine.run_dir}")
     model = getattr(task, "best_model", engine.eval_model)
     assert engine.run_dir is not None
     return TrainResult(engine.run_dir, metrics, model.eval(), engine.history)
