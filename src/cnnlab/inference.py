@@ -16,7 +16,7 @@ from cnnlab.devices import resolve_device
 from cnnlab.errors import UserError
 from cnnlab.io import write_json
 from cnnlab.sources import Resolved, resolve
-from cnnlab.tasks.classify.data import _shape, load_split
+from cnnlab.tasks.classify.data import _shape, folder_root, load_split
 from cnnlab.tasks.classify.evaluate import evaluate_model
 from cnnlab.tasks.classify.metrics import confusion_report
 
@@ -149,7 +149,7 @@ def evaluate(source: str | os.PathLike, dataset: str | None = None, split: str =
     data_dir = data_dir or (lm.config.get("data_dir") if name == trained_on else None)
     opts = dict(dataset_options if dataset_options is not None else
                 (lm.config.get("dataset_options") or {} if name == trained_on else {}))
-    if name == "folder" and lm.img_size:
+    if lm.img_size and folder_root(name, opts, data_dir) is not None:  # an image folder: the model's size
         opts.setdefault("img_size", lm.img_size)
     ds, split = _eval_split(name, split, data_dir, opts, lm.config if name == trained_on else {})
     in_chans, img_size = _shape(ds)
