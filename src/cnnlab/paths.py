@@ -85,6 +85,13 @@ def find_file(name: str | os.PathLike, kind: str, data_dir: str | os.PathLike | 
     hint = f" (looked in ., {where})" if where else ""
     if kind == "image" and len(looked) > 1:
         hint += f"; bundled samples: {', '.join(SAMPLE_IMAGES)}"
+    if kind in ("weights", "cfg"):
+        from cnnlab.data.weights import known_file
+
+        known = known_file(Path(name).name)
+        if known is not None:
+            hint += (f"; get it with: cnnlab weights get {known[0].name} (or put it in "
+                     f"{data_root(data_dir) / known[0].folder})")
     raise UserError(f"{what or kind + ' file'} not found: {name}{hint}")
 
 

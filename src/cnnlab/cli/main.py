@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "cnnlab.cli.train",      # train, detect-train (options generated from the config schema)
     "cnnlab.cli.classify",   # evaluate, predict, demo
     "cnnlab.cli.data",       # datasets, augment-preview
+    "cnnlab.cli.weights",    # weights, weights get
     "cnnlab.cli.models",     # models
     "cnnlab.cli.inspect",    # summary, visualize
     "cnnlab.cli.deploy",     # export, benchmark
