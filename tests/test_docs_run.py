@@ -114,12 +114,13 @@ def _build_sandbox(base: Path, data_root: Path | None) -> Path:
     if data_root is not None and (data_root / "yolo" / "coco.names").is_file():
         names = (data_root / "yolo" / "coco.names").read_text().split("\n")[:80]
     (work / "coco.names").write_text("\n".join(names) + "\n")
-    # coco128/images: three labelled images in the YOLO layout
-    for sub in ("images", "labels"):
-        (work / "coco128" / sub).mkdir(parents=True)
-    for i in range(3):
-        cv2.imwrite(str(work / "coco128" / "images" / f"{i}.jpg"), synthetic_scene(seed=20 + i))
-        (work / "coco128" / "labels" / f"{i}.txt").write_text("0 0.5 0.5 0.3 0.4\n")
+    # coco128/images (and images/train2017, as the real one): three labelled images in the YOLO layout
+    for split in ("", "train2017"):
+        for sub in ("images", "labels"):
+            (work / "coco128" / sub / split).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            cv2.imwrite(str(work / "coco128" / "images" / split / f"{i}.jpg"), synthetic_scene(seed=20 + i))
+            (work / "coco128" / "labels" / split / f"{i}.txt").write_text("0 0.5 0.5 0.3 0.4\n")
     shapes = write_scene_dataset(work / "shapes", n_train=16, n_val=8, size=64, seed=0)
     shutil.copy(shapes, work / "data.yaml")
     text = (work / "data.yaml").read_text()
@@ -327,3 +328,158 @@ def test_docs_commands_run(doc, sandbox_base, tmp_path, monkeypatch):
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
 def test_docs_commands_run_slow_ones_too(doc, sandbox_base, tmp_path, monkeypatch):
     _docs_case(doc, sandbox_base, tmp_path, monkeypatch, slow=True)
+
+
+# ------------------------------------------------------------------------------------------ Python blocks
+# names the fragments use that a reader has from earlier code (the docs say what they are)
+def _seed_names(work: Path) -> dict[str, object]:
+    import torch
+
+    from cnnlab.data import load_dataset
+    from cnnlab.detect.data import load_detection_dataset
+    from cnnlab.models import create_model
+
+    samples, names = load_detection_dataset(str(work / "data.yaml"))
+    return {"x": np.zeros((1, 1, 28, 28), np.float32), "rgb_uint8_image": np.zeros((28, 28, 3), np.uint8),
+            "ds": load_dataset("digits"), "samples": samples, "predictions": {}, "names": names,
+            "my_module": create_model("lenet5", num_classes=10, in_chans=1, img_size=28), "torch": torch}
+
+
+PY_SLOW = [r"load_dataset\(\"cifar10\", \"train\"\)\s*#", r"train_detector\(\"data.yaml\", model=\"yolov3-tiny\"",
+           r"yolov3\(num_classes=80"]
+PY_NEEDS = [*NEEDS, (r"Pipeline\(det, 0", "a camera (device 0)")]
+LISTINGS = {"architecture.md"}  # API contracts written as signatures, not examples
+LISTING_NAMES = {"state_dict"}  # checkpoint layouts written as dict displays (training.md, detect.md)
+
+
+def _fast_api(monkeypatch) -> None:
+    """The fast override for Python examples: training for one epoch on a subset, two trials, three
+    timed calls (the keyword a block passes is replaced)."""
+    import functools
+
+    import cnnlab
+    import cnnlab.detect.train as detect_train
+    import cnnlab.experiments.tune as tune_mod
+    from cnnlab.api import train, train_detector
+    from cnnlab.deploy.benchmark import benchmark
+    from cnnlab.experiments.tune import tune
+
+    resumed: dict[str, int] = {}
+
+    def fast_train(*args, **kw):
+        if kw.get("resume") is not None:
+            run = str(kw["resume"])
+            resumed[run] = resumed.get(run, 1) + 1
+            return train(*args, **{**kw, "epochs": resumed[run]})
+        return train(*args, **{**kw, "epochs": 1, "subset": 256, "test_limit": 200, "threads": 1})
+
+    def fast_detector(*args, **kw):
+        if kw.get("resume") is not None:
+            return train_detector(*args, **{**kw, "epochs": 2})
+        return train_detector(*args, **{**kw, "epochs": 1})
+
+    for mod, name, fn in ((cnnlab, "train", fast_train), (cnnlab, "train_detector", fast_detector),
+                          (detect_train, "train_detector", fast_detector),
+                          (cnnlab, "benchmark", functools.partial(benchmark, iters=3)),
+                          (cnnlab, "tune", lambda *a, **k: tune(*a, **{**k, "trials": 2})),
+                          (tune_mod, "tune", lambda *a, **k: tune(*a, **{**k, "trials": 2}))):
+        monkeypatch.setattr(mod, name, fn)
+
+
+def _statements(code: str) -> list[tuple[str, str | None]]:
+    """Top-level statements with the exception a comment on their line says they raise (``# ModelError``)."""
+    import ast
+
+    tree = ast.parse(code)
+    lines = code.splitlines()
+    out = []
+    for node in tree.body:
+        src = ast.get_source_segment(code, node) or ""
+        tail = lines[node.end_lineno - 1] if node.end_lineno else ""
+        m = re.search(r"#\s*(\w+Error)\b", tail)
+        out.append((src, m.group(1) if m else None))
+    return out
+
+
+def _run_python(ex: Example, ns: dict[str, object]) -> str | None:
+    """None when the block ran; else why it did not (an exception is re-raised as a failure)."""
+    import textwrap
+
+    code = textwrap.dedent(ex.text)
+    try:
+        stmts = _statements(code)
+    except SyntaxError:
+        return "skip: a listing, not Python"
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for src, expected in stmts:
+            try:
+                exec(compile(src, ex.where, "exec"), ns)  # noqa: S102 - the docs' own example code
+            except NameError as e:
+                if e.name in LISTING_NAMES:
+                    return f"skip: a format listing (uses {e.name!r})"
+                return f"fail: NameError: {e} (add the import or the line that defines it)"
+            except Exception as e:
+                if expected and type(e).__name__ == expected:
+                    continue
+                return f"fail: {type(e).__name__}: {str(e).strip()[:300]}"
+    return None
+
+
+def _docs_python(doc: Path, sandbox_base, tmp_path, monkeypatch, slow: bool) -> None:
+    from cnnlab.models import registry
+
+    work0, root = sandbox_base
+    work = tmp_path / "work"
+    shutil.copytree(work0, work, symlinks=True)
+    monkeypatch.chdir(work)
+    if root is not None:
+        monkeypatch.setenv("CNNLAB_DATA", str(root))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # a block may register a model
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    SETUP_PY.get(doc.name, lambda w: None)(work)
+    _fast_api(monkeypatch)
+    failures, skipped, ran = [], [], []
+    for ex in examples(doc):
+        if ex.kind != "python":
+            continue
+        why = next((f"needs {w}" for p, w in PY_NEEDS if re.search(p, ex.text, re.I)), None)
+        if why is None and root is None:
+            why = "needs the data root (CNNLAB_DATA)"
+        if why:
+            skipped.append(f"{ex.where}: {why}")
+            continue
+        if not slow and any(re.search(p, ex.text) for p in PY_SLOW):
+            continue
+        result = _run_python(ex, {**_seed_names(work), "__name__": "__docs__"})
+        ran.append(ex.where)
+        if result and result.startswith("skip: "):
+            skipped.append(f"{ex.where}: {result[6:]}")
+        elif result:
+            failures.append(f"{ex.where}: {result[6:]}")
+    if skipped:
+        warnings.warn(f"{doc.name}: {len(skipped)} Python block(s) not run:\n  " + "\n  ".join(skipped),
+                      stacklevel=1)
+    assert not failures, "\n".join(failures)
+    print(f"{doc.name}: ran the Python blocks at {', '.join(ran) or 'none'}")
+
+
+def _python_setup_report(work: Path) -> None:
+    from cnnlab.experiments.ablate import ablate
+
+    ablate("config.yaml", factors="factors.yaml", folds=2, project="runs", name="aug")
+
+
+SETUP_PY = {"report.md": _python_setup_report, "detect-eval.md": _saved_predictions}
+PY_DOCS = [d for d in doc_files() if d.name not in LISTINGS and any(e.kind == "python" for e in examples(d))]
+
+
+@pytest.mark.parametrize("doc", PY_DOCS, ids=[d.name for d in PY_DOCS])
+def test_docs_python_runs(doc, sandbox_base, tmp_path, monkeypatch):
+    _docs_python(doc, sandbox_base, tmp_path, monkeypatch, slow=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", PY_DOCS, ids=[d.name for d in PY_DOCS])
+def test_docs_python_runs_slow_ones_too(doc, sandbox_base, tmp_path, monkeypatch):
+    _docs_python(doc, sandbox_base, tmp_path, monkeypatch, slow=True)
