@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,7 @@ NEEDS = [
 DATA = [(r"mnist|\bexp\b", "mnist"), (r"cifar10\b|cifar\.yaml|backbones|my_cnn", "cifar10"),
          (r"\$D|\.\./shared/data|yolo-fastest", "yolo"), (r"fmnist", "fashion-mnist")]
 # commands run only with -m slow (minutes on 2 cores)
-SLOW = [r"^demo\b", r"--runtimes \S*compile", r"^benchmark runs/classify/exp$", r"^sweep ", r"\$D/video",
+SLOW = [r"^demo\b", r"--runtimes \S*compile", r"^benchmark timm/", r"^benchmark runs/classify/exp$", r"^sweep ", r"\$D/video",
         r"^detect-eval \.\./shared", r"--workers 2", r"^ablate ", r"mobilenet_025", r"unfreeze-epochs 20",
         r"^tune .*--sampler grid", r"^tune config.yaml --space space.yaml$",
         r"--metric val_loss"]
@@ -56,7 +57,7 @@ FAST = {
     "tune": ["--trials", "2"],
     "ablate": ["--folds", "2"],
     "benchmark": ["--iters", "3", "--min-time", "0.01"],
-    "detect-train": ["--epochs", "1"],
+    "detect-train": ["--epochs", "1", "--imgsz", "64"],
     "stream": ["--max-frames", "10"],
     "sweep": ["--limit", "4"],
 }
@@ -281,7 +282,9 @@ def _docs_case(doc: Path, sandbox_base, tmp_path, monkeypatch, slow: bool) -> No
         if not slow and any(re.search(p, line) for p in SLOW):
             continue
         args = [os.path.expandvars(a) for a in _fast(args, resumed)]
+        start = time.perf_counter()
         code, out, err = _run_cli(args)
+        print(f"{time.perf_counter() - start:6.1f}s  {ex.where}: cnnlab {' '.join(args)}")
         ran += 1
         if code != 0:
             failures.append(f"{ex.where}: cnnlab {' '.join(args)}\n    -> exit {code}: {(err or out).strip()[-400:]}")

@@ -47,6 +47,12 @@ def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None,
     else:
         raise UserError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
     cfg = cfg.replace(**overrides) if overrides else cfg
+    if cfg.weights:  # a bare checkpoint name under the data root's weights/, as in every command
+        from cnnlab.paths import find_path
+
+        found = find_path(cfg.weights, "weights")
+        if found is not None and found.is_file() and str(found) != str(cfg.weights):
+            cfg = cfg.replace(weights=str(found))
     cfg.validate()
     return cfg
 
