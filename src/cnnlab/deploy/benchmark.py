@@ -66,7 +66,7 @@ class BenchmarkResult:
         if noisy:
             from cnnlab.deploy.timing import NOISY_CV, NOISY_TAIL
 
-            lines.append(f"{len(noisy)} noisy cell(s) (marked `noisy`: latency cv > {NOISY_CV:g} or p99 > "
+            lines.append(f"{len(noisy)} noisy cell(s) (marked `(noisy)`: latency cv > {NOISY_CV:g} or p99 > "
                          f"{NOISY_TAIL:g} x p50): the machine was busy or threads competed; measure again on "
                          "an idle machine before quoting them.\n")
         return "\n".join(lines)
@@ -79,7 +79,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     out = ["| " + " | ".join(names.get(c, c) for c in COLUMNS) + " |",
            "|" + "|".join("---:" if c not in ("runtime", "status") else "---" for c in COLUMNS) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |")
+        shown = {**r, "status": f"{r['status']} (noisy)" if r.get("noisy") else r.get("status")}
+        out.append("| " + " | ".join(_fmt(shown.get(c)) for c in COLUMNS) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -370,8 +371,7 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
                         fn = runners.make(rt, t, inputs[b])
                         timing = measure(fn, b, iters=n_iters, min_time=min_time, min_iters=min_iters,
                                          max_time=max_time, warmup=warmup)
-                        row.update(timing.to_dict())
-                        row["status"] = "ok (noisy)" if row["noisy"] else "ok"
+                        row.update(timing.to_dict(), status="ok")
                     except Exception as e:  # a failing cell (compile error, unsupported op) is a result
                         row["status"] = f"error: {_short_error(e)}"
                 rows.append(row)
