@@ -46,10 +46,8 @@ NEEDS = [
 DATA = [(r"mnist|\bexp\b", "mnist"), (r"cifar10\b|cifar\.yaml|backbones|my_cnn", "cifar10"),
          (r"\$D|\.\./shared/data|yolo-fastest", "yolo"), (r"fmnist", "fashion-mnist")]
 # commands run only with -m slow (minutes on 2 cores)
-SLOW = [r"^demo\b", r"--runtimes \S*compile", r"^benchmark timm/", r"^benchmark runs/classify/exp$", r"^sweep ", r"\$D/video",
-        r"^detect-eval \.\./shared", r"--workers 2", r"^ablate ", r"mobilenet_025", r"unfreeze-epochs 20",
-        r"^tune .*--sampler grid", r"^tune config.yaml --space space.yaml$",
-        r"--metric val_loss"]
+SLOW = [r"^demo\b", r"--runtimes \S*compile", r"^benchmark timm/", r"^detect-eval \.\./shared", r"--workers 2",
+        r"mobilenet_025", r"unfreeze-epochs 20"]
 # the fast override per command (appended: the last value of an option wins)
 FAST = {
     "train": ["--epochs", "1", "--subset", "256", "--test-limit", "200", "--threads", "1", "--batch", "64"],
