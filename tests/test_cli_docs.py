@@ -3,40 +3,19 @@
 
 from __future__ import annotations
 
-import re
 import shlex
-from pathlib import Path
 
 import typer
 
+from _docs import all_examples
 from cnnlab.cli.main import app
 
-ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDERS = ("...", "…", "<", "COMMAND")
 
 
 def _examples() -> list[tuple[str, str, bool]]:
     """(where, command line, in a code block) for each example; inline ones may name a command alone."""
-    found = []
-    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        in_code, buf = False, ""
-        for i, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
-            where = f"{md.name}:{i}"
-            if line.strip().startswith("```"):
-                in_code, buf = not in_code, ""
-                continue
-            if not in_code:
-                found += [(where, m.group(1), False) for m in re.finditer(r"`(cnnlab [^`]+)`", line)]
-                continue
-            if not (buf or line.strip().startswith("cnnlab ")):
-                continue
-            buf = f"{buf} {line.strip()}".strip()
-            if buf.endswith("\\"):
-                buf = buf[:-1]
-                continue
-            found.append((where, buf, True))
-            buf = ""
-    return found
+    return [(e.where, e.text, e.kind == "command") for e in all_examples() if e.kind != "python"]
 
 
 def _args(line: str) -> list[str] | None:

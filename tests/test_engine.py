@@ -54,8 +54,9 @@ def test_progress_prints_lines_when_piped(monkeypatch):
         for i in range(3):
             bar.advance(info=f"loss {i}")
     lines = buf.getvalue().splitlines()
-    assert lines == ["epoch 1/2: 1/3 batches, 0s, loss 0", "epoch 1/2: 2/3 batches, 0s, loss 1",
-                     "epoch 1/2: 3/3 batches, 0s, loss 2"]
+    assert lines == ["epoch 1/2: 1/3 batches, 0s, about 0s left, loss 0",
+                     "epoch 1/2: 2/3 batches, 0s, about 0s left, loss 1",
+                     "epoch 1/2: 3/3 batches, 0s, about 0s left, loss 2"]
 
 
 @pytest.fixture(scope="module")

@@ -15,22 +15,27 @@ from cnnlab.tasks.classify.run import train
 # -----------------------------------------------------------------------------------------------
 # demo
 
-DemoPart = Callable[[Path, Callable[[str], None]], dict[str, Any]]
+QUICK_DETECT_SECONDS, FULL_DETECT_SECONDS = 120.0, 900.0  # the detection part on 2 idle cores
+DemoPart = Callable[..., dict[str, Any]]   # fn(project, say, full=False) -> results
 DEMO_PARTS: list[tuple[str, DemoPart]] = []
+# seconds each part takes on 2 idle cores (quick tour, --full): the tour's overall ETA
+DEMO_SECONDS: dict[str, tuple[float, float]] = {}
 
 
-def register_demo_part(title: str) -> Callable[[DemoPart], DemoPart]:
-    """Add a part to ``cnnlab demo`` (later features append theirs: detection, export...)."""
+def register_demo_part(title: str, seconds: tuple[float, float] = (30.0, 30.0)) -> Callable[[DemoPart], DemoPart]:
+    """Add a part to ``cnnlab demo`` (later features append theirs: detection, export...). ``seconds``:
+    its expected duration on 2 idle cores, quick and full, for the tour's ETA."""
 
     def deco(fn: DemoPart) -> DemoPart:
         DEMO_PARTS.append((title, fn))
+        DEMO_SECONDS[title] = seconds
         return fn
 
     return deco
 
 
-@register_demo_part("Classification: train a small CNN on the bundled digits")
-def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
+@register_demo_part("Classification: train a small CNN on the bundled digits", seconds=(20.0, 20.0))
+def _demo_classify(project: Path, say: Callable[[str], None], full: bool = False) -> dict[str, Any]:
     from cnnlab.data import load_dataset
 
     run = train(dataset="digits", model="mnist_cnn", epochs=20, batch=32, optimizer="adam", lr=1e-3,
@@ -52,26 +57,48 @@ def _demo_classify(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
     return {"run_dir": str(run.run_dir), "test_accuracy": ev["accuracy"]}
 
 
-@register_demo_part("Detection: train a small YOLO on synthetic shapes, then stream a generated clip")
-def _demo_detect(project: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    from cnnlab.detect.train.demo import detection_demo
+@register_demo_part("Detection: train a small YOLO on synthetic shapes, then stream a generated clip",
+                    seconds=(QUICK_DETECT_SECONDS, FULL_DETECT_SECONDS))
+def _demo_detect(project: Path, say: Callable[[str], None], full: bool = False) -> dict[str, Any]:
+    from cnnlab.detect.train.demo import QUICK, detection_demo
 
-    return detection_demo(project, say)
+    if not full:
+        say(f"quick tour: {QUICK['epochs']} epochs on {QUICK['n_train']} scenes (a rough detector); "
+            "cnnlab demo --full trains the full tour (about 15 minutes)")
+    return detection_demo(project, say, **({} if full else QUICK))
 
 
-def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None) -> dict[str, Any]:
-    """The embedded tour: needs nothing downloaded; each registered part reports where its results are."""
+def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None, full: bool = False) -> dict[str, Any]:
+    """The embedded tour: needs nothing downloaded; each registered part reports where its results are.
+
+    The quick tour (default) takes about three minutes on 2 idle cores; ``full`` trains the detection
+    part to a usable detector (about 15 minutes). An overall ETA is printed before each part.
+    """
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     project = Path(project)
     results: dict[str, Any] = {}
     selected = [(t, fn) for t, fn in DEMO_PARTS if parts is None or any(p.lower() in t.lower() for p in parts)]
     if not selected:
         raise UserError(f"no demo part matches {', '.join(parts or [])}")
-    for title, fn in selected:
+    expected = [DEMO_SECONDS.get(t, (30.0, 30.0))[1 if full else 0] for t, _ in selected]
+    begin, pace = time.perf_counter(), 1.0
+    console.print(f"tour: {len(selected)} part(s), about {_span(sum(expected))} on 2 idle cores"
+                  + ("" if full else " (cnnlab demo --full: the full detection tour)"))
+    for i, (title, fn) in enumerate(selected):
         console.rule(f"[bold]{title}")
+        left = pace * sum(expected[i:])
+        console.print(f"[dim]part {i + 1}/{len(selected)}, tour about {_span(left)} left[/]")
         start = time.perf_counter()
-        results[title] = fn(project, lambda m: console.print(m, soft_wrap=True))
-        console.print(f"[dim]{title}: {time.perf_counter() - start:.1f}s[/]")
+        results[title] = fn(project, lambda m: console.print(m, soft_wrap=True, markup=False), full=full)
+        took = time.perf_counter() - start
+        pace = (time.perf_counter() - begin) / max(sum(expected[:i + 1]), 1e-9)  # this machine vs 2 idle cores
+        console.print(f"[dim]{title}: {took:.1f}s[/]")
+    console.print(f"tour done in {_span(time.perf_counter() - begin)}")
     return results
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+

@@ -23,3 +23,15 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message, or its class name when the message is empty."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+class CnnlabWarning(UserWarning):
+    """Something a user should know that does not stop the work (the CLI prints ``warning: ...``)."""
+
+
+def warn(message: str) -> None:
+    """Emit a project warning: one line ``warning: <message>`` on the command line (``cnnlab.noise``),
+    a :class:`CnnlabWarning` in Python (filterable with the ``warnings`` module)."""
+    import warnings
+
+    warnings.warn(message, CnnlabWarning, stacklevel=2)

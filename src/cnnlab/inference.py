@@ -17,7 +17,7 @@ from cnnlab.errors import UserError
 from cnnlab.io import write_json
 from cnnlab.notebook import Metrics
 from cnnlab.sources import Resolved, resolve
-from cnnlab.tasks.classify.data import _labels, _shape, load_split
+from cnnlab.tasks.classify.data import _shape, folder_root, load_split
 from cnnlab.tasks.classify.evaluate import evaluate_model
 from cnnlab.tasks.classify.metrics import confusion_report
 
@@ -106,23 +106,28 @@ def load(source: str | os.PathLike, device: str = "cpu", runtime: str | None = N
     return LoadedModel.of(resolve(source, task="classify", runtime=runtime, device=device, use_ema=use_ema))
 
 
-def _eval_split(name: str, split: str, data_dir: str | None, opts: dict[str, Any], run_cfg: dict[str, Any]) -> Any:
-    """A dataset split; ``val`` of a dataset without one is the run's own validation split (same seed)."""
-    from cnnlab.data.registry import get_entry
+def _eval_split(name: str, split: str, data_dir: str | None, opts: dict[str, Any],
+                run_cfg: dict[str, Any]) -> tuple[Any, str]:
+    """``(dataset, split scored)``. ``val`` is the run's own validation split (an image folder's
+    ``val/``, else the seeded hold-out of its training set); ``test`` of a dataset without one (an image
+    folder without ``test/``) is the run's validation split, said in one line, or an error without a run."""
+    from cnnlab.tasks.classify.data import has_split, run_validation_set
 
-    if split in ("val", "validation") and run_cfg and "val" not in get_entry(name).splits:
-        from cnnlab.data import kfold_splits, validation_split
-
+    split = {"validation": "val", "valid": "val"}.get(str(split).lower(), str(split).lower())
+    cfg = None
+    if run_cfg:
         cfg = TrainConfig.from_dict({k: v for k, v in run_cfg.items() if k in TrainConfig.field_names()})
-        full = load_split(name, "train", data_dir, opts)
-        if cfg.folds:
-            val_idx = kfold_splits(_labels(full), cfg.folds, seed=cfg.seed)[cfg.fold][1]
-        elif cfg.validation_split > 0:
-            val_idx = validation_split(_labels(full), cfg.validation_split, seed=cfg.seed)[1]
-        else:
-            raise UserError("the run was trained without a validation split (validation_split 0)")
-        return full.subset(val_idx)
-    return load_split(name, split, data_dir, opts)
+        cfg = cfg.replace(dataset=name, data_dir=data_dir, dataset_options=opts)
+    if split == "val" and cfg is not None:
+        return run_validation_set(cfg, opts), "val"
+    if split == "test" and not has_split(name, "test", opts, data_dir):
+        if cfg is None:
+            raise UserError(f"{name} has no test split (no test/ folder); pass --split val or --split train")
+        from cnnlab.errors import warn
+
+        warn(f"{name} has no test split (no test/ folder): scoring the run's validation split instead")
+        return run_validation_set(cfg, opts), "val"
+    return load_split(name, split, data_dir, opts), split
 
 
 class _OnnxModule:
@@ -138,6 +143,23 @@ class _OnnxModule:
         return torch.from_numpy(self.clf(x.detach().cpu().numpy()))
 
 
+def tta_ops(run_config: dict[str, Any] | None) -> tuple[str, ...]:
+    """Test-time transforms for ``--tta``: only those the run trained with (its ``augment``); a run that
+    never flipped gets none and a one-line warning (a mirrored digit is another digit), a model of
+    unknown training a horizontal flip and a warning."""
+    from cnnlab.errors import warn
+    from cnnlab.tasks.classify.evaluate import tta_from_augment
+
+    if not run_config or "augment" not in run_config:
+        warn("--tta: the model's training augmentation is unknown; averaging with horizontal mirrors")
+        return ("hflip",)
+    ops = tta_from_augment(run_config.get("augment"))
+    if not ops:
+        warn("--tta: the run never trained with flips, so mirrored images would only mislead it; "
+             "scoring without TTA")
+    return ops
+
+
 def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None, split: str = "test",
              data_dir: str | None = None, batch: int = 256, tta: bool = False,
              json: str | os.PathLike | None = None, runtime: str | None = None, device: str = "auto",
@@ -145,7 +167,8 @@ def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None
     """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of a model on a dataset split.
 
     ``source`` is a run folder, a checkpoint or an ``.onnx`` file; ``dataset`` defaults to the one the
-    model was trained on. ``tta`` averages predictions of each image and its mirror image.
+    model was trained on. ``tta`` averages predictions of each image and its mirror images, using only
+    the flips the run trained with (see :func:`tta_ops`).
     """
     from cnnlab.data import make_loader
 
@@ -157,9 +180,9 @@ def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None
     data_dir = data_dir or (lm.config.get("data_dir") if name == trained_on else None)
     opts = dict(dataset_options if dataset_options is not None else
                 (lm.config.get("dataset_options") or {} if name == trained_on else {}))
-    if name == "folder" and lm.img_size:
+    if lm.img_size and folder_root(name, opts, data_dir) is not None:  # an image folder: the model's size
         opts.setdefault("img_size", lm.img_size)
-    ds = _eval_split(name, split, data_dir, opts, lm.config if name == trained_on else {})
+    ds, split = _eval_split(name, split, data_dir, opts, lm.config if name == trained_on else {})
     in_chans, img_size = _shape(ds)
     if in_chans != lm.in_chans or (lm.img_size and img_size and img_size != lm.img_size):
         raise UserError(f"{name} images are {in_chans}x{img_size}x{img_size}, but the model expects "
@@ -171,12 +194,14 @@ def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None
     loader = make_loader(ds, batch, shuffle=False, device=str(dev), num_classes=len(ds.classes),
                          mean=lm.mean, std=lm.std)
     model = _OnnxModule(lm.model) if onnx else lm.model.to(dev)
+    ops = tta_ops(lm.config) if tta else ()
     start = time.perf_counter()
-    logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=tta, confusion=True,
+    logs, meter = evaluate_model(model, loader, len(ds.classes), dev, tta=ops, confusion=True,
                                  progress=True)
     result = Metrics({
-        "source": str(source) if isinstance(source, (str, os.PathLike)) else lm.source, "checkpoint": lm.source, "runtime": lm.runtime, "dataset": name,
-        "split": split, "tta": tta, **logs, "seconds": round(time.perf_counter() - start, 3),
+        "source": str(source) if isinstance(source, (str, os.PathLike)) else lm.source, "checkpoint": lm.source,
+        "runtime": lm.runtime, "dataset": name,
+        "split": split, "tta": list(ops), **logs, "seconds": round(time.perf_counter() - start, 3),
         **confusion_report(meter.matrix, list(ds.classes)),
     })
     if json:
@@ -185,7 +210,7 @@ def evaluate(source: str | os.PathLike | LoadedModel, dataset: str | None = None
 
 
 def predict(source: str | os.PathLike, images: Sequence[str | os.PathLike | np.ndarray], topk: int = 5,
-            runtime: str | None = None, device: str = "cpu") -> list[list[tuple[str, float]]]:
+            runtime: str | None = None, device: str = "auto") -> list[list[tuple[str, float]]]:
     """Top-k ``(class, probability)`` for each image file (or HxWxC uint8 RGB array)."""
     if not images:
         raise UserError("no images given")

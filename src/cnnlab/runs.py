@@ -67,6 +67,18 @@ def read_run_metrics(run: str | Path) -> dict[str, Any]:
     return _mapping(read_json(f), f, "a JSON object of metrics") if f.is_file() else {}
 
 
+def run_finished(run: str | Path) -> bool:
+    """Whether a run folder holds its final metrics (``metrics.json`` without ``"status": "training"``,
+    which the engine writes after every epoch while the run trains)."""
+    f = Path(run) / METRICS
+    if not f.is_file():
+        return False
+    try:
+        return read_run_metrics(run).get("status") != "training"
+    except Exception:  # noqa: BLE001 - an unreadable file is not a finished run
+        return False
+
+
 MAX_DEPTH = 64          # config and metrics files are shallow; deeper than this is not a run's file
 MAX_NODES = 1_000_000   # values counted as written out (YAML aliases repeat what they refer to)
 

@@ -19,7 +19,8 @@ def evaluate_command(
     split: str = typer.Option("test", "--split", help="test, train or val (val: the run's own validation split)."),
     data_dir: str | None = typer.Option(None, "--data-dir"),
     batch: int = typer.Option(256, "--batch", "-b"),
-    tta: bool = typer.Option(False, "--tta", help="Average with horizontally flipped images."),
+    tta: bool = typer.Option(False, "--tta", help="Average with mirrored images, using only the flips the run "
+                             "trained with (none: a warning and no TTA)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
     runtime: str | None = typer.Option(None, "--runtime", help="torch (checkpoints) or onnxruntime (.onnx)."),
     device: str = DEVICE,
@@ -30,7 +31,8 @@ def evaluate_command(
 
     result = api.evaluate(source, dataset=dataset, split=split, data_dir=data_dir, batch=batch, tta=tta,
                           json=json_out, runtime=runtime, device=device)
-    print_metrics(result, f"{result['dataset']} {split}{' (flip TTA)' if tta else ''}: {source}")
+    ops = "+".join(result.get("tta") or [])
+    print_metrics(result, f"{result['dataset']} {result.get('split', split)}{f' (TTA: {ops})' if ops else ''}: {source}")
     if per_class:
         from rich.table import Table
 
@@ -66,11 +68,13 @@ def predict_command(
 def demo_command(
     project: Path = typer.Option(Path("runs"), "--project", help="Where the demo writes its runs."),
     part: list[str] | None = typer.Option(None, "--part", help="Run only the parts whose title contains this."),
+    full: bool = typer.Option(False, "--full", help="The full detection tour (30 epochs, about 15 min) instead "
+                              "of the quick one (the whole tour in about 3 min on 2 idle cores)."),
 ) -> None:
     """The embedded tour (no downloads): a small CNN on the bundled digits, then a small YOLO on synthetic scenes streamed through the real-time pipeline."""
     from cnnlab import api
 
-    api.demo(project, parts=part or None)
+    api.demo(project, parts=part or None, full=full)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,17 @@ from rich.console import Console
 
 from cnnlab.devices import DEVICE_HELP, check_device_spec
 
-console = Console(highlight=False, soft_wrap=True)  # never break a path across lines
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that never breaks a line: soft wrap, and piped output (a file, ``| less``, CI) as wide
+    as its longest line instead of rich's 80-column default."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True,
+                   width=None if probe.is_terminal else 10_000)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def parse_size(text: str) -> tuple[int, int]:

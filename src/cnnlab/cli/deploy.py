@@ -42,10 +42,11 @@ def benchmark_command(
     source: str = typer.Argument(..., help="Model name (random weights), run folder, checkpoint, .onnx or TorchScript file."),
     batch: str = typer.Option("1,8,32", "--batch", "-b", help="Batch sizes, comma-separated."),
     threads: str | None = typer.Option(None, "--threads", "-t", help="Thread counts, comma-separated (default 1 and all cores)."),
-    runtimes: str = typer.Option(",".join(("torch", "compile", "onnxruntime", "onnxruntime-int8")), "--runtimes", "-r",
-                                 help="torch, compile, onnxruntime, onnxruntime-int8, onnxruntime-int8-dynamic, onnxruntime-fp16."),
+    runtimes: str = typer.Option("torch,onnxruntime", "--runtimes", "-r",
+                                 help="torch, compile, onnxruntime, onnxruntime-int8, onnxruntime-int8-dynamic, "
+                                      "onnxruntime-fp16 (compile and INT8 take a minute to prepare)."),
     iters: str = typer.Option("auto", "--iters", help="Timed calls per cell, or 'auto' (>= --min-time s and >= 20 calls)."),
-    min_time: float = typer.Option(1.0, "--min-time", help="Seconds of timed calls per cell with --iters auto."),
+    min_time: float = typer.Option(0.5, "--min-time", help="Seconds of timed calls per cell with --iters auto."),
     input_size: str | None = typer.Option(None, "--input", "-i", help="Input CxHxW, e.g. 3x224x224 (default: the model's)."),
     num_classes: int = typer.Option(10, "--num-classes", help="Classes of a model built from its name."),
     providers: str | None = typer.Option(None, "--providers",
@@ -58,7 +59,7 @@ def benchmark_command(
 
     result = benchmark(source, batch=batch, threads=threads, runtimes=runtimes, iters=iters, min_time=min_time,
                        input_size=input_size, num_classes=num_classes, providers=providers, json=json_out,
-                       md=md_out, progress=console.is_terminal)
+                       md=md_out, progress=True)
     console.print(result.markdown(), markup=False)
     for path in (json_out, md_out):
         if path:

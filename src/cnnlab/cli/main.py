@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "cnnlab.cli.train",      # train, detect-train (options generated from the config schema)
     "cnnlab.cli.classify",   # evaluate, predict, demo
     "cnnlab.cli.data",       # datasets, augment-preview
+    "cnnlab.cli.weights",    # weights, weights get
     "cnnlab.cli.models",     # models
     "cnnlab.cli.inspect",    # summary, visualize
     "cnnlab.cli.deploy",     # export, benchmark
@@ -51,8 +52,14 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show library notices (OpenCV, CUDA, ONNX Runtime, "
+                                 "other libraries' warnings); also CNNLAB_VERBOSE=1."),
 ) -> None:
     """cnnlab: convolutional vision from the command line."""
+    if verbose:
+        from cnnlab import noise
+
+        noise.setup(verbose=True)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:   # noqa: ANN001
@@ -63,9 +70,11 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:   # no
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. Every error a user can cause (a bad value, an unknown option or command, a missing
     argument, a ``UserError``) is one line ``error: ...`` on stderr and exit code 2."""
+    from cnnlab import noise
     from cnnlab.cli import compat
 
     os.environ.setdefault("MPLBACKEND", "Agg")
+    noise.setup(verbose=noise.wants_verbose(list(sys.argv[1:] if argv is None else argv)))
     compat.show_flags_without_type()
     warnings.formatwarning = _warning_line
     try:

@@ -18,11 +18,13 @@ def register(app: typer.Typer) -> None:
                                          "parameters."),
     ) -> None:
         """List registered models (and timm's, with a timm/ pattern)."""
+        import fnmatch
+
         from rich.table import Table
 
         from cnnlab.cli.common import console
         from cnnlab.errors import UserError
-        from cnnlab.models import list_models, model_entries, models_table_rows
+        from cnnlab.models import TASKS, cached_table_rows, list_models, models_table_rows
 
         if pattern and pattern.startswith("timm/"):
             names = list_models(pattern, task=task)
@@ -31,11 +33,16 @@ def register(app: typer.Typer) -> None:
             console.print("\n".join(names))
             console.print(f"[dim]{len(names)} timm architectures (random init: cnnlab train --model NAME)[/]")
             return
-        names = list_models(pattern, task=task)
-        if not names:
+        if task is not None and task not in TASKS:
+            raise UserError(f"unknown task {task!r} (tasks: {', '.join(TASKS)})")
+        every = cached_table_rows()  # no torch import once cached
+        rows = [r for r in every if (not pattern or fnmatch.fnmatchcase(r["name"], pattern))
+                and (task is None or r["task"] == task)]
+        if not rows:
             raise UserError(f"no model matches {pattern!r}" + (f" for task {task}" if task else "")
-                            + f" (registered: {', '.join(model_entries())})")
-        rows = models_table_rows(names, params=params)
+                            + f" (registered: {', '.join(r['name'] for r in every)})")
+        if params:
+            rows = models_table_rows([r["name"] for r in rows], params=True)
         for r in rows if params else ():
             r["trainable_s"], r["non_trainable_s"] = f"{r['trainable']:,}", f"{r['non_trainable']:,}"
         columns = [("name", "name", {"style": "bold"}), ("task", "task", {}), ("family", "family", {}),

@@ -162,14 +162,18 @@ def _detect_train(options: dict[str, Any], config: Path | None, resume: Path | N
     console.print(f"results saved to [bold]{result.run_dir}[/]; try: cnnlab detect IMAGE --model {result.run_dir}")
 
 
+# accuracy first; throughput and timing last
+METRIC_ORDER = ("test_accuracy", "test_top5_accuracy", "test_loss", "val_accuracy", "val_top5_accuracy", "val_loss",
+                "accuracy", "top5_accuracy", "loss", "best_epoch", "epochs", "train_time_s", "images",
+                "images_per_s", "seconds")
+
+
 def print_metrics(metrics: dict[str, Any], title: str) -> None:
     """The headline numbers of a run or an evaluation as a table."""
     from rich.table import Table
 
     table = Table(title=title, show_header=False)
-    for key in ("test_accuracy", "test_top5_accuracy", "test_loss", "val_accuracy", "val_loss", "best_epoch",
-                "epochs", "train_time_s", "images_per_s", "accuracy", "top5_accuracy", "loss", "images",
-                "seconds"):
+    for key in METRIC_ORDER:
         v = metrics.get(key)
         if v is not None:
             table.add_row(key, (f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}") if isinstance(v, float) else str(v))

@@ -32,6 +32,10 @@ class TrainConfig(RunConfig):
     folds: int = option(0, "k > 1: validation is fold --fold of k stratified folds.", section=DATA)
     fold: int = option(0, "Which of the k folds validates.", section=DATA)
     subset: int | None = option(None, "Labelled pool: this many training images (stratified).", section=DATA)
+    test_eval: bool = option(True, "After training, score the best weights on the test split (else "
+                             "validation), with a progress bar; --no-test-eval skips it.", section=DATA)
+    test_limit: int | None = option(None, "Score at most this many test images after training "
+                                    "(stratified, seeded; default all).", section=DATA)
     augment: dict[str, Any] | str = option(factory=dict, help="Augmentation fields as YAML or a preset name, "
                                            "e.g. '{horizontal_flip: true, crop_padding: 4}'.", section=DATA)
     # model
@@ -68,6 +72,7 @@ class TrainConfig(RunConfig):
         "period": "save_period",
     }
     TASK: ClassVar[str] = "classify"
+    RESUMABLE: ClassVar[tuple[str, ...]] = (*RunConfig.RESUMABLE, "test_eval", "test_limit")
 
     @property
     def total_epochs(self) -> int:
@@ -92,6 +97,8 @@ class TrainConfig(RunConfig):
             from cnnlab.models.counting import parse_count
 
             parse_count(self.max_params)  # "30M", 3e7...: a bad spelling fails here, not after the data loads
+        if self.test_limit is not None and self.test_limit < 1:
+            raise UserError(f"test_limit must be >= 1 (or test_eval false to skip), got {self.test_limit}")
         if not 0.0 <= self.validation_split < 1.0:
             raise UserError(f"validation_split must be in [0, 1), got {self.validation_split}")
         if self.folds == 1 or self.folds < 0:

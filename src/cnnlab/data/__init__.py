@@ -4,30 +4,24 @@
     train = load_dataset("mnist", "train")            # ArrayDataset, uint8 (N, 1, 28, 28)
     tr, va = validation_split(train.labels, 0.1, seed=0)
     loader = make_loader(train.subset(tr), 128, shuffle=True, augment="standard", seed=0)
+
+Every name is imported on first use (PEP 562), so listing datasets (``cnnlab datasets``) imports no torch.
 """
 
 from cnnlab._lazy import lazy_exports
-from cnnlab.data.augment import PRESETS, AugmentConfig, BatchPipeline, resolve_augment
-from cnnlab.data.dataset import ArrayDataset, channel_stats
-from cnnlab.data.folder import FolderDataset
-from cnnlab.data.loader import ArrayLoader, FolderLoader, make_loader
-from cnnlab.data.official import DataChecksumWarning
-from cnnlab.data.registry import (
-    DatasetEntry,
-    dataset_status,
-    download_dataset,
-    list_datasets,
-    load_dataset,
-    register_dataset,
-)
-from cnnlab.data.splits import kfold_splits, validation_split
 
-__all__ = [
-    "PRESETS", "ArrayDataset", "ArrayLoader", "AugmentConfig", "BatchPipeline", "DataChecksumWarning",
-    "DatasetEntry", "FolderDataset", "FolderLoader", "augment_preview", "channel_stats", "dataset_status",
-    "download_dataset", "kfold_splits", "list_datasets", "load_dataset", "make_loader", "register_dataset",
-    "resolve_augment", "validation_split",
-]
+_EXPORTS = {
+    "PRESETS": "cnnlab.data.augment", "AugmentConfig": "cnnlab.data.augment", "BatchPipeline": "cnnlab.data.augment",
+    "resolve_augment": "cnnlab.data.augment", "ArrayDataset": "cnnlab.data.dataset",
+    "channel_stats": "cnnlab.data.dataset", "FolderDataset": "cnnlab.data.folder", "ArrayLoader": "cnnlab.data.loader",
+    "FolderLoader": "cnnlab.data.loader", "make_loader": "cnnlab.data.loader",
+    "DataChecksumWarning": "cnnlab.data.official", "DatasetEntry": "cnnlab.data.registry",
+    "dataset_status": "cnnlab.data.registry", "download_dataset": "cnnlab.data.registry",
+    "list_datasets": "cnnlab.data.registry", "load_dataset": "cnnlab.data.registry",
+    "register_dataset": "cnnlab.data.registry", "kfold_splits": "cnnlab.data.splits",
+    "validation_split": "cnnlab.data.splits", "augment_preview": "cnnlab.data.preview",
+}
 
-# augment_preview imports matplotlib: only on demand
-__getattr__ = lazy_exports(__name__, {"augment_preview": "cnnlab.data.preview"})[0]
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

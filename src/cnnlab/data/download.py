@@ -52,8 +52,9 @@ def candidate_urls(remote: RemoteFile, folder: str, mirrors: Sequence[str] | str
 
 
 def download_file(urls: Sequence[str], dest: str | os.PathLike, md5: str | None, *,
-                  quiet: bool = False) -> Path:
-    """Download the first address that works to ``dest``, atomically, checking ``md5`` strictly.
+                  quiet: bool = False, sha256: str | None = None) -> Path:
+    """Download the first address that works to ``dest``, atomically, checking ``md5`` / ``sha256``
+    strictly; a body shorter than its Content-Length (a dropped connection) is not kept either.
 
     A checksum mismatch is a :class:`DataError` (the file is not kept); when every address fails for
     network reasons a :class:`DownloadFailed` says why.
@@ -63,10 +64,12 @@ def download_file(urls: Sequence[str], dest: str | os.PathLike, md5: str | None,
     checksum_error: str | None = None
     for url in urls:
         try:
-            _fetch(url, dest, md5, quiet)
+            _fetch(url, dest, md5, quiet, sha256)
             return dest
         except _ChecksumMismatch as e:
             checksum_error = str(e)
+        except http.client.IncompleteRead as e:
+            errors.append(f"{url}: truncated download ({e.expected} bytes missing, nothing kept)")
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e)
             code = getattr(e, "code", None)
@@ -80,7 +83,7 @@ class _ChecksumMismatch(Exception):
     pass
 
 
-def _fetch(url: str, dest: Path, md5: str | None, quiet: bool) -> None:
+def _fetch(url: str, dest: Path, md5: str | None, quiet: bool, sha256: str | None = None) -> None:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -94,7 +97,7 @@ def _fetch(url: str, dest: Path, md5: str | None, quiet: bool) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
     with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
         total = resp.headers.get("Content-Length")
-        h = hashlib.md5()
+        h, h256, received = hashlib.md5(), hashlib.sha256(), 0
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
                             TransferSpeedColumn(), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True, disable=quiet)
@@ -104,9 +107,16 @@ def _fetch(url: str, dest: Path, md5: str | None, quiet: bool) -> None:
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
                 h.update(chunk)
+                h256.update(chunk)
+                received += len(chunk)
                 progress.advance(task, len(chunk))
             out.flush()
+            if total and received != int(total):
+                raise http.client.IncompleteRead(b"", int(total) - received)
             digest = h.hexdigest()
+            if sha256 and h256.hexdigest() != sha256.lower():
+                raise _ChecksumMismatch(f"{url}: checksum mismatch (sha256 {h256.hexdigest()}, expected "
+                                        f"{sha256}); the download was discarded")
             if md5 and digest != md5:
                 raise _ChecksumMismatch(f"{url}: checksum mismatch (md5 {digest}, expected {md5}); "
                                         f"the download was discarded")

@@ -14,13 +14,13 @@ import numpy as np
 
 from cnnlab.data import cache as _cache
 from cnnlab.data.download import DownloadFailed, RemoteFile, candidate_urls, download_file
-from cnnlab.errors import DataError
+from cnnlab.errors import CnnlabWarning, DataError
 from cnnlab.paths import data_root
 
 log = logging.getLogger(__name__)
 
 
-class DataChecksumWarning(UserWarning):
+class DataChecksumWarning(CnnlabWarning):
     """A local dataset file differs from the official checksum (its structure was valid)."""
 
 

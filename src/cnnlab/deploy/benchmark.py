@@ -25,7 +25,9 @@ from cnnlab.errors import UserError
 
 RUNTIMES = ("torch", "compile", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8-dynamic",
             "onnxruntime-fp16")
-DEFAULT_RUNTIMES = ("torch", "compile", "onnxruntime", "onnxruntime-int8")
+# the default finishes in seconds on a small model: torch.compile (a minute of compiling) and INT8 (a
+# calibration pass over real images) are asked for by name
+DEFAULT_RUNTIMES = ("torch", "onnxruntime")
 ALIASES = {"eager": "torch", "pytorch": "torch", "torch-eager": "torch", "torch.compile": "compile",
            "inductor": "compile", "ort": "onnxruntime", "onnx": "onnxruntime", "int8": "onnxruntime-int8",
            "ort-int8": "onnxruntime-int8", "onnxruntime-int8-static": "onnxruntime-int8",
@@ -33,7 +35,7 @@ ALIASES = {"eager": "torch", "pytorch": "torch", "torch-eager": "torch", "torch.
            "ort-fp16": "onnxruntime-fp16"}
 TORCH_RUNTIMES = ("torch", "compile")
 COLUMNS = ["runtime", "batch", "threads", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "images_per_s",
-           "vs_torch", "iters", "status"]
+           "vs_torch", "cv", "iters", "status"]
 CALIBRATION_SAMPLES = 64
 
 
@@ -60,17 +62,25 @@ class BenchmarkResult:
         if h.get("calibration"):
             lines.append(f"- INT8 calibration: {h['calibration']}")
         lines += ["", markdown_table(self.rows)]
+        noisy = [r for r in self.rows if r.get("noisy")]
+        if noisy:
+            from cnnlab.deploy.timing import NOISY_CV, NOISY_TAIL
+
+            lines.append(f"{len(noisy)} noisy cell(s) (marked `(noisy)`: latency cv > {NOISY_CV:g} or p99 > "
+                         f"{NOISY_TAIL:g} x p50): the machine was busy or threads competed; measure again on "
+                         "an idle machine before quoting them.\n")
         return "\n".join(lines)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The result rows as a GitHub Markdown table."""
     names = {"p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms", "mean_ms": "mean ms",
-             "images_per_s": "images/s", "vs_torch": "vs torch"}
+             "images_per_s": "images/s", "vs_torch": "vs torch", "cv": "cv"}
     out = ["| " + " | ".join(names.get(c, c) for c in COLUMNS) + " |",
            "|" + "|".join("---:" if c not in ("runtime", "status") else "---" for c in COLUMNS) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |")
+        shown = {**r, "status": f"{r['status']} (noisy)" if r.get("noisy") else r.get("status")}
+        out.append("| " + " | ".join(_fmt(shown.get(c)) for c in COLUMNS) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -298,19 +308,21 @@ def _short_error(e: BaseException) -> str:
 # ------------------------------------------------------------------------------------- benchmark
 def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str | Sequence[int] | None = None,
               runtimes: str | Sequence[str] = DEFAULT_RUNTIMES, iters: str | int | None = "auto", *,
-              min_time: float = 1.0, min_iters: int = 20, max_time: float = 30.0, warmup: int | None = None,
+              min_time: float = 0.5, min_iters: int = 20, max_time: float = 30.0, warmup: int | None = None,
               input_size: str | Sequence[int] | None = None, num_classes: int = 10,
               providers: str | Sequence[str] | None = None, json: str | os.PathLike | None = None,
               md: str | os.PathLike | None = None, progress: bool = False, seed: int = 0) -> BenchmarkResult:
     """Measure ``source`` (registry name with random weights, run folder, checkpoint, .onnx or TorchScript).
 
     For every runtime x batch size x thread count: warm-up, then timed calls (``iters="auto"``: at least
-    ``min_time`` seconds and ``min_iters`` calls); latency p50/p90/p99 and images/s. ``threads`` defaults
-    to 1 and all cores. Writes JSON (``json``) and Markdown (``md``) when asked.
+    ``min_time`` seconds and ``min_iters`` calls); latency p50/p90/p99, images/s, the coefficient of
+    variation ``cv`` and ``noisy`` for an unstable cell (see ``cnnlab.deploy.timing``). ``threads``
+    defaults to 1 and all cores. ``progress``: a bar on a terminal, a line every few seconds when
+    piped. Writes JSON (``json``) and Markdown (``md``) when asked.
     """
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from cnnlab.engine.progress import Progress
     from cnnlab.io import atomic_write_text, write_json
 
     batches = parse_int_list(batch, "--batch")
@@ -343,13 +355,11 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
         rng = np.random.default_rng(seed)
         inputs = {b: rng.standard_normal((b, *subj.input_shape)).astype(np.float32) for b in batches}
         cells = [(r, b, t) for r in rts for t in thread_list for b in batches]
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), transient=True, disable=not progress)
-        task = bar.add_task("benchmark", total=len(cells))
-        bar.start()
+        bar = Progress("benchmark", len(cells), enabled=progress, every=5.0, unit="cells")
+        bar.__enter__()
         try:
             for rt, b, t in cells:
-                bar.update(task, description=f"{rt} batch {b} threads {t}")
+                bar.note(f"{rt} batch {b} threads {t}")
                 row: dict[str, Any] = {"runtime": rt, "batch": b, "threads": t,
                                        **dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
                                                         "images_per_s", "iters"))}
@@ -365,9 +375,9 @@ def benchmark(source: Any, batch: str | Sequence[int] = (1, 8, 32), threads: str
                     except Exception as e:  # a failing cell (compile error, unsupported op) is a result
                         row["status"] = f"error: {_short_error(e)}"
                 rows.append(row)
-                bar.advance(task)
+                bar.advance()
         finally:
-            bar.stop()
+            bar.__exit__(None, None, None)
             torch.set_num_threads(prev_threads)
     _add_speedups(rows)
     result = BenchmarkResult(header=header, rows=rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -16,9 +15,11 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as HxWx3 uint8 RGB; a missing or unreadable file is a UserError."""
     import cv2
 
-    p = Path(path)
+    from cnnlab.paths import find_file
+
+    p = find_file(path, "image", what="image")
     if not p.is_file():
-        raise UserError(f"image not found: {p}")
+        raise UserError(f"image not found: {p} (a folder)")
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None:
         raise UserError(f"{p}: not a readable image")

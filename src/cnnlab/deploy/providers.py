@@ -88,6 +88,10 @@ def session_options(threads: int | None = None) -> Any:
     thread, every graph optimisation, errors-only logging."""
     import onnxruntime as ort
 
+    from cnnlab.noise import verbose
+
+    if not verbose():  # provider notices ("CUDA not available...") are library noise on the command line
+        ort.set_default_logger_severity(3)
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = int(threads)

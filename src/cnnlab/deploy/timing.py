@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+NOISY_CV = 0.25    # latency std / mean above this: the cell is flagged noisy
+NOISY_TAIL = 3.0   # p99 / p50 above this: the cell is flagged noisy
+
 
 @dataclass
 class Timing:
@@ -25,7 +28,22 @@ class Timing:
         ms = self.latencies * 1e3
         p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
         return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
-                "images_per_s": float(self.batch / self.latencies.mean()), "iters": self.iters}
+                "images_per_s": float(self.batch / self.latencies.mean()), "iters": self.iters,
+                "cv": self.cv, "noisy": self.noisy}
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation of the latencies (std / mean): 0.05 is a steady cell."""
+        mean = float(self.latencies.mean())
+        return float(self.latencies.std() / mean) if mean > 0 else 0.0
+
+    @property
+    def noisy(self) -> bool:
+        """An unstable cell whose figure should not be trusted: latencies vary by more than NOISY_CV of
+        their mean, or the slowest 1 % take over NOISY_TAIL times the median (other work on the machine,
+        thread over-subscription, frequency scaling)."""
+        p50, p99 = np.percentile(self.latencies, [50, 99])
+        return self.cv > NOISY_CV or (p50 > 0 and p99 / p50 > NOISY_TAIL)
 
 
 def measure(fn: Callable[[], object], batch: int, *, iters: int | None = None, min_time: float = 1.0,

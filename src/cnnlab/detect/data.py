@@ -25,7 +25,7 @@ import numpy as np
 
 from cnnlab.detect.names import parse_names, read_yaml_file
 from cnnlab.detect.types import DetectionSample
-from cnnlab.errors import DataError, UserError, first_line
+from cnnlab.errors import CnnlabWarning, DataError, UserError, first_line
 
 IMG_FORMATS = (".bmp", ".jpeg", ".jpg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".mpo", ".pfm")
 COORD_TOLERANCE = 0.01  # normalised YOLO coordinates may overshoot [0, 1] by this much (then clipped)
@@ -290,7 +290,7 @@ def load_detection_data(spec: str | os.PathLike, split: str = "val", names: Any 
         raise DataError(f"{path}: no images found")
     if warn:
         for w in ds.warnings:
-            warnings.warn(w, UserWarning, stacklevel=2)
+            warnings.warn(w, CnnlabWarning, stacklevel=2)
     return ds
 
 

@@ -39,8 +39,8 @@ class Detector:
 
     def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
-                 backend: str = "torch", imgsz: ImageSize | int | str | tuple[int, int] | None = 416,
-                 conf: float = 0.25, iou: float = 0.45, letterbox: bool | None = True, device: str = "cpu",
+                 backend: str = "torch", imgsz: ImageSize | int | str | tuple[int, int] | None = None,
+                 conf: float = 0.25, iou: float = 0.45, letterbox: bool | None = None, device: str = "auto",
                  max_det: int = 300, threads: int | None = None) -> None:
         for what, v in (("conf", conf), ("iou", iou)):
             if not 0.0 <= v <= 1.0:

@@ -137,7 +137,10 @@ def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = 
     """
     from cnnlab.darknet.model import load_darknet
     from cnnlab.io import atomic_write_bytes
+    from cnnlab.paths import find_file
 
+    cfg = find_file(cfg, "cfg", what="cfg file")  # a bare name: the data root's yolo/ (cnnlab.paths)
+    weights = find_file(weights, "weights", what="weights file") if weights is not None else None
     model = load_darknet(cfg, weights)
     size = ImageSize.parse(imgsz if imgsz is not None else (model.width, model.height))
     data = onnx_bytes_of(model, size, names, letterbox, opset)

@@ -109,7 +109,9 @@ def read_yaml_file(path: str | os.PathLike) -> Any:
 
 def load_names(path: str | os.PathLike) -> list[str]:
     """Read class names: ``.names``/``.txt`` one per line; YAML as a list, ``{id: name}`` or ``names:``."""
-    path = Path(path).expanduser()
+    from cnnlab.paths import find_path
+
+    path = find_path(path, "names") or Path(path).expanduser()
     try:
         found = path.is_file()
     except (OSError, ValueError):   # a name too long for the file system

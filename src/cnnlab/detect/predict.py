@@ -66,7 +66,10 @@ def collect_inputs(source: str | os.PathLike) -> tuple[str, list[Path]]:
         if not files:
             raise UserError(f"no images match {text}")
         return "images", files
+    from cnnlab.paths import find_path
+
     p = Path(source)
+    p = p if p.exists() else (find_path(source, "image") or find_path(source, "video") or p)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
         if not files:

@@ -151,6 +151,23 @@ def write_history(run_dir: str | os.PathLike, history: list[dict[str, Any]]) -> 
     write_json(Path(run_dir) / "history.json", history)
 
 
+class MetricsLogger(Callback):
+    """``metrics.json`` rewritten atomically after every epoch while a run trains (``"status":
+    "training"``, the epoch's metrics and the best so far), so other commands can read a running run;
+    the run's final metrics replace it when training ends."""
+
+    def __init__(self, run_dir: str | os.PathLike, checkpoint: ModelCheckpoint | None = None):
+        self.run_dir, self.checkpoint = Path(run_dir), checkpoint
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        row: dict[str, Any] = {"status": "training", "epoch": epoch, "epochs": getattr(trainer, "epochs", None)}
+        cp = self.checkpoint
+        if cp is not None and cp.best_epoch is not None:
+            row.update({"best_epoch": cp.best_epoch, "monitor": cp.monitor, f"best_{cp.monitor}": cp.best})
+        row.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str)) and k not in row})
+        write_json(self.run_dir / "metrics.json", row)
+
+
 class ProgressLogger(Callback):
     """One line per epoch: metrics, learning rate, time and throughput."""
 

@@ -30,8 +30,9 @@ class Progress:
     plain line at most every ``every`` seconds (default `piped_every`), so a long epoch is never silent.
     """
 
-    def __init__(self, label: str, total: int | None, enabled: bool = True, every: float | None = None) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
+    def __init__(self, label: str, total: int | None, enabled: bool = True, every: float | None = None,
+                 unit: str = "batches") -> None:
+        self.label, self.total, self.enabled, self.unit = label, total, enabled, unit
         self.every = piped_every() if every is None else every
         self.done = 0
         self.info = ""
@@ -61,6 +62,12 @@ class Progress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
+    def note(self, info: str) -> None:
+        """Show ``info`` beside the bar (what is being done now) without advancing."""
+        self.info = info
+        if self._bar is not None:
+            self._bar.update(self._task, info=info)
+
     def advance(self, info: str | None = None) -> None:
         self.done += 1
         if info is not None:
@@ -72,5 +79,8 @@ class Progress:
         if self.enabled and now - self._last >= self.every:
             self._last = now
             of = f"/{self.total}" if self.total else ""
-            print(f"{self.label}: {self.done}{of} batches, {now - self._start:.0f}s"
+            eta = ""
+            if self.total and self.done:
+                eta = f", about {(now - self._start) * (self.total - self.done) / self.done:.0f}s left"
+            print(f"{self.label}: {self.done}{of} {self.unit}, {now - self._start:.0f}s{eta}"
                   + (f", {self.info}" if self.info else ""), file=sys.stdout, flush=True)

@@ -20,6 +20,7 @@ from cnnlab.engine.callbacks import (
     Callback,
     EarlyStopping,
     HistoryLogger,
+    MetricsLogger,
     ModelCheckpoint,
     ProgressLogger,
     TensorBoard,
@@ -40,7 +41,8 @@ def default_callbacks(cfg: RunConfig, run_dir: Path, user: Sequence[Callback] = 
         cbs.append(ProgressLogger())
     if cfg.patience:
         cbs.append(EarlyStopping(cfg.monitor, cfg.patience, cfg.min_delta))
-    cbs.append(ModelCheckpoint(run_dir / "weights", cfg.monitor, save_period=cfg.save_period))
+    checkpoint = ModelCheckpoint(run_dir / "weights", cfg.monitor, save_period=cfg.save_period)
+    cbs += [checkpoint, MetricsLogger(run_dir, checkpoint)]
     if cfg.tensorboard:
         cbs.append(TensorBoard(run_dir / "tensorboard"))
     return cbs + list(user)

@@ -36,6 +36,7 @@ from cnnlab.experiments.runner import relative
 from cnnlab.experiments.tables import read_history
 from cnnlab.io import atomic_write_text, read_json, write_json, write_yaml
 from cnnlab.plots import pyplot, save_figure
+from cnnlab.runs import run_finished
 
 KIND = "cnnlab.compare"
 RESULTS = "results.json"
@@ -172,7 +173,7 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
     edir = entry_dir(run_dir, entry)
     prev = results.get(entry.slug) or {}
     same = prev.get("fingerprint") == fp
-    if same and prev.get("status") == "done" and (edir / "metrics.json").is_file():
+    if same and prev.get("status") == "done" and run_finished(edir):
         say(f"{tag} {entry.name}: already done, skipped")
         return "skipped"
 
@@ -221,7 +222,7 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
     from cnnlab.io import torch_load_safe
 
     last = edir / "weights" / "last.pt"
-    if not last.is_file() or (edir / "metrics.json").is_file():
+    if not last.is_file() or run_finished(edir):
         return False
     try:
         from cnnlab.engine.checkpoint import check_checkpoint

@@ -82,8 +82,12 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
     metrics = read_run_metrics(run)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
-    blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
-                       f"epochs trained." if metrics else f"Folder {run}: {what}; unfinished (no metrics.json)."))
+    if metrics.get("status") == "training":
+        blocks.append(Text(f"Folder {run}: {what}; still training or interrupted (epoch {metrics.get('epoch', '?')} "
+                           f"of {metrics.get('epochs', '?')})."))
+    else:
+        blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
+                           f"epochs trained." if metrics else f"Folder {run}: {what}; unfinished (no metrics.json)."))
     sub = level + 1
     if metrics:
         blocks += [Heading("Metrics", sub),

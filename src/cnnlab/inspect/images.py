@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import UserError
+from cnnlab.paths import SAMPLE_IMAGES  # noqa: F401  (bundled with scikit-learn: everything works offline)
 from cnnlab.plots import pyplot
 
-SAMPLE_IMAGES = ("china.jpg", "flower.jpg")  # bundled with scikit-learn, so everything works offline
 GRID_GAP = 2  # pixels between grid tiles and around the border
 
 
@@ -24,15 +24,9 @@ def load_image(image: str | Path | np.ndarray | None = None) -> np.ndarray:
         from cnnlab.deploy.preprocess import as_rgb
 
         return np.ascontiguousarray(as_rgb(image))
-    name = "china.jpg" if image is None else str(image)
-    path = Path(name)
-    if not path.is_file():
-        key = name if name.endswith(".jpg") else f"{name}.jpg"
-        if key in SAMPLE_IMAGES:
-            from sklearn.datasets import load_sample_image
+    from cnnlab.paths import find_file
 
-            return np.ascontiguousarray(load_sample_image(key))
-        raise UserError(f"image not found: {name} (or use a bundled sample: {', '.join(SAMPLE_IMAGES)})")
+    path = find_file("china.jpg" if image is None else image, "image", what="image")
     from PIL import Image, UnidentifiedImageError
 
     try:

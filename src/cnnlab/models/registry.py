@@ -281,15 +281,49 @@ def list_models(pattern: str | None = None, task: str | None = None) -> list[str
     if task is not None and task not in TASKS:
         raise ModelError(f"unknown task {task!r} (tasks: {', '.join(TASKS)})")
     if pattern and pattern.startswith(TIMM_PREFIX):
-        from cnnlab.models.timm_bridge import timm_model_names
-
         if task == "detect":
             return []
         sub = pattern[len(TIMM_PREFIX):] or "*"
-        return [TIMM_PREFIX + n for n in timm_model_names() if fnmatch.fnmatchcase(n, sub)]
+        return [TIMM_PREFIX + n for n in sorted(timm_names()) if fnmatch.fnmatchcase(n, sub)]
     entries = model_entries()
     return [n for n, e in entries.items()
             if (not pattern or fnmatch.fnmatchcase(n, pattern)) and (task is None or e.task == task)]
+
+
+def cached_table_rows() -> list[dict[str, Any]]:
+    """:func:`models_table_rows` (no counts) for every registered model, kept in the user cache keyed by
+    cnnlab's version and the model sources (names, sizes, mtimes), so listing models imports no torch
+    after the first time (``cnnlab models`` in well under a second)."""
+    import contextlib
+    import json
+
+    from cnnlab.paths import cache_dir
+
+    path = cache_dir() / f"models-{_sources_key()}.json"
+    with contextlib.suppress(OSError, ValueError):
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(rows, list) and all(isinstance(r, dict) and "name" in r for r in rows):
+            return rows
+    rows = models_table_rows()
+    with contextlib.suppress(OSError):
+        from cnnlab.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(rows))
+    return rows
+
+
+def _sources_key() -> str:
+    import hashlib
+    from pathlib import Path
+
+    from cnnlab import __version__
+
+    base = Path(__file__).resolve().parent
+    h = hashlib.sha1(__version__.encode())
+    for p in sorted(base.rglob("*.py")):
+        st = p.stat()
+        h.update(f"{p.relative_to(base)}:{st.st_mtime_ns}:{st.st_size};".encode())
+    return h.hexdigest()[:16]
 
 
 def models_table_rows(names: list[str] | None = None, params: bool = False,
@@ -411,5 +445,5 @@ def _not_plain(obj: Any) -> Any:
 
 __all__ = ["ModelEntry", "TASKS", "TIMM_PREFIX", "alias_key", "check_model", "check_timm_name", "count_params",
            "create_model", "find_entry", "format_count", "get_entry", "input_norm", "is_model_name", "list_models",
-           "model_entries", "model_from_spec", "models_table_rows", "parse_count", "register_model", "resolve_model",
+           "model_entries", "model_from_spec", "models_table_rows", "cached_table_rows", "parse_count", "register_model", "resolve_model",
            "timm_names"]

@@ -399,9 +399,7 @@ def check_pretrained(model_name: str, model_kwargs: dict[str, Any] | None, sourc
                             f"ResNet50V2 or timm/<name>); {model_name} takes a weights file or a cnnlab run")
         check_hub_weights(check_backbone(backbone_option(kwargs)))
         return
-    path = Path(str(source)).expanduser()
-    if not path.exists():
-        raise UserError(f"pretrained weights not found: {source}")
+    path = pretrained_path(source)
     if path.is_dir():
         if transfer:
             raise UserError(f"pretrained: {source} is a folder; a transfer backbone takes a weights file "
@@ -409,6 +407,14 @@ def check_pretrained(model_name: str, model_kwargs: dict[str, Any] | None, sourc
         from cnnlab.runs import checkpoint_path
 
         checkpoint_path(path, "best")
+
+
+def pretrained_path(source: str | Path) -> Path:
+    """A ``--pretrained`` file or run folder: the path as given, else a bare file name under the data
+    root's ``weights/`` (``cnnlab.paths.find_file``); missing -> one-line UserError."""
+    from cnnlab.paths import find_file
+
+    return find_file(source, "weights", what="pretrained weights")
 
 
 def backbone_option(kwargs: dict[str, Any]) -> str:
@@ -518,9 +524,10 @@ def load_pretrained(model: nn.Module, source: str) -> str:
         if str(source).lower() in ("hub", "imagenet", "true"):
             load_hub_weights(model)
             return f"backbone {model.backbone_name} from the hub"
-        counts = load_backbone_weights(model, source)
-        return f"backbone {model.backbone_name}: {counts['loaded']} tensors from {source}"
-    path = Path(source)
+        path = pretrained_path(source)
+        counts = load_backbone_weights(model, path)
+        return f"backbone {model.backbone_name}: {counts['loaded']} tensors from {path}"
+    path = pretrained_path(source)
     if path.is_dir():
         from cnnlab.runs import checkpoint_path
 

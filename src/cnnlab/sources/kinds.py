@@ -84,7 +84,11 @@ def _identify(source: Any, task: str | None) -> Located:
         from cnnlab.darknet.model import DarknetModel
 
         return Located("module", DETECT if isinstance(source, DarknetModel) else CLASSIFY, module=source)
+    from cnnlab.paths import find_path
+
     path = Path(source).expanduser()
+    if not path.exists() and path.suffix:  # a bare file name under the data root's weights/ or yolo/
+        path = find_path(source, "weights") or path
     if path.is_dir():
         return _folder(path, task)
     if path.is_file():
@@ -96,9 +100,11 @@ def _identify(source: Any, task: str | None) -> Located:
 
 
 def _need_file(path: str | os.PathLike, what: str) -> Path:
-    p = Path(path).expanduser()
+    from cnnlab.paths import find_file
+
+    p = find_file(path, what.split()[0], what=what)
     if not p.is_file():
-        raise UserError(f"{what} not found: {p}")
+        raise UserError(f"{what} not found: {p} (a folder)")
     return p
 
 

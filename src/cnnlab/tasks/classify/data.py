@@ -74,17 +74,21 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
         pool = _stratified_subset(_labels(full), cfg.subset, cfg.seed)
         full = full.subset(pool)
     labels = _labels(full)
-    if cfg.folds:
-        train_idx, val_idx = kfold_splits(labels, cfg.folds, seed=cfg.seed)[cfg.fold]
-    elif cfg.validation_split > 0:
-        train_idx, val_idx = validation_split(labels, cfg.validation_split, seed=cfg.seed)
-    else:
+    if val_from_folder(cfg, opts):  # an image folder's own val/ validates; train/ is all training
         train_idx, val_idx = np.arange(len(labels)), None
-    val_ds = full.subset(val_idx) if val_idx is not None and len(val_idx) else None
-    if val_ds is None and cfg.dataset == "folder":
         val_ds = _optional_split(cfg, "val", opts)
+    else:
+        if cfg.folds:
+            train_idx, val_idx = kfold_splits(labels, cfg.folds, seed=cfg.seed)[cfg.fold]
+        elif cfg.validation_split > 0:
+            train_idx, val_idx = validation_split(labels, cfg.validation_split, seed=cfg.seed)
+        else:
+            train_idx, val_idx = np.arange(len(labels)), None
+        val_ds = full.subset(val_idx) if val_idx is not None and len(val_idx) else None
     train_ds = full.subset(np.asarray(train_idx))
-    test_ds = _optional_split(cfg, "test", opts)
+    test_ds = _optional_split(cfg, "test", opts) if cfg.test_eval else None
+    if test_ds is not None and cfg.test_limit is not None and cfg.test_limit < len(test_ds):
+        test_ds = test_ds.subset(_stratified_subset(_labels(test_ds), cfg.test_limit, cfg.seed))
     classes = list(full.classes)
     mean, std = tuple(full.mean), tuple(full.std)
     if norm is not None:
@@ -115,22 +119,63 @@ def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
-def _optional_split(cfg: TrainConfig, split: str, opts: dict[str, Any]) -> Any | None:
-    """The ``split`` of the run's dataset, or None when the dataset has no such split."""
+def folder_root(dataset: str, opts: dict[str, Any], data_dir: str | None) -> Path | None:
+    """The root of an image-folder dataset (``folder`` with ``root``/``data_dir``, or a folder path), else None."""
+    name = str(dataset)
+    if name == "folder":
+        root = opts.get("root") or data_dir
+        return Path(str(root)).expanduser() if root else None
+    if name not in _registered() and Path(name).expanduser().is_dir():
+        return Path(name).expanduser()
+    return None
+
+
+def _registered() -> list[str]:
+    from cnnlab.data.registry import list_datasets
+
+    return list_datasets()
+
+
+def has_split(dataset: str, split: str, opts: dict[str, Any], data_dir: str | None) -> bool:
+    """Whether the dataset has its own ``split`` (an image folder: a ``train/``/``val/``/``test/`` folder)."""
     from cnnlab.data.registry import get_entry
 
-    name = cfg.dataset
-    root = opts.get("root") or cfg.data_dir
-    if Path(str(name)).is_dir() and "/" in str(name):
-        name, root = "folder", name
-    entry = get_entry(name)
-    if split not in entry.splits:
-        return None
-    if entry.name == "folder":
+    root = folder_root(dataset, opts, data_dir)
+    if root is not None:
         from cnnlab.data.folder import split_dirs
 
-        if not root or split not in split_dirs(Path(root).expanduser()):
-            return None
+        return root.is_dir() and split in split_dirs(root)
+    return split in get_entry(str(dataset)).splits
+
+
+def val_from_folder(cfg: TrainConfig, opts: dict[str, Any]) -> bool:
+    """One meaning of an image folder's splits for train, evaluate and compare: with a ``val/`` folder
+    beside ``train/`` the run validates on ``val/`` (k-fold runs still split ``train/``)."""
+    return not cfg.folds and folder_root(cfg.dataset, opts, cfg.data_dir) is not None and has_split(
+        cfg.dataset, "val", opts, cfg.data_dir)
+
+
+def run_validation_set(cfg: TrainConfig, opts: dict[str, Any]) -> Any:
+    """The validation images of a run, exactly as it validated on them: an image folder's ``val/``, else
+    the seeded split (or k-fold fold) of the training set, after ``subset``."""
+    from cnnlab.data import kfold_splits, validation_split
+
+    if val_from_folder(cfg, opts):
+        return load_split(cfg.dataset, "val", cfg.data_dir, opts)
+    full = load_split(cfg.dataset, "train", cfg.data_dir, opts)
+    if cfg.subset is not None and cfg.subset < len(full):
+        full = full.subset(_stratified_subset(_labels(full), cfg.subset, cfg.seed))
+    if cfg.folds:
+        return full.subset(kfold_splits(_labels(full), cfg.folds, seed=cfg.seed)[cfg.fold][1])
+    if cfg.validation_split > 0:
+        return full.subset(validation_split(_labels(full), cfg.validation_split, seed=cfg.seed)[1])
+    raise UserError("the run was trained without a validation split (validation_split 0)")
+
+
+def _optional_split(cfg: TrainConfig, split: str, opts: dict[str, Any]) -> Any | None:
+    """The ``split`` of the run's dataset, or None when the dataset has no such split."""
+    if not has_split(cfg.dataset, split, opts, cfg.data_dir):
+        return None
     return load_split(cfg.dataset, split, cfg.data_dir, opts)
 
 

@@ -68,6 +68,12 @@ def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None,
     else:
         raise UserError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
     cfg = cfg.replace(**overrides) if overrides else cfg
+    if cfg.weights:  # a bare checkpoint name under the data root's weights/, as in every command
+        from cnnlab.paths import find_path
+
+        found = find_path(cfg.weights, "weights")
+        if found is not None and found.is_file() and str(found) != str(cfg.weights):
+            cfg = cfg.replace(weights=str(found))
     cfg.validate()
     return cfg
 
@@ -141,7 +147,9 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, callback
 
     task = ClassifyTask(cfg)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=callbacks)
-    task._say(f"test accuracy {metrics.get('test_accuracy', float('nan')):.4f}  -> {engine.run_dir}")
+    scored = next((s for s in ("test", "val") if f"{s}_accuracy" in metrics), None)
+    task._say(f"{'test' if scored == 'test' else 'validation'} accuracy {metrics[f'{scored}_accuracy']:.4f}  "
+              f"-> {engine.run_dir}" if scored else f"no evaluation after training -> {engine.run_dir}")
     model = getattr(task, "best_model", engine.eval_model)
     assert engine.run_dir is not None
     return TrainResult(engine.run_dir, metrics, model.eval(), engine.history)

@@ -164,10 +164,11 @@ class ClassifyTask(Task):
         self.best_model = model
         eval_loader = data.test if data.test is not None else data.val
         split = "test" if data.test is not None else "val"
-        if eval_loader is not None:
+        if eval_loader is not None and cfg.test_eval:
+            engine.log(f"{split} evaluation of the best weights: {len(eval_loader)} batches")
             logs, meter = evaluate_model(model, eval_loader, len(data.classes), engine.device, confusion=True,
                                          amp=engine.amp, channels_last=cfg.channels_last,
-                                         progress=cfg.verbose == 1)
+                                         progress=cfg.verbose > 0, label=f"{split} evaluation")
             metrics.update({f"{split}_{k}": v for k, v in logs.items() if k in ("loss", "accuracy", "top5_accuracy")})
             metrics[split] = {**logs, **confusion_report(meter.matrix, data.classes)}
             if cfg.plots:

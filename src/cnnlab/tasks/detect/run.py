@@ -50,6 +50,19 @@ def check_detect_run(cfg: DetectTrainConfig, resuming: bool = False) -> None:
         _check_detect_model(cfg.model, cfg.weights)
 
 
+def _locate_files(cfg: DetectTrainConfig) -> DetectTrainConfig:
+    """A bare ``.cfg`` model or ``--weights`` file name resolves as in every command: the path as given,
+    else the data root's ``yolo/`` or ``weights/`` (``cnnlab.paths.find_file``)."""
+    from cnnlab.paths import find_path
+
+    changes: dict[str, Any] = {}
+    if Path(cfg.model).suffix.lower() == ".cfg" and (found := find_path(cfg.model, "cfg")) is not None:
+        changes["model"] = str(found)
+    if cfg.weights and (found := find_path(cfg.weights, "weights")) is not None:
+        changes["weights"] = str(found)
+    return cfg.replace(**changes) if changes else cfg
+
+
 def _check_detect_model(spec: str, weights: str | None) -> None:
     """What ``build_training_model`` will accept, checked without building anything."""
     from cnnlab.models import find_entry, list_models
@@ -115,6 +128,7 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
         if data is not None:
             base["data"] = os.fspath(data)
         cfg = DetectTrainConfig.from_dict({**base, **options}, source="detect-train options")
+    cfg = _locate_files(cfg) if ckpt is None else cfg
     if not is_main():  # other ranks of a distributed run print nothing
         cfg = cfg.replace(verbose=0)
         log = None

@@ -1,0 +1,166 @@
+"""``cnnlab weights get NAME``: opt-in downloads of known weights against a local HTTP server: sha256
+verified, atomic (a checksum mismatch or a truncated body leaves no file), trust-on-first-use only with
+--trust-new, one line when offline."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from cnnlab.data import weights as zoo
+from cnnlab.data.download import DownloadFailed
+from cnnlab.errors import DataError, UserError
+
+CFG, WEIGHTS = b"[net]\nwidth=64\nheight=64\n", bytes(range(256)) * 64
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.hits.append(self.path)
+        body = self.files.get(self.path.split("?")[0])
+        if body is None:
+            self.send_error(404)
+            return
+        truncated = self.path.startswith("/trunc/")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if truncated else body)
+        if truncated:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    _Handler.files, _Handler.hits = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _entry(monkeypatch, base: str, cfg_sha: str | None, weights_sha: str | None, prefix: str = "") -> None:
+    entry = zoo.KnownWeights("toy-yolo", "a test model", (
+        zoo.KnownFile("toy.cfg", f"{base}/{prefix}toy.cfg", cfg_sha),
+        zoo.KnownFile("toy.weights", f"{base}/{prefix}toy.weights", weights_sha)))
+    monkeypatch.setitem(zoo.KNOWN, "toy-yolo", entry)
+    monkeypatch.delenv("CNNLAB_DATA_MIRRORS", raising=False)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_get_downloads_verifies_and_skips_present_files(server, monkeypatch, tmp_path):
+    base, handler = server
+    handler.files = {"/toy.cfg": CFG, "/toy.weights": WEIGHTS}
+    _entry(monkeypatch, base, _sha(CFG), _sha(WEIGHTS))
+    paths = zoo.get_weights("toy-yolo", tmp_path, quiet=True)
+    assert [p.read_bytes() for p in paths] == [CFG, WEIGHTS]
+    assert paths[0] == tmp_path / "yolo" / "toy.cfg"
+    assert len(handler.hits) == 2
+    zoo.get_weights("toy.weights", tmp_path, quiet=True)  # a file name finds its model; present: no download
+    assert len(handler.hits) == 2
+    (tmp_path / "yolo" / "toy.weights").write_bytes(b"tampered")
+    with pytest.raises(DataError, match="sha256 differs"):
+        zoo.get_weights("toy-yolo", tmp_path, quiet=True)
+
+
+def test_checksum_mismatch_leaves_nothing(server, monkeypatch, tmp_path):
+    base, handler = server
+    handler.files = {"/toy.cfg": CFG, "/toy.weights": WEIGHTS}
+    _entry(monkeypatch, base, _sha(CFG), _sha(b"something else"))
+    with pytest.raises(DataError, match="checksum mismatch .*discarded"):
+        zoo.get_weights("toy-yolo", tmp_path, quiet=True)
+    assert _leftovers(tmp_path / "yolo") == ["toy.cfg"]  # no toy.weights, no temporary file
+
+
+def test_truncated_download_leaves_nothing(server, monkeypatch, tmp_path):
+    base, handler = server
+    handler.files = {"/trunc/toy.cfg": CFG, "/trunc/toy.weights": WEIGHTS}
+    _entry(monkeypatch, base, None, None, prefix="trunc/")
+    with pytest.raises(DownloadFailed) as e:
+        zoo.get_weights("toy-yolo", tmp_path, trust_new=True, quiet=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "truncated download" in msg and "put the file at" in msg
+    assert _leftovers(tmp_path / "yolo") == []
+
+
+def test_unknown_checksum_needs_trust_new_then_is_recorded(server, monkeypatch, tmp_path):
+    base, handler = server
+    handler.files = {"/toy.cfg": CFG, "/toy.weights": WEIGHTS}
+    _entry(monkeypatch, base, _sha(CFG), None)
+    with pytest.raises(UserError, match="no pinned checksum.*--trust-new"):
+        zoo.get_weights("toy-yolo", tmp_path, quiet=True)
+    assert handler.hits == []  # refused before any download
+    zoo.get_weights("toy-yolo", tmp_path, trust_new=True, quiet=True)
+    sums = (tmp_path / "yolo" / zoo.SUMS).read_text()
+    assert sums == f"{_sha(WEIGHTS)}  toy.weights\n"
+    status = {r["file"]: r for r in zoo.weights_status("toy-yolo", tmp_path)}
+    assert status["toy.weights"]["checksum"] == "recorded on first download"
+    handler.files["/toy.weights"] = WEIGHTS[::-1]  # the server's file changed since
+    with pytest.raises(DataError, match="checksum mismatch"):
+        zoo.get_weights("toy-yolo", tmp_path, force=True, quiet=True)
+    assert (tmp_path / "yolo" / "toy.weights").read_bytes() == WEIGHTS  # the verified file is kept
+
+
+def test_offline_is_one_line_saying_where_to_put_the_file(monkeypatch, tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    _entry(monkeypatch, f"http://127.0.0.1:{port}", _sha(CFG), _sha(WEIGHTS))
+    with pytest.raises(DownloadFailed) as e:
+        zoo.get_weights("toy-yolo", tmp_path, quiet=True)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("cannot download toy.cfg")
+    assert f"put the file at {tmp_path / 'yolo' / 'toy.cfg'}" in msg
+
+
+def test_cli_weights_list_get_and_mirror(server, monkeypatch, tmp_path, cli):
+    base, handler = server
+    handler.files = {"/yolo/toy.cfg": CFG, "/yolo/toy.weights": WEIGHTS}
+    _entry(monkeypatch, "http://127.0.0.1:9/none", _sha(CFG), _sha(WEIGHTS))
+    monkeypatch.setenv("CNNLAB_DATA_MIRRORS", base)  # laid out like the data root: <base>/yolo/<file>
+    code, out, err = cli("weights", "get", "toy-yolo", "--data-dir", tmp_path, "-q")
+    assert code == 0, err
+    assert (tmp_path / "yolo" / "toy.weights").read_bytes() == WEIGHTS and "ok" in out
+    code, out, err = cli("weights", "--data-dir", tmp_path)
+    assert code == 0 and "toy-yolo" in out and "yolo-fastest-1.1-xl" in out
+    code, out, err = cli("weights", "get", "yolo-fastest-1.2")
+    assert code == 2 and err.count("\n") == 1 and "did you mean yolo-fastest-1.1" in err
+
+
+def test_missing_known_file_names_the_command(monkeypatch, tmp_path, cli):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
+    code, _, err = cli("detect", "x.jpg", "--cfg", "yolov4-tiny.cfg", "--weights", "yolov4-tiny.weights")
+    assert code == 2 and err.count("\n") == 1
+    assert "cnnlab weights get yolov4-tiny" in err and str(tmp_path / "yolo") in err
+
+
+@pytest.mark.realdata
+def test_pinned_checksums_match_the_real_files(shared_data):
+    for name in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl"):
+        for f in zoo.KNOWN[name].files:
+            path = shared_data(f"yolo/{f.name}")
+            assert zoo.sha256_of(path) == f.sha256, f.name
+    cfg = next(f for f in zoo.KNOWN["yolov3-tiny"].files if f.name == "yolov3-tiny.cfg")
+    assert zoo.sha256_of(shared_data("yolo/yolov3-tiny.cfg")) == cfg.sha256
