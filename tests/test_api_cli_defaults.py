@@ -36,6 +36,7 @@ API = {
     "import-keras": ["cnnlab.models.keras_import:import_keras"],
     "models": ["cnnlab.models.registry:list_models"],
     "weights get": ["cnnlab.data.weights:get_weights"],
+    "data check": ["cnnlab.detect.check:check_detection_data"],
 }
 # options that mean something else in the function (documented differences), by "command option"
 DIFFERENT = {
