@@ -53,11 +53,12 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def config_changes(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Options of a run config that differ from TrainConfig's defaults (what the user chose)."""
+def config_changes(config: dict[str, Any], config_cls: Any = None) -> list[dict[str, Any]]:
+    """Options of a run config that differ from the defaults of its config class (TrainConfig unless
+    given): what the user chose."""
     from cnnlab.config import TrainConfig
 
-    defaults = TrainConfig().to_dict()
+    defaults = (config_cls or TrainConfig)().to_dict()
     return [{"option": k, "value": inline(v), "default": inline(defaults.get(k))} for k, v in config.items()
             if k not in ("project", "name", "exist_ok") and (k not in defaults or defaults[k] != v)]
 
@@ -79,6 +80,8 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
 
     config = read_run_config(run)
     metrics = read_run_metrics(run)
+    if config.get("task") == "localize":
+        return localize_section(run, config, metrics, level, title)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
     blocks.append(Text(f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} "
@@ -97,6 +100,37 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
         blocks += _safe("confusion matrix", lambda: _confusion(run, metrics, config, work, sub))
     if samples > 0 and ((run / "weights" / "best.pt").is_file() or (run / "weights" / "last.pt").is_file()):
         blocks += _safe("sample predictions", lambda: _samples(run, work, sub, samples))
+    return blocks
+
+
+LOCALIZE_KEYS = ("data", "model", "epochs", "params_trainable", "best_epoch", "val_accuracy", "val_iou",
+                 "val_correct", "val_loss", "accuracy", "iou", "correct", "loss", "train_time_s")
+
+
+def localize_section(run: Path, config: dict[str, Any], metrics: dict[str, Any], level: int = 2,
+                     title: str | None = None) -> list[Block]:
+    """A classification + localisation run: metrics (top-1, mean IoU, correct), configuration, curves and
+    its validation images with true and predicted boxes (drawn by the run itself)."""
+    from cnnlab.config.localize import LocalizeConfig
+
+    sub = level + 1
+    what = f"localisation: {config.get('model', '?')} on {config.get('data', '?')}"
+    blocks: list[Block] = [Heading(title or f"Run {run.name}", level), Text(
+        f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} epochs trained."
+        if metrics else f"Folder {run}: {what}; unfinished (no metrics.json).")]
+    if metrics:
+        blocks += [Heading("Metrics", sub), key_values({k: metrics[k] for k in LOCALIZE_KEYS if k in metrics})]
+    changes = config_changes({k: v for k, v in config.items() if k not in ("task", "names")}, LocalizeConfig)
+    blocks.append(Heading("Configuration", sub))
+    if changes:
+        blocks.append(Table(changes, ["option", "value", "default"], "options that differ from the defaults"))
+    blocks.append(Code(yaml.safe_dump(config, sort_keys=False), "yaml", "full configuration (config.yaml)"))
+    for name, heading, caption in (("curves.png", "Training curves", "loss; top-1, mean IoU and correct rate "
+                                    "per epoch, training (dashed) and validation"),
+                                   ("val_predictions.png", "Validation predictions", "true box green, "
+                                    "predicted red; title: predicted class, probability, IoU")):
+        if (run / name).is_file():
+            blocks += [Heading(heading, sub), Image(run / name, caption)]
     return blocks
 
 
