@@ -44,8 +44,9 @@ SUMMARY = "summary.json"
 TABLE = "comparison"
 CURVES = "curves.png"
 ENTRY_TASK = "classify"   # cnnlab.train puts each entry's run in <compare folder>/classify/<entry>
-# the extra columns of a localisation comparison (train_localizer's metrics)
-LOCALIZE_COLUMNS = ["val_iou", "val_correct"]
+# the extra columns of other tasks' comparisons, and the column that picks the best entry
+TASK_COLUMNS = {"localize": ["val_iou", "val_correct"], "segment": ["val_pixel_accuracy", "val_miou"]}
+TASK_BEST = {"localize": "val_correct", "segment": "val_miou"}
 
 COLUMNS = [
     "entry", "model", "status", "params_trainable", "params_total", "mflops", "epochs",
@@ -65,15 +66,16 @@ COLUMN_HELP = {
     "eval_images_per_s": "evaluation throughput", "best": "* = highest test accuracy",
     "val_iou": "localize: mean IoU of the predicted boxes (validation)",
     "val_correct": "localize: class right and IoU >= 0.5 (validation)",
+    "val_pixel_accuracy": "segment: pixel accuracy (validation)", "val_miou": "segment: mean IoU (validation)",
 }
 
 
 def columns(sp: CompareSpec) -> list[str]:
     """The table's columns for the spec's task."""
-    if sp.task != "localize":
+    if sp.task not in TASK_COLUMNS:
         return COLUMNS
     i = COLUMNS.index("val_loss") + 1
-    return COLUMNS[:i] + LOCALIZE_COLUMNS + COLUMNS[i:]
+    return COLUMNS[:i] + TASK_COLUMNS[sp.task] + COLUMNS[i:]
 
 
 @dataclass
@@ -216,7 +218,8 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
     record["wall_time_s"] = round(time.perf_counter() - start, 3)
     results[entry.slug].update(record, status="done", run_dir=relative(result.run_dir, run_dir))
     acc = record.get("test_accuracy", record.get("val_accuracy"))
-    extra = f", correct {record['val_correct']:.4f}" if isinstance(record.get("val_correct"), float) else ""
+    best_key = TASK_BEST.get(sp.task)
+    extra = f", {best_key} {record[best_key]:.4f}" if best_key and isinstance(record.get(best_key), float) else ""
     say(f"{tag} {entry.name}: done" + (f", accuracy {acc:.4f}" if isinstance(acc, float) else "") + extra)
     return "resumed" if resume else "trained"
 
@@ -270,8 +273,9 @@ def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, An
         "eval_time_s": round(images / ips, 4) if images and ips and math.isfinite(ips) and ips > 0 else None,
         "eval_images_per_s": ips,
     }
-    if task == "localize":
-        record.update({k: metrics.get(k) for k in LOCALIZE_COLUMNS}, train_accuracy=metrics.get("accuracy"))
+    if task in TASK_COLUMNS:
+        record.update({k: metrics.get(k) for k in TASK_COLUMNS[task]},
+                      train_accuracy=metrics.get("accuracy", metrics.get("pixel_accuracy")))
     notes = []
     if timer is not None and timer.stopped_epoch is not None:
         total = int(config.get("epochs") or 0) + int(config.get("unfreeze_epochs") or 0)  # both phases
@@ -309,7 +313,7 @@ def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[s
         rows.append(row)
     done = [r for r in rows if r["status"] == "done"]
     key = "test_accuracy" if any(isinstance(r.get("test_accuracy"), (int, float)) for r in done) else "val_accuracy"
-    key = "val_correct" if sp.task == "localize" else key
+    key = TASK_BEST.get(sp.task, key)
     scored = [r for r in done if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     best = max(scored, key=lambda r: r[key])["entry"] if scored else None
     for r in rows:
@@ -332,7 +336,7 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
         files["curves"] = curves
     title = f"Comparison {run_dir.name}"
     settings = settings_text(sp).strip()
-    helps = {**COLUMN_HELP, **({"best": "* = highest val_correct"} if sp.task == "localize" else {})}
+    helps = {**COLUMN_HELP, **({"best": f"* = highest {TASK_BEST[sp.task]}"} if sp.task in TASK_BEST else {})}
     legend = "; ".join(f"{k}: {v}" for k, v in helps.items() if k in cols)
 
     files["table_csv"] = atomic_write_text(run_dir / f"{TABLE}.csv", to_csv(rows, cols + ["run_dir"]))

@@ -37,7 +37,8 @@ def load_base_config(config: Any) -> dict[str, Any]:
 
 # tasks an experiment can run: name -> (config class, train function), imported when used
 TASKS = {"classify": ("cnnlab.config:TrainConfig", "cnnlab.api:train"),
-         "localize": ("cnnlab.config.localize:LocalizeConfig", "cnnlab.tasks.localize.run:train_localizer")}
+         "localize": ("cnnlab.config.localize:LocalizeConfig", "cnnlab.tasks.localize.run:train_localizer"),
+         "segment": ("cnnlab.config.segment:SegmentConfig", "cnnlab.tasks.segment.run:train_segmenter")}
 
 
 def task_entry(task: str, which: int) -> Any:
