@@ -23,6 +23,8 @@ from cnnlab.engine.checkpoint import FORMAT_CHECKERS, _is_int, check_version, ma
 from cnnlab.errors import UserError
 from cnnlab.tasks.localize.model import Localizer, boxes_xyxy, build_localizer
 
+# what a real model of this task can have (a larger value is a corrupt or hostile file, not a model to build)
+LIMITS = {"features": 65536, "num_classes": 100_000, "in_chans": 3, "img_size": 4096, "width": 1024}
 FORMAT = "cnnlab.localize"
 
 
@@ -35,8 +37,8 @@ def check_fields(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
     if not isinstance(spec.get("backbone"), str) or not spec["backbone"]:
         raise malformed(path, "model_spec.backbone", "a model name", spec.get("backbone"))
     for key in ("features", "num_classes", "in_chans", "img_size"):
-        if not (_is_int(spec.get(key)) and spec[key] >= 1):
-            raise malformed(path, f"model_spec.{key}", "a positive integer", spec.get(key))
+        if not (_is_int(spec.get(key)) and 1 <= spec[key] <= LIMITS[key]):
+            raise malformed(path, f"model_spec.{key}", f"an integer in [1, {LIMITS[key]}]", spec.get(key))
     classes = ckpt.get("classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) \
             or len(classes) != spec["num_classes"]:
