@@ -20,3 +20,13 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return cache_dir() / "data"
+
+
+def find_data(spec: str | os.PathLike) -> Path:
+    """A dataset path as given when it exists, else the same relative path under the data root
+    (``membrane`` -> ``$CNNLAB_DATA/membrane``); the path as given when neither exists."""
+    p = Path(spec).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    under = data_root() / p
+    return under if under.exists() else p

@@ -87,10 +87,13 @@ def load_train_val(cfg: LocalizeConfig) -> tuple[LocalizeData, LocalizeData]:
     if cfg.data == "synthetic":
         return (synthetic_data(cfg.synthetic_train, cfg.imgsz, cfg.seed),
                 synthetic_data(cfg.synthetic_val, cfg.imgsz, cfg.seed + 1_000_003))
-    train = from_detection(cfg.data, "train", cfg.imgsz, cfg.objects)
-    if cfg.data.lower().endswith((".yaml", ".yml")):  # only a data.yaml names its splits
+    from cnnlab.paths import find_data
+
+    spec = str(find_data(cfg.data))
+    train = from_detection(spec, "train", cfg.imgsz, cfg.objects)
+    if spec.lower().endswith((".yaml", ".yml")):  # only a data.yaml names its splits
         try:
-            return train, from_detection(cfg.data, cfg.val or "val", cfg.imgsz, cfg.objects, train.classes)
+            return train, from_detection(spec, cfg.val or "val", cfg.imgsz, cfg.objects, train.classes)
         except DataError as e:
             if cfg.val is not None or "split" not in str(e):
                 raise

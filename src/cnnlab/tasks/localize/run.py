@@ -57,7 +57,9 @@ def train_localizer(config: LocalizeConfig | dict | str | os.PathLike | None = N
         base.pop("task", None)
         base.pop("names", None)
         cfg = LocalizeConfig.from_dict({**base, **options}, source="localize-train options")
-    if cfg.data != "synthetic" and not Path(cfg.data).expanduser().exists():
+    from cnnlab.paths import find_data
+
+    if cfg.data != "synthetic" and not find_data(cfg.data).exists():
         raise UserError(f"dataset not found: {cfg.data} (synthetic, a data.yaml, YOLO folder, COCO json or VOC "
                         "folder)")
     say = log or printer(cfg.verbose)

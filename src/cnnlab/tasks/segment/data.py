@@ -124,7 +124,9 @@ def load_train_val(cfg: SegmentConfig) -> tuple[SegmentData, SegmentData]:
     if cfg.data == "synthetic":
         return (synthetic_data(cfg.synthetic_train, cfg.imgsz, cfg.seed),
                 synthetic_data(cfg.synthetic_val, cfg.imgsz, cfg.seed + 1_000_003))
-    root = Path(cfg.data).expanduser()
+    from cnnlab.paths import find_data
+
+    root = find_data(cfg.data)
     if not root.is_dir():
         raise UserError(f"dataset not found: {cfg.data} (synthetic, an images/ + masks/ folder or a VOC folder)")
     if (root / "SegmentationClass").is_dir():

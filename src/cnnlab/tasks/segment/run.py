@@ -57,7 +57,9 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
         base.pop("task", None)
         base.pop("names", None)
         cfg = SegmentConfig.from_dict({**base, **options}, source="segment-train options")
-    if cfg.data != "synthetic" and not Path(cfg.data).expanduser().is_dir():
+    from cnnlab.paths import find_data
+
+    if cfg.data != "synthetic" and not find_data(cfg.data).is_dir():
         raise UserError(f"dataset not found: {cfg.data} (synthetic, an images/ + masks/ folder or a VOC folder)")
     say = log or printer(cfg.verbose)
     engine, metrics = fit_task(SegmentTask(cfg), cfg, ckpt=ckpt, run_dir=run_dir, callbacks=list(callbacks),
