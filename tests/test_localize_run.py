@@ -217,5 +217,5 @@ def test_compare_runs_localize_entries(tmp_path):
     assert "val_iou" in table and "val_correct" in table and "* = highest val_correct" in table
     again = compare(spec, project=str(tmp_path / "runs"), name="loc", log=None)
     assert again.counts["skipped"] == 2
-    with pytest.raises(UserError, match="unknown task 'segment'"):
-        compare({**spec, "task": "segment"}, project=str(tmp_path / "runs"))
+    with pytest.raises(UserError, match="unknown task .detect3d."):
+        compare({**spec, "task": "detect3d"}, project=str(tmp_path / "runs"))
