@@ -12,19 +12,34 @@ import torch
 from torch import nn
 
 
-def locnet(features: int = 256, in_chans: int = 3, img_size: int = 64, width: int = 16) -> nn.Module:
+class LocNet(nn.Module):
     """A small CNN from scratch: a stride-2 conv, three conv-BN-ReLU + 2x2 max-pool stages (an
-    ``img_size/16`` grid), flattened into a linear layer. The flattened grid keeps where things are,
-    which a box regressor needs."""
-    chans = [width, 2 * width, 4 * width, 4 * width]
-    layers: list[nn.Module] = [nn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False),
-                               nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-    for cin, cout in zip(chans[:-1], chans[1:], strict=True):
-        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
-    grid = ((img_size + 1) // 2) // 8
-    layers += [nn.Flatten(), nn.Linear(grid * grid * chans[-1], features)]
-    return nn.Sequential(*layers)
+    ``img_size/16`` grid). Its ``features`` are two parts: the flattened grid through a linear layer (it
+    keeps where things are, which the box needs) and the globally pooled channels (what is there,
+    wherever it is, which the class needs)."""
+
+    def __init__(self, features: int = 256, in_chans: int = 3, img_size: int = 64, width: int = 16) -> None:
+        super().__init__()
+        chans = [width, 2 * width, 4 * width, 4 * width]
+        layers: list[nn.Module] = [nn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False),
+                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        self.convs = nn.Sequential(*layers)
+        grid = ((img_size + 1) // 2) // 8
+        self.pooled = min(chans[-1], features // 2)
+        self.where = nn.Linear(grid * grid * chans[-1], features - self.pooled)
+        self.what = nn.Linear(chans[-1], self.pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.convs(x)
+        return torch.cat([self.where(f.flatten(1)), self.what(f.mean((2, 3)))], dim=1)
+
+
+def locnet(features: int = 256, in_chans: int = 3, img_size: int = 64, width: int = 16) -> nn.Module:
+    """The default localiser backbone (:class:`LocNet`)."""
+    return LocNet(features, in_chans, img_size, width)
 
 
 class Localizer(nn.Module):
