@@ -15,8 +15,8 @@ from torch import nn
 class LocNet(nn.Module):
     """A small CNN from scratch: a stride-2 conv, three conv-BN-ReLU + 2x2 max-pool stages (an
     ``img_size/16`` grid). Its ``features`` are two parts: the flattened grid through a linear layer (it
-    keeps where things are, which the box needs) and the globally pooled channels (what is there,
-    wherever it is, which the class needs)."""
+    keeps where things are, which the box needs) and the channels' global mean and maximum through
+    another (what is there, wherever it is and however small, which the class needs)."""
 
     def __init__(self, features: int = 256, in_chans: int = 3, img_size: int = 64, width: int = 16) -> None:
         super().__init__()
@@ -30,11 +30,12 @@ class LocNet(nn.Module):
         grid = ((img_size + 1) // 2) // 8
         self.pooled = min(chans[-1], features // 2)
         self.where = nn.Linear(grid * grid * chans[-1], features - self.pooled)
-        self.what = nn.Linear(chans[-1], self.pooled)
+        self.what = nn.Linear(2 * chans[-1], self.pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.convs(x)
-        return torch.cat([self.where(f.flatten(1)), self.what(f.mean((2, 3)))], dim=1)
+        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], dim=1)
+        return torch.cat([self.where(f.flatten(1)), self.what(pooled)], dim=1)
 
 
 def locnet(features: int = 256, in_chans: int = 3, img_size: int = 64, width: int = 16) -> nn.Module:
