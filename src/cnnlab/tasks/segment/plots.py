@@ -21,7 +21,7 @@ def palette(k: int) -> np.ndarray:
     return colours
 
 
-def overlay(image_rgb: np.ndarray, mask: np.ndarray, k: int, alpha: float = 0.5) -> np.ndarray:
+def overlay(image_rgb: np.ndarray, mask: np.ndarray, k: int, alpha: float = 0.7) -> np.ndarray:
     """``image_rgb`` (H, W, 3 uint8) with the class colours of ``mask`` blended in (background untouched;
     255 = ignored, left as is)."""
     colours = palette(k)
