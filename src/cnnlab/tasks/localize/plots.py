@@ -69,7 +69,8 @@ def plot_predictions(images: np.ndarray, truth: tuple[np.ndarray, np.ndarray], p
         ax = axes.ravel()[i]
         ax.imshow(img)
         for b, colour in ((boxes[i], "lime"), (p_boxes[i], "red")):
-            ax.add_patch(plt.Rectangle((b[0] * w, b[1] * h), (b[2] - b[0]) * w, (b[3] - b[1]) * h, fill=False,
+            # pixel i covers [i - 0.5, i + 0.5] in imshow's coordinates
+            ax.add_patch(plt.Rectangle((b[0] * w - 0.5, b[1] * h - 0.5), (b[2] - b[0]) * w, (b[3] - b[1]) * h, fill=False,
                                        edgecolor=colour, linewidth=2))
         ok = p_labels[i] == labels[i] and p_iou[i] >= 0.5
         ax.set_title(f"{classes[p_labels[i]]} {p_scores[i]:.2f}, IoU {p_iou[i]:.2f}", fontsize=8,
