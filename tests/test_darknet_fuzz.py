@@ -38,7 +38,33 @@ CLASSIFIER = [
     ("softmax", {}),
     ("cost", {}),
 ]
-EXTRA_KEYS = ["stride_x", "stride_y", "padding", "dilation", "xnor", "binary", "maxpool_depth", "weights_type",
+# YOLOv2-style: reorg passthrough and a [region] head
+V2 = [
+    ("net", {"width": "32", "height": "32", "channels": "3"}),
+    ("convolutional", {"batch_normalize": "1", "filters": "4", "size": "3", "stride": "2", "pad": "1",
+                       "activation": "leaky"}),
+    ("reorg", {"stride": "2"}),
+    ("route", {"layers": "-1"}),
+    ("convolutional", {"filters": "14", "size": "1", "activation": "linear"}),
+    ("region", {"anchors": "0.5,0.7, 1.8,2.0", "classes": "2", "num": "2", "softmax": "1", "coords": "4"}),
+]
+# EfficientNet-style: squeeze-excitation (scale_channels), sam, a strided shortcut, a [yolo] head
+SE = [
+    ("net", {"width": "32", "height": "32", "channels": "3"}),
+    ("convolutional", {"batch_normalize": "1", "filters": "8", "size": "3", "stride": "1", "pad": "1",
+                       "activation": "swish"}),
+    ("avgpool", {}),
+    ("convolutional", {"filters": "8", "size": "1", "activation": "logistic"}),
+    ("scale_channels", {"from": "-3"}),
+    ("convolutional", {"filters": "8", "size": "1", "activation": "logistic"}),
+    ("sam", {"from": "-2"}),
+    ("convolutional", {"filters": "8", "size": "3", "stride": "2", "pad": "1", "activation": "leaky"}),
+    ("shortcut", {"from": "-3", "activation": "linear"}),
+    ("convolutional", {"filters": "21", "size": "1", "activation": "linear"}),
+    ("yolo", {"mask": "0,1,2", "anchors": "10,14, 23,27, 37,58", "classes": "2", "num": "3"}),
+]
+EXTRA_KEYS = ["softmax", "coords", "share_index", "scale_wh", "reverse", "tree", "anchors", "stride",
+              "stride_x", "stride_y", "padding", "dilation", "xnor", "binary", "maxpool_depth", "weights_type",
               "num", "mask", "classes", "width", "height", "channels", "groups", "group_id", "from", "layers"]
 
 HOSTILE = st.one_of(
@@ -59,7 +85,7 @@ def _text(sections) -> str:
 
 @st.composite
 def near_valid_cfgs(draw) -> str:
-    base = draw(st.sampled_from([TEMPLATE, CLASSIFIER]))
+    base = draw(st.sampled_from([TEMPLATE, CLASSIFIER, V2, SE]))
     sections = [(t, dict(o)) for t, o in base]
     for _ in range(draw(st.integers(1, 3))):
         i = draw(st.integers(0, len(sections) - 1))
@@ -81,6 +107,8 @@ def _loads_or_user_error(target, data: bytes) -> None:
 def test_the_templates_are_valid():
     fuzz_cfg(_text(TEMPLATE).encode())
     fuzz_cfg(_text(CLASSIFIER).encode())
+    fuzz_cfg(_text(V2).encode())
+    fuzz_cfg(_text(SE).encode())
     assert set(fuzz_targets()) == {"darknet_cfg", "darknet_weights"}
 
 

@@ -104,3 +104,13 @@ def find_path(name: str | os.PathLike, kind: str, data_dir: str | os.PathLike | 
         except (OSError, ValueError):  # a name too long for the file system
             continue
     return None
+
+
+def find_data(spec: str | os.PathLike) -> Path:
+    """A dataset path as given when it exists, else the same relative path under the data root
+    (``membrane`` -> ``$CNNLAB_DATA/membrane``); the path as given when neither exists."""
+    p = Path(spec).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    under = data_root() / p
+    return under if under.exists() else p

@@ -36,6 +36,8 @@ COMMAND_MODULES = [
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report
     "cnnlab.cli.transfer",   # import-keras
+    "cnnlab.cli.localize",   # localize-train, localize-eval, localize, localize-export
+    "cnnlab.cli.segment",    # segment-train, segment-eval, segment, segment-export
 ]
 
 for _mod in COMMAND_MODULES:

@@ -13,6 +13,11 @@ from pathlib import Path
 
 from cnnlab.errors import UserError
 
+
+class UnsupportedCfg(UserError):
+    """A cfg feature cnnlab does not build (a layer type, activation or option); OpenCV may still run it."""
+
+
 # Darknet reads every integer option into a C ``int``: anything outside that range is no Darknet value
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import UserError
+from cnnlab.darknet.cfg import UnsupportedCfg
 
 # BN epsilon inside the square root. OpenCV's Darknet importer uses 1e-6 (measured: 1e-5 would differ
 # from it by ~1e-3 on channels with small running variance); Darknet forks use 1e-5 or 1e-6.
@@ -33,7 +33,7 @@ def make_activation(name: str, where: str = "", inplace: bool = False) -> nn.Mod
         "hardswish": nn.Hardswish,
     }
     if name not in table:
-        raise UserError(f"{where}unsupported activation {name!r} (supported: {', '.join(sorted(table))})")
+        raise UnsupportedCfg(f"{where}unsupported activation {name!r} (supported: {', '.join(sorted(table))})")
     return table[name]()
 
 
@@ -98,7 +98,13 @@ class RouteLayer(nn.Module):
 
 
 class ShortcutLayer(nn.Module):
-    """``[shortcut]``: add earlier outputs to the previous one (extra channels pass through), then activate."""
+    """``[shortcut]``: add earlier outputs to the previous one, then activate.
+
+    As Darknet's ``shortcut_cpu``: over the channels both have (extra channels of the previous output
+    pass through); an earlier output ``k`` times larger is sampled every ``k``-th pixel, one ``k`` times
+    smaller is added at every ``k``-th pixel of the previous output (the strided shortcut of Darknet's
+    ResNet-style cfgs).
+    """
 
     def __init__(self, sources: list[int], activation: str = "linear", where: str = "") -> None:
         super().__init__()
@@ -107,9 +113,62 @@ class ShortcutLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
         for o in others:
+            if o.shape[2:] == x.shape[2:] and o.shape[1] == x.shape[1]:
+                x = x + o
+                continue
             c = min(o.shape[1], x.shape[1])
-            x = x + o if o.shape[1] == x.shape[1] else torch.cat([x[:, :c] + o[:, :c], x[:, c:]], dim=1)
+            stride, sample = max(o.shape[3] // x.shape[3], 1), max(x.shape[3] // o.shape[3], 1)
+            add = o[:, :c, ::stride, ::stride]
+            h, w = min(add.shape[2], x.shape[2] // sample), min(add.shape[3], x.shape[3] // sample)
+            x = x.clone()
+            x[:, :c, :h * sample:sample, :w * sample:sample] += add[:, :, :h, :w]
         return self.act(x)
+
+
+class ScaleChannelsLayer(nn.Module):
+    """``[scale_channels]`` (squeeze-and-excitation): an earlier ``(B, C, H, W)`` output times the previous
+    ``(B, C, 1, 1)`` one, per channel, then the activation."""
+
+    def __init__(self, source: int, activation: str = "linear", where: str = "") -> None:
+        super().__init__()
+        self.sources = [source]
+        self.act = make_activation(activation, where)
+
+    def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
+        return self.act(others[0] * x)
+
+
+class SamLayer(nn.Module):
+    """``[sam]`` (spatial attention, YOLOv4-style): an earlier output times the previous one,
+    element-wise (same shape), then the activation."""
+
+    def __init__(self, source: int, activation: str = "linear", where: str = "") -> None:
+        super().__init__()
+        self.sources = [source]
+        self.act = make_activation(activation, where)
+
+    def forward(self, x: torch.Tensor, others: list[torch.Tensor]) -> torch.Tensor:
+        return self.act(others[0] * x)
+
+
+class ReorgLayer(nn.Module):
+    """``[reorg]`` (YOLOv2's passthrough): ``(B, C, H, W)`` -> ``(B, C*s*s, H/s, W/s)``.
+
+    Darknet's reorg layer runs ``reorg_cpu(..., forward=0)``, which is not the space-to-depth its name
+    suggests: it reads the input buffer as ``(C/s², H*s, W*s)``. The released YOLOv2 weights were trained
+    with that order, and OpenCV reproduces it; so does this layer (needs ``C`` divisible by ``s*s``).
+    """
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        s = self.stride
+        v = x.reshape(b, c // (s * s), h, s, w, s)          # the buffer as (C/s², H*s, W*s), split
+        v = v.permute(0, 3, 5, 1, 2, 4)                      # (dy, dx, c', j, i)
+        return v.reshape(b, c * s * s, h // s, w // s)
 
 
 class UpsampleLayer(nn.Module):
@@ -187,3 +246,42 @@ def init_conv_like_darknet(layer: ConvLayer) -> None:
     nn.init.uniform_(w, -scale, scale)
     if layer.conv.bias is not None:
         nn.init.zeros_(layer.conv.bias)
+
+
+class RegionLayer(nn.Module):
+    """``[region]`` (YOLOv2): decode ``(B, A*(5+C), H, W)`` into ``(B, H*W*A, 5+C)`` rows, as
+    Darknet's ``get_region_boxes`` and OpenCV's Region layer do.
+
+    Anchors are in grid cells: ``w = exp(tw) * anchor_w / W``; x, y and objectness are logistic; the
+    class scores are a softmax over the classes (``softmax=1``, else logistic), times the objectness.
+    Rows and columns are those of :class:`YoloLayer` (cx, cy, w, h as fractions of the input).
+    (OpenCV divides ``w`` by H and ``h`` by W: the same on square grids only.)
+    """
+
+    def __init__(self, anchors: list[tuple[float, float]], classes: int, softmax: bool = True) -> None:
+        super().__init__()
+        self.classes, self.softmax = classes, softmax
+        self.num_anchors = len(anchors)
+        self.mask = list(range(len(anchors)))
+        self.all_anchors = anchors
+        self.pixel_output = False  # True: YOLOv5-style rows (pixels, objectness, class probabilities)
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor, img_hw: tuple[int, int]) -> torch.Tensor:
+        b, _, h, w = x.shape
+        a, n = self.num_anchors, self.classes + 5
+        p = x.view(b, a, n, h, w).permute(0, 3, 4, 1, 2)  # B, H, W, A, 5+C
+        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
+                                torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
+        grid = torch.stack((gx, gy), dim=-1).view(1, h, w, 1, 2)
+        size = torch.tensor([w, h], dtype=x.dtype, device=x.device)
+        xy = (torch.sigmoid(p[..., 0:2]) + grid) / size
+        wh = torch.exp(p[..., 2:4]) * self.anchors / size
+        obj = torch.sigmoid(p[..., 4:5])
+        cls = torch.softmax(p[..., 5:], dim=-1) if self.softmax else torch.sigmoid(p[..., 5:])
+        if self.pixel_output:
+            img = torch.tensor([img_hw[1], img_hw[0]], dtype=x.dtype, device=x.device)
+            out = torch.cat((xy * img, wh * img, obj, cls), dim=-1)
+        else:
+            out = torch.cat((xy, wh, obj, obj * cls), dim=-1)
+        return out.reshape(b, h * w * a, n)

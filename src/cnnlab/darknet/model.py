@@ -3,8 +3,11 @@
     model = load_darknet("yolov3-tiny.cfg", "yolov3-tiny.weights")   # eval mode
     outputs = model(x)            # list of (B, N_i, 5+C) per [yolo] layer, see YoloLayer
 
-Supported layers: convolutional, maxpool, route, shortcut, upsample, dropout, avgpool, softmax,
-cost and yolo; enough for YOLOv3(-tiny), YOLOv4(-tiny) and Yolo-Fastest cfgs.
+Supported layers: convolutional, maxpool, route, shortcut (also between outputs of different sizes),
+upsample, dropout, avgpool, softmax, cost, yolo, region, reorg, scale_channels and sam; enough for
+YOLOv2(-tiny), YOLOv3(-tiny), YOLOv4(-tiny), Yolo-Fastest and EfficientNet (ENet) cfgs. A cfg that uses
+something else raises :class:`UnsupportedCfg` (a ``UserError``), which the OpenCV backend takes as its
+cue to read the files itself.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.darknet.cfg import REQUIRED, Section, format_cfg, parse_cfg_text, read_cfg
+from cnnlab.darknet.cfg import REQUIRED, Section, UnsupportedCfg, format_cfg, parse_cfg_text, read_cfg
 from cnnlab.darknet.layers import (
     ConvLayer,
     MaxPoolLayer,
+    RegionLayer,
+    ReorgLayer,
     RouteLayer,
+    SamLayer,
+    ScaleChannelsLayer,
     ShortcutLayer,
     UpsampleLayer,
     YoloLayer,
@@ -32,7 +39,11 @@ from cnnlab.darknet.layers import (
 from cnnlab.errors import UserError
 
 SUPPORTED_LAYERS = ("convolutional", "conv", "maxpool", "max", "route", "shortcut", "upsample", "dropout",
-                    "avgpool", "avg", "softmax", "cost", "yolo")
+                    "avgpool", "avg", "softmax", "cost", "yolo", "region", "reorg", "scale_channels", "sam")
+# layers that read earlier outputs besides the previous one: forward(x, [earlier outputs])
+MERGE_LAYERS = (ShortcutLayer, ScaleChannelsLayer, SamLayer)
+HEAD_LAYERS = ("yolo", "region")
+
 
 # Limits checked while a cfg is built, before any tensor is allocated (a hostile or mistyped cfg must be a
 # one-line error, not an attempt to allocate petabytes): one spatial size, channel count, kernel size or
@@ -88,7 +99,8 @@ class DarknetModel(nn.Module):
         self.layers = nn.ModuleList()
         self.types: list[str] = []
         self.shapes: list[Shape] = []
-        self.yolo_indices: list[int] = []
+        self.yolo_indices: list[int] = []    # [yolo] layers (what training reads)
+        self.head_indices: list[int] = []    # [yolo] and [region] layers (what inference decodes)
         self.num_params = 0  # counted (and bounded) before each layer is allocated
         shape = Shape(self.channels, self.height, self.width)
         for i, sec in enumerate(self.sections[1:]):
@@ -97,12 +109,12 @@ class DarknetModel(nn.Module):
             self.types.append(_canonical(sec.type))
             self.shapes.append(shape)
         # outputs referenced later by route/shortcut are kept during forward, the rest dropped
-        self.keep = {j for layer in self.layers if isinstance(layer, (RouteLayer, ShortcutLayer))
+        self.keep = {j for layer in self.layers if isinstance(layer, (RouteLayer, *MERGE_LAYERS))
                      for j in layer.sources}
-        yolo = [self.layers[i] for i in self.yolo_indices]
-        self.num_classes = yolo[0].classes if yolo else (self.shapes[-1].c if self.shapes else 0)
-        if yolo and any(y.classes != self.num_classes for y in yolo):
-            raise UserError(f"{source}: [yolo] layers disagree on the number of classes")
+        heads = self.head_layers
+        self.num_classes = heads[0].classes if heads else (self.shapes[-1].c if self.shapes else 0)
+        if heads and any(y.classes != self.num_classes for y in heads):
+            raise UserError(f"{source}: [yolo]/[region] layers disagree on the number of classes")
 
     # -- construction ---------------------------------------------------------------------------
     def _where(self, i: int, sec: Section) -> str:
@@ -145,7 +157,11 @@ class DarknetModel(nn.Module):
             bn = sec.get_int("batch_normalize", 0, 0, 1)
             for key in ("xnor", "binary"):
                 if sec.get_int(key, 0, 0, 1):
-                    raise UserError(f"{where}{key}=1 convolutions are not supported")
+                    raise UnsupportedCfg(f"{where}{key}=1 convolutions are not supported")
+            if "share_index" in sec.options:
+                raise UserError(f"{sec.where('share_index')}: share_index={_short_value(sec, 'share_index')}"
+                                " (a convolution reusing another layer's weights, which the .weights file "
+                                "then does not repeat) is not supported (OpenCV ignores it and misreads the weights)")
             if inp.c % groups or filters % groups:
                 raise UserError(f"{where}groups={groups} must divide the input channels ({inp.c}) "
                                 f"and filters ({filters})")
@@ -166,7 +182,7 @@ class DarknetModel(nn.Module):
             sx, sy = sec.get_int("stride_x", stride, 1, MAX_DIM), sec.get_int("stride_y", stride, 1, MAX_DIM)
             padding = sec.get_int("padding", size - 1, 0, MAX_DIM)
             if sx != sy:
-                raise UserError(f"{where}different stride_x and stride_y are not supported for maxpool")
+                raise UnsupportedCfg(f"{where}different stride_x and stride_y are not supported for maxpool")
             if padding > 2 * (size - 1):  # a window over padding only would output -inf
                 raise UserError(f"{sec.where('padding')}: padding={padding} is too large for size={size} (at most "
                                 f"{2 * (size - 1)}: larger paddings make windows that see only padding)")
@@ -197,12 +213,47 @@ class DarknetModel(nn.Module):
             sources = [self._abs_index(i, r, sec) for r in refs]
             wtype = sec.get_str("weights_type", "none").lower()
             if wtype != "none":
-                raise UserError(f"{where}weights_type={wtype} shortcuts are not supported")
+                raise UnsupportedCfg(f"{where}weights_type={wtype} shortcuts are not supported")
             for j in sources:
                 s = self.shapes[j]
-                if (s.h, s.w) != (inp.h, inp.w):
-                    raise UserError(f"{where}from={j - i} has size {s.w}x{s.h}, the previous layer {inp.w}x{inp.h}")
+                big, small = (s, inp) if s.w >= inp.w else (inp, s)
+                k = big.w // small.w
+                if big.w != k * small.w or big.h != k * small.h:
+                    raise UserError(f"{where}from={j - i} has size {s.w}x{s.h}, the previous layer {inp.w}x{inp.h}: "
+                                    "a shortcut needs equal sizes or one a whole multiple of the other")
             layer, out = ShortcutLayer(sources, sec.get_str("activation", "linear"), where), inp
+        elif t in ("scale_channels", "sam"):
+            refs = sec.get_ints("from", REQUIRED)
+            if len(refs) != 1:
+                raise UserError(f"{sec.where('from')}: 'from' must name one earlier layer")
+            j = self._abs_index(i, refs[0], sec)
+            s = self.shapes[j]
+            if t == "scale_channels":
+                if sec.get_int("scale_wh", 0, 0, 1):
+                    raise UnsupportedCfg(f"{where}scale_wh=1 is not supported")
+                if (inp.h, inp.w) != (1, 1) or inp.c != s.c:
+                    raise UserError(f"{where}scales the {s.c} channels of layer {j} by the previous output, which "
+                                    f"is {inp.c}x{inp.h}x{inp.w}; expected {s.c}x1x1")
+                cls = ScaleChannelsLayer
+            else:
+                if (s.c, s.h, s.w) != (inp.c, inp.h, inp.w):
+                    raise UserError(f"{where}multiplies layer {j} ({s.c}x{s.h}x{s.w}) by the previous output "
+                                    f"({inp.c}x{inp.h}x{inp.w}); they must have the same shape")
+                cls = SamLayer
+            layer, out = cls(j, sec.get_str("activation", "linear"), where), s
+        elif t == "reorg":
+            stride = sec.get_int("stride", 2, 1, MAX_DIM)
+            if sec.get_int("reverse", 0, 0, 1):
+                raise UnsupportedCfg(f"{where}reverse=1 is not supported")
+            if inp.h % stride or inp.w % stride or inp.c % (stride * stride):
+                raise UserError(f"{where}stride={stride} needs the input size ({inp.w}x{inp.h}) divisible by the "
+                                f"stride and the channels ({inp.c}) by stride*stride")
+            out = Shape(inp.c * stride * stride, inp.h // stride, inp.w // stride)
+            self._check_output(where, inp, out)
+            layer = ReorgLayer(stride)
+        elif t == "region":
+            layer, out = self._build_region(i, sec, inp, where), inp
+            self.head_indices.append(i)
         elif t == "upsample":
             stride = sec.get_int("stride", 2)
             if stride < 1:
@@ -224,8 +275,9 @@ class DarknetModel(nn.Module):
         elif t == "yolo":
             layer, out = self._build_yolo(i, sec, inp, where), inp
             self.yolo_indices.append(i)
+            self.head_indices.append(i)
         else:
-            raise UserError(f"{where}unknown layer type [{sec.type}] (supported: "
+            raise UnsupportedCfg(f"{where}unknown layer type [{sec.type}] (supported: "
                             f"{', '.join(s for s in SUPPORTED_LAYERS if s not in ('conv', 'max', 'avg'))})")
         return layer, out
 
@@ -258,32 +310,52 @@ class DarknetModel(nn.Module):
                             f"{len(mask)}*({classes}+5) = {expected}")
         return YoloLayer([all_anchors[m] for m in mask], classes, scale_x_y, bool(new_coords), mask, all_anchors)
 
+    def _build_region(self, i: int, sec: Section, inp: Shape, where: str) -> RegionLayer:
+        classes = sec.get_int("classes", 20, 1, MAX_DIM)
+        flat = sec.get_floats("anchors", [], 0.0, float(MAX_DIM))
+        if len(flat) % 2 or not flat or not all(v > 0 for v in flat):
+            raise UserError(f"{sec.where('anchors')}: 'anchors' needs an even, non-empty list of numbers > 0")
+        anchors = [(flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
+        num = sec.get_int("num", len(anchors), 1, MAX_DIM)
+        if num != len(anchors):
+            raise UserError(f"{sec.where('num')}: num={num} but {len(anchors)} anchors are given")
+        if sec.get_int("coords", 4) != 4:
+            raise UnsupportedCfg(f"{sec.where('coords')}: coords={sec.options['coords']} is not supported (4 only)")
+        if "tree" in sec.options or "map" in sec.options:
+            raise UnsupportedCfg(f"{where}hierarchical classes (tree=/map=, YOLO9000) are not supported")
+        softmax = sec.get_int("softmax", 0, 0, 1)
+        expected = num * (classes + 5)
+        if inp.c != expected:
+            raise UserError(f"{where}the layer before it outputs {inp.c} channels; expected "
+                            f"num*(classes+5) = {num}*({classes}+5) = {expected}")
+        return RegionLayer(anchors, classes, bool(softmax))
+
     # -- running ----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """Decoded rows per [yolo] layer (or the last layer's output for cfgs without [yolo])."""
+        """Decoded rows per [yolo]/[region] layer (or the last layer's output for cfgs without them)."""
         out = self.forward_raw(x)
-        return self.decode(out, (x.shape[2], x.shape[3])) if self.yolo_indices else out
+        return self.decode(out, (x.shape[2], x.shape[3])) if self.head_indices else out
 
     def decode(self, raw: list[torch.Tensor], img_hw: tuple[int, int]) -> list[torch.Tensor]:
-        """Raw [yolo] input maps -> decoded rows, by each [yolo] layer (``img_hw``: the input's (h, w))."""
-        return [layer(r, img_hw) for layer, r in zip(self.yolo_layers, raw, strict=True)]
+        """Raw head input maps -> decoded rows, by each [yolo]/[region] layer (``img_hw``: the input's (h, w))."""
+        return [layer(r, img_hw) for layer, r in zip(self.head_layers, raw, strict=True)]
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """The undecoded [yolo] input maps ``(B, A*(5+C), H, W)``, one per [yolo] layer."""
+        """The undecoded head input maps ``(B, A*(5+C), H, W)``, one per [yolo]/[region] layer."""
         cache: dict[int, torch.Tensor] = {}
         yolo_out: list[torch.Tensor] = []
         for i, (layer, t) in enumerate(zip(self.layers, self.types, strict=True)):
             if t == "route":
                 x = layer([cache[j] for j in layer.sources])
-            elif t == "shortcut":
+            elif t in ("shortcut", "scale_channels", "sam"):
                 x = layer(x, [cache[j] for j in layer.sources])
-            elif t == "yolo":
+            elif t in HEAD_LAYERS:
                 yolo_out.append(x)
             else:
                 x = layer(x)
             if i in self.keep:
                 cache[i] = x
-        if self.yolo_indices:
+        if self.head_indices:
             return yolo_out
         return x.flatten(1) if x.dim() == 4 and x.shape[2] == x.shape[3] == 1 else x
 
@@ -291,6 +363,11 @@ class DarknetModel(nn.Module):
     @property
     def yolo_layers(self) -> list[YoloLayer]:
         return [self.layers[i] for i in self.yolo_indices]  # type: ignore[misc]
+
+    @property
+    def head_layers(self) -> list[YoloLayer | RegionLayer]:
+        """The [yolo] and [region] layers, in cfg order (what ``decode`` runs)."""
+        return [self.layers[i] for i in self.head_indices]  # type: ignore[misc]
 
     def fuse(self) -> DarknetModel:
         """Fold every batch norm into its convolution for faster inference (eval mode; not saveable
@@ -307,6 +384,11 @@ class DarknetModel(nn.Module):
 
     def conv_layers(self) -> list[ConvLayer]:
         return [m for m in self.layers if isinstance(m, ConvLayer)]
+
+
+def _short_value(sec: Section, key: str) -> str:
+    raw = sec.options.get(key, "")
+    return raw if len(raw) <= 20 else raw[:17] + "..."
 
 
 def _canonical(t: str) -> str:

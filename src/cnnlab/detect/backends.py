@@ -115,9 +115,12 @@ class TorchBackend(Backend):
 class OpenCVBackend(Backend):
     """OpenCV DNN: ``readNetFromDarknet`` (OpenCV 4.x only) or ``readNetFromONNX``.
 
-    Darknet cfgs are given to OpenCV with ``thresh=0`` in each [yolo] section, so its outputs keep
-    every class score (OpenCV otherwise zeroes scores below 0.2) and the usual ``conf`` applies.
-    A cnnlab checkpoint is handed over as Darknet cfg + weights written in memory.
+    Darknet cfgs are given to OpenCV with ``thresh=0`` in each [yolo]/[region] section, so its outputs
+    keep every class score (OpenCV otherwise zeroes scores below 0.2) and the usual ``conf`` applies.
+    (OpenCV's [region] layer also runs its own per-class NMS at IoU 0.4, which the cfg cannot turn off.)
+    A cnnlab checkpoint is handed over as Darknet cfg + weights written in memory; a cfg cnnlab does not
+    build (``source.model`` None) as the files themselves. Known OpenCV deviations are checked first
+    (:func:`check_opencv_darknet`).
     """
 
     def __init__(self, source: Resolved, imgsz: ImageSize | None, device: str = "cpu",
@@ -130,7 +133,7 @@ class OpenCVBackend(Backend):
         if device != "cpu":
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
-        if source.model is None:  # an ONNX file
+        if source.kind == "onnx":
             try:
                 self.net = cv2.dnn.readNetFromONNX(str(source.path))
             except cv2.error as e:
@@ -140,11 +143,18 @@ class OpenCVBackend(Backend):
             if int(cv2.__version__.split(".")[0]) >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
                                 "--backend torch or onnxruntime, or install opencv-python-headless<5")
+            from cnnlab.darknet.cfg import read_cfg
             from cnnlab.darknet.weights import darknet_weights_bytes
 
             model = source.model
-            weights = darknet_weights_bytes(model) if source.weights is None else source.weights.read_bytes()
-            cfg_text = _cfg_for_opencv(model)
+            if model is None:  # a Darknet cfg cnnlab does not build: OpenCV reads the files alone
+                sections = read_cfg(source.path)
+                weights = source.weights.read_bytes()
+            else:
+                sections = model.sections
+                weights = darknet_weights_bytes(model) if source.weights is None else source.weights.read_bytes()
+            check_opencv_darknet(sections, model)
+            cfg_text = _cfg_for_opencv(sections)
             try:
                 self.net = cv2.dnn.readNetFromDarknet(np.frombuffer(cfg_text.encode(), np.uint8),
                                                       np.frombuffer(weights, np.uint8))
@@ -153,7 +163,7 @@ class OpenCVBackend(Backend):
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.out_names = list(self.net.getUnconnectedOutLayersNames())
-        if source.model is not None:  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
+        if source.kind != "onnx":  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
             self.out_names.sort(key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -167,15 +177,38 @@ def _cv2_msg(e: Exception) -> str:
     return lines[-1] if lines else type(e).__name__
 
 
-def _cfg_for_opencv(model) -> str:
-    """The model's cfg with ``thresh=0`` in every [yolo] section (no score zeroing in OpenCV)."""
+def _cfg_for_opencv(sections) -> str:
+    """The cfg with ``thresh=0`` in every [yolo]/[region] section (no score zeroing in OpenCV)."""
     from cnnlab.darknet.cfg import format_cfg
 
-    sections = [type(s)(s.type, dict(s.options), s.line) for s in model.sections]
+    sections = [type(s)(s.type, dict(s.options), s.line) for s in sections]
     for s in sections:
-        if s.type == "yolo":
+        if s.type in ("yolo", "region"):
             s.options["thresh"] = "0"
     return format_cfg(sections)
+
+
+def check_opencv_darknet(sections, model=None) -> None:
+    """What OpenCV's Darknet importer gets wrong, before it runs: a shortcut between outputs of different
+    sizes is an error (its Eltwise layer asserts equal shapes at the first frame), ``dilation`` a warning
+    (it reads no ``dilation``: the outputs differ from Darknet's and the torch backend's)."""
+    import warnings
+
+    for i, s in enumerate(sections[1:]):
+        if s.type in ("convolutional", "conv"):
+            dil, size = s.options.get("dilation", "1").strip(), s.options.get("size", "1").strip()
+            if dil not in ("", "1") and size not in ("", "1"):
+                warnings.warn(f"{s.where('dilation')}: OpenCV's Darknet importer ignores dilation={dil}; the opencv "
+                              "backend's outputs differ from Darknet's and the torch backend's (no parity)",
+                              UserWarning, stacklevel=3)
+        if s.type == "shortcut" and model is not None:
+            out = model.shapes[i]
+            for j in model.layers[i].sources:
+                src = model.shapes[j]
+                if (src.h, src.w) != (out.h, out.w):
+                    raise UserError(f"{s.where()} (layer {i}): OpenCV cannot add outputs of different sizes "
+                                    f"({src.w}x{src.h} from layer {j} to {out.w}x{out.h}; Darknet's strided "
+                                    "shortcut); use --backend torch or onnxruntime")
 
 
 @register_backend("onnxruntime")

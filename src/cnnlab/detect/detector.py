@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from cnnlab.darknet.cfg import UnsupportedCfg
 from cnnlab.detect.backends import backend_class, create_backend
 from cnnlab.detect.processing import ImageMeta, guess_format, postprocess_output, preprocess_image
 from cnnlab.detect.types import Detections, ImageSize
@@ -50,8 +52,18 @@ class Detector:
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         located = identify(model, task="detect", cfg=cfg, weights=weights)
         requested = ImageSize.parse(imgsz) if imgsz is not None else None
-        backend_class(backend).check_source(located)   # before loading: the torch backend cannot run an .onnx
-        self.source = resolve(located, task="detect", classes=names)
+        cls = backend_class(backend)
+        cls.check_source(located)   # before loading: the torch backend cannot run an .onnx
+        try:
+            self.source = resolve(located, task="detect", classes=names)
+        except UnsupportedCfg as e:  # cnnlab cannot build the cfg: OpenCV reads the files itself
+            if cls.name != "opencv" or located.kind != "darknet":
+                raise
+            from cnnlab.sources.detect import darknet_files_only
+
+            warnings.warn(f"{e}; cnnlab cannot build this cfg, so OpenCV runs it as it reads it (the torch and "
+                          "onnxruntime backends cannot)", UserWarning, stacklevel=2)
+            self.source = darknet_files_only(located, names, str(e))
         self.backend = create_backend(backend, self.source, requested, device, threads)
         self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
         self.names = list(self.source.classes)

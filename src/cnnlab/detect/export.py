@@ -57,8 +57,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextlib.contextmanager
 def pixel_outputs(model: DarknetModel) -> Iterator[None]:
-    """Temporarily switch the [yolo] layers to YOLOv5-style (pixel) rows."""
-    layers = model.yolo_layers
+    """Temporarily switch the [yolo]/[region] layers to YOLOv5-style (pixel) rows."""
+    layers = model.head_layers
     before = [y.pixel_output for y in layers]
     try:
         for y in layers:
@@ -84,8 +84,8 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
     """Serialise ``model`` (decoding included) to ONNX bytes with cnnlab metadata."""
     import onnx
 
-    if not model.yolo_indices:
-        raise UserError("the cfg has no [yolo] layer: nothing to export as a detector")
+    if not model.head_indices:
+        raise UserError("the cfg has no [yolo] or [region] layer: nothing to export as a detector")
     if opset < 17:
         raise UserError(f"opset must be >= 17, got {opset}")
     w, h = ImageSize.parse(imgsz)

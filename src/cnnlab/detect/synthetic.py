@@ -26,7 +26,7 @@ def calibrate_batchnorm(model: DarknetModel, images: torch.Tensor, seed: int = 0
         bn.momentum = None  # cumulative average over the calibration pass
         bn.weight.copy_(torch.empty_like(bn.weight).uniform_(0.6, 1.4, generator=g))
         bn.bias.copy_(torch.randn(bn.bias.shape, generator=g) * 0.1)
-    for i in model.yolo_indices:  # keep the raw box outputs O(1) so box sizes stay plausible
+    for i in model.head_indices:  # keep the raw box outputs O(1) so box sizes stay plausible
         head = model.layers[i - 1]
         fan_in = head.conv.weight[0].numel()
         head.conv.weight.copy_(torch.randn(head.conv.weight.shape, generator=g) * (0.5 / fan_in ** 0.5))

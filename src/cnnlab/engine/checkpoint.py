@@ -24,6 +24,9 @@ from cnnlab.io import torch_load_safe, torch_save_atomic
 FORMAT = "cnnlab.classify"
 VERSION = 1
 REQUIRED = ("format", "version", "model_spec", "model")
+# checkers of the task-specific fields of other tasks' formats ("cnnlab.<task>" -> fn(ckpt, path)); a task
+# module registers its own when imported (tasks sit above the engine)
+FORMAT_CHECKERS: dict[str, Any] = {}
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
@@ -61,6 +64,8 @@ def check_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike, resumable: b
         from cnnlab.detect.checkpoint import check_detector_fields
 
         check_detector_fields(ckpt, path)
+    elif fmt in FORMAT_CHECKERS:
+        FORMAT_CHECKERS[fmt](ckpt, path)
     else:
         raise UserError(f"{path}: not a cnnlab checkpoint (format {_short(fmt)})")
     _check_engine_fields(ckpt, path, resumable)

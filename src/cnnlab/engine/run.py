@@ -164,7 +164,8 @@ def find_last(resume: str | os.PathLike, fmt: str | None = None) -> tuple[Path, 
     last = p / "weights" / "last.pt"
     if not last.is_file():
         cleaned = f"; removed {removed} unfinished file(s)" if removed else ""
-        command = {"cnnlab.detect": "cnnlab detect-train"}.get(fmt or "", "cnnlab train")
+        command = {"cnnlab.detect": "cnnlab detect-train", "cnnlab.localize": "cnnlab localize-train",
+                   "cnnlab.segment": "cnnlab segment-train"}.get(fmt or "", "cnnlab train")
         again = (f"start it again with: {command} --config {p / CONFIG}" if (p / CONFIG).is_file()
                  else "start it again (it has no config.yaml either)")
         raise UserError(f"cannot resume {p}: no epoch was completed (no weights/last.pt{cleaned}); {again}")

@@ -45,6 +45,9 @@ SUMMARY = "summary.json"
 TABLE = "comparison"
 CURVES = "curves.png"
 ENTRY_TASK = "classify"   # cnnlab.train puts each entry's run in <compare folder>/classify/<entry>
+# the extra columns of other tasks' comparisons, and the column that picks the best entry
+TASK_COLUMNS = {"localize": ["val_iou", "val_correct"], "segment": ["val_pixel_accuracy", "val_miou"]}
+TASK_BEST = {"localize": "val_correct", "segment": "val_miou"}
 
 COLUMNS = [
     "entry", "model", "status", "params_trainable", "params_total", "mflops", "epochs",
@@ -62,7 +65,18 @@ COLUMN_HELP = {
     "test_top5_accuracy": "test top-5 accuracy", "train_time_s": "seconds spent in training epochs",
     "eval_time_s": "seconds to evaluate the test split", "train_images_per_s": "training throughput",
     "eval_images_per_s": "evaluation throughput", "best": "* = highest test accuracy",
+    "val_iou": "localize: mean IoU of the predicted boxes (validation)",
+    "val_correct": "localize: class right and IoU >= 0.5 (validation)",
+    "val_pixel_accuracy": "segment: pixel accuracy (validation)", "val_miou": "segment: mean IoU (validation)",
 }
+
+
+def columns(sp: CompareSpec) -> list[str]:
+    """The table's columns for the spec's task."""
+    if sp.task not in TASK_COLUMNS:
+        return COLUMNS
+    i = COLUMNS.index("val_loss") + 1
+    return COLUMNS[:i] + TASK_COLUMNS[sp.task] + COLUMNS[i:]
 
 
 @dataclass
@@ -129,9 +143,9 @@ def compare(
     say = log or (lambda _msg: None)
     sp = load_spec(spec)
     if overrides:
-        from cnnlab.config import check_keys
+        from cnnlab.experiments.runner import task_entry
 
-        check_keys(overrides, "compare overrides")
+        task_entry(sp.task, 0).check_keys(overrides, "compare overrides")
         sp = dataclasses.replace(sp, shared={**sp.shared, **overrides})
         validate(sp)
     folder = name or sp.name or (Path(str(spec)).stem if isinstance(spec, (str, Path)) else None) or "compare"
@@ -156,21 +170,21 @@ def settings_text(sp: CompareSpec, prefix: str = "") -> str:
     return (prefix + ", ".join(parts)) if parts else ""
 
 
-def entry_dir(run_dir: Path, entry: Entry) -> Path:
+def entry_dir(run_dir: Path, entry: Entry, task: str = ENTRY_TASK) -> Path:
     """Where ``entry``'s own run folder lives inside the comparison folder."""
-    return Path(run_dir) / ENTRY_TASK / entry.slug
+    return Path(run_dir) / task / entry.slug
 
 
 def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, Any],
                callbacks: list[Callback], say: Callable[[str], None], tag: str) -> str:
     """Train (or skip, or resume) one entry and store its record in ``results``; returns the outcome."""
-    import cnnlab.api as api
-    from cnnlab.experiments.runner import normalise_config
+    from cnnlab.experiments.runner import normalise_config, task_entry
 
-    config = normalise_config(sp.entry_config(entry))
+    train = task_entry(sp.task, 1)
+    config = normalise_config(sp.entry_config(entry), sp.task)
     budget = sp.budget(entry)
     fp = fingerprint(config, budget)
-    edir = entry_dir(run_dir, entry)
+    edir = entry_dir(run_dir, entry, sp.task)
     prev = results.get(entry.slug) or {}
     same = prev.get("fingerprint") == fp
     if same and prev.get("status") == "done" and run_finished(edir):
@@ -189,23 +203,25 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
     try:
         if resume:
             say(f"{tag} {entry.name}: resuming {edir}")
-            result = api.train(resume=edir, callbacks=cbs)
+            result = train(resume=edir, callbacks=cbs)
         else:
             if edir.exists():  # a stale run of other settings; always inside run_dir (a slug has no /)
                 shutil.rmtree(edir)
             say(f"{tag} {entry.name}: training ({config.get('model')})")
-            result = api.train(config, callbacks=cbs)
+            result = train(config, callbacks=cbs)
     except Exception as e:  # one entry's failure must not stop the comparison
         reason = one_line(e)
         say(f"{tag} {entry.name}: failed: {reason}")
         results[entry.slug].update(status="failed", reason=reason,
                                    wall_time_s=round(time.perf_counter() - start, 3))
         return "failed"
-    record = entry_record(Path(result.run_dir), dict(result.metrics), config, timer)
+    record = entry_record(Path(result.run_dir), dict(result.metrics), config, timer, sp.task)
     record["wall_time_s"] = round(time.perf_counter() - start, 3)
     results[entry.slug].update(record, status="done", run_dir=relative(result.run_dir, run_dir))
     acc = record.get("test_accuracy", record.get("val_accuracy"))
-    say(f"{tag} {entry.name}: done" + (f", accuracy {acc:.4f}" if isinstance(acc, float) else ""))
+    best_key = TASK_BEST.get(sp.task)
+    extra = f", {best_key} {record[best_key]:.4f}" if best_key and isinstance(record.get(best_key), float) else ""
+    say(f"{tag} {entry.name}: done" + (f", accuracy {acc:.4f}" if isinstance(acc, float) else "") + extra)
     return "resumed" if resume else "trained"
 
 
@@ -235,7 +251,7 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
 
 
 def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],
-                 timer: TimeBudget | None = None) -> dict[str, Any]:
+                 timer: TimeBudget | None = None, task: str = "classify") -> dict[str, Any]:
     """The table values of a finished entry: metrics.json figures plus FLOPs and evaluation time."""
     trainable = metrics.get("params_trainable")
     frozen = metrics.get("params_non_trainable") or 0
@@ -258,11 +274,16 @@ def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, An
         "eval_time_s": round(images / ips, 4) if images and ips and math.isfinite(ips) and ips > 0 else None,
         "eval_images_per_s": ips,
     }
+    if task in TASK_COLUMNS:
+        record.update({k: metrics.get(k) for k in TASK_COLUMNS[task]},
+                      train_accuracy=metrics.get("accuracy", metrics.get("pixel_accuracy")))
     notes = []
     if timer is not None and timer.stopped_epoch is not None:
         total = int(config.get("epochs") or 0) + int(config.get("unfreeze_epochs") or 0)  # both phases
         notes.append(f"time budget {timer.seconds:g}s reached after {timer.stopped_epoch} of {total} epochs")
     try:
+        if task != "classify":
+            raise UserError("the FLOP counter reads classification runs")
         from cnnlab.inspect.summary import summary
 
         record["flops"] = int(summary(edir).flops)
@@ -285,7 +306,7 @@ def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[s
         status = rec.get("status", "pending")
         if status == "running":
             status = "interrupted"
-        row = {c: rec.get(c) for c in COLUMNS}
+        row = {c: rec.get(c) for c in columns(sp)}
         row.update(entry=e.name, status=status, model=rec.get("model") or sp.entry_config(e).get("model"),
                    run_dir=rec.get("run_dir"))
         if status == "failed":
@@ -293,6 +314,7 @@ def table_rows(sp: CompareSpec, results: Mapping[str, Any]) -> tuple[list[dict[s
         rows.append(row)
     done = [r for r in rows if r["status"] == "done"]
     key = "test_accuracy" if any(isinstance(r.get("test_accuracy"), (int, float)) for r in done) else "val_accuracy"
+    key = TASK_BEST.get(sp.task, key)
     scored = [r for r in done if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     best = max(scored, key=lambda r: r[key])["entry"] if scored else None
     for r in rows:
@@ -308,31 +330,33 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
 
     run_dir = Path(run_dir)
     rows, best = table_rows(sp, results)
+    cols = columns(sp)
     files: dict[str, Path] = {}
     curves = plot_val_curves(run_dir, rows, run_dir / CURVES)
     if curves is not None:
         files["curves"] = curves
     title = f"Comparison {run_dir.name}"
     settings = settings_text(sp).strip()
-    legend = "; ".join(f"{k}: {v}" for k, v in COLUMN_HELP.items())
+    helps = {**COLUMN_HELP, **({"best": f"* = highest {TASK_BEST[sp.task]}"} if sp.task in TASK_BEST else {})}
+    legend = "; ".join(f"{k}: {v}" for k, v in helps.items() if k in cols)
 
-    files["table_csv"] = atomic_write_text(run_dir / f"{TABLE}.csv", to_csv(rows, COLUMNS + ["run_dir"]))
+    files["table_csv"] = atomic_write_text(run_dir / f"{TABLE}.csv", to_csv(rows, cols + ["run_dir"]))
     md = [f"# {title}", ""]
     if settings:
         md += [f"Shared settings: {settings}.", ""]
-    table = to_markdown(clean_rows(rows, COLUMNS, markdown=True), COLUMNS)
+    table = to_markdown(clean_rows(rows, cols, markdown=True), cols)
     md += [table.rstrip("\n"), "", f"Columns: {legend}.", ""]
     if curves is not None:
         md += [f"![validation accuracy of every entry]({CURVES})", ""]
     files["table_md"] = atomic_write_text(run_dir / f"{TABLE}.md", "\n".join(md))
     page = Report(title, [Text(f"Shared settings: {settings}.")] if settings else [])
-    page.blocks += [Table(rows, COLUMNS), Text(f"Columns: {legend}.", style="meta")]
+    page.blocks += [Table(rows, cols), Text(f"Columns: {legend}.", style="meta")]
     if curves is not None:
         page.blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
     files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", render_html(page))
 
     write_json(run_dir / SUMMARY, {
-        "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": COLUMNS,
+        "kind": KIND, "name": run_dir.name, "spec": sp.to_dict(), "best": best, "columns": cols,
         "entries": rows, "status": dict(Counter(r["status"] for r in rows)),
         "files": {k: p.name for k, p in files.items()},
         "updated": _dt.datetime.now().isoformat(timespec="seconds"),

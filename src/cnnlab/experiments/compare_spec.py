@@ -30,9 +30,9 @@ from typing import Any
 
 from cnnlab.errors import UserError
 from cnnlab.experiments.overrides import deep_merge
-from cnnlab.experiments.runner import OUTPUT_KEYS, is_number, validate_config
+from cnnlab.experiments.runner import OUTPUT_KEYS, TASKS, is_number, validate_config
 
-SPEC_KEYS = ("name", "shared", "entries", "time_budget", "description")
+SPEC_KEYS = ("name", "task", "shared", "entries", "time_budget", "description")
 SHARED_ALIASES = ("base", "defaults", "common")
 ENTRY_KEYS = ("name", "time_budget", "description")
 # options that do not change what an entry computes (ignored when deciding whether it is done)
@@ -63,6 +63,7 @@ class CompareSpec:
     time_budget: float | None = None
     description: str = ""
     source: str = "spec"
+    task: str = "classify"          # classify (cnnlab.train) or localize (train_localizer)
 
     def entry_config(self, entry: Entry) -> dict[str, Any]:
         """The full run config of ``entry`` (shared settings + its overrides)."""
@@ -75,7 +76,8 @@ class CompareSpec:
         """The spec as a mapping that :func:`parse_spec` reads back (unset options left out)."""
         entries = [{"name": e.name, **copy.deepcopy(e.overrides),
                     **_given(time_budget=e.time_budget, description=e.description)} for e in self.entries]
-        return {**_given(name=self.name, description=self.description), "shared": copy.deepcopy(self.shared),
+        task = {"task": self.task} if self.task != "classify" else {}
+        return {**_given(name=self.name, description=self.description), **task, "shared": copy.deepcopy(self.shared),
                 **_given(time_budget=self.time_budget), "entries": entries}
 
 
@@ -161,16 +163,19 @@ def parse_spec(data: Any, source: str = "spec") -> CompareSpec:
     name = data.get("name")
     if name is not None and (not isinstance(name, str) or slugify(name) != name):
         raise UserError(f"{source}: name must be a folder name (letters, digits, . _ -), got {name!r}")
+    task = data.get("task") or "classify"
+    if task not in TASKS:
+        raise UserError(f"{source}: unknown task {task!r} (known: {', '.join(TASKS)})")
     spec = CompareSpec(entries, shared, name, parse_seconds(data.get("time_budget")),
-                       str(data.get("description") or ""), source)
+                       str(data.get("description") or ""), source, task)
     validate(spec)
     return spec
 
 
 def validate(spec: CompareSpec) -> None:
-    """Check every entry's config against TrainConfig (unknown options, bad values) before training."""
+    """Check every entry's config against its task's config (unknown options, bad values) before training."""
     for e in spec.entries:
-        validate_config(spec.entry_config(e), source=f"{spec.source}: entry {e.name!r}")
+        validate_config(spec.entry_config(e), source=f"{spec.source}: entry {e.name!r}", task=spec.task)
 
 
 def load_spec(spec: str | Path | Mapping[str, Any] | CompareSpec) -> CompareSpec:

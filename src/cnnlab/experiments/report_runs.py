@@ -54,11 +54,12 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def config_changes(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Options of a run config that differ from TrainConfig's defaults (what the user chose)."""
+def config_changes(config: dict[str, Any], config_cls: Any = None) -> list[dict[str, Any]]:
+    """Options of a run config that differ from the defaults of its config class (TrainConfig unless
+    given): what the user chose."""
     from cnnlab.config import TrainConfig
 
-    defaults = TrainConfig().to_dict()
+    defaults = (config_cls or TrainConfig)().to_dict()
     return [{"option": k, "value": inline(v), "default": inline(defaults.get(k))} for k, v in config.items()
             if k not in ("project", "name", "exist_ok") and (k not in defaults or defaults[k] != v)]
 
@@ -80,6 +81,8 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
 
     config = read_run_config(run)
     metrics = read_run_metrics(run)
+    if config.get("task") in ("localize", "segment"):
+        return task_section(run, config, metrics, level, title)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
     if metrics.get("status") == "training":
@@ -102,6 +105,53 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
         blocks += _safe("confusion matrix", lambda: _confusion(run, metrics, config, work, sub))
     if samples > 0 and ((run / "weights" / "best.pt").is_file() or (run / "weights" / "last.pt").is_file()):
         blocks += _safe("sample predictions", lambda: _samples(run, work, sub, samples))
+    return blocks
+
+
+TASK_KEYS = {"localize": ("data", "model", "epochs", "params_trainable", "best_epoch", "val_accuracy", "val_iou",
+                          "val_correct", "val_loss", "accuracy", "iou", "correct", "loss", "train_time_s"),
+             "segment": ("data", "model", "epochs", "params_trainable", "best_epoch", "val_pixel_accuracy",
+                         "val_miou", "val_loss", "pixel_accuracy", "loss", "train_time_s")}
+TASK_FIGURES = {
+    "localize": (("curves.png", "Training curves", "loss; top-1, mean IoU and correct rate per epoch, training "
+                  "(dashed) and validation"),
+                 ("val_predictions.png", "Validation predictions", "true box green, predicted red; title: "
+                  "predicted class, probability, IoU")),
+    "segment": (("curves.png", "Training curves", "loss; pixel accuracy and mIoU per epoch, training (dashed) "
+                 "and validation"),
+                ("val_masks.png", "Validation masks", "image, true mask, predicted mask"),
+                ("confusion.png", "Confusion matrix", "pixels: rows true class, columns predicted")),
+}
+
+
+def task_section(run: Path, config: dict[str, Any], metrics: dict[str, Any], level: int = 2,
+                 title: str | None = None) -> list[Block]:
+    """A localisation or segmentation run: metrics, configuration, curves and the pictures the run drew
+    of its validation images (true and predicted boxes / masks)."""
+    import importlib
+
+    task = config["task"]
+    cls = getattr(importlib.import_module(f"cnnlab.config.{task}"), f"{task.capitalize()}Config")
+    sub = level + 1
+    what = f"{'localisation' if task == 'localize' else 'segmentation'}: {config.get('model', '?')} on " \
+           f"{config.get('data', '?')}"
+    blocks: list[Block] = [Heading(title or f"Run {run.name}", level), Text(
+        f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} epochs trained."
+        if metrics else f"Folder {run}: {what}; unfinished (no metrics.json).")]
+    if metrics:
+        blocks += [Heading("Metrics", sub), key_values({k: metrics[k] for k in TASK_KEYS[task] if k in metrics})]
+        per_class = metrics.get("val_iou")
+        if task == "segment" and isinstance(per_class, dict):
+            blocks.append(Table([{"class": c, "IoU": v} for c, v in per_class.items()], ["class", "IoU"],
+                                "per-class IoU (validation)"))
+    changes = config_changes({k: v for k, v in config.items() if k not in ("task", "names")}, cls)
+    blocks.append(Heading("Configuration", sub))
+    if changes:
+        blocks.append(Table(changes, ["option", "value", "default"], "options that differ from the defaults"))
+    blocks.append(Code(yaml.safe_dump(config, sort_keys=False), "yaml", "full configuration (config.yaml)"))
+    for name, heading, caption in TASK_FIGURES[task]:
+        if (run / name).is_file():
+            blocks += [Heading(heading, sub), Image(run / name, caption)]
     return blocks
 
 

@@ -35,25 +35,43 @@ def load_base_config(config: Any) -> dict[str, Any]:
     return data
 
 
-def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
+# tasks an experiment can run: name -> (config class, train function), imported when used
+TASKS = {"classify": ("cnnlab.config:TrainConfig", "cnnlab.api:train"),
+         "localize": ("cnnlab.config.localize:LocalizeConfig", "cnnlab.tasks.localize.run:train_localizer"),
+         "segment": ("cnnlab.config.segment:SegmentConfig", "cnnlab.tasks.segment.run:train_segmenter")}
+
+
+def task_entry(task: str, which: int) -> Any:
+    """The config class (``which`` 0) or train function (1) of ``task``; an unknown task is a UserError."""
+    import importlib
+
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+    module, name = TASKS[task][which].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def normalise_config(config: Mapping[str, Any], task: str = "classify") -> dict[str, Any]:
     """Map ``null`` on an option that cannot be null (e.g. ``augment: null``) to its default (off)."""
-    from cnnlab.config import TrainConfig, allows_none
+    from cnnlab.config import allows_none
 
-    not_null = {k for k in TrainConfig.field_names() if not allows_none(TrainConfig.field_type(k))}
-    return {k: TrainConfig.default_of(k) if v is None and k in not_null else v for k, v in config.items()}
+    cls = task_entry(task, 0)
+    not_null = {k for k in cls.field_names() if not allows_none(cls.field_type(k))}
+    return {k: cls.default_of(k) if v is None and k in not_null else v for k, v in config.items()}
 
 
-def validate_config(config: Mapping[str, Any], source: str = "config", deep: bool = False) -> None:
-    """Raise a one-line UserError if ``config`` is not a valid training config; ``deep``: also if it names
-    what does not exist (dataset, model, weights: the checks ``cnnlab train`` makes before it loads
-    anything), so a search fails before it creates its folder, not at its first trial."""
-    from cnnlab.config import TrainConfig
+def validate_config(config: Mapping[str, Any], source: str = "config", deep: bool = False,
+                    task: str = "classify") -> None:
+    """Raise a one-line UserError if ``config`` is not a valid training config of ``task``; ``deep`` (a
+    classification config): also if it names what does not exist (dataset, model, weights: the checks
+    ``cnnlab train`` makes before it loads anything), so a search fails before it creates its folder, not
+    at its first trial."""
+    cfg = task_entry(task, 0).from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS},
+                                                         task), source=source)
+    if not deep or task != "classify":
+        return
     from cnnlab.tasks.classify.run import check_run
 
-    cfg = TrainConfig.from_dict(normalise_config({k: v for k, v in config.items() if k not in OUTPUT_KEYS}),
-                                source=source)
-    if not deep:
-        return
     try:
         check_run(cfg)
     except UserError as e:

@@ -49,8 +49,8 @@ def _darknet(loc: Located) -> Resolved:
         from cnnlab.detect.checkpoint import load_detector_checkpoint
 
         model, names, imgsz, letterbox = load_detector_checkpoint(loc.path)
-    if not model.yolo_indices:
-        raise UserError(f"{loc.describe()}: the network has no [yolo] layer, so it is not a detector")
+    if not model.head_indices:
+        raise UserError(f"{loc.describe()}: the network has no [yolo] or [region] layer, so it is not a detector")
     size = ImageSize(int(imgsz[0]), int(imgsz[1])) if loc.kind.startswith("detect-") else \
         ImageSize(model.width, model.height)
     config: dict[str, Any] = {}
@@ -65,6 +65,30 @@ def _darknet(loc: Located) -> Resolved:
     return Resolved(DETECT, loc.kind, model, "torch", list(names) or default_names(n), source, label,
                     path=loc.path, run_dir=loc.run_dir, config=config, imgsz=size, letterbox=letterbox,
                     num_classes=n, weights=loc.weights)
+
+
+def darknet_files_only(loc: Located, classes: Sequence[str] | str | Any = None, reason: str = "") -> Resolved:
+    """A Darknet cfg + weights that cnnlab does not build (``reason``), described from the cfg alone for a
+    backend that reads the files itself (OpenCV): names, input size and class count, no model."""
+    from cnnlab.darknet.cfg import read_cfg
+    from cnnlab.darknet.model import MAX_DIM
+    from cnnlab.detect.names import parse_names
+    from cnnlab.detect.types import ImageSize
+
+    sections = read_cfg(loc.path)
+    heads = [s for s in sections if s.type in ("yolo", "region")]
+    if not heads:
+        raise UserError(f"{loc.describe()}: the network has no [yolo] or [region] layer, so it is not a detector")
+    n = heads[-1].get_int("classes", 20, 1, MAX_DIM)
+    net = sections[0]
+    size = ImageSize(net.get_int("width", 416, 1, MAX_DIM), net.get_int("height", 416, 1, MAX_DIM))
+    names = parse_names(classes) if classes is not None else \
+        parse_names(loc.names_file) if loc.names_file is not None else default_names(n)
+    if len(names) != n:
+        raise UserError(f"{len(names)} class names given but the model predicts {n} classes")
+    return Resolved(DETECT, loc.kind, None, "opencv", list(names), str(loc.path), loc.path.stem, path=loc.path,
+                    imgsz=size, num_classes=n, weights=loc.weights, output_format="darknet",
+                    config={"cnnlab_unsupported": reason})
 
 
 def _onnx(loc: Located) -> Resolved:

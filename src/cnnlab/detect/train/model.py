@@ -23,6 +23,9 @@ def set_classes(sections: list[Section], num_classes: int, imgsz: int | None = N
     if imgsz is not None:
         secs[0].options["width"] = secs[0].options["height"] = str(int(imgsz))
     yolo = [i for i, s in enumerate(secs) if s.type == "yolo"]
+    if any(s.type == "region" for s in secs):
+        raise UserError("training needs [yolo] output layers; [region] (YOLOv2) cfgs run for inference only "
+                        "(detect, detect-eval, stream, export-detector)")
     if not yolo:
         raise UserError("the cfg has no [yolo] layers: not a YOLO detector")
     for i in yolo:

@@ -63,9 +63,12 @@ def shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_scene(rng: np.random.Generator, height: int = 160, width: int = 160, objects: tuple[int, int] = (1, 4),
-               sizes: tuple[float, float] = (0.12, 0.4), shapes: tuple[str, ...] = SHAPES
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One scene: ``(image BGR uint8, boxes (N, 4) xyxy float32, class ids (N,))``; overlaps kept small."""
+               sizes: tuple[float, float] = (0.12, 0.4), shapes: tuple[str, ...] = SHAPES,
+               label_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One scene: ``(image BGR uint8, boxes (N, 4) xyxy float32, class ids (N,))``; overlaps kept small.
+
+    ``label_map`` (an ``height x width`` integer array, e.g. zeros) receives the exact segmentation mask:
+    ``class id + 1`` on every pixel a shape was drawn on (later shapes over earlier ones)."""
     from cnnlab.detect.metrics import box_iou
 
     img = textured_background(rng, height, width)
@@ -89,6 +92,8 @@ def make_scene(rng: np.random.Generator, height: int = 160, width: int = 160, ob
             region = img[y0:y0 + s, x0:x0 + s]
             shade = np.clip(colour[None] + rng.normal(0, 6, (int(mask.sum()), 3)), 0, 255)
             region[mask] = shade.astype(np.uint8)
+            if label_map is not None:
+                label_map[y0:y0 + s, x0:x0 + s][mask] = k + 1
             boxes.append(box.tolist())
             cls.append(k)
             break

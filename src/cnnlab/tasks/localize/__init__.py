@@ -1,0 +1,1 @@
+"""Classification + localisation (one object per image) on the engine."""
