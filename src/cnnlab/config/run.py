@@ -58,7 +58,7 @@ class RunConfig(Config):
     weight_decay: float = option(0.0, "Weight decay (L2) of the weight tensors.", section=OPT)
     decay_norm_and_bias: bool = option(False, "Also decay 1-d parameters (norm scales, biases).", section=OPT)
     # learning-rate schedule
-    schedule: str = option("constant", "constant, piecewise, step, cosine, onecycle, plateau.", section=SCHED)
+    schedule: str = option("constant", "constant, piecewise, step, cosine, onecycle, triangle, plateau.", section=SCHED)
     boundaries: list[float] = option(factory=list, help="piecewise: boundaries, e.g. [10000,25000].",
                                      section=SCHED)
     boundary_unit: str = option("epochs", "piecewise: boundaries in epochs or steps.", section=SCHED)

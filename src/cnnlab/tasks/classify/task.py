@@ -55,6 +55,8 @@ class ClassifyTask(Task):
             say(f"initialised from {cfg.weights}")
         if cfg.pretrained and not self.resuming:
             say(f"pretrained: {load_pretrained(model, cfg.pretrained)}")
+        if cfg.whiten_init:
+            self._whiten(model, data.train)
         if cfg.freeze is not None:
             freeze(model, cfg.freeze)
         if cfg.unfreeze is not None:
@@ -66,6 +68,17 @@ class ClassifyTask(Task):
                      "preprocess": {"mean": list(data.mean), "std": list(data.std), "img_size": data.img_size,
                                     "in_chans": data.in_chans}}
         return model, data.train
+
+    def _whiten(self, model: nn.Module, loader: Any) -> None:
+        """``whiten_init``: the first conv's filters from the training images' patch whitening, then fixed
+        (on resume the checkpoint's weights replace them; freezing keeps the optimiser's groups equal)."""
+        from cnnlab.models.whitening import first_conv, loader_images, whiten_conv_
+
+        conv = first_conv(model)
+        if not self.resuming:
+            n = whiten_conv_(conv, loader_images(loader, 5000, self.cfg.seed).to(conv.weight.device))
+            self._say(f"whiten_init: {n} of {conv.out_channels} filters of the first conv from patch whitening")
+        conv.weight.requires_grad_(False)
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         d = self.data
@@ -103,7 +116,7 @@ class ClassifyTask(Task):
         if self.val_loader is None:
             return {}
         val, _ = evaluate_model(model, self.val_loader, self.num_classes or 0, engine.device, amp=engine.amp,
-                                channels_last=engine.channels_last)
+                                channels_last=engine.channels_last, tta=self.cfg.tta)
         return {f"val_{k}": v for k, v in val.items() if k in ("loss", "accuracy", "top5_accuracy")}
 
     def fitness(self, logs: dict[str, Any]) -> float | None:
@@ -166,7 +179,7 @@ class ClassifyTask(Task):
         split = "test" if data.test is not None else "val"
         if eval_loader is not None:
             logs, meter = evaluate_model(model, eval_loader, len(data.classes), engine.device, confusion=True,
-                                         amp=engine.amp, channels_last=cfg.channels_last,
+                                         amp=engine.amp, channels_last=cfg.channels_last, tta=cfg.tta,
                                          progress=cfg.verbose == 1)
             metrics.update({f"{split}_{k}": v for k, v in logs.items() if k in ("loss", "accuracy", "top5_accuracy")})
             metrics[split] = {**logs, **confusion_report(meter.matrix, data.classes)}
