@@ -132,3 +132,24 @@ def test_speedrun_rejects_bad_arguments(tmp_path):
     with pytest.raises(UserError, match="unknown recipe"):
         speedrun("cifar10-fats", project=str(tmp_path))
     assert not (tmp_path / "speedrun").exists()
+
+
+def test_bf16_cpu_autocasts_the_training_step(tmp_path):
+    from cnnlab.config import TrainConfig
+    from cnnlab.data import ArrayDataset, make_loader
+    from cnnlab.tasks.classify.task import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    ds = ArrayDataset(images=torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g),
+                      labels=torch.randint(0, 3, (64,), generator=g), classes=["a", "b", "c"], name="toy",
+                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    seen = []
+    for bf16 in (False, True):
+        model = create_model("airbench", num_classes=3, img_size=8, widths=[8, 8, 8])
+        hook = model.layers.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        cfg = TrainConfig(epochs=1, batch=32, lr=0.01, bf16_cpu=bf16, verbose=0, device="cpu")
+        trainer = Trainer(model, cfg, make_loader(ds, 32, shuffle=True, num_classes=3), num_classes=3)
+        trainer.fit()
+        hook.remove()
+        assert math.isfinite(trainer.history[-1]["loss"])
+    assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2
