@@ -33,8 +33,8 @@ def recipes_command(
 def speedrun_command(
     ctx: typer.Context,
     recipe: str = typer.Argument(..., help="A recipe name (cnnlab recipes) or a YAML config file."),
-    seeds: int = typer.Option(3, "--seeds", "-n", help="Number of seeds (runs)."),
-    target: list[float] = typer.Option([0.9], "--target", "-t", help="Accuracy target(s), e.g. --target 0.90 "
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (runs)."),
+    target: list[float] = typer.Option([0.9], "--target", help="Accuracy target(s), e.g. --target 0.90 "
                                        "--target 0.92."),
     split: str = typer.Option("test", "--split", help="Curve split evaluated after every epoch: test or val."),
     seed: int = typer.Option(0, "--seed", help="First seed (then seed+1, ...)."),
