@@ -158,6 +158,7 @@ def speedrun(recipe: str | os.PathLike, seeds: int = 3, targets: Sequence[float]
         final = m.get(f"{split}_accuracy", clock.curve[-1]["accuracy"] if clock.curve else None)
         per_seed.append({"seed": seed + i, "run": str(result.run_dir), "final_accuracy": final,
                          "last_epoch_accuracy": clock.curve[-1]["accuracy"] if clock.curve else None,
+                         "test_accuracy": m.get("test_accuracy"),
                          "train_time_s": m.get("train_time_s"), "epochs": m.get("epochs"),
                          "images_per_s": m.get("images_per_s"), "train_flops_per_image": flops,
                          "gflops_per_s": (m.get("images_per_s") or 0.0) * flops / 1e9,
