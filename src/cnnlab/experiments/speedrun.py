@@ -255,7 +255,7 @@ def plot_curves(summary: dict[str, Any], path: Path) -> Path:
                     fontsize=8, color="grey")
     fin = summary["final_accuracy"]
     ax.set_title(f"{summary['recipe']}: {summary['split']} accuracy vs training time "
-                 f"(final {_fmt(fin, 100)} %, {fin['n']} seeds)", fontsize=10)
+                 f"(final {_fmt(fin, 100)} %, {fin['n']} seed{'' if fin['n'] == 1 else 's'})", fontsize=10)
     ax.set_xlim(left=0)
     ax.set_xlabel("training wall time (minutes, evaluations excluded)")
     ax.set_ylabel(f"{summary['split']} accuracy %")
