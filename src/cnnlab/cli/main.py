@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "cnnlab.cli.transfer",   # import-keras
     "cnnlab.cli.localize",   # localize-train, localize-eval, localize, localize-export
     "cnnlab.cli.segment",    # segment-train, segment-eval, segment, segment-export
+    "cnnlab.cli.recipes",    # recipes, speedrun
 ]
 
 for _mod in COMMAND_MODULES:

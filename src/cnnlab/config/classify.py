@@ -58,6 +58,13 @@ class TrainConfig(RunConfig):
     # classification losses
     label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy.", section=REG)
     l1: float = option(0.0, "L1 penalty on weights (added to the loss).", section=REG)
+    # fast recipes (issue 13)
+    recipe: str | None = option(None, "Start from a named recipe (cnnlab recipes); other options override it.",
+                                section="Run")
+    whiten_init: bool = option(False, "Patch-whitening init of the first conv from training images (airbench); "
+                               "its weights then stay fixed.", section=MODEL)
+    tta: bool = option(False, "Flip test-time augmentation in validation and the final test evaluation.",
+                       section=REG)
     # shared options whose classification defaults differ
     monitor: str = option("val_accuracy", "Metric for the best checkpoint, early stopping and plateau.",
                           section="Callbacks and logging")

@@ -59,7 +59,7 @@ class RunConfig(Config):
     weight_decay: float = option(0.0, "Weight decay (L2) of the weight tensors.", section=OPT)
     decay_norm_and_bias: bool = option(False, "Also decay 1-d parameters (norm scales, biases).", section=OPT)
     # learning-rate schedule
-    schedule: str = option("constant", "constant, piecewise, step, cosine, onecycle, plateau.", section=SCHED)
+    schedule: str = option("constant", "constant, piecewise, step, cosine, onecycle, triangle, plateau.", section=SCHED)
     boundaries: list[float] = option(factory=list, help="piecewise: boundaries, e.g. [10000,25000].",
                                      section=SCHED)
     boundary_unit: str = option("epochs", "piecewise: boundaries in epochs or steps.", section=SCHED)
@@ -80,6 +80,8 @@ class RunConfig(Config):
     ema: float | None = option(None, "EMA decay of the weights, e.g. 0.999 (null: off).", section=NUM)
     ema_warmup: int = option(2000, "EMA decay ramps up over this many steps.", section=NUM)
     amp: bool = option(True, "Mixed precision (CUDA only).", section=NUM)
+    bf16_cpu: bool = option(False, "bfloat16 autocast of the training step on CPU (pays with AVX-512 BF16/AMX; "
+                            "measure: benchmarks/fast_recipes.py --throughput).", section=NUM)
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU oneDNN and CUDA).",
                                  section=NUM)
     seed: int = option(0, "Random seed (data order, augmentation, init).", section=NUM)

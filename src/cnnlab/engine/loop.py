@@ -63,6 +63,7 @@ class Engine:
         self.ema = ModelEMA(self.model, cfg.ema, cfg.ema_warmup) if cfg.ema else None
         self.amp = bool(cfg.amp and self.cuda)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.bf16_cpu = bool(getattr(cfg, "bf16_cpu", False) and self.device.type == "cpu")
         self.callbacks = list(callbacks)
         self.epochs = task.total_epochs()
         self.epoch = 0                 # completed epochs
@@ -180,7 +181,8 @@ class Engine:
             for i, batch in enumerate(self.train_loader):
                 self.batch_index = i
                 batch = task.to_device(batch, self.device, self.channels_last)
-                with torch.autocast(self.device.type, enabled=self.amp):
+                with torch.autocast(self.device.type, enabled=self.amp or self.bf16_cpu,
+                                    dtype=torch.bfloat16 if self.bf16_cpu else None):
                     loss, parts, n = task.loss(self.train_model, batch, self)
                 if world > 1:  # DDP averages gradients over ranks: scale so the step is that of the global batch
                     factor = world * n / distributed.global_count(n, self.device) \

@@ -171,6 +171,22 @@ def _cosine(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callabl
     return fn
 
 
+@register_schedule("triangle")
+def _triangle(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    """airbench's schedule: linear from ``warmup_start`` to 1 over ``pct_start`` of the steps, then linear
+    down to ``min_lr`` (no momentum cycling, unlike onecycle)."""
+    peak = max(1, int(round(cfg.pct_start * total_steps)))
+    floor = cfg.min_lr / cfg.lr
+    down = max(1, total_steps - peak)
+
+    def fn(step: int) -> float:
+        if step < peak:
+            return cfg.warmup_start + (1 - cfg.warmup_start) * step / peak
+        return 1 + (floor - 1) * min(1.0, (step - peak) / down)
+
+    return fn
+
+
 @register_schedule("onecycle")
 def _onecycle(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> None:
     return None  # built as torch.optim.lr_scheduler.OneCycleLR in Schedule

@@ -39,6 +39,8 @@ def detect_kind(path: str | Path) -> tuple[str, Path]:
             return "compare", p
         if (p / "tune.json").is_file():
             return "tune", p
+        if (p / "speedrun.json").is_file():
+            return "speedrun", p
         if (p / "ablate.json").is_file():
             if (p / "summary.json").is_file():
                 return "ablate", p
@@ -352,11 +354,34 @@ def ablate_section(folder: Path, level: int = 2) -> list[Block]:
     return blocks
 
 
+def speedrun_section(folder: Path, level: int = 2) -> list[Block]:
+    """Time-to-accuracy (``cnnlab speedrun``): settings, the mean ± 95 % CI table, per-seed rows, the plot."""
+    info = read_json(folder / "speedrun.json")
+    facts = {"recipe": info.get("recipe"), "dataset": info.get("dataset"), "model": info.get("model"),
+             "seeds": ", ".join(str(s) for s in info.get("seeds") or []), "curve split": info.get("split"),
+             "time": info.get("time"), "FLOPs": info.get("flops")}
+    blocks: list[Block] = [Heading(f"Speedrun {folder.name}", level), Text(f"Folder {folder}."),
+                           key_values(facts, "speedrun"),
+                           Table(list(info.get("table") or []), ["measure", "value", "seeds"],
+                                 "mean ± 95 % confidence interval (t-distribution) over the seeds")]
+    rows = [{"seed": s.get("seed"), "final accuracy": s.get("final_accuracy"), "epochs": s.get("epochs"),
+             "train s": s.get("train_time_s"), "images/s": s.get("images_per_s"),
+             "GFLOP/s": s.get("gflops_per_s"),
+             **{f"s to {t}": (hit or {}).get("time_s") for t, hit in (s.get("targets") or {}).items()}}
+            for s in info.get("per_seed") or []]
+    if rows:
+        blocks.append(Table(rows, list(rows[0]), "per seed (time to a target: training seconds; blank: not reached)"))
+    if (folder / "speedrun.png").is_file():
+        blocks.append(Image(folder / "speedrun.png", "accuracy against training wall time, one line per seed"))
+    return blocks
+
+
 def section(kind: str, folder: Path, work: Path, samples: int = 16, details: bool = True) -> list[Block]:
-    """The report blocks of one run folder of ``kind`` (train, compare, tune or ablate)."""
+    """The report blocks of one run folder of ``kind`` (train, compare, tune, ablate or speedrun)."""
     builders = {"train": lambda: train_section(folder, work, samples=samples),
                 "compare": lambda: compare_section(folder, work, samples=samples, details=details),
-                "tune": lambda: tune_section(folder), "ablate": lambda: ablate_section(folder)}
+                "tune": lambda: tune_section(folder), "ablate": lambda: ablate_section(folder),
+                "speedrun": lambda: speedrun_section(folder)}
     if kind not in builders:
         raise UserError(f"unknown run kind {kind!r} (known: {', '.join(builders)})")
     return builders[kind]()

@@ -86,7 +86,7 @@ def vgg19_bn_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
     return _vgg("vgg19", num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(aliases=("cifar100_termproject",))
 def course_cifar100(num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
                     conv_drop_rate: float = 0.2, **kw) -> nn.Module:
     """The course's CIFAR-100 net: conv 64-128-256-256-512x4, BN, ReLU, dropout 0.2 after each conv,

@@ -56,17 +56,27 @@ class TrainResult:
 
 
 def resolve_config(config: TrainConfig | dict | str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
-    """A TrainConfig from a config object, dict or YAML file, with keyword overrides on top."""
+    """A TrainConfig from a config object, dict or YAML file, with keyword overrides on top. A
+    ``recipe`` (in the overrides or the config) is the bottom layer: recipe < config < overrides."""
     if config is None:
-        cfg = TrainConfig()
+        cfg, given = TrainConfig(), {}
     elif isinstance(config, TrainConfig):
         cfg = config
+        given = {k: v for k, v in cfg.to_dict().items() if v != TrainConfig.default_of(k)}
     elif isinstance(config, dict):
-        cfg = TrainConfig.from_dict(config)
+        cfg, given = TrainConfig.from_dict(config), dict(config)
     elif isinstance(config, (str, os.PathLike)):
-        cfg = TrainConfig.from_yaml(config)
+        from cnnlab.config.schema import read_options
+
+        given = read_options(config)
+        cfg = TrainConfig.from_dict(given, source=str(config))
     else:
         raise UserError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
+    recipe = overrides.get("recipe") or cfg.recipe
+    if recipe:
+        from cnnlab.recipes import recipe_options
+
+        cfg = TrainConfig.from_dict({**recipe_options(recipe), **given}, source=f"recipe {recipe}")
     cfg = cfg.replace(**overrides) if overrides else cfg
     if cfg.weights:  # a bare checkpoint name under the data root's weights/, as in every command
         from cnnlab.paths import find_path

@@ -37,6 +37,7 @@ class ClassifyTask(Task):
         self.params = (0, 0)
         self.phase = 1
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.tta_ops = _tta_ops(cfg)
 
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, Any]:
@@ -55,6 +56,8 @@ class ClassifyTask(Task):
             say(f"initialised from {cfg.weights}")
         if cfg.pretrained and not self.resuming:
             say(f"pretrained: {load_pretrained(model, cfg.pretrained)}")
+        if cfg.whiten_init:
+            self._whiten(model, data.train)
         if cfg.freeze is not None:
             freeze(model, cfg.freeze)
         if cfg.unfreeze is not None:
@@ -66,6 +69,17 @@ class ClassifyTask(Task):
                      "preprocess": {"mean": list(data.mean), "std": list(data.std), "img_size": data.img_size,
                                     "in_chans": data.in_chans}}
         return model, data.train
+
+    def _whiten(self, model: nn.Module, loader: Any) -> None:
+        """``whiten_init``: the first conv's filters from the training images' patch whitening, then fixed
+        (on resume the checkpoint's weights replace them; freezing keeps the optimiser's groups equal)."""
+        from cnnlab.models.whitening import first_conv, loader_images, whiten_conv_
+
+        conv = first_conv(model)
+        if not self.resuming:
+            n = whiten_conv_(conv, loader_images(loader, 5000, self.cfg.seed).to(conv.weight.device))
+            self._say(f"whiten_init: {n} of {conv.out_channels} filters of the first conv from patch whitening")
+        conv.weight.requires_grad_(False)
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         d = self.data
@@ -103,7 +117,7 @@ class ClassifyTask(Task):
         if self.val_loader is None:
             return {}
         val, _ = evaluate_model(model, self.val_loader, self.num_classes or 0, engine.device, amp=engine.amp,
-                                channels_last=engine.channels_last)
+                                channels_last=engine.channels_last, tta=self.tta_ops)
         return {f"val_{k}": v for k, v in val.items() if k in ("loss", "accuracy", "top5_accuracy")}
 
     def fitness(self, logs: dict[str, Any]) -> float | None:
@@ -167,7 +181,7 @@ class ClassifyTask(Task):
         if eval_loader is not None and cfg.test_eval:
             engine.log(f"{split} evaluation of the best weights: {len(eval_loader)} batches")
             logs, meter = evaluate_model(model, eval_loader, len(data.classes), engine.device, confusion=True,
-                                         amp=engine.amp, channels_last=cfg.channels_last,
+                                         amp=engine.amp, channels_last=cfg.channels_last, tta=self.tta_ops,
                                          progress=cfg.verbose > 0, label=f"{split} evaluation")
             metrics.update({f"{split}_{k}": v for k, v in logs.items() if k in ("loss", "accuracy", "top5_accuracy")})
             metrics[split] = {**logs, **confusion_report(meter.matrix, data.classes)}
@@ -221,3 +235,17 @@ class Trainer(Engine):
             logs["confusion"] = meter.matrix
         return logs
 
+
+def _tta_ops(cfg: TrainConfig) -> tuple[str, ...]:
+    """``--tta``: the flips the run trains with (a mirrored digit is another digit), with a warning when
+    there are none."""
+    if not cfg.tta:
+        return ()
+    from cnnlab.errors import warn
+    from cnnlab.tasks.classify.evaluate import tta_from_augment
+
+    ops = tta_from_augment(cfg.augment)
+    if not ops:
+        warn("--tta: the run does not train with flips, so mirrored images would only mislead it; "
+             "validating without TTA")
+    return ops
