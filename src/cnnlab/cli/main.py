@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "cnnlab.cli.stream",     # stream, sweep
     "cnnlab.cli.experiments",  # compare, tune, ablate, report
     "cnnlab.cli.transfer",   # import-keras
+    "cnnlab.cli.lessons",    # lr-find, ensemble
 ]
 
 for _mod in COMMAND_MODULES:

@@ -91,6 +91,8 @@ class RunConfig(Config):
     save_period: int = option(0, "Also keep weights/epochN.pt every N epochs (0: off).", section=CB)
     time: float | None = option(None, "Time budget in hours: stop after the epoch that exceeds it.", section=CB)
     tensorboard: bool = option(False, "Log scalars to <run>/tensorboard.", section=CB)
+    diagnostics: int = option(0, "Every N steps log per-layer gradient/weight/update norms and activation "
+                              "stats (diagnostics.csv/.json/.png; 0: off).", section=CB)
     plots: bool = option(True, "Write plots (curves, confusion matrix, samples).", section=CB)
     verbose: int = option(1, "0 silent, 1 progress bar + epoch lines, 2 epoch lines only.", section=CB)
     # where it runs and where results go
@@ -103,7 +105,7 @@ class RunConfig(Config):
 
     # options a resumed run may change; everything else must match the original run
     RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "device", "threads", "workers", "verbose", "plots",
-                                            "tensorboard", "patience", "time")
+                                            "tensorboard", "patience", "time", "diagnostics")
     TASK: ClassVar[str] = "run"
 
     def optim(self) -> OptimConfig:
@@ -140,8 +142,8 @@ class RunConfig(Config):
             raise UserError(f"time must be > 0 hours or null, got {self.time}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
-        if self.patience < 0 or self.save_period < 0:
-            raise UserError("patience and save_period must be >= 0")
+        if self.patience < 0 or self.save_period < 0 or self.diagnostics < 0:
+            raise UserError("patience, save_period and diagnostics must be >= 0")
         from cnnlab.devices import check_device_spec
 
         check_device_spec(self.device)

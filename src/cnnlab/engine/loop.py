@@ -142,8 +142,13 @@ class Engine:
         total = _safe_len(self.train_loader)
         label = f"epoch {epoch}/{self.epochs}"
         with Progress(label, total, enabled=cfg.verbose == 1) as bar:
+            per_batch = [cb for cb in self.callbacks if _has_batch_hooks(cb)]
+            wants_loss = any(getattr(cb, "wants_loss", False) for cb in per_batch)
             for i, batch in enumerate(self.train_loader):
                 self.batch_index = i
+                step = self.global_step + 1
+                for cb in per_batch:
+                    cb.on_batch_begin(self, step)
                 batch = task.to_device(batch, self.device, self.channels_last)
                 with torch.autocast(self.device.type, enabled=self.amp):
                     loss, parts, n = task.loss(model, batch, self)
@@ -152,6 +157,8 @@ class Engine:
                                     "lower the learning rate or add gradient clipping")
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
+                for cb in per_batch:
+                    cb.on_after_backward(self, step)
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -161,6 +168,10 @@ class Engine:
                 self.global_step += 1
                 if self.ema is not None:
                     self.ema.update(model)
+                if per_batch:
+                    value = float(loss.detach()) if wants_loss else None
+                    for cb in per_batch:
+                        cb.on_batch_end(self, step, value)
                 with torch.no_grad():
                     for k, v in parts.items():
                         v = v.detach().float()
@@ -221,6 +232,12 @@ class Engine:
                 cb.load_state_dict(states[type(cb).__name__])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
+
+
+def _has_batch_hooks(cb: Callback) -> bool:
+    """True when ``cb`` overrides a per-batch hook (the others cost nothing per step)."""
+    return any(getattr(type(cb), name) is not getattr(Callback, name)
+               for name in ("on_batch_begin", "on_after_backward", "on_batch_end"))
 
 
 def _safe_len(loader: Any) -> int | None:
