@@ -326,3 +326,64 @@ def plot_diagnostics(source: str | os.PathLike, path: str | os.PathLike, title: 
     fig.suptitle(f"Training diagnostics {title}".strip(), fontsize=13)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
+
+
+def plot_diagnostics_grid(runs: list[tuple[str, str | os.PathLike]], path: str | os.PathLike,
+                          title: str = "Training diagnostics side by side") -> Path | None:
+    """Several runs' diagnostics side by side (one column per run): the gradient norm per layer (log10,
+    one colour scale for all) and the saturated fraction of the activations, layers x time. Runs without
+    ``diagnostics.json`` are left out; None when none has any."""
+    import numpy as np
+
+    from cnnlab.plots import pyplot, save_figure
+
+    data = []
+    for label, run in runs:
+        try:
+            data.append((label, load_diagnostics(run)))
+        except Exception:
+            continue
+    if not data:
+        return None
+    plt = pyplot()
+    grads = []
+    for _, d in data:
+        g = [v for n in d["layers"] if n in d["grad_norm"] for v in d["grad_norm"][n] if v > 0 and math.isfinite(v)]
+        grads += g
+    lo, hi = (float(np.log10(min(grads))), float(np.log10(max(grads)))) if grads else (-8.0, 0.0)
+    fig, axes = plt.subplots(2, len(data), figsize=(3.4 * len(data) + 1.2, 8.2), squeeze=False)
+    images = [None, None]
+    for j, (label, d) in enumerate(data):
+        ratio = first_last_grad_ratio(d)
+        for i, (key, cmap) in enumerate((("grad_norm", "viridis"), ("saturated", "Reds"))):
+            ax = axes[i][j]
+            names = [n for n in d["layers"] if n in d[key]]
+            if not names:
+                ax.set_axis_off()
+                ax.set_title(f"{label}\n(no {key.replace('_', ' ')})" if i == 0 else "no saturating activation",
+                             fontsize=9)
+                continue
+            m = np.array([d[key][n] for n in names], dtype=float)
+            if key == "grad_norm":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    m = np.log10(np.where(m > 0, m, np.nan))
+                im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cmap, vmin=lo, vmax=hi,
+                               interpolation="nearest")
+                ax.set_title(f"{label}\nfirst/last layer grad = {ratio:.1e}", fontsize=9)
+            else:
+                im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cmap, vmin=0, vmax=1,
+                               interpolation="nearest")
+                ax.set_title("saturated fraction", fontsize=9)
+            images[i] = im
+            ax.set_yticks(range(len(names)))
+            ax.set_yticklabels(names if j == 0 else [""] * len(names), fontsize=6)
+            steps = d["steps"]
+            ticks = np.linspace(0, len(steps) - 1, min(4, len(steps))).round().astype(int)
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([str(steps[t]) for t in ticks], fontsize=7)
+            ax.set_xlabel("step", fontsize=8)
+    for i, label in enumerate(("log10 gradient norm (input side at the top)", "saturated fraction")):
+        if images[i] is not None:
+            fig.colorbar(images[i], ax=list(axes[i]), fraction=0.02, pad=0.01, label=label)
+    fig.suptitle(title, fontsize=12)
+    return save_figure(fig, path, dpi=100)

@@ -50,18 +50,19 @@ class LRFindResult:
 def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float, float, float | None]:
     """(suggestion, lr at the minimum smoothed loss, steepest-descent lr) of a range test.
 
-    suggestion = lr at the minimum / 10. The steepest point is the most negative slope of the smoothed
+    suggestion = lr at the minimum / 10 (the minimum is sought after the first tenth of the steps, where
+    the moving average is still settling). The steepest point is the most negative slope of the smoothed
     loss against log10(lr) (central differences) between the first tenth of the test and the minimum.
     """
     if len(lrs) != len(smoothed) or len(lrs) < 3:
         raise UserError("the range test needs at least 3 steps")
-    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    lo = max(1, len(lrs) // 10)   # the first tenth: the moving average is still settling
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v) and i >= lo]
     if not finite:
         raise UserError("the range test gave no finite loss (lower start_lr)")
     i_min = min(finite, key=lambda i: smoothed[i])
     min_lr = lrs[i_min]
     steepest = None
-    lo = max(1, len(lrs) // 10)
     best = 0.0
     for i in range(lo, min(i_min, len(lrs) - 1)):
         dx = math.log10(lrs[i + 1]) - math.log10(lrs[i - 1])
@@ -148,6 +149,10 @@ def lr_find(config: TrainConfig | dict | str | os.PathLike | None = None, *, sta
         if len(lrs) < 3:
             raise UserError("the range test stopped after fewer than 3 steps (lower start_lr or use more data)")
         suggestion, min_lr, steepest = suggest(lrs, smoothed)
+        start = smoothed[max(1, len(smoothed) // 10)]
+        if min(v for v in smoothed if math.isfinite(v)) > 0.97 * start:
+            say("warning: the loss hardly fell during the test (less than 3 %); the suggestion is unreliable: "
+                "use more --steps, a larger --end-lr or another optimiser")
     files = _write(run_dir, cfg, lrs, losses, smoothed, suggestion, min_lr, steepest)
     say(f"suggested lr {suggestion:.3g} (loss lowest at {min_lr:.3g}; steepest descent at "
         f"{'n/a' if steepest is None else f'{steepest:.3g}'}) -> {files['plot']}")
