@@ -41,7 +41,7 @@ KNOB_ENTRIES = [
     {"name": "ReLU (He) + GroupNorm (4 groups)", "activation": "relu", "init": "he_normal", "norm": "group",
      "norm_groups": 4},
 ]
-LR_SWEEP = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+LR_SWEEP = [0.001, 0.003, 0.01, 0.03, 0.1]
 
 
 def settings(quick: bool) -> dict:
@@ -49,9 +49,9 @@ def settings(quick: bool) -> dict:
         return {"knobs": {"subset": 600, "epochs": 1, "diagnostics": 2},
                 "cifar": {"subset": 600, "epochs": 1}, "sweep": {"subset": 400, "epochs": 1},
                 "lrfind_steps": 30}
-    return {"knobs": {"subset": 6000, "epochs": 3, "diagnostics": 10},
-            "cifar": {"subset": 5000, "epochs": 6}, "sweep": {"subset": 3000, "epochs": 2},
-            "lrfind_steps": 150}
+    return {"knobs": {"subset": 4000, "epochs": 3, "diagnostics": 10},
+            "cifar": {"subset": 3000, "epochs": 4}, "sweep": {"subset": 1500, "epochs": 2},
+            "lrfind_steps": 100}
 
 
 def cifar_recipe(s: dict, work: Path, **extra) -> dict:

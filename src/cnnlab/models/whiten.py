@@ -59,7 +59,7 @@ class Whitened(nn.Module):
 
 def fit_zca(batches: Iterable[torch.Tensor], epsilon: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, W) of ZCA whitening from batches of images: ``W = U diag(1 / sqrt(S + epsilon)) U^T`` where
-    ``U S U^T`` is the covariance of the flattened images (float64 sums, one pass)."""
+    ``U S U^T`` is the covariance of the flattened images (float64 sums, one pass; eigh in float32)."""
     if not epsilon > 0:
         raise ModelError(f"zca_epsilon must be > 0, got {epsilon}")
     total: torch.Tensor | None = None
@@ -74,7 +74,8 @@ def fit_zca(batches: Iterable[torch.Tensor], epsilon: float = 0.1) -> tuple[torc
         raise ModelError("ZCA whitening needs at least 2 training images")
     mean = total / n
     cov = (outer - n * torch.outer(mean, mean)) / (n - 1)
-    s, u = torch.linalg.eigh(cov)
+    s, u = torch.linalg.eigh(cov.float())   # float32: 4x faster than float64 at 3072 dims, and epsilon
+    u, s = u.double(), s.double()            # keeps the small eigenvalues from mattering
     w = (u * (1.0 / torch.sqrt(s.clamp_min(0) + epsilon))) @ u.t()
     return mean.float(), w.float()
 
