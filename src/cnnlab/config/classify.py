@@ -129,6 +129,8 @@ class TrainConfig(RunConfig):
         check_knobs(self.activation, self.norm, self.norm_groups, self.init, self.init_gain)
         if self.whiten not in ("standardize", "zca"):
             raise UserError(f"whiten must be standardize or zca, got {self.whiten!r}")
+        if self.whiten == "zca" and (self.pretrained or self.freeze is not None):
+            raise UserError("ZCA whitening is for models trained from scratch (drop pretrained/freeze or whiten)")
         if not self.zca_epsilon > 0:
             raise UserError(f"zca_epsilon must be > 0, got {self.zca_epsilon}")
         if not 0.0 <= self.label_smoothing < 1.0:
