@@ -351,7 +351,7 @@ def plot_diagnostics_grid(runs: list[tuple[str, str | os.PathLike]], path: str |
         g = [v for n in d["layers"] if n in d["grad_norm"] for v in d["grad_norm"][n] if v > 0 and math.isfinite(v)]
         grads += g
     lo, hi = (float(np.log10(min(grads))), float(np.log10(max(grads)))) if grads else (-8.0, 0.0)
-    fig, axes = plt.subplots(2, len(data), figsize=(3.4 * len(data) + 1.2, 8.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(data), figsize=(2.9 * len(data) + 2.2, 8.2), squeeze=False)
     images = [None, None]
     for j, (label, d) in enumerate(data):
         ratio = first_last_grad_ratio(d)
