@@ -231,10 +231,20 @@ def load_diagnostics(path: str | os.PathLike) -> dict[str, Any]:
         p = p / JSON
     try:
         data = read_json(p)
-        rows = list(data["rows"])
     except Exception as e:
         raise UserError(f"no training diagnostics in {path} (train with --diagnostics N): {e}") from None
-    layers = [n for n in data.get("layers", []) if any(r.get("layer") == n for r in rows)]
+    rows = data.get("rows") if isinstance(data, dict) else None
+    names = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{p}: not a cnnlab diagnostics file (needs 'layers' and 'rows' lists)")
+    for r in rows:
+        ok = isinstance(r, dict) and isinstance(r.get("layer"), str) and isinstance(r.get("step"), int) \
+            and not isinstance(r.get("step"), bool) and all(
+                r.get(k) is None or (isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool))
+                for k in (*PARAM_KEYS, *ACT_KEYS))
+        if not ok:
+            raise UserError(f"{p}: malformed diagnostics row {str(r)[:80]}")
+    layers = [n for n in dict.fromkeys(names) if any(r.get("layer") == n for r in rows)]
     steps = sorted({int(r["step"]) for r in rows})
     col = {s: i for i, s in enumerate(steps)}
     out: dict[str, Any] = {"layers": layers, "steps": steps, "every": data.get("every"),
