@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [  # cheapest first
     "keras_import_check", "detect_backends", "stream_fps", "deploy_eval", "train_vs_keras", "tune_ablate",
-    "detect_train", "transfer", "compare_backbones", "classify",
+    "detect_train", "transfer", "compare_backbones", "lessons", "classify",
 ]
 
 

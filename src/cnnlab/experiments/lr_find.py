@@ -179,7 +179,7 @@ def _write(run_dir: Path, cfg: TrainConfig, lrs: list[float], losses: list[float
     finite = [v for v in smoothed if math.isfinite(v)]
     top = min(max(finite), 2.5 * finite[0]) if finite else None
     if finite and top is not None:
-        ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), top)
+        ax.set_ylim(min(finite) - 0.15 * max(top - min(finite), 1e-3), top)
     ax.axvline(suggestion, color="C2", ls="--", label=f"suggested lr {suggestion:.2g} (minimum / 10)")
     ax.axvline(min_lr, color="C3", ls=":", label=f"lowest loss at {min_lr:.2g}")
     if steepest is not None:
