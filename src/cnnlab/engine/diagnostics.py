@@ -106,7 +106,7 @@ class Diagnostics(Callback):
         act_types = _activation_types()
         self._order = {n: i for i, (n, _) in enumerate(model.named_modules())}
         self._weights = [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)
-                         and getattr(m, "weight", None) is not None and m.weight.requires_grad]
+                         and getattr(m, "weight", None) is not None]   # frozen layers: no gradient (NaN)
         self._acts = {}
         for name, m in model.named_modules():
             if isinstance(m, act_types) and not any(name.startswith(a + ".") for a in self._acts):

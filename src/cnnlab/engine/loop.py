@@ -148,7 +148,8 @@ class Engine:
                 self.batch_index = i
                 step = self.global_step + 1
                 for cb in per_batch:
-                    cb.on_batch_begin(self, step)
+                    if hasattr(cb, "on_batch_begin"):
+                        cb.on_batch_begin(self, step)
                 batch = task.to_device(batch, self.device, self.channels_last)
                 with torch.autocast(self.device.type, enabled=self.amp):
                     loss, parts, n = task.loss(model, batch, self)
@@ -158,7 +159,8 @@ class Engine:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 for cb in per_batch:
-                    cb.on_after_backward(self, step)
+                    if hasattr(cb, "on_after_backward"):
+                        cb.on_after_backward(self, step)
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -171,7 +173,8 @@ class Engine:
                 if per_batch:
                     value = float(loss.detach()) if wants_loss else None
                     for cb in per_batch:
-                        cb.on_batch_end(self, step, value)
+                        if hasattr(cb, "on_batch_end"):
+                            cb.on_batch_end(self, step, value)
                 with torch.no_grad():
                     for k, v in parts.items():
                         v = v.detach().float()
@@ -236,7 +239,7 @@ class Engine:
 
 def _has_batch_hooks(cb: Callback) -> bool:
     """True when ``cb`` overrides a per-batch hook (the others cost nothing per step)."""
-    return any(getattr(type(cb), name) is not getattr(Callback, name)
+    return any(getattr(type(cb), name, None) not in (None, getattr(Callback, name))
                for name in ("on_batch_begin", "on_after_backward", "on_batch_end"))
 
 
