@@ -117,6 +117,8 @@ def ensemble(sources: Sequence[str | os.PathLike], weights: Sequence[float] | st
         raise UserError(f"batch must be >= 1, got {batch}")
     w = parse_weights(weights, len(sources))
     members = [load(s, device="cpu") for s in sources]
+    if onnx is not None and any(m.runtime != "torch" for m in members):
+        raise UserError("only PyTorch members (run folders, checkpoints) can be exported as one model")
     first = members[0]
     for s, m in zip(sources, members, strict=True):
         if list(m.classes) != list(first.classes):
@@ -180,10 +182,10 @@ def ensemble(sources: Sequence[str | os.PathLike], weights: Sequence[float] | st
     if output is not None:
         _write(Path(output), result)
     if onnx is not None:
-        result.model = EnsembleModel([m.model.cpu() for m in members], w, [m.mean for m in members],
-                                     [m.std for m in members])
         if any(m.runtime != "torch" for m in members):
             raise UserError("only PyTorch members (run folders, checkpoints) can be exported as one model")
+        result.model = EnsembleModel([m.model.cpu() for m in members], w, [m.mean for m in members],
+                                     [m.std for m in members])
         from cnnlab.deploy.export import export
 
         exported = export(result.model, "onnx", onnx, classes=list(first.classes), mean=list(first.mean),
