@@ -162,7 +162,6 @@ def lr_find(config: TrainConfig | dict | str | os.PathLike | None = None, *, sta
 def _write(run_dir: Path, cfg: TrainConfig, lrs: list[float], losses: list[float], smoothed: list[float],
            suggestion: float, min_lr: float, steepest: float | None) -> dict[str, Path]:
     from cnnlab.io import atomic_write_text, write_json
-    from cnnlab.plots import pyplot, save_figure
 
     lines = ["step,lr,loss,smoothed_loss"] + [f"{i + 1},{lr:.6g},{loss:.6g},{sm:.6g}" for i, (lr, loss, sm)
                                                 in enumerate(zip(lrs, losses, smoothed, strict=True))]
@@ -172,22 +171,38 @@ def _write(run_dir: Path, cfg: TrainConfig, lrs: list[float], losses: list[float
         "rule": "lr at the minimum of the smoothed loss / 10", "suggestion": suggestion, "min_loss_lr": min_lr,
         "steepest": steepest, "lrs": lrs, "losses": [v if math.isfinite(v) else None for v in losses],
         "smoothed": [v if math.isfinite(v) else None for v in smoothed]})
+    files["plot"] = plot_lr_find(run_dir / "lr_find.json", run_dir / "lr_find.png")
+    return files
+
+
+def plot_lr_find(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``lr_find.png`` from ``lr_find.json``: the loss per batch and smoothed against the lr (log scale),
+    the suggestion, the lowest loss and the steepest descent marked; the y range follows the smoothed
+    curve up to a little above its start, so a shallow dip stays visible."""
+    from cnnlab.io import read_json
+    from cnnlab.plots import pyplot, save_figure
+
+    d = read_json(source)
+    lrs = d["lrs"]
+    losses = [math.nan if v is None else v for v in d["losses"]]
+    smoothed = [math.nan if v is None else v for v in d["smoothed"]]
+    suggestion, min_lr, steepest = d["suggestion"], d["min_loss_lr"], d.get("steepest")
     fig, ax = pyplot().subplots(figsize=(8, 5))
-    ax.semilogx(lrs, [v if math.isfinite(v) else math.nan for v in losses], color="0.75", lw=0.8,
-                label="loss per batch")
+    ax.semilogx(lrs, losses, color="0.75", lw=0.8, label="loss per batch")
     ax.semilogx(lrs, smoothed, color="C0", lw=2, label="smoothed loss")
     finite = [v for v in smoothed if math.isfinite(v)]
-    top = min(max(finite), 2.5 * finite[0]) if finite else None
-    if finite and top is not None:
-        ax.set_ylim(min(finite) - 0.15 * max(top - min(finite), 1e-3), top)
+    if finite:
+        first, low = finite[max(1, len(finite) // 10) if len(finite) > 1 else 0], min(finite)
+        top = first + max(0.5 * (first - low), 0.05 * abs(first), 1e-3)
+        ax.set_ylim(low - 0.15 * (top - low), top)
     ax.axvline(suggestion, color="C2", ls="--", label=f"suggested lr {suggestion:.2g} (minimum / 10)")
     ax.axvline(min_lr, color="C3", ls=":", label=f"lowest loss at {min_lr:.2g}")
     if steepest is not None:
         ax.axvline(steepest, color="C1", ls="-.", lw=1, label=f"steepest descent at {steepest:.2g}")
     ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
-           title=f"Learning-rate range test: {cfg.model} on {cfg.dataset} ({cfg.optimizer}, batch {cfg.batch})")
+           title=f"Learning-rate range test: {d.get('model')} on {d.get('dataset')} ({d.get('optimizer')}, "
+                 f"batch {d.get('batch')})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     fig.tight_layout()
-    files["plot"] = save_figure(fig, run_dir / "lr_find.png")
-    return files
+    return save_figure(fig, path)
