@@ -164,11 +164,19 @@ def part_lrfind(s: dict, work: Path) -> dict:
     for lr in LR_SWEEP:
         cfg = lrfind_recipe(s, work, name=f"sweep_lr{lr:g}", lr=lr, seed=0, **s["sweep"])
         sweep.append({"lr": lr, **_train(cfg)})
+    return {"suggestion": res.suggestion, "min_loss_lr": res.min_loss_lr, "steepest": res.steepest,
+            "sweep": sweep, "steps": len(res.lrs), "plot_json": str(res.run_dir / "lr_find.json"),
+            "optimizer": base["optimizer"], "start_lr": 1e-6, "end_lr": 1.0, "subset": s["lrfind_subset"]}
+
+
+def judge_lr(lf: dict) -> dict:
+    """Which swept lrs train well (validation accuracy within 0.03 of the best) and whether the
+    suggestion does: the swept lr nearest to it on the log scale is one of them."""
+    sweep = lf["sweep"]
     best = max(r["val_accuracy"] or 0 for r in sweep)
     good = [r["lr"] for r in sweep if (r["val_accuracy"] or 0) >= best - 0.03]
-    return {"suggestion": res.suggestion, "min_loss_lr": res.min_loss_lr, "steepest": res.steepest,
-            "sweep": sweep, "good_lrs": good, "good_range": [min(good), max(good)],
-            "inside": min(good) <= res.suggestion <= max(good), "steps": len(res.lrs)}
+    nearest = min((r["lr"] for r in sweep), key=lambda lr: abs(math.log10(lr) - math.log10(lf["suggestion"])))
+    return {"good": good, "nearest": nearest, "inside": nearest in good}
 
 
 def fmt(v, spec=".4f") -> str:
@@ -231,17 +239,18 @@ def render(results: dict, s: dict) -> str:
     if "lrfind" in results:
         lf = results["lrfind"]
         out += ["### 4. lr-find on the textbook CIFAR-10 CNN", "",
-                f"`cnnlab lr-find` ({lf['steps']} steps from 1e-6 to 1, Adam, batch 64, "
-                f"{s['lrfind_subset']} training images): suggested "
+                f"`cnnlab lr-find` ({lf['steps']} steps from {lf['start_lr']:g} to {lf['end_lr']:g}, "
+                f"{lf['optimizer']}, batch 64, {lf['subset']} training images): suggested "
                 f"lr **{lf['suggestion']:.3g}** (rule: lr of the lowest smoothed loss / 10; lowest at "
                 f"{lf['min_loss_lr']:.3g}). Sweep: the same recipe trained {s['sweep']['epochs']} epochs on "
                 f"{s['sweep']['subset']} images at each lr; \"trains well\" = validation accuracy within 0.03 of "
                 "the best of the sweep.", "",
                 "| lr | validation accuracy | test accuracy |", "| --- | --- | --- |"]
         out += [f"| {r['lr']:g} | {fmt(r['val_accuracy'])} | {fmt(r['test_accuracy'])} |" for r in lf["sweep"]]
-        lo, hi = lf["good_range"]
-        out += ["", f"Learning rates that train well: {lo:g} to {hi:g}; the suggestion {lf['suggestion']:.3g} is "
-                + ("**inside** that range." if lf["inside"] else "**outside** that range."), "",
+        j = judge_lr(lf)
+        out += ["", f"Learning rates that train well: {', '.join(f'{v:g}' for v in j['good'])}. The swept lr "
+                f"nearest to the suggestion {lf['suggestion']:.3g} (log scale) is {j['nearest']:g}, which "
+                + ("**trains well**." if j["inside"] else "does **not** train well."), "",
                 "![lr-find](benchmarks/lessons/lr_find.png)", ""]
     return "\n".join(out)
 
@@ -281,6 +290,11 @@ def main() -> int:
             print(f"part {part}: {results[part]['wall_s']} s", flush=True)
         elif path.is_file():
             results[part] = json.loads(path.read_text())
+    if "lrfind" in results and Path(results["lrfind"].get("plot_json", "")).is_file():
+        from cnnlab.experiments.lr_find import plot_lr_find
+
+        IMG_DIR.mkdir(parents=True, exist_ok=True)
+        plot_lr_find(results["lrfind"]["plot_json"], IMG_DIR / "lr_find.png")
     body = render(results, s)
     walls = ", ".join(f"{p} {results[p]['wall_s']:.0f} s" for p in PARTS if p in results)
     body += f"\nWall time per part on this (shared) machine: {walls}.\n"
