@@ -205,7 +205,14 @@ def render(results: dict, s: dict) -> str:
             out.append(f"| {r['entry']} | {r['activation']} | {r['init']} | {r['norm']} | {r['params']:,} | "
                        f"{fmt(r['test_accuracy'])} | {fmt(r['grad_first'], '.2e')} | {fmt(r['grad_last'], '.2e')} | "
                        f"{fmt(r['grad_ratio'], '.1e')} | {fmt(r['saturated'], '.2f')} | {fmt(r['dead'], '.2f')} |")
-        out += ["", "![diagnostics side by side](benchmarks/lessons/knobs_diagnostics.png)", "",
+        sig, relu, small = k["rows"][0], k["rows"][1], k["rows"][3]
+        out += ["", f"Reading it: with sigmoid the first conv's gradient is {fmt(sig['grad_ratio'], '.0e')} of the "
+                f"output layer's (ReLU + He: {fmt(relu['grad_ratio'], '.1g')}), although its units are not "
+                "saturated (Xavier keeps them near 0.5): the slope of a sigmoid is at most 0.25, so each layer "
+                "shrinks the gradient; the net stays at chance. A too-small init (He x 0.1) starts with "
+                f"vanishing signals (first/last {fmt(small['grad_ratio'], '.0e')}) and its ReLUs die "
+                f"({fmt(small['dead'], '.0%')} dead channels on average; grey = gradient exactly 0).",
+                "", "![diagnostics side by side](benchmarks/lessons/knobs_diagnostics.png)", "",
                 "![validation curves](benchmarks/lessons/knobs_curves.png)", "",
                 "Single-run pictures: [sigmoid](benchmarks/lessons/diagnostics_sigmoid.png) · "
                 "[ReLU](benchmarks/lessons/diagnostics_relu.png)", ""]

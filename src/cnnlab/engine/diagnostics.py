@@ -308,7 +308,9 @@ def plot_diagnostics(source: str | os.PathLike, path: str | os.PathLike, title: 
         vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if not log:
             vmin, vmax = 0.0, 1.0
-        im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+        cm = plt.get_cmap(cmap).copy()
+        cm.set_bad("0.82")   # grey: not measured, or exactly 0 on a log scale (no gradient, no update)
+        im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cm, vmin=vmin, vmax=vmax,
                        interpolation="nearest")
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels([f"{n} {d['types'].get(n, '')}" for n in names], fontsize=7)
@@ -333,13 +335,14 @@ def plot_diagnostics(source: str | os.PathLike, path: str | os.PathLike, title: 
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    fig.suptitle(f"Training diagnostics {title}".strip(), fontsize=13)
+    fig.suptitle(f"Training diagnostics {title}".strip() + "  (grey: exactly 0 or not measured)", fontsize=13)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
 
 def plot_diagnostics_grid(runs: list[tuple[str, str | os.PathLike]], path: str | os.PathLike,
-                          title: str = "Training diagnostics side by side") -> Path | None:
+                          title: str = "Training diagnostics side by side (grey: gradient exactly 0)"
+                          ) -> Path | None:
     """Several runs' diagnostics side by side (one column per run): the gradient norm per layer (log10,
     one colour scale for all) and the saturated fraction of the activations, layers x time. Runs without
     ``diagnostics.json`` are left out; None when none has any."""
@@ -377,7 +380,9 @@ def plot_diagnostics_grid(runs: list[tuple[str, str | os.PathLike]], path: str |
             if key == "grad_norm":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     m = np.log10(np.where(m > 0, m, np.nan))
-                im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cmap, vmin=lo, vmax=hi,
+                cm = plt.get_cmap(cmap).copy()
+                cm.set_bad("0.82")   # grey: a gradient of exactly 0 (or not measured)
+                im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cm, vmin=lo, vmax=hi,
                                interpolation="nearest")
                 ax.set_title(f"{label}\nfirst/last layer grad = {ratio:.1e}", fontsize=9)
             else:
