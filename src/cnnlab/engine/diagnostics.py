@@ -308,8 +308,7 @@ def plot_diagnostics(source: str | os.PathLike, path: str | os.PathLike, title: 
         vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if not log:
             vmin, vmax = 0.0, 1.0
-        cm = plt.get_cmap(cmap).copy()
-        cm.set_bad("0.82")   # grey: not measured, or exactly 0 on a log scale (no gradient, no update)
+        cm = plt.get_cmap(cmap).with_extremes(bad="0.82")   # grey: not measured, or exactly 0 on a log scale
         im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cm, vmin=vmin, vmax=vmax,
                        interpolation="nearest")
         ax.set_yticks(range(len(names)))
@@ -380,8 +379,7 @@ def plot_diagnostics_grid(runs: list[tuple[str, str | os.PathLike]], path: str |
             if key == "grad_norm":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     m = np.log10(np.where(m > 0, m, np.nan))
-                cm = plt.get_cmap(cmap).copy()
-                cm.set_bad("0.82")   # grey: a gradient of exactly 0 (or not measured)
+                cm = plt.get_cmap(cmap).with_extremes(bad="0.82")   # grey: a gradient of exactly 0
                 im = ax.imshow(np.ma.masked_invalid(m), aspect="auto", cmap=cm, vmin=lo, vmax=hi,
                                interpolation="nearest")
                 ax.set_title(f"{label}\nfirst/last layer grad = {ratio:.1e}", fontsize=9)
