@@ -102,12 +102,13 @@ class Layers:
         self.used.add("norm")
         return self.norm or default
 
-    def act(self, channels: int, default: str = "relu", dims: int = 2) -> nn.Module:
-        """An activation of ``channels`` units (``dims`` 2: conv maps, 1: vectors)."""
+    def act(self, channels: int, default: str = "relu", dims: int = 2, inplace: bool = False) -> nn.Module:
+        """An activation of ``channels`` units (``dims`` 2: conv maps, 1: vectors); ``inplace`` (ReLU and
+        leaky ReLU only) where the builder's input to it is a fresh tensor nobody else reads."""
         name = self.act_name(default)
         if name == "maxout":
             return MaxoutUnit(channels, MAXOUT_PIECES, dims)
-        return make_activation(name, channels)
+        return make_activation(name, channels, inplace)
 
     def norm_layer(self, channels: int, default: str = "none") -> nn.Module | None:
         """A normalisation layer for conv maps of ``channels`` channels, or None for ``none``."""
@@ -124,7 +125,8 @@ class Layers:
 
     # -- blocks -------------------------------------------------------------------------------------
     def conv_block(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
-                   bias: bool = True, norm: str = "none", act: str = "relu", groups: int = 1) -> list[nn.Module]:
+                   bias: bool = True, norm: str = "none", act: str = "relu", groups: int = 1,
+                   inplace: bool = False) -> list[nn.Module]:
         """conv -> [norm] -> activation, the builder's ``norm``/``act`` unless the knobs say otherwise.
 
         The conv keeps the builder's ``bias`` while its normalisation is the builder's own; with another
@@ -142,15 +144,15 @@ class Layers:
         if act_name == "maxout" and groups == 1:
             layers.append(Maxout(MAXOUT_PIECES))
         else:
-            layers.append(self.act(width, act))
+            layers.append(self.act(width, act, inplace=inplace))
         return layers
 
-    def linear_block(self, fin: int, fout: int, act: str = "relu") -> list[nn.Module]:
+    def linear_block(self, fin: int, fout: int, act: str = "relu", inplace: bool = False) -> list[nn.Module]:
         """linear -> activation (no normalisation in dense layers); maxout widens the linear layer."""
         name = self.act_name(act)
         if name == "maxout":
             return [nn.Linear(fin, fout * MAXOUT_PIECES), Maxout(MAXOUT_PIECES)]
-        return [nn.Linear(fin, fout), make_activation(name, fout)]
+        return [nn.Linear(fin, fout), make_activation(name, fout, inplace)]
 
     # -- initialisation -----------------------------------------------------------------------------
     def initialise(self, model: nn.Module) -> None:
@@ -190,12 +192,13 @@ def init_tensor(w: Any, how: str, nonlinearity: str = "relu") -> None:
         raise ModelError(f"unknown init {how!r}")
 
 
-def make_activation(name: str, channels: int) -> nn.Module:
-    """An activation module by name (``prelu``: one learned slope per channel)."""
+def make_activation(name: str, channels: int, inplace: bool = False) -> nn.Module:
+    """An activation module by name (``prelu``: one learned slope per channel; ``inplace`` for ReLU and
+    leaky ReLU)."""
     if name == "relu":
-        return nn.ReLU()
+        return nn.ReLU(inplace=inplace)
     if name == "leaky_relu":
-        return nn.LeakyReLU(0.01)
+        return nn.LeakyReLU(0.01, inplace=inplace)
     if name == "prelu":
         return nn.PReLU(channels)
     if name == "elu":

@@ -22,10 +22,9 @@ class BasicBlock(nn.Module):
         L = current_layers()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = _norm(L, cout)
-        self.relu = L.act(cout)
+        self.relu = L.act(cout, inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = _norm(L, cout)
-        self.relu2 = L.act(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _norm(L, cout))
@@ -33,7 +32,7 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu2(out + self.shortcut(x))
+        return self.relu(out + self.shortcut(x))  # the one activation module, used twice (as built before)
 
 
 class PreActBlock(nn.Module):
@@ -70,7 +69,7 @@ class ResNet(nn.Module):
         self.preact = preact
         self.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.Identity() if preact else _norm(L, 64)
-        self.relu = nn.Identity() if preact else L.act(64)
+        self.relu = nn.Identity() if preact else L.act(64, inplace=True)
         cin = 64
         stages = []
         for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):

@@ -20,14 +20,14 @@ class MnistCNN(nn.Module):
         require_size("mnist_cnn", s, img_size, "needs at least 6 px")
         L = current_layers()
         self.features = nn.Sequential(
-            *L.conv_block(in_chans, 32, 3),
-            *L.conv_block(32, 64, 3),
+            *L.conv_block(in_chans, 32, 3, inplace=True),
+            *L.conv_block(32, 64, 3, inplace=True),
             nn.MaxPool2d(2),
             nn.Dropout(conv_drop_rate),
         )
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            *L.linear_block(64 * s * s, 128),
+            *L.linear_block(64 * s * s, 128, inplace=True),
             nn.Dropout(drop_rate),
             nn.Linear(128, num_classes),
         )
@@ -64,13 +64,14 @@ class Cifar10CNN(nn.Module):
         L = current_layers()
 
         def block(cin: int, cout: int) -> list[nn.Module]:
-            return [*L.conv_block(cin, cout, 3, padding=pads[0]), *L.conv_block(cout, cout, 3, padding=pads[1]),
+            return [*L.conv_block(cin, cout, 3, padding=pads[0], inplace=True),
+                    *L.conv_block(cout, cout, 3, padding=pads[1], inplace=True),
                     nn.MaxPool2d(2), nn.Dropout(conv_drop_rate)]
 
         self.features = nn.Sequential(*block(in_chans, 32), *block(32, 64))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            *L.linear_block(64 * s * s, 512),
+            *L.linear_block(64 * s * s, 512, inplace=True),
             nn.Dropout(drop_rate),
             nn.Linear(512, num_classes),
         )

@@ -42,7 +42,7 @@ class VGG(nn.Module):
                     layers.append(nn.MaxPool2d(2) if v == "M" else nn.AvgPool2d(2))
                     size //= 2
                 continue
-            layers += L.conv_block(cin, v, 3, padding=1, bias=conv_bias, norm="batch")
+            layers += L.conv_block(cin, v, 3, padding=1, bias=conv_bias, norm="batch", inplace=True)
             if conv_drop_rate > 0:
                 layers.append(nn.Dropout(conv_drop_rate))
             cin = v
