@@ -14,8 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [  # cheapest first
     "custom_dataset", "keras_import_check", "ddp", "detect_backends", "stream_fps", "deploy_eval", "train_vs_keras",
-    "tune_ablate",
-    "detect_train", "transfer", "compare_backbones", "classify",
+    "tune_ablate", "detect_train", "transfer", "compare_backbones", "lessons", "classify",
 ]
 
 

@@ -45,3 +45,13 @@ def test_resnet18_cifar_has_3x3_stem_and_no_maxpool():
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
     assert count_params(model)[0] == 11_173_962
+
+
+def test_plain_cnn_count_and_depth():
+    # 160 + 2 * 2320 + 4640 + 2 * 9248 + 18496 + 36928 + linear 650
+    m = create_model("plain_cnn", num_classes=10, in_chans=1, img_size=28)
+    convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert len(convs) == 8 and count_params(m) == (84_010, 0)
+    assert [c.out_channels for c in convs] == [16, 16, 16, 32, 32, 32, 64, 64]
+    deep = create_model("plain_cnn", num_classes=10, in_chans=1, img_size=28, depth=12, width=8)
+    assert len([x for x in deep.modules() if isinstance(x, torch.nn.Conv2d)]) == 12

@@ -45,6 +45,8 @@ _LAZY = {
     "ablate": "cnnlab.experiments.ablate",
     "compare": "cnnlab.experiments.compare",
     "report": "cnnlab.experiments.report",
+    "lr_find": "cnnlab.experiments.lr_find",
+    "ensemble": "cnnlab.experiments.ensemble",
     # detection
     "Detector": "cnnlab.api",
     "detect_eval": "cnnlab.api",

@@ -33,7 +33,7 @@ def compare_command(
     console.print(result.files["table_md"].read_text(encoding="utf-8"), markup=False)
     done = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
     console.print(f"entries: {done or 'none'}" + (f"; best: {result.best}" if result.best else ""))
-    _print_files(result.files, "table_csv", "table_html", "curves")
+    _print_files(result.files, "table_csv", "table_html", "curves", "diagnostics")
 
 
 def report_command(

@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "cnnlab.cli.localize",   # localize-train, localize-eval, localize, localize-export
     "cnnlab.cli.segment",    # segment-train, segment-eval, segment, segment-export
     "cnnlab.cli.recipes",    # recipes, speedrun
+    "cnnlab.cli.lessons",    # lr-find, ensemble
 ]
 
 for _mod in COMMAND_MODULES:

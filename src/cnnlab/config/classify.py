@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cnnlab.config.knobs import KNOBS, check_knobs
 from cnnlab.config.run import RunConfig
 from cnnlab.config.schema import option
 from cnnlab.errors import UserError
@@ -38,6 +39,10 @@ class TrainConfig(RunConfig):
                                     "(stratified, seeded; default all).", section=DATA)
     augment: dict[str, Any] | str = option(factory=dict, help="Augmentation fields as YAML or a preset name, "
                                            "e.g. '{horizontal_flip: true, crop_padding: 4}'.", section=DATA)
+    whiten: str = option("standardize", "Input scaling: standardize (per-channel mean/std) or zca (ZCA "
+                         "whitening fitted on the training split, saved with the model).", section=DATA)
+    zca_epsilon: float = option(0.1, "ZCA: added to the covariance eigenvalues (larger: milder whitening).",
+                                section=DATA)
     # model
     model: str = option("lenet5", "Model name (cnnlab models), a known backbone (ResNet50V2...) or "
                         "timm/<name>.", short="-m", section=MODEL)
@@ -45,6 +50,17 @@ class TrainConfig(RunConfig):
                                           section=MODEL)
     max_params: str | int | None = option(None, "Refuse models over this size, e.g. 30M.", section=MODEL)
     weights: str | None = option(None, "Initialise from a cnnlab checkpoint (same architecture).", section=MODEL)
+    activation: str | None = option(None, "Activation of every layer of a from-scratch model: relu, leaky_relu, "
+                                    "prelu, elu, selu, gelu, silu, sigmoid, tanh, maxout (null: the model's own).",
+                                    section=MODEL)
+    norm: str | None = option(None, "Normalisation after each conv of a from-scratch model: batch, layer, "
+                              "instance, group, none (null: the model's own).", section=MODEL)
+    norm_groups: int = option(32, "norm group: groups per layer (the largest divisor of the channels up to "
+                              "this).", section=MODEL)
+    init: str = option("default", "Weight init: default (the model's own), xavier_uniform, xavier_normal, "
+                       "he_uniform, he_normal, lecun_normal, orthogonal.", section=MODEL)
+    init_gain: float = option(1.0, "Multiply the initial conv/linear weights by this (e.g. 0.1: too small).",
+                              section=MODEL)
     # transfer learning
     pretrained: str | None = option(None, "hub | weights file (.safetensors/.pt/.h5) | a run to re-head.",
                                     section=TRANSFER)
@@ -86,6 +102,18 @@ class TrainConfig(RunConfig):
         """Epochs of both phases: ``epochs`` (phase 1) + ``unfreeze_epochs`` (phase 2)."""
         return self.epochs + self.unfreeze_epochs
 
+    def model_options(self) -> dict[str, Any]:
+        """``model_kwargs`` plus the architecture knobs and whitening that differ from the defaults
+        (what ``create_model`` receives and the model spec records)."""
+        opts = dict(self.model_kwargs)
+        given = {k: getattr(self, k) for k in KNOBS if getattr(self, k) != self.default_of(k)}
+        if self.whiten != "standardize":
+            given["whiten"] = self.whiten
+        for k, v in given.items():
+            if k in opts and opts[k] != v:
+                raise UserError(f"{k} is given twice, as an option ({v!r}) and in model_kwargs ({opts[k]!r})")
+        return {**opts, **given}
+
     def phase2(self) -> TrainConfig:
         """The settings of the fine-tuning phase: its own length, learning rate and freeze spec."""
         lr = self.unfreeze_lr if self.unfreeze_lr is not None else self.lr / 10
@@ -112,6 +140,13 @@ class TrainConfig(RunConfig):
             raise UserError(f"folds must be 0 (off) or >= 2, got {self.folds}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise UserError(f"fold must be in [0, {self.folds - 1}], got {self.fold}")
+        check_knobs(self.activation, self.norm, self.norm_groups, self.init, self.init_gain)
+        if self.whiten not in ("standardize", "zca"):
+            raise UserError(f"whiten must be standardize or zca, got {self.whiten!r}")
+        if self.whiten == "zca" and (self.pretrained or self.freeze is not None):
+            raise UserError("ZCA whitening is for models trained from scratch (drop pretrained/freeze or whiten)")
+        if not self.zca_epsilon > 0:
+            raise UserError(f"zca_epsilon must be > 0, got {self.zca_epsilon}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.unfreeze_epochs < 0:

@@ -95,6 +95,8 @@ class RunConfig(Config):
     time: float | None = option(None, "Time budget in hours (training + validation): stop when the next "
                                 "epoch would end past it (the first epoch always runs).", section=CB)
     tensorboard: bool = option(False, "Log scalars to <run>/tensorboard.", section=CB)
+    diagnostics: int = option(0, "Every N steps log per-layer gradient/weight/update norms and activation "
+                              "stats (diagnostics.csv/.json/.png; 0: off).", section=CB)
     plots: bool = option(True, "Write plots (curves, confusion matrix, samples).", section=CB)
     verbose: int = option(1, "0 silent, 1 progress bar + epoch lines, 2 epoch lines only.", section=CB)
     # where it runs and where results go
@@ -109,7 +111,7 @@ class RunConfig(Config):
 
     # options a resumed run may change; everything else must match the original run
     RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "device", "threads", "workers", "verbose", "plots",
-                                            "tensorboard", "patience", "time")
+                                            "tensorboard", "patience", "time", "diagnostics")
     TASK: ClassVar[str] = "run"
 
     def optim(self) -> OptimConfig:
@@ -146,8 +148,8 @@ class RunConfig(Config):
             raise UserError(f"time must be > 0 hours or null, got {self.time}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"threads must be >= 1, got {self.threads}")
-        if self.patience < 0 or self.save_period < 0:
-            raise UserError("patience and save_period must be >= 0")
+        if self.patience < 0 or self.save_period < 0 or self.diagnostics < 0:
+            raise UserError("patience, save_period and diagnostics must be >= 0")
         from cnnlab.devices import check_device_spec
 
         check_device_spec(self.device)

@@ -35,6 +35,16 @@ class Callback:
     def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         """Called once after the last epoch (not when training was interrupted by an exception)."""
 
+    def on_batch_begin(self, trainer: Trainer, step: int) -> None:
+        """Called before the forward pass of training step ``step`` (counts from 1 over the run)."""
+
+    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+        """Called after the backward pass, before clipping and the optimiser step (gradients are set)."""
+
+    def on_batch_end(self, trainer: Trainer, step: int, loss: float | None) -> None:
+        """Called after the optimiser step. ``loss``: the batch loss when a callback asked for it
+        (``wants_loss = True``; reading it costs a device sync), else None."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

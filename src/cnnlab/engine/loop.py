@@ -178,8 +178,14 @@ class Engine:
         label = f"epoch {epoch}/{self.epochs}"
         world = self.world.size
         with Progress(label, total, enabled=cfg.verbose == 1 and self.is_main) as bar:
+            per_batch = [cb for cb in self.callbacks if _has_batch_hooks(cb)]
+            wants_loss = any(getattr(cb, "wants_loss", False) for cb in per_batch)
             for i, batch in enumerate(self.train_loader):
                 self.batch_index = i
+                step = self.global_step + 1
+                for cb in per_batch:
+                    if hasattr(cb, "on_batch_begin"):
+                        cb.on_batch_begin(self, step)
                 batch = task.to_device(batch, self.device, self.channels_last)
                 with torch.autocast(self.device.type, enabled=self.amp or self.bf16_cpu,
                                     dtype=torch.bfloat16 if self.bf16_cpu else None):
@@ -195,6 +201,9 @@ class Engine:
                                     "lower the learning rate or add gradient clipping")
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss_for_grad).backward()
+                for cb in per_batch:
+                    if hasattr(cb, "on_after_backward"):
+                        cb.on_after_backward(self, step)
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -204,6 +213,11 @@ class Engine:
                 self.global_step += 1
                 if self.ema is not None:
                     self.ema.update(model)
+                if per_batch:
+                    value = float(loss.detach()) if wants_loss else None
+                    for cb in per_batch:
+                        if hasattr(cb, "on_batch_end"):
+                            cb.on_batch_end(self, step, value)
                 with torch.no_grad():
                     for k, v in parts.items():
                         v = v.detach().float()
@@ -286,6 +300,12 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any) -> None
     if saved != ours:
         raise UserError(f"cannot resume: the checkpoint's optimizer has parameter groups of {saved} tensors, "
                         f"this run's has {ours} (the model, its frozen layers or the optimizer changed)")
+
+
+def _has_batch_hooks(cb: Callback) -> bool:
+    """True when ``cb`` overrides a per-batch hook (the others cost nothing per step)."""
+    return any(getattr(type(cb), name, None) not in (None, getattr(Callback, name))
+               for name in ("on_batch_begin", "on_after_backward", "on_batch_end"))
 
 
 def _safe_len(loader: Any) -> int | None:

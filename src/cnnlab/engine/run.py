@@ -45,6 +45,10 @@ def default_callbacks(cfg: RunConfig, run_dir: Path, user: Sequence[Callback] = 
     cbs += [checkpoint, MetricsLogger(run_dir, checkpoint)]
     if cfg.tensorboard:
         cbs.append(TensorBoard(run_dir / "tensorboard"))
+    if cfg.diagnostics:
+        from cnnlab.engine.diagnostics import Diagnostics
+
+        cbs.append(Diagnostics(run_dir, cfg.diagnostics, tensorboard=cfg.tensorboard, plots=cfg.plots))
     return cbs + list(user)
 
 

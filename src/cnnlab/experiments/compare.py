@@ -44,6 +44,7 @@ SPEC_FILE = "compare.yaml"
 SUMMARY = "summary.json"
 TABLE = "comparison"
 CURVES = "curves.png"
+DIAGNOSTICS = "diagnostics.png"
 ENTRY_TASK = "classify"   # cnnlab.train puts each entry's run in <compare folder>/classify/<entry>
 # the extra columns of other tasks' comparisons, and the column that picks the best entry
 TASK_COLUMNS = {"localize": ["val_iou", "val_correct"], "segment": ["val_pixel_accuracy", "val_miou"]}
@@ -335,6 +336,9 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     curves = plot_val_curves(run_dir, rows, run_dir / CURVES)
     if curves is not None:
         files["curves"] = curves
+    diagnostics = plot_entry_diagnostics(run_dir, rows, run_dir / DIAGNOSTICS)
+    if diagnostics is not None:
+        files["diagnostics"] = diagnostics
     title = f"Comparison {run_dir.name}"
     settings = settings_text(sp).strip()
     helps = {**COLUMN_HELP, **({"best": f"* = highest {TASK_BEST[sp.task]}"} if sp.task in TASK_BEST else {})}
@@ -348,11 +352,16 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     md += [table.rstrip("\n"), "", f"Columns: {legend}.", ""]
     if curves is not None:
         md += [f"![validation accuracy of every entry]({CURVES})", ""]
+    if diagnostics is not None:
+        md += [f"![training diagnostics of every entry, side by side]({DIAGNOSTICS})", ""]
     files["table_md"] = atomic_write_text(run_dir / f"{TABLE}.md", "\n".join(md))
     page = Report(title, [Text(f"Shared settings: {settings}.")] if settings else [])
     page.blocks += [Table(rows, cols), Text(f"Columns: {legend}.", style="meta")]
     if curves is not None:
         page.blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
+    if diagnostics is not None:
+        page.blocks.append(Image(diagnostics, "training diagnostics of every entry: gradient norm and saturated "
+                                              "activations per layer over time"))
     files["table_html"] = atomic_write_text(run_dir / f"{TABLE}.html", render_html(page))
 
     write_json(run_dir / SUMMARY, {
@@ -362,6 +371,15 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
         "updated": _dt.datetime.now().isoformat(timespec="seconds"),
     })
     return CompareResult(run_dir, rows, files, best, dict(counts or {}))
+
+
+def plot_entry_diagnostics(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """The entries' training diagnostics side by side (entries trained with ``diagnostics: N``)."""
+    from cnnlab.engine.diagnostics import JSON, plot_diagnostics_grid
+
+    runs = [(str(r["entry"]), Path(run_dir) / str(r["run_dir"])) for r in rows
+            if r.get("status") == "done" and r.get("run_dir") and (Path(run_dir) / str(r["run_dir"]) / JSON).is_file()]
+    return plot_diagnostics_grid(runs, path) if runs else None
 
 
 def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:

@@ -103,6 +103,10 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
         blocks.append(Table(changes, ["option", "value", "default"], "options that differ from the defaults"))
     blocks.append(Code(yaml.safe_dump(config, sort_keys=False), "yaml", "full configuration (config.yaml)"))
     blocks += _safe("training curves", lambda: _curves(run, work, sub))
+    if (run / "diagnostics.png").is_file():
+        blocks += [Heading("Training diagnostics", sub),
+                   Image(run / "diagnostics.png", "per-layer gradient norm, update/weight ratio, activation std "
+                                                  "and saturation over training (diagnostics.csv)")]
     if metrics:
         blocks += _safe("confusion matrix", lambda: _confusion(run, metrics, config, work, sub))
     if samples > 0 and ((run / "weights" / "best.pt").is_file() or (run / "weights" / "last.pt").is_file()):
@@ -289,6 +293,10 @@ def compare_section(folder: Path, work: Path, level: int = 2, samples: int = 16,
     curves = folder / compare.CURVES
     if curves.is_file():
         blocks.append(Image(curves, "validation accuracy of every entry, by epoch and by training time"))
+    diagnostics = folder / compare.DIAGNOSTICS
+    if diagnostics.is_file():
+        blocks.append(Image(diagnostics, "training diagnostics side by side: gradient norm and saturated "
+                                         "activations per layer over time"))
     if spec is not None:
         entries = [{"entry": e.name, **{k: inline(v) for k, v in e.overrides.items()},
                     "time_budget": spec.budget(e)} for e in spec.entries]

@@ -58,6 +58,7 @@ class ModelEntry:
     alias_arg: str | None = None
     input_norm: dict[str, float] | None = None
     test_kwargs: dict[str, Any] = field(default_factory=dict)
+    knobs: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -75,12 +76,13 @@ def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = N
                    input_size: tuple[int, int, int] | None = None, task: str = "classify",
                    aliases: Iterable[str] = (), alias_arg: str | None = None,
                    input_norm: dict[str, float] | None = None,
-                   test_kwargs: dict[str, Any] | None = None) -> Any:
+                   test_kwargs: dict[str, Any] | None = None, knobs: bool = False) -> Any:
     """Register a model function under its name (or ``name``, for names such as ``yolov3-tiny``).
 
     Use as ``@register_model`` or ``@register_model(input_size=(1, 28, 28), ...)``; ``input_size`` is
     the input the model is usually used with (default: the function's ``in_chans``/``img_size``
-    defaults). The other options fill the :class:`ModelEntry` fields of the same names.
+    defaults). The other options fill the :class:`ModelEntry` fields of the same names; ``knobs``: the
+    builder makes its layers through ``cnnlab.models.layers`` (activation/norm/init options apply).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -105,6 +107,7 @@ def register_model(fn: Callable[..., Any] | None = None, *, name: str | None = N
             alias_arg=alias_arg,
             input_norm=dict(input_norm) if input_norm else None,
             test_kwargs=dict(test_kwargs or {}),
+            knobs=bool(knobs),
         )
         for alias in entry.aliases:
             other = _ALIASES.get(alias_key(alias))
@@ -365,6 +368,10 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
         _check_positive("img_size", img_size)
     budget = parse_count(max_params) if max_params is not None else None
     plain_kwargs = plain_data(kwargs, other=_not_plain)
+    from cnnlab.models.layers import pop_knobs, using_layers
+
+    layers = pop_knobs(kwargs)  # activation / norm / init: one mechanism for every from-scratch model
+    whiten = kwargs.pop("whiten", None)
 
     if registry_name.startswith(TIMM_PREFIX):
         from cnnlab.models.timm_bridge import create_timm_model
@@ -376,12 +383,22 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
         if img_size is None:
             img_size = entry.input_size[1]
         try:
-            model = entry.fn(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
+            with using_layers(layers):
+                model = entry.fn(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
         except TypeError as e:
             if "unexpected keyword argument" in str(e):
                 bad = str(e).split("argument", 1)[1].strip()
                 raise ModelError(f"model {name!r} does not accept the option {bad}") from None
             raise
+    for knob in ("activation", "norm"):
+        if getattr(layers, knob) is not None and knob not in layers.used:
+            raise ModelError(f"model {name!r} has fixed layers: the {knob} option applies to cnnlab's "
+                             f"from-scratch models ({', '.join(knob_models())})")
+    layers.initialise(model)
+    if whiten:
+        from cnnlab.models.whiten import Whitened
+
+        model = Whitened(model, whiten, in_chans, img_size)
 
     if budget is not None:
         total = sum(count_params(model))
@@ -398,6 +415,12 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
         "kwargs": plain_kwargs,
     }
     return model
+
+
+def knob_models() -> list[str]:
+    """The registered models whose layers follow the activation/norm knobs (``@register_model(knobs=True)``:
+    they build their layers through ``cnnlab.models.layers``)."""
+    return [name for name, entry in model_entries().items() if entry.knobs]
 
 
 def model_from_spec(spec: dict[str, Any], max_params: int | str | None = None) -> nn.Module:
@@ -444,6 +467,7 @@ def _not_plain(obj: Any) -> Any:
 
 
 __all__ = ["ModelEntry", "TASKS", "TIMM_PREFIX", "alias_key", "check_model", "check_timm_name", "count_params",
-           "create_model", "find_entry", "format_count", "get_entry", "input_norm", "is_model_name", "list_models",
-           "model_entries", "model_from_spec", "models_table_rows", "cached_table_rows", "parse_count", "register_model", "resolve_model",
+           "cached_table_rows", "create_model", "find_entry", "format_count", "get_entry", "input_norm",
+           "is_model_name", "knob_models", "list_models", "model_entries", "model_from_spec", "models_table_rows",
+           "parse_count", "register_model", "resolve_model",
            "timm_names"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from cnnlab.models.layers import current_layers
 from cnnlab.models.registry import register_model
 from cnnlab.models.scratch._util import conv_out, require_size
 
@@ -28,15 +29,15 @@ class LeNet5(nn.Module):
         pad2 = 2 if s < 10 else 0
         s = conv_out(s, 5, 1, pad2) // 2
         require_size("lenet5", s, img_size)
-        act_cls, pool_cls = acts[act], pools[pool]
+        L, pool_cls = current_layers(), pools[pool]
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 6, 5, padding=pad1), act_cls(), pool_cls(2),
-            nn.Conv2d(6, 16, 5, padding=pad2), act_cls(), pool_cls(2),
+            *L.conv_block(in_chans, 6, 5, padding=pad1, act=act), pool_cls(2),
+            *L.conv_block(6, 16, 5, padding=pad2, act=act), pool_cls(2),
         )
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(16 * s * s, 120), act_cls(),
-            nn.Linear(120, 84), act_cls(),
+            *L.linear_block(16 * s * s, 120, act=act),
+            *L.linear_block(120, 84, act=act),
             nn.Dropout(drop_rate),
             nn.Linear(84, num_classes),
         )
@@ -45,7 +46,7 @@ class LeNet5(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register_model(input_size=(1, 28, 28))
+@register_model(input_size=(1, 28, 28), knobs=True)
 def lenet5(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """LeNet-5: conv6-pool-conv16-pool-120-84 (61,706 parameters on MNIST)."""
     return LeNet5(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kw)

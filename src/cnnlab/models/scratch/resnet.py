@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from cnnlab.models.layers import current_layers
 from cnnlab.models.registry import register_model
+
+
+def _norm(L, channels: int) -> nn.Module:
+    """The block's normalisation (batch norm unless the ``norm`` option says otherwise; Identity for none)."""
+    return L.norm_layer(channels, "batch") or nn.Identity()
 
 
 class BasicBlock(nn.Module):
@@ -13,19 +19,20 @@ class BasicBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
+        L = current_layers()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = _norm(L, cout)
+        self.relu = L.act(cout, inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = _norm(L, cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _norm(L, cout))
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        return self.relu(out + self.shortcut(x))  # the one activation module, used twice (as built before)
 
 
 class PreActBlock(nn.Module):
@@ -33,11 +40,13 @@ class PreActBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
+        L = current_layers()
+        self.bn1 = _norm(L, cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = _norm(L, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.relu = nn.ReLU()
+        self.relu = L.act(cin)
+        self.relu2 = L.act(cout)
         self.shortcut = None
         if stride != 1 or cin != cout:
             self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
@@ -46,7 +55,7 @@ class PreActBlock(nn.Module):
         out = self.relu(self.bn1(x))
         short = self.shortcut(out) if self.shortcut is not None else x
         out = self.conv1(out)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv2(self.relu2(self.bn2(out)))
         return out + short
 
 
@@ -56,10 +65,11 @@ class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int = 10, in_chans: int = 3,
                  img_size: int = 32, drop_rate: float = 0.0, preact: bool = False) -> None:
         super().__init__()
+        L = current_layers()
         self.preact = preact
         self.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.Identity() if preact else nn.BatchNorm2d(64)
-        self.relu = nn.Identity() if preact else nn.ReLU(inplace=True)
+        self.bn1 = nn.Identity() if preact else _norm(L, 64)
+        self.relu = nn.Identity() if preact else L.act(64, inplace=True)
         cin = 64
         stages = []
         for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
@@ -70,7 +80,7 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         # pre-activation nets end with BN-ReLU before pooling
-        self.final_norm = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU()) if preact else nn.Identity()
+        self.final_norm = nn.Sequential(_norm(L, cin), L.act(cin)) if preact else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(drop_rate)
@@ -87,19 +97,19 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(x))
 
 
-@register_model
+@register_model(knobs=True)
 def resnet18_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """ResNet-18 for 32x32 inputs: 3x3 stem, no max-pool (11.2 M parameters)."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def resnet34_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """ResNet-34 for 32x32 inputs: 3x3 stem, no max-pool (21.3 M parameters)."""
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def preact_resnet18(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """Pre-activation ResNet-18 for 32x32 inputs (BN-ReLU-conv blocks; 11.2 M parameters)."""
     return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, in_chans, img_size, preact=True, **kw)

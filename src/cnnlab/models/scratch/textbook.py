@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import ModelError
+from cnnlab.models.layers import current_layers
 from cnnlab.models.registry import register_model
 from cnnlab.models.scratch._util import conv_out, require_size
 
@@ -17,15 +18,16 @@ class MnistCNN(nn.Module):
         super().__init__()
         s = conv_out(conv_out(img_size, 3), 3) // 2
         require_size("mnist_cnn", s, img_size, "needs at least 6 px")
+        L = current_layers()
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 32, 3), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True),
+            *L.conv_block(in_chans, 32, 3, inplace=True),
+            *L.conv_block(32, 64, 3, inplace=True),
             nn.MaxPool2d(2),
             nn.Dropout(conv_drop_rate),
         )
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(64 * s * s, 128), nn.ReLU(inplace=True),
+            *L.linear_block(64 * s * s, 128, inplace=True),
             nn.Dropout(drop_rate),
             nn.Linear(128, num_classes),
         )
@@ -59,15 +61,17 @@ class Cifar10CNN(nn.Module):
             s = conv_out(conv_out(s, 3, 1, pads[0]), 3, 1, pads[1]) // 2
         require_size("cifar10_cnn", s, img_size, "try padding='same'")
 
+        L = current_layers()
+
         def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=pads[0]), nn.ReLU(inplace=True),
-                    nn.Conv2d(cout, cout, 3, padding=pads[1]), nn.ReLU(inplace=True),
+            return [*L.conv_block(cin, cout, 3, padding=pads[0], inplace=True),
+                    *L.conv_block(cout, cout, 3, padding=pads[1], inplace=True),
                     nn.MaxPool2d(2), nn.Dropout(conv_drop_rate)]
 
         self.features = nn.Sequential(*block(in_chans, 32), *block(32, 64))
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Linear(64 * s * s, 512), nn.ReLU(inplace=True),
+            *L.linear_block(64 * s * s, 512, inplace=True),
             nn.Dropout(drop_rate),
             nn.Linear(512, num_classes),
         )
@@ -76,13 +80,13 @@ class Cifar10CNN(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register_model(input_size=(1, 28, 28))
+@register_model(input_size=(1, 28, 28), knobs=True)
 def mnist_cnn(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """The textbook C-C-P-FC MNIST CNN: conv32-conv64-pool-dense128 (1.2 M parameters on MNIST)."""
     return MnistCNN(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def cifar10_cnn(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """The textbook CIFAR-10 CNN: conv32x2-pool-conv64x2-pool-dense512 (0.89 M parameters)."""
     return Cifar10CNN(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import ModelError
+from cnnlab.models.layers import current_layers
 from cnnlab.models.registry import register_model
 
 # ints are 3x3 conv widths; "M" max-pool 2, "A" avg-pool 2
@@ -30,6 +31,7 @@ class VGG(nn.Module):
     def __init__(self, cfg: list[int | str], num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
                  drop_rate: float = 0.0, conv_drop_rate: float = 0.0, conv_bias: bool = False) -> None:
         super().__init__()
+        L = current_layers()
         layers: list[nn.Module] = []
         cin, size = in_chans, img_size
         for v in cfg:
@@ -40,7 +42,7 @@ class VGG(nn.Module):
                     layers.append(nn.MaxPool2d(2) if v == "M" else nn.AvgPool2d(2))
                     size //= 2
                 continue
-            layers += [nn.Conv2d(cin, v, 3, padding=1, bias=conv_bias), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+            layers += L.conv_block(cin, v, 3, padding=1, bias=conv_bias, norm="batch", inplace=True)
             if conv_drop_rate > 0:
                 layers.append(nn.Dropout(conv_drop_rate))
             cin = v
@@ -62,31 +64,31 @@ def _vgg(key: str, num_classes: int, in_chans: int, img_size: int, **kw) -> VGG:
     return VGG(CFGS[key], num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def vgg11_bn_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """VGG-11 with batch norm for 32x32 inputs (9.2 M parameters)."""
     return _vgg("vgg11", num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def vgg13_bn_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """VGG-13 with batch norm for 32x32 inputs (9.4 M parameters)."""
     return _vgg("vgg13", num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def vgg16_bn_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """VGG-16 with batch norm for 32x32 inputs (14.7 M parameters)."""
     return _vgg("vgg16", num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def vgg19_bn_cifar(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """VGG-19 with batch norm for 32x32 inputs (20.0 M parameters)."""
     return _vgg("vgg19", num_classes, in_chans, img_size, **kw)
 
 
-@register_model(aliases=("cifar100_termproject",))
+@register_model(aliases=("cifar100_termproject",), knobs=True)
 def course_cifar100(num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
                     conv_drop_rate: float = 0.2, **kw) -> nn.Module:
     """The course's CIFAR-100 net: conv 64-128-256-256-512x4, BN, ReLU, dropout 0.2 after each conv,

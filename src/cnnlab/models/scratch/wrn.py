@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import ModelError
+from cnnlab.models.layers import current_layers
 from cnnlab.models.registry import register_model
 
 
@@ -14,11 +15,12 @@ class WideBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, drop_rate: float) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
-        self.relu1 = nn.ReLU()
+        L = current_layers()
+        self.bn1 = L.norm_layer(cin, "batch") or nn.Identity()
+        self.relu1 = L.act(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu2 = nn.ReLU()
+        self.bn2 = L.norm_layer(cout, "batch") or nn.Identity()
+        self.relu2 = L.act(cout)
         self.dropout = nn.Dropout(drop_rate)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.shortcut = None
@@ -56,8 +58,9 @@ class WideResNet(nn.Module):
                 cin = width
             groups.append(nn.Sequential(*blocks))
         self.block1, self.block2, self.block3 = groups
-        self.bn = nn.BatchNorm2d(cin)
-        self.relu = nn.ReLU()
+        L = current_layers()
+        self.bn = L.norm_layer(cin, "batch") or nn.Identity()
+        self.relu = L.act(cin)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.num_features = cin  # channels reaching the head (timm's convention)
@@ -73,20 +76,20 @@ class WideResNet(nn.Module):
         return self.fc(self.flatten(self.pool(self.relu(self.bn(x)))))
 
 
-@register_model
+@register_model(knobs=True)
 def wrn_d_k(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, depth: int = 16,
             widen_factor: int = 4, **kw) -> nn.Module:
     """Wide ResNet of any depth/width: options depth (6n + 4), widen_factor, drop_rate."""
     return WideResNet(depth, widen_factor, num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def wrn16_8(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """WRN-16-8 (11.0 M parameters)."""
     return WideResNet(16, 8, num_classes, in_chans, img_size, **kw)
 
 
-@register_model
+@register_model(knobs=True)
 def wrn28_10(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kw) -> nn.Module:
     """WRN-28-10 (36.5 M parameters)."""
     return WideResNet(28, 10, num_classes, in_chans, img_size, **kw)

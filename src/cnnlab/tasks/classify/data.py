@@ -28,6 +28,7 @@ class DataBundle:
     img_size: int
     num_train: int
     num_val: int
+    train_set: Any = None   # the training images (no augmentation), e.g. to fit ZCA whitening
 
 
 def _labels(ds: Any) -> np.ndarray:
@@ -105,7 +106,7 @@ def build_data(cfg: TrainConfig, device: torch.device | str = "cpu",
         raise UserError(f"{cfg.dataset} images are {img_size} px; img_size resizes image folders only "
                         f"(got img_size {cfg.img_size})")
     return DataBundle(train, val, test, classes, mean, std, in_chans, cfg.img_size or img_size,
-                      len(train_ds), len(val_ds) if val_ds is not None else 0)
+                      len(train_ds), len(val_ds) if val_ds is not None else 0, train_ds)
 
 
 def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

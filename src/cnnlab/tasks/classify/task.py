@@ -58,6 +58,8 @@ class ClassifyTask(Task):
             say(f"pretrained: {load_pretrained(model, cfg.pretrained)}")
         if cfg.whiten_init:
             self._whiten(model, data.train)
+        if cfg.whiten == "zca" and not self.resuming and not cfg.weights:
+            self._fit_zca(model, data)
         if cfg.freeze is not None:
             freeze(model, cfg.freeze)
         if cfg.unfreeze is not None:
@@ -80,6 +82,23 @@ class ClassifyTask(Task):
             n = whiten_conv_(conv, loader_images(loader, 5000, self.cfg.seed).to(conv.weight.device))
             self._say(f"whiten_init: {n} of {conv.out_channels} filters of the first conv from patch whitening")
         conv.weight.requires_grad_(False)
+
+    def _fit_zca(self, model: nn.Module, data: Any) -> None:
+        """Fit the model's ZCA layer on the (standardised, not augmented) training split."""
+        import time
+
+        from cnnlab.data import make_loader
+        from cnnlab.models.whiten import fit_zca, loader_images, whitening_of
+
+        zca = whitening_of(model)
+        assert zca is not None
+        start = time.perf_counter()
+        loader = make_loader(data.train_set, 512, shuffle=False, mean=data.mean, std=data.std,
+                             num_workers=self.cfg.workers)
+        mean, matrix = fit_zca(loader_images(loader), self.cfg.zca_epsilon)
+        zca.set(mean, matrix)
+        self._say(f"ZCA whitening fitted on {data.num_train} training images ({mean.numel()} dims, "
+                  f"epsilon {self.cfg.zca_epsilon:g}, {time.perf_counter() - start:.1f}s)")
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         d = self.data
@@ -199,7 +218,7 @@ def create_classifier(cfg: TrainConfig, in_chans: int, img_size: int, num_classe
     model that cannot take them fails here with one line, not mid-epoch)."""
     from cnnlab.models import create_model, resolve_model
 
-    name, kwargs = resolve_model(cfg.model, cfg.pretrained, cfg.model_kwargs)
+    name, kwargs = resolve_model(cfg.model, cfg.pretrained, cfg.model_options())
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                          max_params=cfg.max_params, **kwargs)
     shape = (2, in_chans, img_size, img_size)
