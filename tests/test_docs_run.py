@@ -41,12 +41,14 @@ NEEDS = [
     (r"yolov4-tiny|yolov3-tiny\.weights", "YOLOv4-tiny / YOLOv3-tiny weights (`cnnlab weights get`, network)"),
     (r"annotations/instances_val2017|VOC2007", "COCO val2017 / VOC2007 annotations"),
     (r"^datasets download", "the network (an explicit download)"),
+    (r"--devices|--device cuda", "GPUs (CUDA)"),
+    (r"VOCdevkit|VOC2012", "the Pascal VOC 2012 segmentation data"),
 ]
 # real data each needs, by pattern
 DATA = [(r"mnist|\bexp\b", "mnist"), (r"cifar10\b|cifar\.yaml|backbones|my_cnn", "cifar10"),
          (r"\$D|\.\./shared/data|yolo-fastest", "yolo"), (r"fmnist", "fashion-mnist")]
 # commands run only with -m slow (minutes on 2 cores)
-SLOW = [r"^demo\b", r"--runtimes \S*compile", r"^benchmark timm/", r"^detect-eval \.\./shared", r"--workers 2",
+SLOW = [r"--nproc", r"^demo\b", r"--runtimes \S*compile", r"^benchmark timm/", r"^detect-eval \.\./shared", r"--workers 2",
         r"mobilenet_025", r"unfreeze-epochs 20"]
 # the fast override per command (appended: the last value of an option wins)
 FAST = {
@@ -136,6 +138,13 @@ def _build_sandbox(base: Path, data_root: Path | None) -> Path:
                                      "optimizer": "adam", "lr": 1e-3, "subset": 256, "test_limit": 200})
     write_yaml(work / "config.yaml", {"dataset": "digits", "model": "lenet5", "epochs": 1, "batch": 64,
                                       "threads": 1, "verbose": 0, "test_eval": False})
+    shutil.copy(work / "config.yaml", work / "c.yaml")           # docs/scaling.md's config
+    for name, seed in (("photo.jpg", 4), ("photo.png", 5)):      # docs/tasks.md's photos
+        cv2.imwrite(str(work / name), synthetic_scene(seed=seed))
+    (work / "my_images").mkdir()                                 # a folder of images with YOLO labels beside
+    for i in range(2):
+        cv2.imwrite(str(work / "my_images" / f"{i}.jpg"), synthetic_scene(seed=30 + i))
+        (work / "my_images" / f"{i}.txt").write_text("0 0.5 0.5 0.3 0.4\n")
     write_yaml(work / "space.yaml", {"lr": {"grid": [1e-3, 3e-3]}})
     write_yaml(work / "factors.yaml", {"augmentation": {"on": {"augment": {"rotation_range": 10}},
                                                         "off": {"augment": None}}})
@@ -317,10 +326,18 @@ def _experiments(work: Path) -> None:
 
 # per-document preparation beyond the shared sandbox
 SETUP = {"detect-train.md": _no_detect_runs, "detect-eval.md": _saved_predictions, "report.md": _experiments}
+# docs added in the same session as the runner, not yet brought to its time limits (run with -m slow)
+NEW_DOCS = {"recipes.md", "lessons.md", "scaling.md", "tasks.md"}
+
+
+def _params(docs: list[Path]) -> list:
+    return [pytest.param(d, id=d.name, marks=[pytest.mark.slow] if d.name in NEW_DOCS else []) for d in docs]
+
+
 DOCS = [d for d in doc_files() if any(e.kind == "command" for e in examples(d))]
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+@pytest.mark.parametrize("doc", _params(DOCS))
 def test_docs_commands_run(doc, sandbox_base, tmp_path, monkeypatch):
     _docs_case(doc, sandbox_base, tmp_path, monkeypatch, slow=False)
 
@@ -348,7 +365,7 @@ def _seed_names(work: Path) -> dict[str, object]:
 
 PY_SLOW = [r"load_dataset\(\"cifar10\", \"train\"\)\s*#", r"train_detector\(\"data.yaml\", model=\"yolov3-tiny\"",
            r"yolov3\(num_classes=80"]
-PY_NEEDS = [*NEEDS, (r"Pipeline\(det, 0", "a camera (device 0)")]
+PY_NEEDS = [*NEEDS, (r"Pipeline\(det, 0", "a camera (device 0)"), (r"device=\"cuda", "a GPU (CUDA)")]
 LISTINGS = {"architecture.md"}  # API contracts written as signatures, not examples
 LISTING_NAMES = {"state_dict"}  # checkpoint layouts written as dict displays (training.md, detect.md)
 
@@ -475,7 +492,7 @@ SETUP_PY = {"report.md": _python_setup_report, "detect-eval.md": _saved_predicti
 PY_DOCS = [d for d in doc_files() if d.name not in LISTINGS and any(e.kind == "python" for e in examples(d))]
 
 
-@pytest.mark.parametrize("doc", PY_DOCS, ids=[d.name for d in PY_DOCS])
+@pytest.mark.parametrize("doc", _params(PY_DOCS))
 def test_docs_python_runs(doc, sandbox_base, tmp_path, monkeypatch):
     _docs_python(doc, sandbox_base, tmp_path, monkeypatch, slow=False)
 
