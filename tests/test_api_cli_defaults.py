@@ -44,6 +44,8 @@ API = {
     "segment": ["cnnlab.tasks.segment.infer:predict_segmenter"],
     "segment-export": ["cnnlab.tasks.segment.infer:export_segmenter"],
     "speedrun": ["cnnlab.experiments.speedrun:speedrun"],
+    "lr-find": ["cnnlab.experiments.lr_find:lr_find"],
+    "ensemble": ["cnnlab.experiments.ensemble:ensemble"],
 }
 # options that mean something else in the function (documented differences), by "command option"
 DIFFERENT = {

@@ -132,7 +132,7 @@ def ensemble(sources: Sequence[str | os.PathLike], weights: Sequence[float] | st
     trained_on = first.config.get("dataset")
     opts = dict(first.config.get("dataset_options") or {}) if name == trained_on else {}
     data_dir = data_dir or (first.config.get("data_dir") if name == trained_on else None)
-    ds = _eval_split(name, split, data_dir, opts, first.config if name == trained_on else {})
+    ds, split = _eval_split(name, split, data_dir, opts, first.config if name == trained_on else {})
     in_chans, img_size = _shape(ds)
     if in_chans != first.in_chans or (first.img_size and img_size != first.img_size):
         raise UserError(f"{name} images are {in_chans}x{img_size}x{img_size}, the members take "
