@@ -20,7 +20,8 @@ class Example:
     doc: str      # README.md, training.md, ...
     line: int
     text: str     # the command line (continuations joined) or the Python code
-    kind: str     # "command", "inline" (a `cnnlab ...` in prose) or "python"
+    kind: str     # "command", "inline" (a `cnnlab ...` in prose), "python" or "file" (a shell here-document:
+                  # text = "NAME\nCONTENT", the file the commands after it read)
 
     @property
     def where(self) -> str:
@@ -31,8 +32,21 @@ def examples(md: Path) -> list[Example]:
     """Every example of one markdown file, in order."""
     found: list[Example] = []
     in_code, lang, buf, start, code_lines = False, "", "", 0, []
+    heredoc: tuple[str, str, int, list[str]] | None = None   # (file name, end word, line, lines so far)
     for i, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
         stripped = line.strip()
+        if heredoc is not None:
+            name, end, first, lines = heredoc
+            if stripped == end:
+                found.append(Example(md.name, first, name + "\n" + "\n".join(lines) + "\n", "file"))
+                heredoc = None
+            else:
+                lines.append(line)
+            continue
+        m = re.fullmatch(r"cat > (\S+) <<-?'?(\w+)'?", stripped) if in_code and lang != "python" else None
+        if m:
+            heredoc = (m.group(1), m.group(2), i, [])
+            continue
         if stripped.startswith("```"):
             if in_code and lang == "python" and code_lines:
                 found.append(Example(md.name, start, "\n".join(code_lines), "python"))

@@ -213,3 +213,21 @@ def test_fuzz_targets_are_cheap(name):
     for data in inputs:
         _loads_or_user_error(target, data)
     assert (time.perf_counter() - start) / len(inputs) < 0.01  # milliseconds at most (generous on a busy machine)
+
+
+def test_fuzz_seeds_of_every_module_are_valid_inputs():
+    """The fuzz benchmark mutates these seeds: each must load (not be refused), so mutations start from
+    inputs that reach the parsers' deep checks."""
+    import importlib
+    import pkgutil
+
+    import cnnlab.fuzz as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"cnnlab.fuzz.{info.name}")
+        targets = mod.fuzz_targets()
+        for name, seeds in getattr(mod, "fuzz_seeds", dict)().items():
+            assert name in targets, f"{info.name}: seeds for unknown target {name}"
+            assert seeds, f"{info.name}.{name}: no seeds"
+            for seed in seeds:
+                targets[name](seed)   # raises UserError if refused

@@ -275,6 +275,10 @@ def _docs_case(doc: Path, sandbox_base, tmp_path, monkeypatch, slow: bool) -> No
     failures, skipped, ran, resumed = [], [], 0, {}
     SETUP.get(doc.name, lambda w: None)(work)
     for ex in examples(doc):
+        if ex.kind == "file":  # cat > NAME <<'EOF' ... EOF
+            name, content = ex.text.split("\n", 1)
+            (work / name).write_text(content)
+            continue
         if ex.kind != "command":
             continue
         args = _args(ex)

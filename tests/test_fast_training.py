@@ -24,7 +24,7 @@ def test_airbench_layout_and_size():
 
 
 def test_whitening_init_decorrelates_patches():
-    from cnnlab.models.whitening import first_conv, patch_eigens, whiten_conv_
+    from cnnlab.models.patch_whitening import first_conv, patch_eigens, whiten_conv_
 
     g = torch.Generator().manual_seed(0)
     base = torch.randn(64, 1, 16, 16, generator=g)
@@ -63,7 +63,7 @@ def test_whiten_init_in_a_run_is_fixed_and_resumes(tmp_path):
 def test_whiten_init_needs_a_convolution():
     from torch import nn
 
-    from cnnlab.models.whitening import first_conv
+    from cnnlab.models.patch_whitening import first_conv
 
     with pytest.raises(UserError, match="no convolution"):
         first_conv(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))

@@ -15,7 +15,7 @@ from cnnlab.config.knobs import ACTIVATIONS, NORMS
 from cnnlab.errors import ModelError, UserError
 from cnnlab.models import count_params, create_model, knob_models, model_from_spec
 from cnnlab.models.layers import LayerNorm2d, Maxout, _group_count
-from cnnlab.models.whiten import Whitened, fit_zca
+from cnnlab.models.zca import Whitened, fit_zca
 
 SMALL = {"num_classes": 10, "in_chans": 1, "img_size": 8}
 

@@ -183,6 +183,17 @@ class UpsampleLayer(nn.Module):
         return x * self.scale if self.scale != 1.0 else x
 
 
+def _cells(x: torch.Tensor, num_anchors: int, classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A head's raw map ``(B, A*(5+C), H, W)`` as ``(B, H, W, A, 5+C)`` rows, the cell offsets
+    ``(1, H, W, 1, 2)`` (x, y) and the grid size ``(W, H)``."""
+    b, _, h, w = x.shape
+    p = x.view(b, num_anchors, classes + 5, h, w).permute(0, 3, 4, 1, 2)
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
+                            torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
+    grid = torch.stack((gx, gy), dim=-1).view(1, h, w, 1, 2)
+    return p, grid, torch.tensor([w, h], dtype=x.dtype, device=x.device)
+
+
 class YoloLayer(nn.Module):
     """``[yolo]``: decode one detection scale into ``(B, H*W*A, 5+C)`` rows, in OpenCV's layout.
 
@@ -204,13 +215,7 @@ class YoloLayer(nn.Module):
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, img_hw: tuple[int, int]) -> torch.Tensor:
-        b, _, h, w = x.shape
-        a, n = self.num_anchors, self.classes + 5
-        p = x.view(b, a, n, h, w).permute(0, 3, 4, 1, 2)  # B, H, W, A, 5+C
-        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
-                                torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
-        grid = torch.stack((gx, gy), dim=-1).view(1, h, w, 1, 2)
-        size = torch.tensor([w, h], dtype=x.dtype, device=x.device)
+        p, grid, size = _cells(x, self.num_anchors, self.classes)
         img = torch.tensor([img_hw[1], img_hw[0]], dtype=x.dtype, device=x.device)
         s = self.scale_x_y
         if self.new_coords:
@@ -225,7 +230,7 @@ class YoloLayer(nn.Module):
             out = torch.cat(((xy + grid) / size * img, wh, obj, cls), dim=-1)
         else:
             out = torch.cat(((xy + grid) / size, wh / img, obj, obj * cls), dim=-1)
-        return out.reshape(b, h * w * a, n)
+        return out.reshape(x.shape[0], x.shape[2] * x.shape[3] * self.num_anchors, self.classes + 5)
 
 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -268,13 +273,7 @@ class RegionLayer(nn.Module):
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, img_hw: tuple[int, int]) -> torch.Tensor:
-        b, _, h, w = x.shape
-        a, n = self.num_anchors, self.classes + 5
-        p = x.view(b, a, n, h, w).permute(0, 3, 4, 1, 2)  # B, H, W, A, 5+C
-        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=x.device),
-                                torch.arange(w, dtype=x.dtype, device=x.device), indexing="ij")
-        grid = torch.stack((gx, gy), dim=-1).view(1, h, w, 1, 2)
-        size = torch.tensor([w, h], dtype=x.dtype, device=x.device)
+        p, grid, size = _cells(x, self.num_anchors, self.classes)
         xy = (torch.sigmoid(p[..., 0:2]) + grid) / size
         wh = torch.exp(p[..., 2:4]) * self.anchors / size
         obj = torch.sigmoid(p[..., 4:5])
@@ -284,4 +283,4 @@ class RegionLayer(nn.Module):
             out = torch.cat((xy * img, wh * img, obj, cls), dim=-1)
         else:
             out = torch.cat((xy, wh, obj, obj * cls), dim=-1)
-        return out.reshape(b, h * w * a, n)
+        return out.reshape(x.shape[0], x.shape[2] * x.shape[3] * self.num_anchors, self.classes + 5)

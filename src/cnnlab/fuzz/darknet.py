@@ -94,6 +94,79 @@ def fuzz_weights(data: bytes) -> None:
     load_darknet_weights(model, path)
 
 
+# a small cfg with every common section (route, shortcut, upsample, maxpool, yolo): a seed that mutations
+# turn into deep, almost-valid networks
+SEED_CFG = """[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+pad=1
+activation=mish
+
+[shortcut]
+from=-2
+activation=linear
+
+[convolutional]
+size=1
+filters=16
+activation=linear
+
+[yolo]
+mask=0,1
+anchors=4,6, 8,10, 12,14
+classes=3
+num=3
+scale_x_y=1.05
+
+[route]
+layers=-3
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,-8
+
+[convolutional]
+size=1
+filters=8
+activation=linear
+
+[yolo]
+mask=2
+anchors=4,6, 8,10, 12,14
+classes=3
+num=3
+"""
+
+
+def fuzz_seeds() -> dict[str, list[bytes]]:
+    """Valid inputs the fuzzer mutates: cfgs that build (the tiny model's and one with every common
+    section) and a complete ``.weights`` file of the tiny model."""
+    from cnnlab.darknet.weights import darknet_weights_bytes
+
+    return {"darknet_cfg": [TINY_CFG.encode(), SEED_CFG.encode()],
+            "darknet_weights": [darknet_weights_bytes(tiny_weights_model())]}
+
+
 def fuzz_targets() -> dict[str, Callable[[bytes], None]]:
     """{target name: callable(bytes)} for the Darknet cfg and weights parsers."""
     return {"darknet_cfg": fuzz_cfg, "darknet_weights": fuzz_weights}

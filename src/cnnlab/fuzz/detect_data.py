@@ -203,6 +203,31 @@ def _stays_inside(data: bytes) -> bool:
     return True
 
 
+def _voc(name: str, boxes: list[tuple[str, int, int, int, int]], difficult: bool = False) -> bytes:
+    w, h = IMAGE_SIZE
+    objects = "".join(f"<object><name>{c}</name><difficult>{int(difficult)}</difficult><bndbox><xmin>{x0}</xmin>"
+                      f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+                      for c, x0, y0, x1, y1 in boxes)
+    return (f"<annotation><filename>{name}</filename><size><width>{w}</width><height>{h}</height>"
+            f"<depth>3</depth></size>{objects}</annotation>").encode()
+
+
+def fuzz_seeds() -> dict[str, list[bytes]]:
+    """Valid inputs the fuzzer mutates, one or more per target: files each loader reads with boxes."""
+    import json
+
+    w, h = IMAGE_SIZE
+    yolo = [b"0 0.5 0.5 0.5 0.5\n", b"1 0.25 0.4 0.3 0.2\n2 0.7 0.6 0.2 0.4\n", b"", b"0 0.5 0.5 1 1"]
+    voc = [_voc("a.png", [("dog", 1, 1, 5, 4)]), _voc("a.png", [("cat", 0, 0, 8, 6), ("dog", 2, 1, 3, 5)], True)]
+    coco = json.dumps({"images": [{"id": 1, "file_name": "1.png", "width": w, "height": h}],
+                       "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 4, 3],
+                                        "iscrowd": 0, "area": 12}],
+                       "categories": [{"id": 3, "name": "dog"}, {"id": 7, "name": "cat"}]}).encode()
+    yaml = [b"val: images\nnames: [dog, cat]\n", b"path: .\nval: images\nnc: 2\nnames:\n  0: dog\n  1: cat\n"]
+    return {"yolo_txt": yolo, "voc_xml": voc, "coco_json": [coco], "data_yaml": yaml,
+            "beside_xml": voc, "beside_txt": yolo, "data_check": voc + yolo}
+
+
 def fuzz_targets() -> dict[str, Callable[[bytes], None]]:
     """{target name: callable(bytes) -> None}: each feeds the bytes to one dataset parser and lets only
     `cnnlab.errors.UserError` (and subclasses) out."""

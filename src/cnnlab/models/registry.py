@@ -396,7 +396,7 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
                              f"from-scratch models ({', '.join(knob_models())})")
     layers.initialise(model)
     if whiten:
-        from cnnlab.models.whiten import Whitened
+        from cnnlab.models.zca import Whitened
 
         model = Whitened(model, whiten, in_chans, img_size)
 

@@ -4,7 +4,7 @@ linear head scaled by 1/9. Small, BatchNorm-heavy and fast to train; ``widths`` 
 recipe ``cifar10-fast`` uses a narrower one than airbench94's 64-256-256).
 
 The first convolution is meant to be initialised from the training images' patch covariance
-(``TrainConfig.whiten_init``, :mod:`cnnlab.models.whitening`); with a random init it still trains.
+(``TrainConfig.whiten_init``, :mod:`cnnlab.models.patch_whitening`); with a random init it still trains.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class ClassifyTask(Task):
     def _whiten(self, model: nn.Module, loader: Any) -> None:
         """``whiten_init``: the first conv's filters from the training images' patch whitening, then fixed
         (on resume the checkpoint's weights replace them; freezing keeps the optimiser's groups equal)."""
-        from cnnlab.models.whitening import first_conv, loader_images, whiten_conv_
+        from cnnlab.models.patch_whitening import first_conv, loader_images, whiten_conv_
 
         conv = first_conv(model)
         if not self.resuming:
@@ -88,14 +88,14 @@ class ClassifyTask(Task):
         import time
 
         from cnnlab.data import make_loader
-        from cnnlab.models.whiten import fit_zca, loader_images, whitening_of
+        from cnnlab.models.zca import fit_zca, image_batches, whitening_of
 
         zca = whitening_of(model)
         assert zca is not None
         start = time.perf_counter()
         loader = make_loader(data.train_set, 512, shuffle=False, mean=data.mean, std=data.std,
                              num_workers=self.cfg.workers)
-        mean, matrix = fit_zca(loader_images(loader), self.cfg.zca_epsilon)
+        mean, matrix = fit_zca(image_batches(loader), self.cfg.zca_epsilon)
         zca.set(mean, matrix)
         self._say(f"ZCA whitening fitted on {data.num_train} training images ({mean.numel()} dims, "
                   f"epsilon {self.cfg.zca_epsilon:g}, {time.perf_counter() - start:.1f}s)")

@@ -8,7 +8,6 @@ image, so they do not change with the resize.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import torch
 
 from cnnlab.config.localize import LocalizeConfig
 from cnnlab.errors import DataError
+from cnnlab.tasks.dense import SeededLoader
 
 
 @dataclass
@@ -105,39 +105,14 @@ def load_train_val(cfg: LocalizeConfig) -> tuple[LocalizeData, LocalizeData]:
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
-class LocalizeLoader:
-    """Batches ``(x, (labels, boxes))``: x float32 normalised NCHW. Order and flips are a pure function of
-    (seed, epoch) (``set_epoch``), so a resumed run sees exactly the batches of an uninterrupted one."""
+class LocalizeLoader(SeededLoader):
+    """Batches ``(x, (labels, boxes))``: x float32 normalised NCHW, boxes xyxy fractions (flipped with
+    their images); order and flips seeded per epoch (:class:`~cnnlab.tasks.dense.SeededLoader`)."""
 
-    def __init__(self, data: LocalizeData, batch: int, mean: tuple[float, ...], std: tuple[float, ...],
-                 shuffle: bool = False, fliplr: float = 0.0, seed: int = 0) -> None:
-        self.data, self.batch, self.shuffle, self.fliplr, self.seed = data, batch, shuffle, fliplr, seed
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
-        self.epoch = 0
+    def targets(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.labels[idx], self.data.boxes[idx].clone()
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.data) / self.batch)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        n = len(self.data)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch):
-            idx = order[start:start + self.batch]
-            x = self.data.images[idx].float() / 255.0
-            y, b = self.data.labels[idx], self.data.boxes[idx].clone()
-            if self.fliplr > 0:
-                flip = torch.rand(len(idx), generator=g) < self.fliplr
-                x[flip] = x[flip].flip(-1)
-                b[flip] = torch.stack([1 - b[flip, 2], b[flip, 1], 1 - b[flip, 0], b[flip, 3]], dim=1)
-            yield (x - self.mean) / self.std, (y, b)
-
-
-def channel_stats(data: LocalizeData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of the images on the [0, 1] scale."""
-    x = data.images.float() / 255.0
-    return tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).clamp_min(1e-3).tolist())
+    def flip(self, targets: tuple[torch.Tensor, torch.Tensor], flip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, b = targets
+        b[flip] = torch.stack([1 - b[flip, 2], b[flip, 1], 1 - b[flip, 0], b[flip, 3]], dim=1)
+        return y, b

@@ -12,26 +12,10 @@ import numpy as np
 
 def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """``curves.png``: loss (left), top-1 accuracy, mean IoU and correct rate (right), train and val."""
-    from cnnlab.plots import pyplot, save_figure
+    from cnnlab.tasks.dense import plot_curves as curves
 
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = [h["epoch"] for h in history]
-    for ax, keys, title in ((axes[0], ("loss",), "Loss"), (axes[1], ("accuracy", "iou", "correct"),
-                                                             "Top-1, mean IoU, correct (IoU >= 0.5)")):
-        for key in keys:
-            for prefix, style in (("", "--"), ("val_", "-")):
-                pts = [(e, h[prefix + key]) for e, h in zip(epochs, history, strict=True)
-                       if isinstance(h.get(prefix + key), float)]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, marker="o", ms=3,
-                            label=f"{'val' if prefix else 'train'} {key}")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return curves(history, path, ((("loss",), "Loss"),
+                                  (("accuracy", "iou", "correct"), "Top-1, mean IoU, correct (IoU >= 0.5)")))
 
 
 def draw_box(image_bgr: np.ndarray, box: Sequence[float], label: str, color: tuple[int, int, int],

@@ -11,12 +11,10 @@ from torch import nn
 
 from cnnlab.config.localize import LocalizeConfig
 from cnnlab.engine.loop import Engine
-from cnnlab.engine.task import Task
-from cnnlab.tasks.localize.data import LocalizeLoader, channel_stats, load_train_val
+from cnnlab.tasks.dense import DenseTask, LoadedModel, channel_stats
+from cnnlab.tasks.localize.data import LocalizeLoader, load_train_val
 from cnnlab.tasks.localize.metrics import evaluate, hits, losses
 from cnnlab.tasks.localize.model import build_localizer
-
-CHECKPOINT_VERSION = 1
 
 
 def fitness(logs: dict[str, Any]) -> float | None:
@@ -24,7 +22,7 @@ def fitness(logs: dict[str, Any]) -> float | None:
     return logs["val_correct"] + 1e-3 * logs["val_iou"] if "val_correct" in logs else None
 
 
-class LocalizeTask(Task):
+class LocalizeTask(DenseTask):
     """One object per image: a :class:`Localizer` on :class:`LocalizeData` batches."""
 
     name = "localize"
@@ -34,7 +32,6 @@ class LocalizeTask(Task):
         super().__init__(cfg)
         self.cfg: LocalizeConfig = cfg
         self.gains = (cfg.cls_gain, cfg.box_gain, cfg.giou_gain)
-        self.meta: dict[str, Any] = {}
 
     def setup(self, cfg: LocalizeConfig, device: torch.device) -> tuple[nn.Module, Any]:
         self.train_data, self.val_data = load_train_val(cfg)
@@ -43,15 +40,10 @@ class LocalizeTask(Task):
         spec = {"backbone": cfg.model, "features": cfg.features, "num_classes": len(classes), "in_chans": 3,
                 "img_size": cfg.imgsz}
         model = build_localizer(spec)
-        self.meta = {"model_spec": spec, "classes": classes,
-                     "preprocess": {"mean": list(mean), "std": list(std), "img_size": cfg.imgsz, "in_chans": 3}}
+        self.describe(spec, classes, mean, std, model)
         self.val_loader = LocalizeLoader(self.val_data, max(cfg.batch, 64), mean, std)
-        self.n_params = sum(p.numel() for p in model.parameters())
         return model, LocalizeLoader(self.train_data, cfg.batch, mean, std, shuffle=True, fliplr=cfg.fliplr,
                                      seed=cfg.seed)
-
-    def run_config(self) -> dict[str, Any]:
-        return {**self.cfg.to_dict(), "task": self.name, "names": list(self.meta["classes"])}
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         say(f"localize-train: {self.cfg.model} ({self.n_params / 1e6:.2f}M parameters, "
@@ -82,34 +74,23 @@ class LocalizeTask(Task):
     def fitness(self, logs: dict[str, Any]) -> float | None:
         return fitness(logs)
 
-    def checkpoint_meta(self, engine: Engine) -> dict[str, Any]:
-        return {"version": CHECKPOINT_VERSION, **self.meta}
-
-    def on_epoch_end(self, engine: Engine, epoch: int, logs: dict[str, Any]) -> None:
-        if self.cfg.plots and self.run_dir is not None:
-            self.plots(self.run_dir, engine.history)
-
-    def plots(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
+    def plot_curves(self, history: list[dict[str, Any]], path: Path) -> None:
         from cnnlab.tasks.localize.plots import plot_curves
 
-        plot_curves(history, run_dir / "curves.png")
+        plot_curves(history, path)
+
+    def load_best(self, path: Path) -> LoadedModel:
+        from cnnlab.tasks.localize.infer import load_localizer
+
+        return load_localizer(path)
 
     def finish(self, engine: Engine) -> dict[str, Any]:
         """The best checkpoint's (EMA) weights on the validation images: metrics and a picture."""
-        from cnnlab.tasks.localize.infer import load_localizer
-
         run_dir = engine.run_dir
         assert run_dir is not None
-        best = run_dir / "weights" / "best.pt"
-        model = load_localizer(best).model.to(engine.device) if best.is_file() else engine.eval_model
+        model = self.best_model(engine)
         logs, preds = evaluate(model, self.val_loader, engine.device, self.gains)
-        hist = engine.history
-        best_row = max((h for h in hist if "val_correct" in h), key=fitness, default={})
-        metrics = {"data": self.cfg.data, "model": self.cfg.model, "epochs": engine.epoch,
-                   "params_trainable": self.n_params, "best_epoch": best_row.get("epoch"),
-                   "train_time_s": round(engine.train_time, 3),
-                   **{f"val_{k}": v for k, v in logs.items()},
-                   **{k: v for k, v in (hist[-1] if hist else {}).items() if k in self.train_keys}}
+        metrics = {**self.summary(engine, fitness), **{f"val_{k}": v for k, v in logs.items()}}
         if self.cfg.plots:
             from cnnlab.tasks.localize.plots import plot_predictions
 

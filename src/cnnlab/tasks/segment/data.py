@@ -8,7 +8,6 @@ palette PNGs; 255 = void, ignored). Masks are resized with nearest neighbour.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from cnnlab.config.segment import SegmentConfig
 from cnnlab.errors import DataError, UserError
+from cnnlab.tasks.dense import SeededLoader
 
 IGNORE = 255
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -142,36 +142,13 @@ def load_train_val(cfg: SegmentConfig) -> tuple[SegmentData, SegmentData]:
     return data.subset(perm[n_val:]), data.subset(perm[:n_val])
 
 
-class SegmentLoader:
-    """Batches ``(x, masks)``: x float32 normalised NCHW, masks int64 (N, S, S). Order and flips are a
-    pure function of (seed, epoch) (``set_epoch``), which makes resume exact."""
+class SegmentLoader(SeededLoader):
+    """Batches ``(x, masks)``: x float32 normalised NCHW, masks int64 (N, S, S) flipped with their
+    images; order and flips seeded per epoch (:class:`~cnnlab.tasks.dense.SeededLoader`)."""
 
-    def __init__(self, data: SegmentData, batch: int, mean: tuple[float, ...], std: tuple[float, ...],
-                 shuffle: bool = False, fliplr: float = 0.0, seed: int = 0) -> None:
-        self.data, self.batch, self.shuffle, self.fliplr, self.seed = data, batch, shuffle, fliplr, seed
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
-        self.epoch = 0
+    def targets(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.data.masks[idx].clone()
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.data) / self.batch)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        n = len(self.data)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch):
-            idx = order[start:start + self.batch]
-            x, m = self.data.images[idx].float() / 255.0, self.data.masks[idx].clone()
-            if self.fliplr > 0:
-                flip = torch.rand(len(idx), generator=g) < self.fliplr
-                x[flip], m[flip] = x[flip].flip(-1), m[flip].flip(-1)
-            yield (x - self.mean) / self.std, m
-
-
-def channel_stats(data: SegmentData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    x = data.images.float() / 255.0
-    return tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).clamp_min(1e-3).tolist())
+    def flip(self, targets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        targets[flip] = targets[flip].flip(-1)
+        return targets

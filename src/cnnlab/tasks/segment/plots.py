@@ -33,26 +33,10 @@ def overlay(image_rgb: np.ndarray, mask: np.ndarray, k: int, alpha: float = 0.7)
 
 def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """``curves.png``: loss (left); pixel accuracy and mIoU (right), training and validation."""
-    from cnnlab.plots import pyplot, save_figure
+    from cnnlab.tasks.dense import plot_curves as curves
 
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = [h["epoch"] for h in history]
-    for ax, keys, title in ((axes[0], ("loss",), "Loss (cross-entropy per pixel)"),
-                            (axes[1], ("pixel_accuracy", "miou"), "Pixel accuracy and mean IoU")):
-        for key in keys:
-            for prefix, style in (("", "--"), ("val_", "-")):
-                pts = [(e, h[prefix + key]) for e, h in zip(epochs, history, strict=True)
-                       if isinstance(h.get(prefix + key), float)]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, marker="o", ms=3,
-                            label=f"{'val' if prefix else 'train'} {key}")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return curves(history, path, ((("loss",), "Loss (cross-entropy per pixel)"),
+                                  (("pixel_accuracy", "miou"), "Pixel accuracy and mean IoU")))
 
 
 def plot_masks(images: np.ndarray, truth: np.ndarray, pred: np.ndarray, classes: Sequence[str],

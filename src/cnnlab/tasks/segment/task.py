@@ -12,15 +12,13 @@ from torch import nn
 
 from cnnlab.config.segment import SegmentConfig
 from cnnlab.engine.loop import Engine
-from cnnlab.engine.task import Task
-from cnnlab.tasks.segment.data import IGNORE, SegmentLoader, channel_stats, load_train_val
+from cnnlab.tasks.dense import DenseTask, LoadedModel, channel_stats
+from cnnlab.tasks.segment.data import IGNORE, SegmentLoader, load_train_val
 from cnnlab.tasks.segment.metrics import evaluate, scores
 from cnnlab.tasks.segment.model import build_segmenter, load_local_weights
 
-CHECKPOINT_VERSION = 1
 
-
-class SegmentTask(Task):
+class SegmentTask(DenseTask):
     """A class for every pixel: a U-Net / FCN / torchvision model on :class:`SegmentData` batches."""
 
     name = "segment"
@@ -29,7 +27,6 @@ class SegmentTask(Task):
     def __init__(self, cfg: SegmentConfig) -> None:
         super().__init__(cfg)
         self.cfg: SegmentConfig = cfg
-        self.meta: dict[str, Any] = {}
 
     def setup(self, cfg: SegmentConfig, device: torch.device) -> tuple[nn.Module, Any]:
         self.train_data, self.val_data = load_train_val(cfg)
@@ -39,15 +36,10 @@ class SegmentTask(Task):
                 "img_size": cfg.imgsz}
         model = build_segmenter(spec)
         self.init = load_local_weights(model, cfg.weights) if cfg.weights and not self.resuming else ""
-        self.meta = {"model_spec": spec, "classes": list(self.classes),
-                     "preprocess": {"mean": list(mean), "std": list(std), "img_size": cfg.imgsz, "in_chans": 3}}
+        self.describe(spec, self.classes, mean, std, model)
         self.val_loader = SegmentLoader(self.val_data, max(cfg.batch, 16), mean, std)
-        self.n_params = sum(p.numel() for p in model.parameters())
         return model, SegmentLoader(self.train_data, cfg.batch, mean, std, shuffle=True, fliplr=cfg.fliplr,
                                     seed=cfg.seed)
-
-    def run_config(self) -> dict[str, Any]:
-        return {**self.cfg.to_dict(), "task": self.name, "names": list(self.classes)}
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         init = f", {self.init}" if self.init else ""
@@ -74,36 +66,26 @@ class SegmentTask(Task):
     def fitness(self, logs: dict[str, Any]) -> float | None:
         return logs.get("val_miou")
 
-    def checkpoint_meta(self, engine: Engine) -> dict[str, Any]:
-        return {"version": CHECKPOINT_VERSION, **self.meta}
-
-    def on_epoch_end(self, engine: Engine, epoch: int, logs: dict[str, Any]) -> None:
-        if self.cfg.plots and self.run_dir is not None:
-            self.plots(self.run_dir, engine.history)
-
-    def plots(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
+    def plot_curves(self, history: list[dict[str, Any]], path: Path) -> None:
         from cnnlab.tasks.segment.plots import plot_curves
 
-        plot_curves(history, run_dir / "curves.png")
+        plot_curves(history, path)
+
+    def load_best(self, path: Path) -> LoadedModel:
+        from cnnlab.tasks.segment.infer import load_segmenter
+
+        return load_segmenter(path)
 
     def finish(self, engine: Engine) -> dict[str, Any]:
         """The best checkpoint's (EMA) weights on the validation images: metrics, masks, confusion."""
-        from cnnlab.tasks.segment.infer import load_segmenter
-
         run_dir = engine.run_dir
         assert run_dir is not None
-        best = run_dir / "weights" / "best.pt"
-        model = load_segmenter(best).model.to(engine.device) if best.is_file() else engine.eval_model
+        model = self.best_model(engine)
         loss, matrix = evaluate(model, self.val_loader, len(self.classes), engine.device)
         s = scores(matrix, self.classes)
-        hist = engine.history
-        best_row = max((h for h in hist if "val_miou" in h), key=lambda h: h["val_miou"], default={})
-        metrics = {"data": self.cfg.data, "model": self.cfg.model, "epochs": engine.epoch,
-                   "params_trainable": self.n_params, "best_epoch": best_row.get("epoch"),
-                   "train_time_s": round(engine.train_time, 3), "val_loss": loss,
+        metrics = {**self.summary(engine, lambda h: h.get("val_miou")), "val_loss": loss,
                    "val_pixel_accuracy": s["pixel_accuracy"], "val_miou": s["miou"], "val_iou": s["iou"],
-                   "confusion_matrix": matrix.tolist(), "classes": list(self.classes),
-                   **{k: v for k, v in (hist[-1] if hist else {}).items() if k in self.train_keys}}
+                   "confusion_matrix": matrix.tolist(), "classes": list(self.classes)}
         if self.cfg.plots:
             self._pictures(model, engine.device, matrix, s, run_dir)
         return metrics

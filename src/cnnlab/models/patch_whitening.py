@@ -1,6 +1,7 @@
 """Patch-whitening initialisation of a first convolution (airbench): its filters become the
 eigenvectors of the training images' patch covariance scaled by 1/sqrt(eigenvalue + eps), in +/-
 pairs, so the first layer hands the net decorrelated, unit-variance features from step one.
+(Whitening of the whole input as a fixed layer, ZCA, is :mod:`cnnlab.models.zca`.)
 
     whiten_conv_(first_conv(model), images)   # images: normalised float (N, C, H, W)
 """

@@ -85,7 +85,7 @@ def whitening_of(model: nn.Module) -> ZCA | None:
     return model.zca if isinstance(model, Whitened) else None
 
 
-def loader_images(loader: Any) -> Iterable[torch.Tensor]:
+def image_batches(loader: Any) -> Iterable[torch.Tensor]:
     """The image batches of a loader (labels dropped), on the CPU."""
     for batch in loader:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
