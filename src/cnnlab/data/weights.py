@@ -63,13 +63,16 @@ KNOWN: dict[str, KnownWeights] = {w.name: w for w in (
     KnownWeights("yolov3-tiny", "YOLOv3-tiny, COCO, 416x416, 8.9 M parameters (pjreddie)", (
         KnownFile("yolov3-tiny.cfg", f"{_PJ}/cfg/yolov3-tiny.cfg",
                   "84eb7a675ef87c906019ff5a6e0effe275d175adb75100dcb47f0727917dc2c7"),
-        KnownFile("yolov3-tiny.weights", "https://pjreddie.com/media/files/yolov3-tiny.weights", None),
+        KnownFile("yolov3-tiny.weights", "https://pjreddie.com/media/files/yolov3-tiny.weights",  # 35,434,956 bytes
+                  "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"),
         _coco_names())),
     KnownWeights("yolov4-tiny", "YOLOv4-tiny, COCO, 416x416, 6.1 M parameters (AlexeyAB)", (
-        KnownFile("yolov4-tiny.cfg", "https://raw.githubusercontent.com/AlexeyAB/darknet/master/cfg/yolov4-tiny.cfg",
-                  None),
+        KnownFile("yolov4-tiny.cfg", "https://raw.githubusercontent.com/AlexeyAB/darknet/"
+                  "a298f94255a20a3198d80ea512755d9e5dddbf02/cfg/yolov4-tiny.cfg",  # its last change (2020-12-15)
+                  "f858e3724962eedf3ac44e3b6cb3f0c3d9ed067c306bb831f539c578b924c90e"),
         KnownFile("yolov4-tiny.weights",
-                  "https://github.com/AlexeyAB/darknet/releases/download/darknet_yolo_v4_pre/yolov4-tiny.weights", None),
+                  "https://github.com/AlexeyAB/darknet/releases/download/darknet_yolo_v4_pre/yolov4-tiny.weights",
+                  "cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87"),
         _coco_names())),
 )}
 
