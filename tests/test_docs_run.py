@@ -60,6 +60,10 @@ FAST = {
     "detect-train": ["--epochs", "1", "--imgsz", "64"],
     "stream": ["--max-frames", "10"],
     "sweep": ["--limit", "4"],
+    "speedrun": ["--seeds", "2", "epochs=1", "subset=256", "test_limit=200", "threads=1", "batch=64"],
+    "lr-find": ["--steps", "20"],
+    "localize-train": ["--epochs", "1", "--synthetic-train", "128", "--synthetic-val", "32"],
+    "segment-train": ["--epochs", "1", "--synthetic-train", "64", "--synthetic-val", "16"],
 }
 
 
@@ -330,18 +334,11 @@ def _experiments(work: Path) -> None:
 
 # per-document preparation beyond the shared sandbox
 SETUP = {"detect-train.md": _no_detect_runs, "detect-eval.md": _saved_predictions, "report.md": _experiments}
-# docs added in the same session as the runner, not yet brought to its time limits (run with -m slow)
-NEW_DOCS = {"recipes.md", "lessons.md", "scaling.md", "tasks.md"}
-
-
-def _params(docs: list[Path]) -> list:
-    return [pytest.param(d, id=d.name, marks=[pytest.mark.slow] if d.name in NEW_DOCS else []) for d in docs]
-
 
 DOCS = [d for d in doc_files() if any(e.kind == "command" for e in examples(d))]
 
 
-@pytest.mark.parametrize("doc", _params(DOCS))
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
 def test_docs_commands_run(doc, sandbox_base, tmp_path, monkeypatch):
     _docs_case(doc, sandbox_base, tmp_path, monkeypatch, slow=False)
 
@@ -381,12 +378,17 @@ def _fast_api(monkeypatch) -> None:
 
     import cnnlab
     import cnnlab.detect.train as detect_train
+    import cnnlab.experiments.speedrun as speedrun_mod
     import cnnlab.experiments.tune as tune_mod
+    import cnnlab.tasks.localize.run as localize_run
+    import cnnlab.tasks.segment.run as segment_run
     from cnnlab.api import train, train_detector
     from cnnlab.deploy.benchmark import benchmark
+    from cnnlab.experiments.speedrun import speedrun
     from cnnlab.experiments.tune import tune
 
     resumed: dict[str, int] = {}
+    localize_train, segment_train = localize_run.train_localizer, segment_run.train_segmenter
 
     def fast_train(*args, **kw):
         if kw.get("resume") is not None:
@@ -404,7 +406,13 @@ def _fast_api(monkeypatch) -> None:
                           (detect_train, "train_detector", fast_detector),
                           (cnnlab, "benchmark", functools.partial(benchmark, iters=3)),
                           (cnnlab, "tune", lambda *a, **k: tune(*a, **{**k, "trials": 2})),
-                          (tune_mod, "tune", lambda *a, **k: tune(*a, **{**k, "trials": 2}))):
+                          (tune_mod, "tune", lambda *a, **k: tune(*a, **{**k, "trials": 2})),
+                          (speedrun_mod, "speedrun", lambda *a, **k: speedrun(*a, **{
+                              **k, "seeds": 2, "epochs": 1, "subset": 256, "test_limit": 200, "threads": 1})),
+                          (localize_run, "train_localizer", lambda *a, **k: localize_train(*a, **{
+                              **k, "epochs": 1, "synthetic_train": 128, "synthetic_val": 32})),
+                          (segment_run, "train_segmenter", lambda *a, **k: segment_train(*a, **{
+                              **k, "epochs": 1, "synthetic_train": 64, "synthetic_val": 16}))):
         monkeypatch.setattr(mod, name, fn)
 
 
@@ -496,7 +504,7 @@ SETUP_PY = {"report.md": _python_setup_report, "detect-eval.md": _saved_predicti
 PY_DOCS = [d for d in doc_files() if d.name not in LISTINGS and any(e.kind == "python" for e in examples(d))]
 
 
-@pytest.mark.parametrize("doc", _params(PY_DOCS))
+@pytest.mark.parametrize("doc", PY_DOCS, ids=lambda d: d.name)
 def test_docs_python_runs(doc, sandbox_base, tmp_path, monkeypatch):
     _docs_python(doc, sandbox_base, tmp_path, monkeypatch, slow=False)
 
