@@ -15,7 +15,7 @@ PLACEHOLDERS = ("...", "…", "<", "COMMAND")
 
 def _examples() -> list[tuple[str, str, bool]]:
     """(where, command line, in a code block) for each example; inline ones may name a command alone."""
-    return [(e.where, e.text, e.kind == "command") for e in all_examples() if e.kind != "python"]
+    return [(e.where, e.text, e.kind == "command") for e in all_examples() if e.kind in ("command", "inline")]
 
 
 def _args(line: str) -> list[str] | None:
