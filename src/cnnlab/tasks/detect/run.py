@@ -66,6 +66,16 @@ def _locate_files(cfg: DetectTrainConfig) -> DetectTrainConfig:
 def _check_detect_model(spec: str, weights: str | None) -> None:
     """What ``build_training_model`` will accept, checked without building anything."""
     from cnnlab.models import find_entry, list_models
+    from cnnlab.detect.twostage import ARCHS, is_two_stage
+
+    if is_two_stage(spec):  # torchvision Faster R-CNN: --weights is a torchvision state_dict
+        if weights is not None and not Path(weights).expanduser().is_file():
+            raise UserError(f"weights file not found: {weights}")
+        return
+    if spec.strip().lower().startswith(("fasterrcnn", "faster_rcnn", "faster-rcnn")):
+        from cnnlab.detect.twostage import check_arch
+
+        check_arch(spec)   # a near miss: one line with the known two-stage names
 
     entry = find_entry(spec)
     path = Path(spec).expanduser()
@@ -85,7 +95,7 @@ def _check_detect_model(spec: str, weights: str | None) -> None:
             raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
         from_run = True
     else:
-        known = ", ".join(list_models(task="detect"))
+        known = ", ".join([*list_models(task="detect"), *ARCHS])
         raise UserError(f"model {spec!r} not found: expected {known}, a .cfg file, a detection run folder "
                         "or a .pt checkpoint")
     if weights is not None:
@@ -138,7 +148,16 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     from cnnlab.tasks.detect.task import DetectTask
 
     say = log or printer(cfg.verbose)
-    task = DetectTask(cfg, log=say)
+    from cnnlab.detect.twostage import is_two_stage
+
+    if is_two_stage(cfg.model):
+        from cnnlab.tasks.detect.twostage import TwoStageTask
+
+        if cfg.freeze:
+            raise UserError("freeze counts Darknet layers; a two-stage model trains every layer (drop --freeze)")
+        task: DetectTask = TwoStageTask(cfg, log=say)
+    else:
+        task = DetectTask(cfg, log=say)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=list(callbacks), log=say,
                                resume_hint="cnnlab detect-train --resume")
     assert engine.run_dir is not None
