@@ -65,8 +65,8 @@ def _locate_files(cfg: DetectTrainConfig) -> DetectTrainConfig:
 
 def _check_detect_model(spec: str, weights: str | None) -> None:
     """What ``build_training_model`` will accept, checked without building anything."""
-    from cnnlab.models import find_entry, list_models
     from cnnlab.detect.twostage import ARCHS, is_two_stage
+    from cnnlab.models import find_entry, list_models
 
     if is_two_stage(spec):  # torchvision Faster R-CNN: --weights is a torchvision state_dict
         if weights is not None and not Path(weights).expanduser().is_file():
