@@ -213,3 +213,29 @@ def test_checkpoint_spec_fuzz(spec):
         return
     assert spec["arch"] in ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_resnet50_fpn")
     assert 1 <= spec["num_classes"] <= 100_000 and all(32 <= v <= 8192 for v in spec["imgsz"])
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_benchmark_two_stage_smoke(shared_data, monkeypatch):
+    """benchmarks/two_stage.py --smoke: the four detectors in one table (docs/benchmarks.md untouched)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = shared_data("coco128").parent
+    shared_data("yolo/yolo-fastest-1.1-xl.weights")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "two_stage.py"
+    monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location("two_stage_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = path.parents[1] / "docs" / "benchmarks.md"
+    before = doc.read_text() if doc.is_file() else None
+    rows = bench.main(["--smoke", "--data-dir", str(root), "--threads", "1"])
+    assert [r["model"] for r in rows] == [ARCH, "yolov3-tiny", "yolo-fastest-1.1", "yolo-fastest-1.1-xl"]
+    assert [r["stages"] for r in rows] == [2, 1, 1, 1]
+    for r in rows:
+        assert 0.0 <= r["mAP50_95"] <= r["mAP50"] <= 1.0 and r["FPS"] > 0 and r["params_M"] > 0
+        assert r["FPS"] == pytest.approx(1000.0 / r["ms_per_image"])
+    assert rows[0]["params_M"] > rows[2]["params_M"]           # Faster R-CNN is the bigger model
+    assert (doc.read_text() if doc.is_file() else None) == before
