@@ -105,6 +105,7 @@ def test_detector_torch_and_onnxruntime_and_detect_eval(shapes, trained, tmp_pat
 
     from cnnlab.detect.detector import Detector
     from cnnlab.detect.evaluate import detect_eval
+    from cnnlab.detect.export import export_detector
     from cnnlab.detect.processing import preprocess_image
 
     img = cv2.imread(str(sorted((shapes.parent / "images" / "val").glob("*.png"))[0]))
@@ -124,6 +125,11 @@ def test_detector_torch_and_onnxruntime_and_detect_eval(shapes, trained, tmp_pat
     assert len(b) == len(a)
     np.testing.assert_allclose(b.boxes, a.boxes, atol=0.1)   # pixels of a 64 px image
     np.testing.assert_allclose(b.scores, a.scores, atol=1e-4)
+    out = export_detector(model=trained.run_dir, output=tmp_path / "rcnn.onnx")    # a file at a fixed size
+    assert out.path.is_file() and out.max_abs_diff < 0.1 and out.output_shape[-1] == 4
+    c = Detector(model=out.path, conf=0.0001, iou=0.6, backend="onnxruntime")(img)
+    assert c.names == a.names and len(c) == len(a) and tuple(Detector(model=out.path, backend="onnxruntime").imgsz) == (64, 64)
+    np.testing.assert_allclose(np.sort(c.scores), np.sort(a.scores), atol=1e-4)
     ev = detect_eval(shapes, model=str(trained.run_dir), project=tmp_path, verbose=False, plots=False)
     # the trainer's own validation (batch 4) used the same preprocessing and thresholds as Detector (batch 1)
     assert ev["mAP50"] == pytest.approx(trained.metrics["mAP50"], abs=1e-3)
