@@ -155,6 +155,11 @@ def test_cli_detect_train_eval_and_hostile_input(shapes, tmp_path, cli):
     assert code == 2 and ARCH in err                        # the known models are listed
     code, _, err = cli("detect-train", str(shapes), "--model", ARCH, "--freeze", "3", "--project", str(tmp_path))
     assert code == 2 and "freeze" in err
+    code, _, err = cli("detect-train", str(shapes), "--model", ARCH, "--box-loss", "giou", "--anchors", "auto",
+                       "--project", str(tmp_path))
+    assert code == 2 and "anchors, box_loss: YOLO options" in err               # not silently ignored
+    code, _, err = cli("detect-train", str(shapes), "--model", str(run), "--project", str(tmp_path))
+    assert code == 2 and f"--model {ARCH} --weights" in err
     code, _, err = cli("detect-train", str(shapes), "--model", ARCH, "--weights", "nope.pth",
                        "--project", str(tmp_path))
     assert code == 2 and "nope.pth" in err
@@ -187,6 +192,19 @@ def test_local_torchvision_weights_detector_and_backbone(tmp_path):
     torch.save({"x": torch.zeros(3)}, tmp_path / "foreign.pth")
     with pytest.raises(UserError, match="no tensor fits"):
         build_two_stage(ARCH, 3, 64, weights=str(tmp_path / "foreign.pth"))
+
+
+def test_start_from_a_two_stage_run(trained):
+    """--weights <run>/weights/best.pt: every tensor of its EMA weights, for the same classes."""
+    from cnnlab.detect.twostage import build_two_stage
+    from cnnlab.io import torch_load_safe
+
+    best = trained.run_dir / "weights" / "best.pt"
+    model, info = build_two_stage(ARCH, 3, 64, weights=str(best), seed=5)
+    ema = torch_load_safe(best)["ema"]
+    assert info["part"] == "detector" and info["skipped"] == 0 and info["transferred"] == len(ema)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ema[k]), k
 
 
 def test_bad_checkpoint_spec_is_one_line(trained, tmp_path):

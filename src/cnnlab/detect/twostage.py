@@ -136,7 +136,8 @@ def rows_to_targets(t: torch.Tensor, batch: int, height: int, width: int,
 def load_torchvision_weights(model: TwoStageDetector, path: str | os.PathLike) -> dict[str, Any]:
     """Copy the tensors of a local torchvision state_dict whose names and shapes fit (``weights_only``).
 
-    A whole detector (keys ``backbone.``/``rpn.``/``roi_heads.``: e.g. the COCO file) fills everything
+    A whole detector (keys ``backbone.``/``rpn.``/``roi_heads.``: e.g. the COCO file, or a cnnlab two-stage
+    checkpoint: its EMA weights) fills everything
     but a box predictor of another class count (re-initialised); a classification backbone (ImageNet
     ``features.*`` for MobileNetV3, ``conv1``/``layer1``... for ResNet-50) fills ``backbone.body``.
     Returns ``{"weights": path, "transferred": n, "skipped": m}``; nothing fitting is a UserError.
@@ -147,8 +148,9 @@ def load_torchvision_weights(model: TwoStageDetector, path: str | os.PathLike) -
     if not p.is_file():
         raise UserError(f"weights file not found: {path}")
     state = torch_load_safe(p)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):   # a cnnlab checkpoint: its EMA weights
+        state = state["ema"] if isinstance(state.get("ema"), dict) else state["model"]
+        state = {k.removeprefix("net."): v for k, v in state.items()}
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path}: not a torchvision state_dict (a dict of tensors)")
     own = model.net.state_dict()
