@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--data-dir", default=None, help="shared data root (default $CNNLAB_DATA or ../shared/data)")
     ap.add_argument("--train", type=int, default=96, help="training images (the first, by name)")
     ap.add_argument("--val", type=int, default=30, help="held-out images (the last, by name)")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--imgsz", type=int, default=320)
