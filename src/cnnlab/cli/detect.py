@@ -72,13 +72,15 @@ def _print_timing(run, detector) -> None:
 
 
 def export_detector_command(
-    cfg: Path = typer.Option(..., "--cfg", help="Darknet .cfg."),
+    cfg: Path | None = typer.Option(None, "--cfg", help="Darknet .cfg (or --model)."),
     weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (omit for random weights)."),
     imgsz: str | None = typer.Option(None, "--imgsz", help="Input of the ONNX: 320 or WxH (default: the cfg's)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output .onnx (default: beside the cfg)."),
     names: Path | None = typer.Option(None, "--names", help="Class names to store in the ONNX metadata."),
     letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Preprocessing recorded in metadata."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="A detection run folder or checkpoint instead "
+                                      "of --cfg (YOLO, or Faster R-CNN: boxes/scores/labels at a fixed size)."),
 ) -> None:
     """Export a Darknet model to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style; checked vs PyTorch."""
     from cnnlab.detect.export import export_detector
@@ -86,7 +88,7 @@ def export_detector_command(
 
     name_list = load_names(names) if names is not None else None
     result = export_detector(cfg, weights, output=output, imgsz=imgsz, names=name_list, letterbox=letterbox,
-                             opset=opset)
+                             opset=opset, model=model)
     console.print(f"exported {result.path} (output {tuple(result.output_shape)}, opset {opset})")
     console.print(f"max abs diff vs PyTorch (onnxruntime): {result.max_abs_diff:.3g} "
                   f"(largest output value {result.max_abs_output:.3g}; boxes are in pixels)")

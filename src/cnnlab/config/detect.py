@@ -21,10 +21,14 @@ class DetectTrainConfig(RunConfig):
     data: str = option("", "data.yaml | YOLO folder | COCO json | VOC folder.", section=DATA)
     val: str | None = option(None, "Validation split of the data.yaml (default val, else train).", section=DATA)
     cache: bool = option(True, "Keep decoded (resized) images in memory.", section=DATA)
-    model: str = option("yolov3-tiny", "yolov3-tiny | yolov3 | a Darknet .cfg | a detection run folder / .pt.",
+    model: str = option("yolov3-tiny", "yolov3-tiny | yolov3 | a Darknet .cfg | a detection run folder / .pt | "
+                        "fasterrcnn_mobilenet_v3_large_320_fpn, fasterrcnn_mobilenet_v3_large_fpn, "
+                        "fasterrcnn_resnet50_fpn (two-stage, torchvision).",
                         short="-m", section=MODEL)
     weights: str | None = option(None, "Darknet .weights to start from (tensors whose shapes fit; heads "
-                                 "re-initialised for the new classes).", short="-w", section=MODEL)
+                                 "re-initialised for the new classes); for fasterrcnn_* a torchvision "
+                                 "state_dict (.pth: the detector's or its ImageNet backbone's).", short="-w",
+                                 section=MODEL)
     width_mult: float = option(1.0, "Channel multiplier of the native architectures.", section=MODEL)
     anchors: list[list[float]] | str | None = option(None, "'auto' (k-means on the data), [[w,h],...] or "
                                                      "null (the cfg's).", section=MODEL)

@@ -102,6 +102,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.torch_device = resolve_device(device)   # a device that is not there is a UserError
         self.model = source.model.fuse().to(self.torch_device)
+        self.output_format = source.output_format or "darknet"   # "boxes": a two-stage model decodes itself
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         import torch
@@ -130,6 +131,9 @@ class OpenCVBackend(Backend):
         super().__init__(source, imgsz, device, threads)
         if threads is not None:
             cv2.setNumThreads(threads)
+        if getattr(source.model, "two_stage", False):
+            raise UserError(f"the opencv backend runs Darknet cfgs and YOLO ONNX files, not the two-stage "
+                            f"{source.model.arch}; use --backend torch or onnxruntime")
         if device != "cpu":
             raise UserError("the opencv backend runs on the CPU here; use --device cpu (or the torch/"
                             "onnxruntime backend for a GPU)")
@@ -225,6 +229,12 @@ class OnnxRuntimeBackend(Backend):
         if source.model is None:  # an ONNX file
             self.output_format = source.output_format
             model_arg: object = str(source.path)
+        elif getattr(source.model, "two_stage", False):  # Faster R-CNN, exported in memory at a fixed size
+            from cnnlab.detect.twostage import onnx_bytes_of_two_stage
+
+            self.fixed_size = imgsz or source.imgsz
+            self.output_format = "boxes"
+            model_arg = onnx_bytes_of_two_stage(source.model, tuple(self.fixed_size))
         else:  # a DarknetModel, exported in memory at the size asked for
             from cnnlab.detect.export import onnx_bytes_of
 

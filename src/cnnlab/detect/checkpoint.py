@@ -7,6 +7,8 @@ Format (``torch.save`` of a dict)::
      "names": [...], "imgsz": [w, h], "letterbox": bool, ...the engine's training state}
 
 Inference uses the EMA weights when there are any (version 1 files kept them in "model").
+A two-stage (torchvision) detector has ``"torchvision": {"arch", "num_classes", "imgsz"}`` instead of
+``"cfg"`` and comes back as a ``cnnlab.detect.twostage.TwoStageDetector``.
 
 Detection run folders keep it as ``weights/best.pt``; ``Detector(model=<run folder>)`` reads it.
 """
@@ -49,7 +51,13 @@ def load_detector_checkpoint(path: str | os.PathLike):
         shown = repr(fmt) if isinstance(fmt, str) else type(fmt).__name__
         raise UserError(f"{path}: not a cnnlab detection checkpoint (format {shown[:60]})")
     check_checkpoint(ckpt, path)
-    model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
+    if "torchvision" in ckpt:
+        from cnnlab.detect.twostage import TwoStageDetector
+
+        model = TwoStageDetector.from_spec(ckpt["torchvision"])
+        model.source = str(path)
+    else:
+        model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     own = model.state_dict()
     missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
@@ -68,10 +76,12 @@ def check_detector_fields(ckpt: dict, path: str | os.PathLike) -> None:
     from cnnlab.engine.checkpoint import check_version, malformed
 
     check_version(ckpt, path, VERSION)
-    missing = [k for k in ("cfg", "model") if k not in ckpt]
+    missing = [k for k in ("cfg" if "torchvision" not in ckpt else "torchvision", "model") if k not in ckpt]
     if missing:
         raise UserError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
-    if not isinstance(ckpt["cfg"], str) or not ckpt["cfg"].strip():
+    if "torchvision" in ckpt:
+        _check_two_stage_spec(ckpt["torchvision"], path)
+    elif not isinstance(ckpt["cfg"], str) or not ckpt["cfg"].strip():
         raise malformed(path, "cfg", "the Darknet cfg text", ckpt["cfg"])
     names = ckpt.get("names")
     if names is not None and not (isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)):
@@ -83,3 +93,15 @@ def check_detector_fields(ckpt: dict, path: str | os.PathLike) -> None:
         raise malformed(path, "imgsz", "[width, height] in pixels", imgsz)
     if "letterbox" in ckpt and not isinstance(ckpt["letterbox"], bool):
         raise malformed(path, "letterbox", "true or false", ckpt["letterbox"])
+
+
+def _check_two_stage_spec(spec: object, path: str | os.PathLike) -> None:
+    from cnnlab.detect.twostage import ARCHS
+    from cnnlab.engine.checkpoint import malformed
+
+    ok = (isinstance(spec, dict) and spec.get("arch") in ARCHS and isinstance(spec.get("num_classes"), int)
+          and not isinstance(spec.get("num_classes"), bool) and 1 <= spec["num_classes"] <= 100_000
+          and isinstance(spec.get("imgsz"), list | tuple) and len(spec["imgsz"]) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in spec["imgsz"]))
+    if not ok:
+        raise malformed(path, "torchvision", f"{{arch: one of {', '.join(ARCHS)}, num_classes, imgsz}}", spec)

@@ -125,19 +125,25 @@ def check_against_torch(model: DarknetModel, data: bytes, imgsz: ImageSize | int
     return float(np.abs(out - ref).max()), float(np.abs(ref).max()), tuple(out.shape)
 
 
-def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = None,
+def export_detector(cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                     output: str | os.PathLike | None = None,
                     imgsz: ImageSize | int | str | tuple[int, int] | None = None,
                     names: list[str] | None = None, letterbox: bool = True, opset: int = DEFAULT_OPSET,
-                    check: bool = True) -> ExportResult:
-    """Export a Darknet cfg (+ weights) to ONNX; check it against PyTorch with ONNX Runtime.
+                    check: bool = True, model: str | os.PathLike | None = None) -> ExportResult:
+    """Export a Darknet cfg (+ weights), or ``model`` (a detection run folder or checkpoint, YOLO or
+    two-stage), to ONNX; check it against PyTorch with ONNX Runtime.
 
-    ``imgsz`` defaults to the cfg's [net] width/height; ``output`` to ``<cfg stem>.onnx`` beside
-    the cfg. The file is written atomically.
+    ``imgsz`` defaults to the cfg's [net] width/height (the run's size); ``output`` to ``<cfg stem>.onnx``
+    beside the cfg (``<model stem>.onnx`` beside the checkpoint). The file is written atomically.
     """
     from cnnlab.darknet.model import load_darknet
     from cnnlab.io import atomic_write_bytes
     from cnnlab.paths import find_file
+
+    if (cfg is None) == (model is None):
+        raise UserError("give either a Darknet cfg (with --weights) or --model (a detection run or checkpoint)")
+    if model is not None:
+        return _export_run(model, output, imgsz, names, letterbox, opset, check)
 
     cfg = find_file(cfg, "cfg", what="cfg file")  # a bare name: the data root's yolo/ (cnnlab.paths)
     weights = find_file(weights, "weights", what="weights file") if weights is not None else None
@@ -150,3 +156,50 @@ def export_detector(cfg: str | os.PathLike, weights: str | os.PathLike | None = 
         raise UserError(f"output must end in .onnx, got {path}")
     atomic_write_bytes(path, data)
     return ExportResult(path, data, shape, diff, biggest)
+
+
+def _export_run(source: str | os.PathLike, output: str | os.PathLike | None,
+                imgsz: ImageSize | int | str | tuple[int, int] | None, names: list[str] | None, letterbox: bool,
+                opset: int, check: bool) -> ExportResult:
+    """A detection run folder or checkpoint to ONNX: a Darknet model as ``export_detector`` does, a two-stage
+    (Faster R-CNN) one at a fixed input size with outputs ``boxes``/``scores``/``labels``."""
+    from cnnlab.io import atomic_write_bytes
+    from cnnlab.sources import resolve
+
+    src = resolve(source, task="detect", classes=names)
+    if src.model is None:
+        raise UserError(f"{src.describe()} is already an ONNX file")
+    size = ImageSize.parse(imgsz if imgsz is not None else src.imgsz)
+    names = list(src.classes)
+    path = Path(output) if output is not None else (src.path or Path(str(source))).with_suffix(".onnx")
+    if path.suffix.lower() != ".onnx":
+        raise UserError(f"output must end in .onnx, got {path}")
+    if not getattr(src.model, "two_stage", False):
+        data = onnx_bytes_of(src.model, size, names, letterbox, opset)
+        diff, biggest, shape = check_against_torch(src.model, data, size) if check else (None, None, ())
+    else:
+        from cnnlab.detect.twostage import onnx_bytes_of_two_stage
+
+        data = onnx_bytes_of_two_stage(src.model, tuple(size), names, letterbox, opset)
+        diff, biggest, shape = _check_two_stage(src.model, data, size) if check else (None, None, ())
+    atomic_write_bytes(path, data)
+    return ExportResult(path, data, shape, diff, biggest)
+
+
+def _check_two_stage(model: nn.Module, data: bytes, imgsz: ImageSize) -> tuple[float, float, tuple[int, ...]]:
+    """(max abs difference of the boxes, largest box coordinate, boxes shape): ONNX Runtime vs PyTorch on a
+    smooth random image; each PyTorch box is matched to its nearest ONNX box (equal scores may come in
+    another order)."""
+    from cnnlab.deploy.providers import create_session
+    from cnnlab.detect.synthetic import random_images
+
+    w, h = imgsz
+    x = random_images(1, h, w, 0)
+    with eval_mode(model), torch.no_grad():
+        ref = model(x)[0].numpy()
+    out = create_session(data, "cpu").run(None, {"images": x.numpy()})[0]
+    if out.shape != ref.shape:
+        raise UserError(f"exported ONNX gives {out.shape[1]} boxes, PyTorch {ref.shape[1]}")
+    a, b = ref.reshape(-1, 4), out.reshape(-1, 4)
+    diff = float(np.abs(a[:, None] - b[None]).max(-1).min(1).max()) if len(a) else 0.0
+    return diff, float(np.abs(a).max()) if len(a) else 0.0, tuple(out.shape)

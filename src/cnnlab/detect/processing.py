@@ -7,6 +7,8 @@ Output formats the decoder understands:
 - ``yolov5``: ``(1, N, 5+C)``: cx, cy, w, h in input pixels, objectness, class probabilities
   (YOLOv5/v7 exports and ``cnnlab export-detector``); score = objectness * class probability.
 - ``yolov8``: ``(1, 4+C, N)``: cx, cy, w, h in input pixels, class scores (YOLOv8/v11 exports).
+- ``boxes``: ``[boxes (1, N, 4) xyxy input pixels, scores (1, N), labels (1, N)]``: detectors that
+  decode themselves (the two-stage models of ``cnnlab.detect.twostage`` and their ONNX exports).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from cnnlab.detect.types import Detections, ImageSize
 from cnnlab.errors import UserError
 
-FORMATS = ("darknet", "yolov5", "yolov8")
+FORMATS = ("darknet", "yolov5", "yolov8", "boxes")
 
 
 @dataclass
@@ -91,6 +93,12 @@ def candidates(raw: list[np.ndarray], fmt: str, meta: ImageMeta, conf: float
     has an objectness (as Darknet and OpenCV's samples do).
     """
     h, w = meta.input_hw
+    if fmt == "boxes":
+        boxes = np.asarray(raw[0], np.float32).reshape(-1, 4)
+        scores = np.asarray(raw[1], np.float32).reshape(-1)
+        class_ids = np.asarray(raw[2]).reshape(-1).astype(np.int64)
+        keep = scores > conf
+        return boxes[keep], scores[keep], class_ids[keep]
     if fmt == "darknet":
         rows = np.concatenate([np.asarray(r).reshape(-1, np.asarray(r).shape[-1]) for r in raw], axis=0)
         cls = rows[:, 5:]

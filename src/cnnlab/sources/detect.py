@@ -49,7 +49,8 @@ def _darknet(loc: Located) -> Resolved:
         from cnnlab.detect.checkpoint import load_detector_checkpoint
 
         model, names, imgsz, letterbox = load_detector_checkpoint(loc.path)
-    if not model.head_indices:
+    two_stage = bool(getattr(model, "two_stage", False))   # a torchvision Faster R-CNN (detect.twostage)
+    if not two_stage and not model.head_indices:
         raise UserError(f"{loc.describe()}: the network has no [yolo] or [region] layer, so it is not a detector")
     size = ImageSize(int(imgsz[0]), int(imgsz[1])) if loc.kind.startswith("detect-") else \
         ImageSize(model.width, model.height)
@@ -64,7 +65,7 @@ def _darknet(loc: Located) -> Resolved:
         else type(model).__name__
     return Resolved(DETECT, loc.kind, model, "torch", list(names) or default_names(n), source, label,
                     path=loc.path, run_dir=loc.run_dir, config=config, imgsz=size, letterbox=letterbox,
-                    num_classes=n, weights=loc.weights)
+                    num_classes=n, weights=loc.weights, output_format="boxes" if two_stage else "")
 
 
 def darknet_files_only(loc: Located, classes: Sequence[str] | str | Any = None, reason: str = "") -> Resolved:

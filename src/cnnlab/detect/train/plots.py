@@ -14,7 +14,8 @@ from cnnlab.plots import pyplot, save_figure
 GT_COLOUR = (0, 200, 0)  # BGR green: ground truth
 
 
-def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike,
+                       losses: tuple[str, ...] = ("box_loss", "obj_loss", "cls_loss")) -> Path:
     """``results.png``: train/val box, objectness and class losses, mAP@0.5, mAP@0.5:0.95 and lr, whole-number
     epoch ticks, the best epoch (highest fitness: 0.1 mAP50 + 0.9 mAP50-95) marked in every panel."""
     from matplotlib.ticker import MaxNLocator
@@ -23,10 +24,15 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
     scored = [(h["fitness"], h["epoch"]) for h in history
               if isinstance(h.get("fitness"), (int, float)) and h["fitness"] == h["fitness"]]
     best = max(scored)[1] if scored else None     # what weights/best.pt holds (monitor: fitness)
-    panels = [("box_loss", "box loss"), ("obj_loss", "objectness loss"), ("cls_loss", "class loss"),
-              ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
-    fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
-    for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
+    titles = {"box_loss": "box loss", "obj_loss": "objectness loss", "cls_loss": "class loss",
+              "rpn_obj_loss": "RPN objectness loss", "rpn_box_loss": "RPN box loss"}
+    panels = [(k, titles.get(k, k.replace("_", " "))) for k in losses] + \
+        [("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
+    cols = -(-len(panels) // 2)
+    fig, axes = pyplot().subplots(2, cols, figsize=(13 * cols / 3, 6.5))
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (key, title) in zip(axes.ravel(), panels, strict=False):
         series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else \
             [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:

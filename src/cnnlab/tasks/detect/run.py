@@ -65,7 +65,17 @@ def _locate_files(cfg: DetectTrainConfig) -> DetectTrainConfig:
 
 def _check_detect_model(spec: str, weights: str | None) -> None:
     """What ``build_training_model`` will accept, checked without building anything."""
+    from cnnlab.detect.twostage import ARCHS, is_two_stage
     from cnnlab.models import find_entry, list_models
+
+    if is_two_stage(spec):  # torchvision Faster R-CNN: --weights is a torchvision state_dict
+        if weights is not None and not Path(weights).expanduser().is_file():
+            raise UserError(f"weights file not found: {weights}")
+        return
+    if spec.strip().lower().startswith(("fasterrcnn", "faster_rcnn", "faster-rcnn")):
+        from cnnlab.detect.twostage import check_arch
+
+        check_arch(spec)   # a near miss: one line with the known two-stage names
 
     entry = find_entry(spec)
     path = Path(spec).expanduser()
@@ -83,9 +93,10 @@ def _check_detect_model(spec: str, weights: str | None) -> None:
 
         if identify(path, task="detect").kind not in ("detect-run", "detect-checkpoint"):
             raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
+        _refuse_two_stage_run(identify(path, task="detect").path)
         from_run = True
     else:
-        known = ", ".join(list_models(task="detect"))
+        known = ", ".join([*list_models(task="detect"), *ARCHS])
         raise UserError(f"model {spec!r} not found: expected {known}, a .cfg file, a detection run folder "
                         "or a .pt checkpoint")
     if weights is not None:
@@ -94,6 +105,32 @@ def _check_detect_model(spec: str, weights: str | None) -> None:
                             "already brings its weights")
         if not Path(weights).expanduser().is_file():
             raise UserError(f"weights file not found: {weights}")
+
+
+#: options of the YOLO model and loss that a two-stage model (its own anchors, loss and width) has no use for
+YOLO_ONLY = ("width_mult", "anchors", "freeze", "box_loss", "box_gain", "obj_gain", "cls_gain", "iou_thresh",
+             "ignore_thresh")
+
+
+def _refuse_two_stage_run(checkpoint: Path | None) -> None:
+    """A Faster R-CNN run as ``--model``: say how to start from it (``--weights``), in one line."""
+    from cnnlab.io import torch_load_safe
+
+    if checkpoint is None or not checkpoint.is_file():
+        return
+    ckpt = torch_load_safe(checkpoint)
+    spec = ckpt.get("torchvision") if isinstance(ckpt, dict) else None
+    if isinstance(spec, dict):
+        raise UserError(f"{checkpoint} is a two-stage run: start from it with --model {spec.get('arch')} "
+                        f"--weights {checkpoint}")
+
+
+def _check_two_stage_options(cfg: DetectTrainConfig) -> None:
+    """A YOLO-only option set for a two-stage model is a one-line error, not silently ignored."""
+    changed = [k for k in YOLO_ONLY if getattr(cfg, k) != DetectTrainConfig.default_of(k)]
+    if changed:
+        raise UserError(f"{', '.join(changed)}: YOLO options; {cfg.model} brings its own anchors, loss and width "
+                        "(drop them)")
 
 
 @with_config_signature(DetectTrainConfig)
@@ -138,7 +175,15 @@ def train_detector(data: str | os.PathLike | None = None, config: DetectTrainCon
     from cnnlab.tasks.detect.task import DetectTask
 
     say = log or printer(cfg.verbose)
-    task = DetectTask(cfg, log=say)
+    from cnnlab.detect.twostage import is_two_stage
+
+    if is_two_stage(cfg.model):
+        from cnnlab.tasks.detect.twostage import TwoStageTask
+
+        _check_two_stage_options(cfg)
+        task: DetectTask = TwoStageTask(cfg, log=say)
+    else:
+        task = DetectTask(cfg, log=say)
     engine, metrics = fit_task(task, cfg, ckpt=ckpt, run_dir=run_dir, callbacks=list(callbacks), log=say,
                                resume_hint="cnnlab detect-train --resume")
     assert engine.run_dir is not None
