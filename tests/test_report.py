@@ -183,3 +183,22 @@ def test_html_comes_from_packaged_templates_listed_as_package_data():
     import cnnlab.detect.web as web
 
     assert not hasattr(web, "PAGE")                      # the live page is a template too
+
+
+def test_report_of_a_detection_run_shows_map_per_class_and_its_pictures(tmp_path):
+    """A detect-train run is reported as a detection run (mAP, per-class AP, results.png, the validation
+    detections), not as a classifier with "on ?" and the classifier's defaults."""
+    from cnnlab.detect.train.scenes import write_scene_dataset
+    from cnnlab.tasks.detect.run import train_detector
+
+    data = write_scene_dataset(tmp_path / "scenes", n_train=8, n_val=4, size=64)
+    run = train_detector(data, model="yolov3-tiny", width_mult=0.25, imgsz=64, epochs=1, batch=4,
+                         project=tmp_path / "runs", name="det", verbose=0).run_dir
+    res = report(run, output=tmp_path / "rep", samples=0)
+    md = res.markdown.read_text()
+    assert "detection: yolov3-tiny on " in md and "on ?" not in md
+    assert "| mAP50 |" in md and "| class | images | instances | precision | recall | AP50 | AP50_95 |" in md
+    for name in ("circle", "square", "triangle"):
+        assert f"| {name} |" in md
+    assert "| imgsz | 64 | 416 |" in md          # compared with the detection defaults
+    assert "Training curves" in md and "Validation predictions" in md

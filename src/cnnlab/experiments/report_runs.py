@@ -83,7 +83,7 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
 
     config = read_run_config(run)
     metrics = read_run_metrics(run)
-    if config.get("task") in ("localize", "segment"):
+    if run_task(config) in TASK_KEYS:
         return task_section(run, config, metrics, level, title)
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level)]
     what = f"{config.get('model', '?')} on {config.get('dataset', '?')}"
@@ -114,11 +114,27 @@ def train_section(run: Path, work: Path, level: int = 2, samples: int = 16, titl
     return blocks
 
 
-TASK_KEYS = {"localize": ("data", "model", "epochs", "params_trainable", "best_epoch", "val_accuracy", "val_iou",
+def run_task(config: dict[str, Any]) -> str:
+    """The task of a run folder's config: its ``task`` field; detection runs written before they had one
+    are known by their detection-only options."""
+    task = config.get("task")
+    if isinstance(task, str) and task:
+        return task
+    return "detect" if {"box_loss", "imgsz", "data"} <= set(config) else "classify"
+
+
+TASK_KEYS = {"detect": ("data", "model", "epochs_done", "best_epoch", "mAP50", "mAP50_95", "precision", "recall",
+                        "train_seconds"),
+             "localize": ("data", "model", "epochs", "params_trainable", "best_epoch", "val_accuracy", "val_iou",
                           "val_correct", "val_loss", "accuracy", "iou", "correct", "loss", "train_time_s"),
              "segment": ("data", "model", "epochs", "params_trainable", "best_epoch", "val_pixel_accuracy",
                          "val_miou", "val_loss", "pixel_accuracy", "loss", "train_time_s")}
 TASK_FIGURES = {
+    "detect": (("results.png", "Training curves", "losses (training dashed, validation solid), precision, recall "
+                "and mAP per epoch"),
+               ("val_samples.jpg", "Validation predictions", "the best weights' detections on validation images"),
+               ("train_batch0.jpg", "A training batch", "the first batch as the network saw it (mosaic and "
+                "augmentations applied)")),
     "localize": (("curves.png", "Training curves", "loss; top-1, mean IoU and correct rate per epoch, training "
                   "(dashed) and validation"),
                  ("val_predictions.png", "Validation predictions", "true box green, predicted red; title: "
@@ -130,19 +146,27 @@ TASK_FIGURES = {
 }
 
 
+TASK_CONFIGS = {"detect": ("cnnlab.config.detect", "DetectTrainConfig"),
+                "localize": ("cnnlab.config.localize", "LocalizeConfig"),
+                "segment": ("cnnlab.config.segment", "SegmentConfig")}
+TASK_WORDS = {"detect": "detection", "localize": "localisation", "segment": "segmentation"}
+DETECT_CLASS_COLUMNS = ["class", "images", "instances", "precision", "recall", "AP50", "AP50_95"]
+
+
 def task_section(run: Path, config: dict[str, Any], metrics: dict[str, Any], level: int = 2,
                  title: str | None = None) -> list[Block]:
-    """A localisation or segmentation run: metrics, configuration, curves and the pictures the run drew
-    of its validation images (true and predicted boxes / masks)."""
+    """A detection, localisation or segmentation run: metrics, configuration, curves and the pictures the
+    run drew of its validation images (boxes / masks)."""
     import importlib
 
-    task = config["task"]
-    cls = getattr(importlib.import_module(f"cnnlab.config.{task}"), f"{task.capitalize()}Config")
+    task = run_task(config)
+    module, name = TASK_CONFIGS[task]
+    cls = getattr(importlib.import_module(module), name)
     sub = level + 1
-    what = f"{'localisation' if task == 'localize' else 'segmentation'}: {config.get('model', '?')} on " \
-           f"{config.get('data', '?')}"
+    what = f"{TASK_WORDS[task]}: {config.get('model', '?')} on {config.get('data', '?')}"
+    epochs = metrics.get("epochs", metrics.get("epochs_done", "?"))
     blocks: list[Block] = [Heading(title or f"Run {run.name}", level), Text(
-        f"Folder {run}: {what}, {metrics.get('epochs', '?')} of {config.get('epochs', '?')} epochs trained."
+        f"Folder {run}: {what}, {epochs} of {config.get('epochs', '?')} epochs trained."
         if metrics else f"Folder {run}: {what}; unfinished (no metrics.json).")]
     if metrics:
         blocks += [Heading("Metrics", sub), key_values({k: metrics[k] for k in TASK_KEYS[task] if k in metrics})]
@@ -150,7 +174,12 @@ def task_section(run: Path, config: dict[str, Any], metrics: dict[str, Any], lev
         if task == "segment" and isinstance(per_class, dict):
             blocks.append(Table([{"class": c, "IoU": v} for c, v in per_class.items()], ["class", "IoU"],
                                 "per-class IoU (validation)"))
-    changes = config_changes({k: v for k, v in config.items() if k not in ("task", "names")}, cls)
+        per_class = metrics.get("per_class")
+        if task == "detect" and isinstance(per_class, dict):
+            blocks.append(Table([{"class": c, **{k: v.get(k) for k in DETECT_CLASS_COLUMNS[1:]}}
+                                 for c, v in per_class.items() if isinstance(v, dict)], DETECT_CLASS_COLUMNS,
+                                "per-class AP of the best epoch (validation)"))
+    changes = config_changes({k: v for k, v in config.items() if k not in ("task", "names", "init")}, cls)
     blocks.append(Heading("Configuration", sub))
     if changes:
         blocks.append(Table(changes, ["option", "value", "default"], "options that differ from the defaults"))

@@ -78,7 +78,7 @@ class DetectTask(Task):
         return model, loader
 
     def run_config(self) -> dict[str, Any]:
-        return {**self.cfg.to_dict(), "names": self.names, "init": plain_data(self.info)}
+        return {**self.cfg.to_dict(), "task": "detect", "names": self.names, "init": plain_data(self.info)}
 
     def started(self, run_dir: Path, device: torch.device, say: Any) -> None:
         from cnnlab.io import atomic_write_text
