@@ -202,3 +202,26 @@ def test_report_of_a_detection_run_shows_map_per_class_and_its_pictures(tmp_path
         assert f"| {name} |" in md
     assert "| imgsz | 64 | 416 |" in md          # compared with the detection defaults
     assert "Training curves" in md and "Validation predictions" in md
+
+
+def test_compare_of_detectors_one_table_with_map_curves_and_report(tmp_path):
+    """``task: detect`` in a comparison: every entry through detect-train, mAP columns, the best by
+    mAP50-95, mAP curves, a skip on the second call, and the comparison in a report."""
+    from cnnlab.detect.train.scenes import write_scene_dataset
+    from cnnlab.experiments.compare import compare
+
+    data = write_scene_dataset(tmp_path / "scenes", n_train=8, n_val=4, size=64)
+    spec = {"task": "detect", "shared": {"data": str(data), "model": "yolov3-tiny", "width_mult": 0.25, "imgsz": 64,
+                                         "epochs": 2, "batch": 4, "verbose": 0, "plots": False},
+            "entries": [{"name": "ciou", "box_loss": "ciou"}, {"name": "giou", "box_loss": "giou"}]}
+    res = compare(spec, project=str(tmp_path / "runs"), name="det", log=None)
+    assert [r["status"] for r in res.rows] == ["done", "done"]
+    assert all(0 <= r["mAP50_95"] <= r["mAP50"] <= 1 and r["epochs"] == 2 for r in res.rows)
+    best = max(res.rows, key=lambda r: r["mAP50_95"])
+    assert best["best"] == "*" and res.best == best["entry"]
+    assert (res.run_dir / "detect" / "ciou" / "weights" / "best.pt").is_file()
+    table = (res.run_dir / "comparison.md").read_text()
+    assert "mAP50_95" in table and "* = highest mAP50_95" in table and res.files["curves"].is_file()
+    assert compare(spec, project=str(tmp_path / "runs"), name="det", log=None).counts["skipped"] == 2
+    md = report(res.run_dir, output=tmp_path / "rep", samples=0).markdown.read_text()
+    assert "mAP50_95" in md and "detection: yolov3-tiny" in md

@@ -47,8 +47,11 @@ CURVES = "curves.png"
 DIAGNOSTICS = "diagnostics.png"
 ENTRY_TASK = "classify"   # cnnlab.train puts each entry's run in <compare folder>/classify/<entry>
 # the extra columns of other tasks' comparisons, and the column that picks the best entry
-TASK_COLUMNS = {"localize": ["val_iou", "val_correct"], "segment": ["val_pixel_accuracy", "val_miou"]}
-TASK_BEST = {"localize": "val_correct", "segment": "val_miou"}
+TASK_COLUMNS = {"localize": ["val_iou", "val_correct"], "segment": ["val_pixel_accuracy", "val_miou"],
+                "detect": ["mAP50", "mAP50_95", "precision", "recall"]}
+TASK_BEST = {"localize": "val_correct", "segment": "val_miou", "detect": "mAP50_95"}
+# the per-epoch value curves.png draws, by task (classification: validation accuracy)
+TASK_CURVE = {"localize": "val_correct", "segment": "val_miou", "detect": "mAP50_95"}
 
 COLUMNS = [
     "entry", "model", "status", "params_trainable", "params_total", "mflops", "epochs",
@@ -69,6 +72,9 @@ COLUMN_HELP = {
     "val_iou": "localize: mean IoU of the predicted boxes (validation)",
     "val_correct": "localize: class right and IoU >= 0.5 (validation)",
     "val_pixel_accuracy": "segment: pixel accuracy (validation)", "val_miou": "segment: mean IoU (validation)",
+    "mAP50": "detect: mAP at IoU 0.5 of the best epoch (validation)",
+    "mAP50_95": "detect: COCO mAP at IoU 0.5:0.95 of the best epoch (validation)",
+    "precision": "detect: precision of the best epoch", "recall": "detect: recall of the best epoch",
 }
 
 
@@ -192,7 +198,8 @@ def _run_entry(sp: CompareSpec, entry: Entry, run_dir: Path, results: dict[str, 
         say(f"{tag} {entry.name}: already done, skipped")
         return "skipped"
 
-    resume = same and prev.get("status") == "running" and _resumable(edir, config)
+    resume = same and prev.get("status") == "running" and _resumable(
+        edir, int(config.get("epochs") or task_entry(sp.task, 0).default_of("epochs")))
     config.update(project=str(run_dir), name=entry.slug, exist_ok=True)
     timer = TimeBudget(budget) if budget else None
     cbs = ([timer] if timer else []) + callbacks
@@ -234,7 +241,7 @@ def one_line(e: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
+def _resumable(edir: Path, epochs: int) -> bool:
     """True when ``edir`` holds an interrupted run that can continue (last.pt before the last epoch)."""
     from cnnlab.io import torch_load_safe
 
@@ -248,7 +255,7 @@ def _resumable(edir: Path, config: Mapping[str, Any]) -> bool:
         check_checkpoint(ckpt, last, resumable=True)
     except UserError:
         return False
-    return ckpt["epoch"] < int(config.get("epochs", 10))
+    return ckpt["epoch"] < epochs
 
 
 def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any],
@@ -263,13 +270,13 @@ def entry_record(edir: Path, metrics: Mapping[str, Any], config: Mapping[str, An
         "model": metrics.get("model") or config.get("model"),
         "params_trainable": trainable,
         "params_total": None if trainable is None else int(trainable) + int(frozen),
-        "epochs": metrics.get("epochs"),
+        "epochs": metrics.get("epochs", metrics.get("epochs_done")),
         "epochs_planned": config.get("epochs"),
         "train_accuracy": metrics.get("accuracy"), "train_loss": metrics.get("loss"),
         "val_accuracy": metrics.get("val_accuracy"), "val_loss": metrics.get("val_loss"),
         "test_accuracy": metrics.get("test_accuracy"), "test_loss": metrics.get("test_loss"),
         "test_top5_accuracy": metrics.get("test_top5_accuracy"),
-        "train_time_s": metrics.get("train_time_s"),
+        "train_time_s": metrics.get("train_time_s", metrics.get("train_seconds")),
         "train_images_per_s": metrics.get("images_per_s"),
         "eval_split": split if ev else None,
         "eval_time_s": round(images / ips, 4) if images and ips and math.isfinite(ips) and ips > 0 else None,
@@ -333,7 +340,7 @@ def write_outputs(run_dir: Path, sp: CompareSpec, results: Mapping[str, Any],
     rows, best = table_rows(sp, results)
     cols = columns(sp)
     files: dict[str, Path] = {}
-    curves = plot_val_curves(run_dir, rows, run_dir / CURVES)
+    curves = plot_val_curves(run_dir, rows, run_dir / CURVES, TASK_CURVE.get(sp.task))
     if curves is not None:
         files["curves"] = curves
     diagnostics = plot_entry_diagnostics(run_dir, rows, run_dir / DIAGNOSTICS)
@@ -382,14 +389,19 @@ def plot_entry_diagnostics(run_dir: Path, rows: list[dict[str, Any]], path: Path
     return plot_diagnostics_grid(runs, path) if runs else None
 
 
-def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """One figure: every entry's validation accuracy by epoch (left) and by training time (right)."""
+def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path, metric: str | None = None
+                    ) -> Path | None:
+    """One figure: every entry's validation accuracy (or ``metric``) by epoch (left) and by training
+    time (right)."""
     series = []
     for r in rows:
         if r.get("status") != "done" or not r.get("run_dir"):
             continue
         hist = read_history(Path(run_dir) / str(r["run_dir"]))
-        key = "val_accuracy" if any(h.get("val_accuracy") is not None for h in hist) else "accuracy"
+        if metric is not None:
+            key = metric
+        else:
+            key = "val_accuracy" if any(h.get("val_accuracy") is not None for h in hist) else "accuracy"
         pts = [(h.get("epoch"), h.get(key), h.get("epoch_time")) for h in hist if h.get(key) is not None]
         if pts:
             series.append((r["entry"], key, pts))
@@ -399,11 +411,12 @@ def plot_val_curves(run_dir: Path, rows: list[dict[str, Any]], path: Path) -> Pa
     for label, key, pts in series:
         epochs, values, times = zip(*pts, strict=True)
         elapsed = list(itertools.accumulate(float(t or 0.0) for t in times))
-        name = label if key == "val_accuracy" else f"{label} (train)"
+        name = f"{label} (train)" if key == "accuracy" else label
         ax_e.plot(epochs, values, marker="o", ms=3, label=name)
         ax_t.plot(elapsed, values, marker="o", ms=3, label=name)
+    what = "validation accuracy" if metric is None else f"validation {metric}"
     for ax, x, xlabel in ((ax_e, "epoch", "epoch"), (ax_t, "training time", "training time (s)")):
-        ax.set(xlabel=xlabel, ylabel="validation accuracy", title=f"validation accuracy by {x}")
+        ax.set(xlabel=xlabel, ylabel=what, title=f"{what} by {x}")
         ax.grid(alpha=0.3)
     from matplotlib.ticker import MaxNLocator
 

@@ -63,7 +63,7 @@ class CompareSpec:
     time_budget: float | None = None
     description: str = ""
     source: str = "spec"
-    task: str = "classify"          # classify (cnnlab.train) or localize (train_localizer)
+    task: str = "classify"          # classify (cnnlab.train), detect, localize or segment (runner.TASKS)
 
     def entry_config(self, entry: Entry) -> dict[str, Any]:
         """The full run config of ``entry`` (shared settings + its overrides)."""

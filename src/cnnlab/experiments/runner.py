@@ -38,7 +38,15 @@ def load_base_config(config: Any) -> dict[str, Any]:
 # tasks an experiment can run: name -> (config class, train function), imported when used
 TASKS = {"classify": ("cnnlab.config:TrainConfig", "cnnlab.api:train"),
          "localize": ("cnnlab.config.localize:LocalizeConfig", "cnnlab.tasks.localize.run:train_localizer"),
-         "segment": ("cnnlab.config.segment:SegmentConfig", "cnnlab.tasks.segment.run:train_segmenter")}
+         "segment": ("cnnlab.config.segment:SegmentConfig", "cnnlab.tasks.segment.run:train_segmenter"),
+         "detect": ("cnnlab.config.detect:DetectTrainConfig", "cnnlab.experiments.runner:train_detection")}
+
+
+def train_detection(config: Any = None, resume: Any = None, callbacks: Any = (), **options: Any) -> Any:
+    """``detect-train`` with the calling convention of the other tasks' train functions (config first)."""
+    from cnnlab.tasks.detect.run import train_detector
+
+    return train_detector(config=config, resume=resume, callbacks=callbacks, **options)
 
 
 def task_entry(task: str, which: int) -> Any:
