@@ -49,7 +49,7 @@ def _darknet(loc: Located) -> Resolved:
         from cnnlab.detect.checkpoint import load_detector_checkpoint
 
         model, names, imgsz, letterbox = load_detector_checkpoint(loc.path)
-    if not model.head_indices:
+    if not (getattr(model, "anchor_free", False) or model.head_indices):
         raise UserError(f"{loc.describe()}: the network has no [yolo] or [region] layer, so it is not a detector")
     size = ImageSize(int(imgsz[0]), int(imgsz[1])) if loc.kind.startswith("detect-") else \
         ImageSize(model.width, model.height)
