@@ -94,6 +94,9 @@ def build_anchor_free(spec: str, num_classes: int, imgsz: int, width_mult: float
     if weights is not None:
         from cnnlab.sources import resolve
 
+        if Path(weights).suffix.lower() in (".weights", ".cfg", ".onnx"):
+            raise UserError(f"--weights {weights}: {spec} starts from a {spec} run folder or .pt checkpoint "
+                            "(Darknet .weights fit the Darknet models only)")
         src = resolve(Path(weights), task="detect")
         if src.kind not in ("detect-run", "detect-checkpoint") or not getattr(src.model, "anchor_free", False):
             raise UserError(f"{weights}: {spec} starts from a {spec} run folder or checkpoint, not "
