@@ -72,7 +72,9 @@ def _print_timing(run, detector) -> None:
 
 
 def export_detector_command(
-    cfg: Path = typer.Option(..., "--cfg", help="Darknet .cfg."),
+    cfg: Path | None = typer.Option(None, "--cfg", help="Darknet .cfg."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="A detection run folder or .pt checkpoint "
+                                      "(any trained detector, cnnlab-nano included) instead of --cfg."),
     weights: Path | None = typer.Option(None, "--weights", help="Darknet .weights (omit for random weights)."),
     imgsz: str | None = typer.Option(None, "--imgsz", help="Input of the ONNX: 320 or WxH (default: the cfg's)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output .onnx (default: beside the cfg)."),
@@ -80,13 +82,22 @@ def export_detector_command(
     letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Preprocessing recorded in metadata."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
 ) -> None:
-    """Export a Darknet model to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style; checked vs PyTorch."""
-    from cnnlab.detect.export import export_detector
+    """Export a Darknet model or a detection run to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style;
+    checked vs PyTorch."""
+    from cnnlab.detect.export import export_detector, export_trained_detector
     from cnnlab.detect.names import load_names
+    from cnnlab.errors import UserError
 
-    name_list = load_names(names) if names is not None else None
-    result = export_detector(cfg, weights, output=output, imgsz=imgsz, names=name_list, letterbox=letterbox,
-                             opset=opset)
+    if (cfg is None) == (model is None):
+        raise UserError("give either --cfg (a Darknet model) or --model (a detection run folder or checkpoint)")
+    if model is not None:
+        if weights is not None or names is not None:
+            raise UserError("--weights and --names go with --cfg; a run folder brings its weights and class names")
+        result = export_trained_detector(model, output=output, imgsz=imgsz, opset=opset)
+    else:
+        name_list = load_names(names) if names is not None else None
+        result = export_detector(cfg, weights, output=output, imgsz=imgsz, names=name_list, letterbox=letterbox,
+                                 opset=opset)
     console.print(f"exported {result.path} (output {tuple(result.output_shape)}, opset {opset})")
     console.print(f"max abs diff vs PyTorch (onnxruntime): {result.max_abs_diff:.3g} "
                   f"(largest output value {result.max_abs_output:.3g}; boxes are in pixels)")
