@@ -23,17 +23,22 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike) -
     scored = [(h["fitness"], h["epoch"]) for h in history
               if isinstance(h.get("fitness"), (int, float)) and h["fitness"] == h["fitness"]]
     best = max(scored)[1] if scored else None     # what weights/best.pt holds (monitor: fitness)
-    panels = [("box_loss", "box loss"), ("obj_loss", "objectness loss"), ("cls_loss", "class loss"),
-              ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
+    anchor_free = not any("obj_loss" in h for h in history)   # cnnlab-nano: box + cls, no objectness
+    panels = [("box_loss", "box loss"),
+              ("loss", "total loss (box + class)") if anchor_free else ("obj_loss", "objectness loss"),
+              ("cls_loss", "class loss"), ("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     fig, axes = pyplot().subplots(2, 3, figsize=(13, 6.5))
     for ax, (key, title) in zip(axes.ravel(), panels, strict=True):
-        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else \
+        series = [("", "train"), ("val_", "validation")] if key.endswith("loss") else \
             [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:
             pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        values = [v for line in ax.lines for v in line.get_ydata()]
+        if key.endswith("loss") and values and min(values) > 0 and max(values) > 10 * min(values):
+            ax.set_yscale("log")   # a first epoch far above the rest would flatten the curve
         if best is not None:
             ax.axvline(best, color="tab:red", ls="--", lw=1, alpha=0.8, label=f"best epoch {best} (fitness)")
         ax.set(title=title, xlabel="epoch")
