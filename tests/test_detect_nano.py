@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 TINY = {"model": "cnnlab-nano", "width_mult": 0.25, "imgsz": 64, "epochs": 2, "batch": 4, "optimizer": "adam",
         "lr": 3e-3, "verbose": 0, "mosaic": 0.5, "ema_warmup": 5, "plots": False}
@@ -252,3 +254,35 @@ def test_cli_trains_and_fine_tunes_from_a_run(shapes, trained, cli, tmp_path):
     code, _, err = cli("detect-train", str(shapes), "--model", "cnnlab-nano", "--weights", str(bad),
                        "--imgsz", "64", "--epochs", "1", "--project", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+_plain = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
+                      | st.text(max_size=12), lambda c: st.lists(c, max_size=3)
+                      | st.dictionaries(st.text(max_size=10), c, max_size=3), max_leaves=8)
+_spec = st.fixed_dictionaries({}, optional={"name": st.sampled_from(["cnnlab-nano", "nano", "lenet5", "x"]) | _plain,
+                                            "num_classes": _plain | st.integers(-5, 10**9),
+                                            "in_chans": _plain, "img_size": _plain,
+                                            "kwargs": st.fixed_dictionaries({}, optional={
+                                                "width_mult": _plain | st.floats(-1, 1e6),
+                                                "neck": _plain | st.integers(-5, 10**7)}) | _plain}) | _plain
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_spec)
+def test_any_model_spec_loads_or_is_one_user_error(trained, tmp_path, spec):
+    """A checkpoint is untrusted input: whatever its model_spec holds, it loads or raises UserError (no huge
+    allocation, no traceback)."""
+    from cnnlab.detect.checkpoint import load_detector_checkpoint
+    from cnnlab.errors import UserError
+    from cnnlab.io import torch_load_safe, torch_save_atomic
+
+    ckpt = _ckpt_cache.setdefault("best", torch_load_safe(trained.run_dir / "weights" / "best.pt"))
+    torch_save_atomic({**ckpt, "model_spec": spec}, tmp_path / "fuzz.pt")
+    try:
+        model = load_detector_checkpoint(tmp_path / "fuzz.pt")[0]
+    except UserError:
+        return
+    assert getattr(model, "anchor_free", False)
+
+
+_ckpt_cache: dict = {}

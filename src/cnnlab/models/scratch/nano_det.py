@@ -137,8 +137,11 @@ class NanoDetector(nn.Module):
     def __init__(self, num_classes: int = 80, in_chans: int = 3, img_size: int = 320, width_mult: float = 1.0,
                  neck: int = 96) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        for what, v, lo, hi in (("num_classes", num_classes, 1, 100_000), ("in_chans", in_chans, 1, 64),
+                                ("img_size", img_size, 32, 8192), ("width_mult", width_mult, 1e-3, 4.0),
+                                ("neck", neck, 8, 1024)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                raise ValueError(f"cnnlab-nano: {what} must be in [{lo}, {hi}], got {v!r}")
         c = [_ch(v, width_mult) for v in (24, 48, 96, 192, 384)]
         cn = _ch(neck, width_mult)
         self.num_classes, self.channels = int(num_classes), int(in_chans)
