@@ -26,7 +26,7 @@ API = {
     "visualize gradcam": ["cnnlab.inspect.visualize:save_gradcam"],
     "detect": ["cnnlab.detect.detector:Detector", "cnnlab.detect.predict:detect_source"],
     "stream": ["cnnlab.detect.detector:Detector"],
-    "export-detector": ["cnnlab.detect.export:export_detector"],
+    "export-detector": ["cnnlab.detect.export:export_detector", "cnnlab.detect.export:export_trained_detector"],
     "compare": ["cnnlab.experiments.compare:compare"],
     "report": ["cnnlab.experiments.report:report"],
     "tune": ["cnnlab.experiments.tune:tune"],

@@ -218,7 +218,7 @@ def test_alias_clash_is_refused():
 def test_detectors_are_registered_with_their_task():
     from cnnlab.darknet.model import DarknetModel
 
-    assert list_models(task="detect") == ["yolov3", "yolov3-tiny"]
+    assert list_models(task="detect") == ["cnnlab-nano", "yolov3", "yolov3-tiny"]
     classifiers = list_models(task="classify")
     assert "lenet5" in classifiers and "yolov3" not in classifiers
     assert set(classifiers) | set(list_models(task="detect")) == set(list_models())

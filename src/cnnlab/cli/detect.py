@@ -80,9 +80,11 @@ def export_detector_command(
     letterbox: bool = typer.Option(True, "--letterbox/--no-letterbox", help="Preprocessing recorded in metadata."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
     model: Path | None = typer.Option(None, "--model", "-m", help="A detection run folder or checkpoint instead "
-                                      "of --cfg (YOLO, or Faster R-CNN: boxes/scores/labels at a fixed size)."),
+                                      "of --cfg (YOLO, cnnlab-nano, or Faster R-CNN: boxes/scores/labels at a "
+                                      "fixed size)."),
 ) -> None:
-    """Export a Darknet model to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style; checked vs PyTorch."""
+    """Export a Darknet model or a detection run to ONNX with decoding inside: output (1, N, 5+C) YOLOv5-style;
+    checked vs PyTorch."""
     from cnnlab.detect.export import export_detector
     from cnnlab.detect.names import load_names
 

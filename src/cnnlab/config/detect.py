@@ -21,9 +21,9 @@ class DetectTrainConfig(RunConfig):
     data: str = option("", "data.yaml | YOLO folder | COCO json | VOC folder.", section=DATA)
     val: str | None = option(None, "Validation split of the data.yaml (default val, else train).", section=DATA)
     cache: bool = option(True, "Keep decoded (resized) images in memory.", section=DATA)
-    model: str = option("yolov3-tiny", "yolov3-tiny | yolov3 | a Darknet .cfg | a detection run folder / .pt | "
-                        "fasterrcnn_mobilenet_v3_large_320_fpn, fasterrcnn_mobilenet_v3_large_fpn, "
-                        "fasterrcnn_resnet50_fpn (two-stage, torchvision).",
+    model: str = option("yolov3-tiny", "yolov3-tiny | yolov3 | cnnlab-nano (anchor-free) | a Darknet .cfg | "
+                        "a detection run folder / .pt | fasterrcnn_mobilenet_v3_large_320_fpn, "
+                        "fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn (two-stage, torchvision).",
                         short="-m", section=MODEL)
     weights: str | None = option(None, "Darknet .weights to start from (tensors whose shapes fit; heads "
                                  "re-initialised for the new classes); for fasterrcnn_* a torchvision "

@@ -143,6 +143,13 @@ class OpenCVBackend(Backend):
             except cv2.error as e:
                 raise UserError(f"OpenCV could not read {source.path}: {_cv2_msg(e)}") from None
             self.output_format = source.output_format
+        elif getattr(source.model, "anchor_free", False):   # no Darknet form: its ONNX export, in memory
+            from cnnlab.detect.export import onnx_bytes_of
+
+            self.fixed_size = imgsz or source.imgsz
+            data = onnx_bytes_of(source.model, self.fixed_size, None)
+            self.net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
+            self.output_format = "yolov5"
         else:
             if int(cv2.__version__.split(".")[0]) >= 5:
                 raise UserError(f"OpenCV {cv2.__version__} has no Darknet importer (dropped in OpenCV 5): use "
@@ -167,7 +174,7 @@ class OpenCVBackend(Backend):
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.out_names = list(self.net.getUnconnectedOutLayersNames())
-        if source.kind != "onnx":  # Darknet: [yolo] outputs in cfg order ("yolo_16", "yolo_23", ...)
+        if source.kind != "onnx" and self.output_format == "darknet":  # [yolo] outputs in cfg order
             self.out_names.sort(key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
 
     def infer(self, blob: np.ndarray) -> list[np.ndarray]:

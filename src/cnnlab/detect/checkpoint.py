@@ -4,6 +4,7 @@ Format (``torch.save`` of a dict)::
 
     {"format": "cnnlab.detect", "version": 2,
      "cfg": "<Darknet cfg text>", "model": state_dict, "ema": state_dict | None,
+     (anchor-free detectors such as cnnlab-nano: "model_spec" {name, num_classes, kwargs...} instead of "cfg")
      "names": [...], "imgsz": [w, h], "letterbox": bool, ...the engine's training state}
 
 Inference uses the EMA weights when there are any (version 1 files kept them in "model").
@@ -56,6 +57,16 @@ def load_detector_checkpoint(path: str | os.PathLike):
 
         model = TwoStageDetector.from_spec(ckpt["torchvision"])
         model.source = str(path)
+    elif ckpt.get("model_spec") is not None:   # a registered (anchor-free) detector, e.g. cnnlab-nano
+        from cnnlab.models import model_from_spec
+
+        try:
+            model = model_from_spec(ckpt["model_spec"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise UserError(f"{path}: cannot rebuild its model_spec ({e})") from None
+        if not getattr(model, "anchor_free", False):
+            raise UserError(f"{path}: its model_spec names {ckpt['model_spec'].get('name')!r}, not a detector")
+        model.source = str(path)
     else:
         model = DarknetModel(parse_cfg_text(ckpt["cfg"], source=str(path)), source=str(path))
     state = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
@@ -76,11 +87,17 @@ def check_detector_fields(ckpt: dict, path: str | os.PathLike) -> None:
     from cnnlab.engine.checkpoint import check_version, malformed
 
     check_version(ckpt, path, VERSION)
-    missing = [k for k in ("cfg" if "torchvision" not in ckpt else "torchvision", "model") if k not in ckpt]
+    spec = ckpt.get("model_spec")
+    body = "torchvision" if "torchvision" in ckpt else "model_spec" if spec is not None else "cfg"
+    missing = [k for k in (body, "model") if k not in ckpt]
     if missing:
         raise UserError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
     if "torchvision" in ckpt:
         _check_two_stage_spec(ckpt["torchvision"], path)
+    elif spec is not None:
+        if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                and isinstance(spec.get("num_classes"), int) and isinstance(spec.get("kwargs", {}), dict)):
+            raise malformed(path, "model_spec", "a cnnlab model spec (name, num_classes, kwargs)", spec)
     elif not isinstance(ckpt["cfg"], str) or not ckpt["cfg"].strip():
         raise malformed(path, "cfg", "the Darknet cfg text", ckpt["cfg"])
     names = ckpt.get("names")

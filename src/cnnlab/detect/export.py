@@ -31,14 +31,21 @@ DEFAULT_OPSET = 17
 
 
 class YoloV5Head(nn.Module):
-    """Runs a ``DarknetModel`` and concatenates its [yolo] outputs as YOLOv5-style rows."""
+    """Runs a ``DarknetModel`` and concatenates its [yolo] outputs as YOLOv5-style rows; an anchor-free
+    detector (``cnnlab-nano``) gives its own YOLOv5-layout rows (``pixel_rows``, objectness 1)."""
 
     def __init__(self, model: DarknetModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self.model, "anchor_free", False):
+            return self.model.pixel_rows(x)
         return torch.cat(self.model(x), dim=1)
+
+
+def _is_anchor_free(model: nn.Module) -> bool:
+    return bool(getattr(model, "anchor_free", False))
 
 
 @contextlib.contextmanager
@@ -57,7 +64,11 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextlib.contextmanager
 def pixel_outputs(model: DarknetModel) -> Iterator[None]:
-    """Temporarily switch the [yolo]/[region] layers to YOLOv5-style (pixel) rows."""
+    """Temporarily switch the [yolo]/[region] layers to YOLOv5-style (pixel) rows (an anchor-free model
+    gives them through ``YoloV5Head`` as it is)."""
+    if _is_anchor_free(model):
+        yield
+        return
     layers = model.head_layers
     before = [y.pixel_output for y in layers]
     try:
@@ -84,7 +95,7 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
     """Serialise ``model`` (decoding included) to ONNX bytes with cnnlab metadata."""
     import onnx
 
-    if not model.head_indices:
+    if not (_is_anchor_free(model) or model.head_indices):
         raise UserError("the cfg has no [yolo] or [region] layer: nothing to export as a detector")
     if opset < 17:
         raise UserError(f"opset must be >= 17, got {opset}")
@@ -99,7 +110,7 @@ def onnx_bytes_of(model: DarknetModel, imgsz: ImageSize | int | str | tuple[int,
                           do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"cnnlab_format": "yolov5", "imgsz": json.dumps([w, h]), "letterbox": json.dumps(bool(letterbox)),
-            "num_classes": str(model.num_classes), "source": model.source}
+            "num_classes": str(model.num_classes), "source": str(getattr(model, "source", ""))}
     if names is not None:
         meta["names"] = json.dumps(list(names))
     onnx.helper.set_model_props(proto, meta)
@@ -159,14 +170,17 @@ def export_detector(cfg: str | os.PathLike | None = None, weights: str | os.Path
 
 
 def _export_run(source: str | os.PathLike, output: str | os.PathLike | None,
-                imgsz: ImageSize | int | str | tuple[int, int] | None, names: list[str] | None, letterbox: bool,
-                opset: int, check: bool) -> ExportResult:
-    """A detection run folder or checkpoint to ONNX: a Darknet model as ``export_detector`` does, a two-stage
-    (Faster R-CNN) one at a fixed input size with outputs ``boxes``/``scores``/``labels``."""
+                imgsz: ImageSize | int | str | tuple[int, int] | None, names: list[str] | None,
+                letterbox: bool | None, opset: int, check: bool) -> ExportResult:
+    """A detection run folder or checkpoint to ONNX: a Darknet model or ``cnnlab-nano`` as ``export_detector``
+    does, a two-stage (Faster R-CNN) one at a fixed input size with outputs ``boxes``/``scores``/``labels``.
+    ``letterbox`` None: the run's own preprocessing."""
     from cnnlab.io import atomic_write_bytes
     from cnnlab.sources import resolve
 
     src = resolve(source, task="detect", classes=names)
+    if letterbox is None:
+        letterbox = src.letterbox is not False
     if src.model is None:
         raise UserError(f"{src.describe()} is already an ONNX file")
     size = ImageSize.parse(imgsz if imgsz is not None else src.imgsz)
@@ -203,3 +217,12 @@ def _check_two_stage(model: nn.Module, data: bytes, imgsz: ImageSize) -> tuple[f
     a, b = ref.reshape(-1, 4), out.reshape(-1, 4)
     diff = float(np.abs(a[:, None] - b[None]).max(-1).min(1).max()) if len(a) else 0.0
     return diff, float(np.abs(a).max()) if len(a) else 0.0, tuple(out.shape)
+
+
+def export_trained_detector(source: str | os.PathLike, output: str | os.PathLike | None = None,
+                            imgsz: ImageSize | int | str | tuple[int, int] | None = None,
+                            opset: int = DEFAULT_OPSET, check: bool = True) -> ExportResult:
+    """Export a detection run folder or checkpoint (any trained detector: Darknet family, ``cnnlab-nano``,
+    Faster R-CNN) to ONNX with its class names, input size and letterbox; ``output`` defaults to
+    ``<checkpoint>.onnx`` beside it. Checked against PyTorch with ONNX Runtime."""
+    return _export_run(source, output, imgsz, None, None, opset, check)

@@ -50,7 +50,7 @@ def _darknet(loc: Located) -> Resolved:
 
         model, names, imgsz, letterbox = load_detector_checkpoint(loc.path)
     two_stage = bool(getattr(model, "two_stage", False))   # a torchvision Faster R-CNN (detect.twostage)
-    if not two_stage and not model.head_indices:
+    if not (two_stage or getattr(model, "anchor_free", False) or model.head_indices):
         raise UserError(f"{loc.describe()}: the network has no [yolo] or [region] layer, so it is not a detector")
     size = ImageSize(int(imgsz[0]), int(imgsz[1])) if loc.kind.startswith("detect-") else \
         ImageSize(model.width, model.height)

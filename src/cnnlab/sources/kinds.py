@@ -83,7 +83,8 @@ def _identify(source: Any, task: str | None) -> Located:
             raise UserError(f"expected {EXPECTED}, got a {type(source).__name__}")
         from cnnlab.darknet.model import DarknetModel
 
-        return Located("module", DETECT if isinstance(source, DarknetModel) else CLASSIFY, module=source)
+        detector = isinstance(source, DarknetModel) or getattr(source, "anchor_free", False)
+        return Located("module", DETECT if detector else CLASSIFY, module=source)
     from cnnlab.paths import find_path
 
     path = Path(source).expanduser()

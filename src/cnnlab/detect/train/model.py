@@ -3,6 +3,7 @@ re-headed for the dataset's classes; optional Darknet ``.weights`` transferred w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -56,6 +57,53 @@ def native_name(name: str) -> str | None:
 def is_native(name: str) -> bool:
     """True when ``name`` is a detector of the model registry (``cnnlab models`` lists them)."""
     return native_name(name) is not None
+
+
+def is_anchor_free(name: str) -> bool:
+    """True when ``name`` is a registered anchor-free detector (``cnnlab-nano``): no cfg, no anchors."""
+    native = native_name(name)
+    return native is not None and native not in ("yolov3", "yolov3-tiny")
+
+
+def training_criterion(model: Any, cfg: Any) -> Any:
+    """The loss a detector trains with: the model's own (``TaskAlignedLoss`` for anchor-free models,
+    gains = its defaults x the ratio of ``box_gain``/``cls_gain`` to DetectTrainConfig's defaults) or
+    ``YoloLoss`` for the Darknet family."""
+    if getattr(model, "anchor_free", False):
+        from cnnlab.config import DetectTrainConfig
+        from cnnlab.detect.train.af_loss import TaskAlignedLoss
+
+        base = {f.name: f.default for f in dataclasses.fields(DetectTrainConfig)}
+        return TaskAlignedLoss(model, box_gain=7.5 * cfg.box_gain / base["box_gain"],
+                               cls_gain=0.5 * cfg.cls_gain / base["cls_gain"])
+    from cnnlab.detect.train.loss import YoloLoss
+
+    return YoloLoss(model, cfg.box_loss, cfg.box_gain, cfg.obj_gain, cfg.cls_gain, cfg.iou_thresh,
+                    cfg.ignore_thresh, imgsz=cfg.imgsz)
+
+
+def build_anchor_free(spec: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
+                      weights: str | os.PathLike | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """A registered anchor-free detector (``cnnlab-nano``) for ``num_classes``; ``weights``: a detection
+    run folder / checkpoint of the same architecture to start from (tensors whose shapes fit)."""
+    from cnnlab.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(native_name(spec), num_classes=num_classes, img_size=imgsz, width_mult=width_mult)
+    info: dict[str, Any] = {"model": spec}
+    if weights is not None:
+        from cnnlab.sources import resolve
+
+        if Path(weights).suffix.lower() in (".weights", ".cfg", ".onnx"):
+            raise UserError(f"--weights {weights}: {spec} starts from a {spec} run folder or .pt checkpoint "
+                            "(Darknet .weights fit the Darknet models only)")
+        src = resolve(Path(weights), task="detect")
+        if src.kind not in ("detect-run", "detect-checkpoint") or not getattr(src.model, "anchor_free", False):
+            raise UserError(f"{weights}: {spec} starts from a {spec} run folder or checkpoint, not "
+                            f"{src.describe()}")
+        n, total, _ = transfer_state(model, src.model.state_dict())
+        info.update(init_from=str(src.path), init_names=list(src.classes), transferred=f"{n}/{total}")
+    return model, info
 
 
 def native_sections(name: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
@@ -134,9 +182,12 @@ def init_head_biases(model: DarknetModel, skip: set[str] = frozenset()) -> None:
 
 def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
                          anchors: list[list[float]] | None = None, weights: str | os.PathLike | None = None,
-                         seed: int = 0) -> tuple[DarknetModel, dict[str, Any]]:
-    """The model to train and how it was initialised (``info``: source, transferred tensors...)."""
+                         seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """The model to train and how it was initialised (``info``: source, transferred tensors...): a
+    ``DarknetModel``, or an anchor-free detector (``cnnlab-nano``, ``weights`` then a run of it)."""
     torch.manual_seed(seed)
+    if is_anchor_free(spec):
+        return build_anchor_free(spec, num_classes, imgsz, width_mult, weights, seed)
     info: dict[str, Any] = {"model": spec}
     src_state: dict[str, torch.Tensor] | None = None
     path = Path(spec)
@@ -153,6 +204,16 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         if src.kind not in ("detect-run", "detect-checkpoint"):
             raise UserError(f"{path}: expected a detection run folder or checkpoint (weights/best.pt)")
         trained = src.model
+        if getattr(trained, "anchor_free", False):
+            if weights is not None:
+                raise UserError("--weights (a Darknet file) starts a yolov3/yolov3-tiny or .cfg model; a run "
+                                "folder already brings its weights")
+            spec_name = trained.cnnlab_spec["name"]
+            kw = trained.cnnlab_spec.get("kwargs", {})
+            model, info = build_anchor_free(spec_name, num_classes, imgsz, float(kw.get("width_mult", 1.0)),
+                                            path, seed)
+            info["model"] = spec
+            return model, info
         sections = set_classes(trained.sections, num_classes, imgsz, anchors)
         src_state = trained.state_dict()
         info["init_from"] = str(src.path)
@@ -185,7 +246,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
     return model, info
 
 
-def freeze_layers(model: DarknetModel, n: int) -> int:
+def freeze_layers(model: Any, n: int) -> int:
     """Stop gradients in the first ``n`` layers (their BN statistics stay fixed too); returns tensors frozen."""
     params = [p for layer in list(model.layers)[:n] for p in layer.parameters()]
     for p in params:

@@ -25,7 +25,9 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike,
               if isinstance(h.get("fitness"), (int, float)) and h["fitness"] == h["fitness"]]
     best = max(scored)[1] if scored else None     # what weights/best.pt holds (monitor: fitness)
     titles = {"box_loss": "box loss", "obj_loss": "objectness loss", "cls_loss": "class loss",
-              "rpn_obj_loss": "RPN objectness loss", "rpn_box_loss": "RPN box loss"}
+              "rpn_obj_loss": "RPN objectness loss", "rpn_box_loss": "RPN box loss", "loss": "total loss (box + class)"}
+    if "obj_loss" in losses and history and not any("obj_loss" in h for h in history):
+        losses = tuple("loss" if k == "obj_loss" else k for k in losses)   # anchor-free (cnnlab-nano): no objectness
     panels = [(k, titles.get(k, k.replace("_", " "))) for k in losses] + \
         [("mAP50", "mAP@0.5"), ("mAP50_95", "mAP@0.5:0.95"), ("lr", "learning rate")]
     cols = -(-len(panels) // 2)
@@ -33,13 +35,16 @@ def plot_detect_curves(history: list[dict[str, Any]], path: str | os.PathLike,
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     for ax, (key, title) in zip(axes.ravel(), panels, strict=False):
-        series = [("", "train"), ("val_", "validation")] if key.endswith("_loss") else \
+        series = [("", "train"), ("val_", "validation")] if key.endswith("loss") else \
             [("", "learning rate" if key == "lr" else "validation")]
         for prefix, label in series:
             pts = [(e, h.get(prefix + key)) for e, h in zip(epochs, history, strict=True)]
             pts = [(e, v) for e, v in pts if isinstance(v, (int, float)) and v == v]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        values = [v for line in ax.lines for v in line.get_ydata()]
+        if key.endswith("loss") and values and min(values) > 0 and max(values) > 10 * min(values):
+            ax.set_yscale("log")   # a first epoch far above the rest would flatten the curve
         if best is not None:
             ax.axvline(best, color="tab:red", ls="--", lw=1, alpha=0.8, label=f"best epoch {best} (fitness)")
         ax.set(title=title, xlabel="epoch")

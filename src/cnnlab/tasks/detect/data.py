@@ -88,7 +88,11 @@ def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample]
         if cfg.anchors != "auto":
             raise UserError(f"anchors must be a list of [w, h] pairs or 'auto', got {cfg.anchors!r}")
         from cnnlab.detect.train.anchors import anchor_fitness, dataset_wh, kmeans_anchors
-        from cnnlab.detect.train.model import is_native
+        from cnnlab.detect.train.model import is_anchor_free, is_native
+
+        if is_anchor_free(cfg.model):
+            log(f"anchors: {cfg.model} is anchor-free; 'auto' has nothing to fit")
+            return None
 
         n = _anchor_count(cfg.model) if not is_native(cfg.model) else (6 if "tiny" in cfg.model.lower() else 9)
         wh = dataset_wh(train_samples, cfg.imgsz)

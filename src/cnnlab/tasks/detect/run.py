@@ -103,7 +103,10 @@ def _check_detect_model(spec: str, weights: str | None) -> None:
         if from_run:
             raise UserError("--weights (a Darknet file) starts a yolov3/yolov3-tiny or .cfg model; a run folder "
                             "already brings its weights")
-        if not Path(weights).expanduser().is_file():
+        from cnnlab.detect.train.model import is_anchor_free
+
+        wpath = Path(weights).expanduser()
+        if not (wpath.is_file() or (wpath.is_dir() and is_anchor_free(spec))):   # cnnlab-nano: a run folder too
             raise UserError(f"weights file not found: {weights}")
 
 

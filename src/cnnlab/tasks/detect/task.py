@@ -28,7 +28,8 @@ class DetectTask(Task):
     """Detection: a Darknet-family model, ``YoloLoss``, mosaic/affine/HSV augmentation, COCO mAP."""
 
     name = "detect"
-    train_keys = ("loss", "box_loss", "obj_loss", "cls_loss")
+    train_keys = ("loss", "box_loss", "obj_loss", "cls_loss")   # setup: the criterion's parts
+    loss_parts: tuple[str, ...] = ("box", "obj", "cls")
     train_method = "forward_raw"   # the undecoded maps the loss needs
     loss_reduction = "sum"         # YoloLoss total = (box + obj + cls) x batch size
 
@@ -43,13 +44,18 @@ class DetectTask(Task):
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, cfg: DetectTrainConfig, device: torch.device) -> tuple[nn.Module, Any]:
         from cnnlab.detect.train.dataset import AugmentOptions, DetectionLoader, DetectionTrainSet
-        from cnnlab.detect.train.loss import YoloLoss
+        from cnnlab.detect.train.model import training_criterion
 
         train_set, val_set = load_train_val(cfg, self.log)
         self.names = list(train_set.names)
         self.sizes = (len(train_set), len(val_set))
         ckpt = self.resume_ckpt
-        if ckpt is not None:
+        if ckpt is not None and ckpt.get("model_spec") is not None:   # an anchor-free model (cnnlab-nano)
+            from cnnlab.models import model_from_spec
+
+            model = model_from_spec(ckpt["model_spec"])
+            self.info = dict(ckpt.get("init") or {})
+        elif ckpt is not None:
             from cnnlab.darknet.cfg import parse_cfg_text
             from cnnlab.darknet.model import DarknetModel
 
@@ -73,8 +79,9 @@ class DetectTask(Task):
                                  multi_scale=cfg.multi_scale)
         self.val_data = ValidationSet(val_set.samples, cfg.imgsz, cfg.cache)
         self.n_params = sum(p.numel() for p in model.parameters())
-        self.criterion = YoloLoss(model, cfg.box_loss, cfg.box_gain, cfg.obj_gain, cfg.cls_gain,
-                                  cfg.iou_thresh, cfg.ignore_thresh, imgsz=cfg.imgsz)
+        self.criterion = training_criterion(model, cfg)   # YoloLoss, or the model's own (anchor-free)
+        self.loss_parts = tuple(getattr(self.criterion, "parts", ("box", "obj", "cls")))
+        self.train_keys = ("loss", *(f"{k}_loss" for k in self.loss_parts))
         return model, loader
 
     def run_config(self) -> dict[str, Any]:
@@ -136,7 +143,7 @@ class DetectTask(Task):
         cfg = self.cfg
         model.eval()
         preds: dict[int, Detections] = {}
-        sums = {"box": 0.0, "obj": 0.0, "cls": 0.0}
+        sums = dict.fromkeys(self.loss_parts, 0.0)
         nb = 0
         t0 = time.perf_counter()
         batch = max(1, cfg.batch)
@@ -178,7 +185,10 @@ class DetectTask(Task):
 
     # -- checkpoints, plots, the end ----------------------------------------------------------------
     def checkpoint_meta(self, engine: Engine) -> dict[str, Any]:
-        return {"version": CHECKPOINT_VERSION, "cfg": engine.model.to_cfg(), "names": list(self.names),
+        model = engine.model
+        arch = {"model_spec": plain_data(model.cnnlab_spec)} if getattr(model, "anchor_free", False) \
+            else {"cfg": model.to_cfg()}
+        return {"version": CHECKPOINT_VERSION, **arch, "names": list(self.names),
                 "imgsz": [self.cfg.imgsz, self.cfg.imgsz], "letterbox": True, "init": plain_data(self.info)}
 
     def on_checkpoint(self, engine: Engine, which: str, path: Path) -> None:
@@ -187,6 +197,8 @@ class DetectTask(Task):
         from cnnlab.io import atomic_write_text
 
         model = engine.eval_model
+        if getattr(model, "anchor_free", False):   # no Darknet form: the .pt (and its ONNX export) only
+            return
         atomic_write_text(path.with_suffix(".cfg"), model.to_cfg())
         save_darknet_weights(model, path.with_suffix(".weights"))
 
@@ -200,8 +212,8 @@ class DetectTask(Task):
         plot_detect_curves(history, run_dir / "results.png")
 
     def epoch_line(self, epoch: int, epochs: int, logs: dict[str, Any]) -> str:
-        parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f} = box {logs['box_loss']:.4f} + "
-                 f"obj {logs['obj_loss']:.4f} + cls {logs['cls_loss']:.4f}"]
+        terms = " + ".join(f"{k} {logs[f'{k}_loss']:.4f}" for k in self.loss_parts if f"{k}_loss" in logs)
+        parts = [f"epoch {epoch}/{epochs}", f"loss {logs['loss']:.4f} = {terms}"]
         if "mAP50" in logs:
             parts.append(f"val mAP50 {logs['mAP50']:.4f} mAP50-95 {logs['mAP50_95']:.4f}")
         parts.append(f"{logs['epoch_time']:.1f}s")
