@@ -60,9 +60,12 @@ class DetectTask(Task):
 
             anchors = resolve_anchors(cfg, train_set.samples, self.log)
             model, self.info = build_training_model(cfg.model, len(self.names), cfg.imgsz, cfg.width_mult,
-                                                    anchors, cfg.weights, cfg.seed)
-            if anchors is not None:
-                cfg.anchors = anchors
+                                                    anchors, cfg.weights, cfg.seed, names=self.names)
+            cfg.anchors = anchors   # what the run trains with (null: the cfg's), so a resume rebuilds it
+            if self.info.get("head_classes"):
+                self.log(f"head: {self.info['head_classes']}")
+            if cfg.optimizer.lower() == "auto":
+                self._auto_optimizer(cfg, len(train_set))
         if cfg.freeze:
             from cnnlab.detect.train.model import freeze_layers
 
@@ -76,6 +79,21 @@ class DetectTask(Task):
         self.criterion = YoloLoss(model, cfg.box_loss, cfg.box_gain, cfg.obj_gain, cfg.cls_gain,
                                   cfg.iou_thresh, cfg.ignore_thresh, imgsz=cfg.imgsz)
         return model, loader
+
+    def _auto_optimizer(self, cfg: DetectTrainConfig, images: int) -> None:
+        """Replace ``optimizer auto`` by what it means for this run (saved so in config.yaml)."""
+        from cnnlab.engine.optim import auto_optimizer
+
+        name, lr, momentum, iterations = auto_optimizer(images, cfg.batch, cfg.epochs, len(self.names))
+        cfg.optimizer, cfg.lr = name, lr
+        if name == "sgd":
+            cfg.momentum = momentum
+        else:
+            cfg.betas = [momentum, 0.999]
+            cfg.warmup_bias_lr = 0.0 if cfg.warmup_bias_lr is not None else None   # no 0.1 bias lr for Adam
+        cfg.min_lr = None   # the schedule's floor follows the new lr
+        self.log(f"optimizer auto: {name} lr {lr:g} momentum {momentum:g} ({iterations} iterations "
+                 f"{'>' if name == 'sgd' else '<='} 10000, {len(self.names)} classes)")
 
     def run_config(self) -> dict[str, Any]:
         return {**self.cfg.to_dict(), "names": self.names, "init": plain_data(self.info)}
@@ -106,7 +124,7 @@ class DetectTask(Task):
                 layer.eval()
 
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
-        self.train_data.mosaic_off = epoch - 1 >= self.cfg.epochs - self.cfg.close_mosaic
+        self.train_data.mosaic_off = epoch - 1 >= self.cfg.epochs - self.cfg.close_mosaic_epochs()
 
     def loss(self, model: nn.Module, batch: Any, engine: Engine) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         x, t = batch
