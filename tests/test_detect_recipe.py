@@ -55,6 +55,7 @@ def test_bias_warmup_falls_from_warmup_bias_lr_while_weights_rise():
     lrs = []
     for _ in range(12):
         lrs.append((groups["decay"]["lr"], groups["bias"]["lr"]))
+        opt.step()            # (no gradients: nothing moves; the order torch expects)
         sched.step_batch()
     assert lrs[0] == pytest.approx((0.001, 0.1))                       # weights at 10%, biases at 0.1
     assert lrs[5] == pytest.approx((0.001 + 0.009 * 0.5, 0.1 - 0.09 * 0.5))
