@@ -87,12 +87,16 @@ def test_anchor_check_keeps_fitting_anchors_and_replaces_bad_ones_deterministica
     assert resolve_anchors(cfg, fitting, lines.append) is None
     assert len(lines) == 1 and "kept" in lines[0] and "best possible recall 1.000" in lines[0]
     lines.clear()
-    tiny = _samples(np.array([2.0, 3.0])) + _samples(np.array([3.0, 2.0]), seed=1)   # far below 10,14
+    tiny = _samples(np.array([2.5, 3.0])) + _samples(np.array([3.0, 2.5]), seed=1)   # far below 10,14
     anchors = resolve_anchors(cfg, tiny, lines.append)
     assert len(lines) == 1 and "k-means" in lines[0] and "< 0.98" in lines[0] and "deterministic" in lines[0]
     assert len(anchors) == 6 and max(max(a) for a in anchors) < 5
     # deterministic: same anchors from the boxes in another order
     assert resolve_anchors(cfg, tiny[::-1], lambda m: None) == anchors
+    # a pretrained head (fine-tuning) keeps the anchors its box rows were trained with, and says why
+    lines.clear()
+    assert resolve_anchors(cfg, tiny, lines.append, pretrained_head=True) is None
+    assert len(lines) == 1 and "kept for its pretrained head" in lines[0]
     # 'auto' always clusters, null keeps the cfg's without looking
     assert resolve_anchors(cfg.replace(anchors="auto"), fitting, lambda m: None) is not None
     assert resolve_anchors(cfg.replace(anchors=None), tiny, lambda m: None) is None
@@ -102,8 +106,8 @@ def test_best_possible_recall_is_yolov5s_ratio_rule():
     from cnnlab.detect.train.anchors import best_possible_recall
 
     anchors = np.array([[10.0, 10.0]])
-    wh = np.array([[10, 10], [39, 39], [41, 10], [2.6, 10], [2.4, 10]])
-    assert best_possible_recall(wh, anchors) == pytest.approx(3 / 5)   # within 4x in both sides
+    wh = np.array([[10, 10], [39, 39], [41, 10], [2.6, 10], [2.4, 10], [1.5, 1.9]])
+    assert best_possible_recall(wh, anchors) == pytest.approx(3 / 5)   # within 4x in both sides; < 2 px ignored
 
 
 def _model(nc: int, seed: int):
@@ -169,6 +173,8 @@ def test_coco_weights_reheaded_to_named_classes(tmp_path):
                                        names=["dog", "unicorn"])
     assert info["head_matched"] == ["dog"] and "1 of 2 classes kept by name from the 80-class head" in \
         info["head_classes"]
+    assert info["head_pretrained"]      # so anchors 'check' keeps the anchors this head learnt
+    assert not build_training_model("yolov3-tiny", 2, 64, width_mult=0.125)[1].get("head_pretrained")
     dog = COCO80.index("dog")
     for i in model.yolo_indices:
         s = src.state_dict()[f"layers.{i - 1}.conv.weight"].view(3, 85, -1)

@@ -81,8 +81,9 @@ def anchor_fitness(wh: np.ndarray, anchors: np.ndarray, thresh: float = 0.213) -
 def best_possible_recall(wh: np.ndarray, anchors: np.ndarray, ratio: float = 4.0) -> float:
     """YOLOv5's anchor check: the share of boxes with an anchor whose width and height ratios to the
     box are both within ``ratio`` (the shape targets a YOLO head can learn); < 0.98 means the anchors
-    fit the data badly."""
+    fit the data badly. Boxes under 2 pixels on both sides are left out (as YOLOv5 does)."""
     wh = np.asarray(wh, np.float64).reshape(-1, 2)
+    wh = wh[(wh >= 2.0).any(1)]
     if not len(wh):
         return 0.0
     r = wh[:, None, :] / np.asarray(anchors, np.float64)[None]

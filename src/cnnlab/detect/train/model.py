@@ -244,6 +244,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
     if src_state is not None:
         n, total, copied = transfer_state(model, src_state)
         info["transferred"] = f"{n}/{total}"
+        info["head_pretrained"] = any(f"layers.{i - 1}.conv.weight" in copied for i in model.yolo_indices)
     init_head_biases(model, skip=copied)
     if src_state is not None and src_sections is not None and names is not None:
         head = transfer_head_classes(model, {k: v for k, v in src_state.items() if k not in copied},
@@ -254,6 +255,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
                                     f"{len(head['matched'])} of {len(names)} classes kept by name from the "
                                     f"{head['of'] or 'source'}-class head" + (f" ({kept})" if kept else ""))
             info["head_matched"] = head["matched"]
+            info["head_pretrained"] = True
     return model, info
 
 

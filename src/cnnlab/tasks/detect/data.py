@@ -85,10 +85,16 @@ BPR_MIN = 0.98   # anchors 'check': the cfg's anchors stay when this share of th
                  # (YOLOv5's rule: an anchor within 4x of the box's width and height)
 
 
-def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample], log) -> list[list[float]] | None:
+def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample], log,
+                    pretrained_head: bool = False) -> list[list[float]] | None:
     """The anchors a run trains with: None (the cfg's), k-means (``auto``; ``check`` when the cfg's
-    best possible recall on the boxes is below `BPR_MIN`), or the list given. k-means is deterministic
-    (sorted boxes, seeded), and says so in one line."""
+    best possible recall on the boxes is below `BPR_MIN` and the head starts fresh), or the list given.
+    k-means is deterministic (sorted boxes, seeded), and says so in one line.
+
+    ``pretrained_head``: the head's box rows come from trained weights (a fine-tune); ``check`` then keeps
+    the anchors they were trained with (new anchors would make those rows predict wrong sizes: measured,
+    Yolo-Fastest on the person set started at mAP50 0.13 with k-means anchors).
+    """
     if cfg.anchors is None:
         return None
     if isinstance(cfg.anchors, str):
@@ -108,6 +114,10 @@ def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample]
             bpr = best_possible_recall(wh, np.asarray(current, np.float64))
             if bpr >= BPR_MIN or len(wh) < n:
                 log(f"anchors: the cfg's fit the data (best possible recall {bpr:.3f} >= {BPR_MIN}); kept")
+                return None
+            if pretrained_head:
+                log(f"anchors: the cfg's kept for its pretrained head (best possible recall {bpr:.3f} < {BPR_MIN}; "
+                    "--anchors auto would cluster new ones and retrain the box rows)")
                 return None
             why = f"the cfg's best possible recall {bpr:.3f} < {BPR_MIN}"
         else:

@@ -58,9 +58,17 @@ class DetectTask(Task):
         else:
             from cnnlab.detect.train.model import build_training_model
 
-            anchors = resolve_anchors(cfg, train_set.samples, self.log)
+            check = cfg.anchors == "check"
+            anchors = None if check else resolve_anchors(cfg, train_set.samples, self.log)
             model, self.info = build_training_model(cfg.model, len(self.names), cfg.imgsz, cfg.width_mult,
                                                     anchors, cfg.weights, cfg.seed, names=self.names)
+            if check:   # a fresh head may take new anchors; a pretrained one keeps those it learnt
+                anchors = resolve_anchors(cfg, train_set.samples, self.log,
+                                          pretrained_head=bool(self.info.get("head_pretrained")))
+                if anchors is not None:
+                    model, self.info = build_training_model(cfg.model, len(self.names), cfg.imgsz,
+                                                            cfg.width_mult, anchors, cfg.weights, cfg.seed,
+                                                            names=self.names)
             cfg.anchors = anchors   # what the run trains with (null: the cfg's), so a resume rebuilds it
             if self.info.get("head_classes"):
                 self.log(f"head: {self.info['head_classes']}")
