@@ -27,9 +27,9 @@ class DetectTrainConfig(RunConfig):
                                  "re-initialised for the new classes).", short="-w", section=MODEL)
     width_mult: float = option(1.0, "Channel multiplier of the native architectures.", section=MODEL)
     anchors: list[list[float]] | str | None = option("check", "'check' (the cfg's unless their best possible "
-                                                     "recall on the data is < 0.98, then k-means), 'auto' "
-                                                     "(always k-means), [[w,h],...] or null (the cfg's).",
-                                                     section=MODEL)
+                                                     "recall on the data is < 0.98 and the head starts fresh, "
+                                                     "then k-means), 'auto' (always k-means), [[w,h],...] or "
+                                                     "'cfg'/null (the cfg's).", section=MODEL)
     imgsz: int = option(416, "Network input size, a multiple of 32.", section=MODEL)
     freeze: int = option(0, "Keep the first N layers fixed (transfer learning).", section=MODEL)
     # loss and targets
