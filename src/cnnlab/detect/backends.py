@@ -194,7 +194,8 @@ class TorchBackend(Backend):
     another process keeps the cores busy (OpenMP threads wait for a preempted sibling at every layer:
     250 ms instead of 18 ms per Yolo-Fastest image on this 2-core box with a training run beside it);
     the probe sees that and takes 1 thread. ``threads`` fixes the count (only the format is probed).
-    ``torch.set_num_threads`` is process-wide: the last backend built sets it.
+    torch's thread count is process-wide, so each ``infer`` sets the backend's count and puts the
+    process's back afterwards (50 us): a training run in the same process keeps its threads.
     """
 
     runs_onnx = False
@@ -223,8 +224,15 @@ class TorchBackend(Backend):
         x = torch.from_numpy(blob).to(self.torch_device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            outs = self.model(x)
+        before = torch.get_num_threads()
+        if self.threads and self.torch_device.type == "cpu" and before != self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                outs = self.model(x)
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
         return [o[0].float().cpu().numpy() for o in outs]
 
     def describe(self) -> str:
@@ -272,14 +280,12 @@ def tune_cpu(model: Any, hw: tuple[int, int], threads: int | None = None, runs: 
 
     Candidates: ``threads`` if given, else 1 and one per physical core (`physical_cores`); NCHW and
     channels_last. Each is timed ``runs`` times after one warm-up, the median kept (a candidate already
-2x slower than the best is not timed further, so a collapsing one costs little). A model whose one
+    2x slower than the best is not timed further, so a collapsing one costs little). A model whose one
     single-threaded run takes more than ``budget_s`` / 8 is not probed (the probe would take too long):
-    it gets one thread per physical core and channels_last (oneDNN's fast layout for big convolutions). Leaves
-    torch's thread count at the choice, and one inter-op thread (when torch still allows setting it).
+    it gets one thread per physical core and channels_last (oneDNN's fast layout for big convolutions).
+    Puts torch's thread count back as it found it; sets one inter-op thread (when torch still allows it).
     """
     import contextlib
-    import statistics
-    import time
 
     import torch
 
@@ -287,6 +293,20 @@ def tune_cpu(model: Any, hw: tuple[int, int], threads: int | None = None, runs: 
         torch.set_num_interop_threads(1)       # one forward at a time: no inter-op pool needed
     phys = physical_cores()
     counts = [int(threads)] if threads else sorted({1, phys})
+    before = torch.get_num_threads()
+    try:
+        return _probe(model, hw, counts, runs, budget_s)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _probe(model: Any, hw: tuple[int, int], counts: list[int], runs: int, budget_s: float
+           ) -> tuple[int, bool, dict[tuple[int, bool], float]]:
+    import statistics
+    import time
+
+    import torch
+
     x = torch.zeros(1, 3, *hw)
     torch.set_num_threads(counts[0])
     with torch.inference_mode():
@@ -294,7 +314,6 @@ def tune_cpu(model: Any, hw: tuple[int, int], threads: int | None = None, runs: 
         model(x)                                    # first run: allocations, oneDNN primitive creation
         first = time.perf_counter() - t0
         if first > budget_s / 8:
-            torch.set_num_threads(counts[-1])
             return counts[-1], True, {}
         timings: dict[tuple[int, bool], float] = {}
         best = float("inf")
@@ -314,9 +333,8 @@ def tune_cpu(model: Any, hw: tuple[int, int], threads: int | None = None, runs: 
                 timings[(n, cl)] = statistics.median(timed) * 1e3
                 best = min(best, statistics.median(timed))
         model.to(memory_format=torch.contiguous_format)
-    best = min(timings, key=lambda k: (timings[k], k))   # ties: fewer threads, NCHW
-    torch.set_num_threads(best[0])
-    return best[0], best[1], timings
+    choice = min(timings, key=lambda k: (timings[k], k))   # ties: fewer threads, NCHW
+    return choice[0], choice[1], timings
 
 
 @register_backend("opencv")
