@@ -10,7 +10,7 @@ The dataset is coco128's images holding a person, written the way LabelImg users
 ``person`` class mapped by name), ``train_detector(data, model=cfg, weights=weights, imgsz, epochs)``
 with every other option at its default (optimizer auto, warm-up, EMA, mosaic + close-mosaic, anchor
 check, head rows kept by class name), its time, mAP50 after, and the detections (conf 0.25) drawn beside
-the true boxes on validation images in ``docs/img/detect_finetune_<model>.jpg``. Writes the section
+the true boxes on validation images in ``docs/img/detect_finetune_<model>.png``. Writes the section
 ``detect-finetune`` of docs/benchmarks.md. ``--smoke``: random tiny Darknet "COCO" weights on synthetic
 scenes, 1 epoch, pictures into ``--out``, no report.
 """
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name, cfg, weights in models:
             rows.append(finetune(name, cfg, weights, data, epochs, imgsz, root / "runs",
-                                 out / f"detect_finetune_{name}.jpg"))
+                                 out / f"detect_finetune_{name}.png"))
     for r in rows:
         print(f"{r['model']}: mAP50 {r['mAP50 before']} -> {r['mAP50 after']} in {r['train s']} s "
               f"({r['epochs']} epochs); {r['picture']}")

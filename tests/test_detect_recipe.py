@@ -45,7 +45,7 @@ def test_optimizer_auto_rule():
 def test_bias_warmup_falls_from_warmup_bias_lr_while_weights_rise():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
     cfg = DetectTrainConfig(data="d", optimizer="sgd", lr=0.01, warmup_epochs=1, warmup_start=0.1,
-                            warmup_bias_lr=0.1, schedule="constant").optim()
+                            warmup_bias_lr=0.1, schedule="constant", warmup_min_steps=0).optim()
     opt = create_optimizer(net, cfg)
     groups = {g.get("name", "decay" if g["weight_decay"] else "norm"): g for g in opt.param_groups}
     assert set(groups) == {"decay", "norm", "bias"}
@@ -196,3 +196,20 @@ def test_default_run_resolves_optimizer_auto_and_records_it(tmp_path):
     assert saved["optimizer"] == "adamw" and saved["lr"] == round(0.01 / 7, 6)   # 3 classes
     assert saved["warmup_bias_lr"] == 0.0 and saved["close_mosaic"] is None
     assert any(line.startswith("optimizer auto: adamw lr 0.001429") for line in lines), lines
+
+
+def test_warmup_lasts_at_least_warmup_min_steps():
+    from cnnlab.engine.optim import warmup_steps
+
+    cfg = DetectTrainConfig(data="d")
+    assert cfg.warmup_epochs == 3.0 and cfg.warmup_min_steps == 100
+    assert warmup_steps(cfg.optim(), 4) == 100          # a 49-image fine-tune: 4 steps an epoch
+    assert warmup_steps(cfg.optim(), 1000) == 3000      # a big dataset: 3 epochs
+    assert warmup_steps(cfg.replace(warmup_epochs=0).optim(), 4) == 0     # no warm-up asked: none
+    net = torch.nn.Conv2d(3, 2, 1)
+    opt = create_optimizer(net, cfg.replace(optimizer="sgd", warmup_bias_lr=None).optim())
+    sched = Schedule(opt, cfg.replace(optimizer="sgd", warmup_bias_lr=None).optim(), steps_per_epoch=4)
+    for _ in range(50):
+        opt.step()
+        sched.step_batch()
+    assert opt.param_groups[0]["lr"] < 0.01 * 0.6       # half-way through the 100 warm-up steps

@@ -71,7 +71,9 @@ class DetectTrainConfig(RunConfig):
     betas: list[float] = option(factory=lambda: [0.937, 0.999], help="Adam-family betas.", section=OPT)
     weight_decay: float = option(5e-4, "Weight decay of the weight tensors.", section=OPT)
     schedule: str = option("cosine", "constant, piecewise, step, cosine, onecycle, plateau.", section=SCHED)
-    warmup_epochs: float = option(1.0, "Linear warm-up length in epochs.", section=SCHED)
+    warmup_epochs: float = option(3.0, "Linear warm-up length in epochs (Ultralytics' 3).", section=SCHED)
+    warmup_min_steps: int = option(100, "The warm-up lasts at least this many steps (Ultralytics' 100: a small "
+                                   "fine-tune is all warm-up).", section=SCHED)
     warmup_start: float = option(0.1, "Warm-up starts at lr x this.", section=SCHED)
     warmup_bias_lr: float | None = option(0.1, "Biases start the warm-up at this lr and fall to the schedule's "
                                           "(YOLOv5; optimizer auto's AdamW: 0; null: as the weights).",
@@ -117,6 +119,8 @@ class DetectTrainConfig(RunConfig):
             raise UserError(f"width_mult must be > 0, got {self.width_mult}")
         if self.close_mosaic is not None and self.close_mosaic < 0:
             raise UserError(f"close_mosaic must be >= 0 or null, got {self.close_mosaic}")
+        if self.warmup_min_steps < 0:
+            raise UserError(f"warmup_min_steps must be >= 0, got {self.warmup_min_steps}")
         if self.warmup_bias_lr is not None and self.warmup_bias_lr < 0:
             raise UserError(f"warmup_bias_lr must be >= 0 or null, got {self.warmup_bias_lr}")
         if self.freeze < 0:

@@ -188,7 +188,7 @@ def _step(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[
 
 @register_schedule("cosine")
 def _cosine(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
-    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
+    warm = warmup_steps(cfg, steps_per_epoch)
     floor = cfg.min_lr / cfg.lr
     span = max(1, total_steps - warm)
 
@@ -223,6 +223,14 @@ def _onecycle(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> None:
 @register_schedule("plateau")
 def _plateau(cfg: OptimConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0  # warm-up only; the decay is torch's ReduceLROnPlateau in Schedule
+
+
+def warmup_steps(cfg: OptimConfig, steps_per_epoch: int) -> int:
+    """Warm-up length in steps: ``warmup_epochs`` x steps per epoch, at least ``warmup_min_steps`` when
+    there is a warm-up (Ultralytics' 100 for detection: a fine-tune of a few hundred images is all
+    warm-up, its lr never jumps on a pretrained model)."""
+    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
+    return max(warm, int(cfg.warmup_min_steps)) if cfg.warmup_epochs > 0 else warm
 
 
 def check_config(cfg: OptimConfig | Any) -> None:
@@ -266,7 +274,7 @@ class Schedule:
                 optimizer, max_lr=cfg.max_lr or cfg.lr, total_steps=total, pct_start=cfg.pct_start)
             return
         base = SCHEDULES[name](cfg, self.steps_per_epoch, total)
-        warm = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        warm = warmup_steps(cfg, self.steps_per_epoch)
         start = cfg.warmup_start
 
         def multiplier(step: int) -> float:
