@@ -266,6 +266,8 @@ def test_bad_arguments_are_user_errors(tiny, tmp_path):
         Detector(model=tmp_path / "missing.onnx")
     (tmp_path / "m.onnx").write_bytes(b"not really onnx")
     with pytest.raises(UserError, match="torch backend needs a Darknet cfg"):
+        Detector(model=tmp_path / "m.onnx", backend="torch")
+    with pytest.raises(UserError, match="not a readable ONNX model"):   # auto: onnxruntime for an .onnx
         Detector(model=tmp_path / "m.onnx")
     with pytest.raises(UserError, match="not a readable ONNX model"):
         Detector(model=tmp_path / "m.onnx", backend="onnxruntime")

@@ -24,7 +24,8 @@ WEIGHTS = typer.Option(None, "--weights", help="Darknet .weights (with --cfg).")
 MODEL = typer.Option(None, "--model", "-m",
                      help="A .onnx export, a detection checkpoint (.pt) or a run folder holding one.")
 NAMES = typer.Option(None, "--names", help="Class names: a .names/.txt file (one per line) or YAML.")
-BACKEND = typer.Option("torch", "--backend", help="torch, opencv or onnxruntime.")
+BACKEND = typer.Option("auto", "--backend", help="auto (the fastest installed for the model: opencv for Darknet "
+                       "cfgs, onnxruntime for .onnx, else torch), torch, opencv or onnxruntime.")
 IMGSZ = typer.Option(None, "--imgsz", help="Network input: 320 or WxH like 416x320 (multiples of 32; default: "
                      "the model's).")
 CONF = typer.Option(0.25, "--conf", help="Confidence threshold (objectness x class probability).")
@@ -94,8 +95,20 @@ def check_show() -> None:
                         "an SSH session without X forwarding?); use --web HOST:PORT to watch in a browser")
 
 
-def make_detector(detector: dict[str, Any], **override: Any):
-    """A ``cnnlab.detect.Detector`` from the option block (torch is imported here, not at CLI start)."""
+def make_detector(detector: dict[str, Any], announce: bool = True, **override: Any):
+    """A ``cnnlab.detect.Detector`` from the option block (torch is imported here, not at CLI start);
+    ``announce``: print its one backend line (backend, why, threads, input)."""
     from cnnlab.detect.detector import Detector
 
-    return Detector(**{**detector, **override})
+    det = Detector(**{**detector, **override})
+    if announce:
+        announce_backend(det)
+    return det
+
+
+def announce_backend(det: Any) -> None:
+    """The one line naming the detector's backend and threads, on the console (also when piped; stdout,
+    so that stderr keeps only the one-line errors)."""
+    from cnnlab.cli.common import console
+
+    console.print(det.backend_line(), soft_wrap=True, markup=False, highlight=False)

@@ -55,7 +55,7 @@ def stream_command(
     sinks = build_sinks(save, save_jsonl, save_frames, web_addr, token, show)  # checks --token without --web
     det = opt.make_detector(detector)
     w, h = det.imgsz
-    console.print(f"model: {det.backend_name} backend, input {w}x{h}, {len(det.names)} classes")
+    console.print(f"model: {det.source.describe()}, input {w}x{h}, {len(det.names)} classes")
     pipeline = Pipeline(det, source, sinks, capture=size, capture_fps=capture_fps, max_fps=max_fps,
                         overlay=overlay, overlap=overlap, duration=duration, max_frames=max_frames,
                         log_every=log_every or None, logger=lambda m: err_console.print(m, soft_wrap=True))
@@ -119,7 +119,14 @@ def sweep_command(
     fps_list = parse_grid(fps, float)
     opts = {k: detector[k] for k in ("cfg", "weights", "model", "backend", "conf", "iou", "letterbox")}
     opts.update({k: str(v) if v else None for k, v in opts.items() if k in ("cfg", "weights", "model")})
-    result = run_sweep(data, lambda size: opt.make_detector(detector, imgsz=size), video=video,
+    built: list[object] = []
+
+    def factory(size: int):   # one backend line for the whole grid
+        det = opt.make_detector(detector, announce=not built, imgsz=size)
+        built.append(size)
+        return det
+
+    result = run_sweep(data, factory, video=video,
                        captures=cap_list, sizes=size_list, fps=fps_list, limit=limit, split=split,
                        names=detector["names"], project=project, name=name, config={"model": opts})
     if result.rows:

@@ -30,8 +30,10 @@ class DetectTrainConfig(RunConfig):
                                  "state_dict (.pth: the detector's or its ImageNet backbone's).", short="-w",
                                  section=MODEL)
     width_mult: float = option(1.0, "Channel multiplier of the native architectures.", section=MODEL)
-    anchors: list[list[float]] | str | None = option(None, "'auto' (k-means on the data), [[w,h],...] or "
-                                                     "null (the cfg's).", section=MODEL)
+    anchors: list[list[float]] | str | None = option("check", "'check' (the cfg's unless their best possible "
+                                                     "recall on the data is < 0.98 and the head starts fresh, "
+                                                     "then k-means), 'auto' (always k-means), [[w,h],...] or "
+                                                     "'cfg'/null (the cfg's).", section=MODEL)
     imgsz: int = option(416, "Network input size, a multiple of 32.", section=MODEL)
     freeze: int = option(0, "Keep the first N layers fixed (transfer learning).", section=MODEL)
     # loss and targets
@@ -46,7 +48,8 @@ class DetectTrainConfig(RunConfig):
     # augmentation
     augment: bool = option(True, "Training augmentations.", section=AUG)
     mosaic: float = option(1.0, "Probability of a 4-image mosaic.", section=AUG)
-    close_mosaic: int = option(0, "No mosaic in the last N epochs.", section=AUG)
+    close_mosaic: int | None = option(None, "No mosaic in the last N epochs (null: 10% of the epochs, at least "
+                                      "1 and at most 10 when epochs > 1).", section=AUG)
     degrees: float = option(0.0, "Random rotation (+/- degrees).", section=AUG)
     translate: float = option(0.1, "Random translation (+/- fraction).", section=AUG)
     scale: float = option(0.5, "Random scale gain (+/- fraction).", section=AUG)
@@ -64,13 +67,21 @@ class DetectTrainConfig(RunConfig):
     # shared options whose detection defaults differ (Ultralytics' recipe)
     epochs: int = option(30, "Training epochs.", short="-e", section=OPT)
     batch: int = option(16, "Images per batch (the global batch when distributed).", short="-b", section=OPT)
+    optimizer: str = option("auto", "auto (SGD lr 0.01 for runs over 10000 iterations, else AdamW with lr "
+                            "0.002*5/(4+classes); --lr/--momentum then ignored), sgd, adam, adamw, nadam, "
+                            "rmsprop.", section=OPT)
     momentum: float = option(0.937, "SGD momentum.", section=OPT)
     nesterov: bool = option(True, "Nesterov momentum (SGD).", section=OPT)
     betas: list[float] = option(factory=lambda: [0.937, 0.999], help="Adam-family betas.", section=OPT)
     weight_decay: float = option(5e-4, "Weight decay of the weight tensors.", section=OPT)
     schedule: str = option("cosine", "constant, piecewise, step, cosine, onecycle, plateau.", section=SCHED)
-    warmup_epochs: float = option(1.0, "Linear warm-up length in epochs.", section=SCHED)
+    warmup_epochs: float = option(3.0, "Linear warm-up length in epochs (Ultralytics' 3).", section=SCHED)
+    warmup_min_steps: int = option(100, "The warm-up lasts at least this many steps (Ultralytics' 100: a small "
+                                   "fine-tune is all warm-up).", section=SCHED)
     warmup_start: float = option(0.1, "Warm-up starts at lr x this.", section=SCHED)
+    warmup_bias_lr: float | None = option(0.1, "Biases start the warm-up at this lr and fall to the schedule's "
+                                          "(YOLOv5; optimizer auto's AdamW: 0; null: as the weights).",
+                                          section=SCHED)
     min_lr: float | None = option(None, "cosine: final learning rate (default lr x 0.01).", section=SCHED)
     ema: float | None = option(0.999, "EMA decay of the weights (null: off).", section=NUM)
     ema_warmup: int = option(200, "EMA decay ramps up over this many steps.", section=NUM)
@@ -85,6 +96,13 @@ class DetectTrainConfig(RunConfig):
 
     def default_min_lr(self) -> float:
         return self.lr * 0.01
+
+    def close_mosaic_epochs(self) -> int:
+        """Epochs at the end trained without mosaic: ``close_mosaic``, or 10% of the epochs (at least 1,
+        at most Ultralytics' 10) when it is null and there is more than one epoch."""
+        if self.close_mosaic is not None:
+            return int(self.close_mosaic)
+        return 0 if self.epochs <= 1 else min(10, max(1, round(self.epochs * 0.1)))
 
     def validate(self) -> None:
         super().validate()
@@ -103,17 +121,25 @@ class DetectTrainConfig(RunConfig):
             raise UserError(f"val_period must be >= 1, got {self.val_period}")
         if not self.width_mult > 0:
             raise UserError(f"width_mult must be > 0, got {self.width_mult}")
+        if self.close_mosaic is not None and self.close_mosaic < 0:
+            raise UserError(f"close_mosaic must be >= 0 or null, got {self.close_mosaic}")
+        if self.warmup_min_steps < 0:
+            raise UserError(f"warmup_min_steps must be >= 0, got {self.warmup_min_steps}")
+        if self.warmup_bias_lr is not None and self.warmup_bias_lr < 0:
+            raise UserError(f"warmup_bias_lr must be >= 0 or null, got {self.warmup_bias_lr}")
         if self.freeze < 0:
             raise UserError(f"freeze must be >= 0, got {self.freeze}")
 
 
 def parse_anchors(value: list[list[float]] | str | None) -> list[list[float]] | str | None:
-    """``auto``, ``None``, ``[[w, h], ...]`` or the Darknet cfg spelling ``w,h, w,h, ...`` -> pairs."""
+    """``auto``, ``check``, ``None`` (also ``cfg``), ``[[w, h], ...]`` or the Darknet cfg spelling ``w,h, w,h, ...`` -> pairs."""
     if value is None or isinstance(value, list):
         return value
     text = value.strip()
-    if text.lower() == "auto":
-        return "auto"
+    if text.lower() in ("auto", "check"):
+        return text.lower()
+    if text.lower() in ("cfg", "null", "none"):
+        return None
     try:
         flat = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:

@@ -34,6 +34,8 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     warmup_start: float = 0.01
+    warmup_bias_lr: float | None = None   # biases warm up from this lr down to the schedule's (YOLOv5)
+    warmup_min_steps: int = 0             # the warm-up lasts at least this many steps (when there is one)
     min_lr: float = 0.0
     max_lr: float | None = None
     pct_start: float = 0.3

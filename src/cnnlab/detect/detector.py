@@ -36,12 +36,15 @@ class Detector:
     ``{id: name}`` mapping or a names file) replace the model's class names. ``conf`` thresholds
     objectness * class probability; ``iou`` is the class-aware NMS threshold; ``letterbox`` keeps the
     aspect ratio (grey border) instead of a plain resize (``None``: what the model recorded — ONNX
-    metadata or checkpoint — else True). ``threads`` caps the backend's CPU threads (None: library default).
+    metadata or checkpoint — else True). ``threads`` caps the backend's CPU threads (None: the backend's
+    choice). ``backend``: ``auto`` (the fastest installed for the model: opencv for a Darknet-family model
+    OpenCV runs as is, onnxruntime for an ONNX file or when OpenCV cannot, else torch; a CUDA device:
+    torch; see `cnnlab.detect.backends.auto_choices`), ``torch``, ``opencv`` or ``onnxruntime``.
     """
 
     def __init__(self, cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                  model: str | os.PathLike | None = None, names: str | os.PathLike | Sequence[str] | None = None,
-                 backend: str = "torch", imgsz: ImageSize | int | str | tuple[int, int] | None = None,
+                 backend: str = "auto", imgsz: ImageSize | int | str | tuple[int, int] | None = None,
                  conf: float = 0.25, iou: float = 0.45, letterbox: bool | None = None, device: str = "auto",
                  max_det: int = 300, threads: int | None = None) -> None:
         for what, v in (("conf", conf), ("iou", iou)):
@@ -52,19 +55,30 @@ class Detector:
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         located = identify(model, task="detect", cfg=cfg, weights=weights)
         requested = ImageSize.parse(imgsz) if imgsz is not None else None
-        cls = backend_class(backend)
-        cls.check_source(located)   # before loading: the torch backend cannot run an .onnx
+        auto = backend.strip().lower() == "auto"
+        cls = None if auto else backend_class(backend)
+        if cls is not None:
+            cls.check_source(located)   # before loading: the torch backend cannot run an .onnx
         try:
             self.source = resolve(located, task="detect", classes=names)
         except UnsupportedCfg as e:  # cnnlab cannot build the cfg: OpenCV reads the files itself
-            if cls.name != "opencv" or located.kind != "darknet":
+            if (cls is not None and cls.name != "opencv") or located.kind != "darknet":
                 raise
             from cnnlab.sources.detect import darknet_files_only
 
+            self.source = darknet_files_only(located, names, str(e))
+            try:
+                self.backend = create_backend("opencv", self.source, requested, device, threads)
+            except UserError:
+                if auto:      # OpenCV cannot read it either: cnnlab's own reason is the clearer error
+                    raise e from None
+                raise
+            if auto:
+                self.backend.reason = "auto: a Darknet cfg only OpenCV builds"
             warnings.warn(f"{e}; cnnlab cannot build this cfg, so OpenCV runs it as it reads it (the torch and "
                           "onnxruntime backends cannot)", UserWarning, stacklevel=2)
-            self.source = darknet_files_only(located, names, str(e))
-        self.backend = create_backend(backend, self.source, requested, device, threads)
+        else:
+            self.backend = create_backend(backend, self.source, requested, device, threads)
         self.imgsz: ImageSize = self.backend.fixed_size or requested or self.source.imgsz or ImageSize(416, 416)
         self.names = list(self.source.classes)
         self.letterbox = bool(next(v for v in (letterbox, self.source.letterbox, True) if v is not None))
@@ -74,6 +88,12 @@ class Detector:
     @property
     def backend_name(self) -> str:
         return self.backend.name
+
+    def backend_line(self) -> str:
+        """One line naming the backend, why it was chosen (``auto``), its threads and the input size:
+        what `detect`, `detect-eval`, `stream` and `sweep` print."""
+        w, h = self.imgsz
+        return f"{self.backend.describe()}, input {w}x{h}"
 
     # -- the three stages -------------------------------------------------------------------------
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, ImageMeta]:

@@ -403,7 +403,7 @@ def remap_classes(class_ids: np.ndarray, mapping: np.ndarray | None) -> np.ndarr
 def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
                 names: Any = None, split: str = "val", images: str | os.PathLike | None = None,
                 cfg: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                model: Any = None, backend: str = "torch",
+                model: Any = None, backend: str = "auto",
                 imgsz: ImageSize | int | str | tuple[int, int] | None = None, conf: float = 0.001,
                 iou: float = 0.6, device: str = "cpu", max_det: int = 100,
                 project: str | os.PathLike = "runs", name: str = "exp", exist_ok: bool = False,
@@ -449,7 +449,9 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
             det_names = parse_names(names) if names is not None else None if ds.names_inferred else ds.names
             detector = Detector(cfg=cfg, weights=weights, model=model, names=det_names, backend=backend,
                                 imgsz=imgsz, conf=conf, iou=iou, device=device)
-            source = f"{backend}:{model or cfg}"
+            source = f"{detector.backend_name}:{model or cfg}"
+            if verbose:   # which backend and threads, before the images run (also when piped)
+                print(detector.backend_line(), flush=True)
         if ds.names_inferred and getattr(detector, "names", None):  # label ids are the model's ids
             import dataclasses
 
@@ -468,7 +470,7 @@ def detect_eval(data: Any, detector: Any = None, predictions: Any = None, *,
         run = new_run_dir(project, "detect", name, exist_ok=exist_ok)
         config = {"task": "detect-eval", "data": str(ds.source), "split": split, "source": source,
                   "imgsz": list(ImageSize.parse(imgsz)) if imgsz is not None else None, "conf": conf, "iou": iou,
-                  "backend": backend, "max_det": max_det,
+                  "backend": getattr(detector, "backend_name", backend), "max_det": max_det,
                   "cfg": str(cfg) if cfg else None, "weights": str(weights) if weights else None,
                   "model": str(model) if isinstance(model, (str, Path)) else None}
         write_run_folder(run, result, ds, preds if predictions is None else None, config, plots=plots)

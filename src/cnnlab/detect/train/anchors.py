@@ -78,6 +78,19 @@ def anchor_fitness(wh: np.ndarray, anchors: np.ndarray, thresh: float = 0.213) -
             "bpr": float((best > thresh).mean()) if len(best) else 0.0}
 
 
+def best_possible_recall(wh: np.ndarray, anchors: np.ndarray, ratio: float = 4.0) -> float:
+    """YOLOv5's anchor check: the share of boxes with an anchor whose width and height ratios to the
+    box are both within ``ratio`` (the shape targets a YOLO head can learn); < 0.98 means the anchors
+    fit the data badly. Boxes under 2 pixels on both sides are left out (as YOLOv5 does)."""
+    wh = np.asarray(wh, np.float64).reshape(-1, 2)
+    wh = wh[(wh >= 2.0).any(1)]
+    if not len(wh):
+        return 0.0
+    r = wh[:, None, :] / np.asarray(anchors, np.float64)[None]
+    worst = np.minimum(r, 1.0 / r).min(2)       # (boxes, anchors): the worse of the w and h ratios
+    return float((worst.max(1) > 1.0 / ratio).mean())
+
+
 def dataset_wh(samples: list, imgsz: int) -> np.ndarray:
     """Box widths/heights of ``samples`` in network-input pixels after letterboxing to ``imgsz``."""
     wh = [(s.boxes[:, 2:4] - s.boxes[:, :2]) * (imgsz / max(s.width, s.height)) for s in samples]

@@ -180,16 +180,76 @@ def init_head_biases(model: DarknetModel, skip: set[str] = frozenset()) -> None:
             b[:, 5:] += math.log(0.6 / max(y.classes - 0.99, 0.01))
 
 
+def transfer_head_classes(model: DarknetModel, src_state: dict[str, torch.Tensor], src_sections: list[Section],
+                          src_names: list[str] | None, names: list[str] | None) -> dict[str, Any]:
+    """Re-heading for new classes: copy into each [yolo] head conv of ``model`` the rows of the source
+    head (``src_state``/``src_sections``, e.g. COCO's 80 classes) that keep their meaning: per anchor the
+    box and objectness rows, and the class row of every class whose name the source also has (``person``
+    -> ``person``). Heads whose anchor count or input channels differ are left as initialised.
+
+    Returns ``{"heads": heads copied, "matched": [names kept], "of": source class count}``.
+    """
+    src_yolo = [i for i, s in enumerate(src_sections[1:]) if s.type == "yolo"]
+    dst_yolo = list(model.yolo_indices)
+    matched: list[str] = []
+    heads = 0
+    pos = {n: k for k, n in enumerate(src_names or [])}
+    pairs = [(k, pos[n]) for k, n in enumerate(names or []) if n in pos]
+    for si, di in zip(src_yolo, dst_yolo, strict=False):
+        w_key, b_key = f"layers.{si - 1}.conv.weight", f"layers.{si - 1}.conv.bias"
+        if w_key not in src_state or b_key not in src_state:
+            continue
+        conv = model.layers[di - 1].conv
+        y = model.layers[di]
+        sw, sb = src_state[w_key], src_state[b_key]
+        a = y.num_anchors
+        if conv.bias is None or sw.shape[1:] != conv.weight.shape[1:] or sw.shape[0] % a:
+            continue
+        src_nc = sw.shape[0] // a - 5
+        if src_nc < 1:
+            continue
+        dw, db = conv.weight.data.view(a, 5 + y.classes, -1), conv.bias.data.view(a, 5 + y.classes)
+        vw, vb = sw.reshape(a, 5 + src_nc, -1), sb.reshape(a, 5 + src_nc)
+        with torch.no_grad():
+            dw[:, :5] = vw[:, :5]
+            db[:, :5] = vb[:, :5]
+            for k, j in pairs:
+                if j < src_nc:
+                    dw[:, 5 + k] = vw[:, 5 + j]
+                    db[:, 5 + k] = vb[:, 5 + j]
+        heads += 1
+    if heads:
+        matched = [names[k] for k, _ in pairs]
+    return {"heads": heads, "matched": matched, "of": len(src_names or [])}
+
+
+def _source_names(src_model: DarknetModel | None, known: list[str] | None) -> list[str] | None:
+    """Class names of the network weights come from: those recorded (a run), else COCO's for an
+    80-class head (Darknet's COCO weights); None when unknown."""
+    if known:
+        return list(known)
+    if src_model is None:
+        return None
+    if int(src_model.num_classes) == 80:
+        from cnnlab.detect.names import COCO80
+
+        return list(COCO80)
+    return None
+
+
 def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: float = 1.0,
                          anchors: list[list[float]] | None = None, weights: str | os.PathLike | None = None,
-                         seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """The model to train and how it was initialised (``info``: source, transferred tensors...): a
-    ``DarknetModel``, or an anchor-free detector (``cnnlab-nano``, ``weights`` then a run of it)."""
+                         seed: int = 0, names: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The model to train and how it was initialised (``info``: source, transferred tensors, head classes
+    kept by name: see `transfer_head_classes`): a ``DarknetModel``, or an anchor-free detector
+    (``cnnlab-nano``, ``weights`` then a run of it). ``names``: the dataset's class names."""
     torch.manual_seed(seed)
     if is_anchor_free(spec):
         return build_anchor_free(spec, num_classes, imgsz, width_mult, weights, seed)
     info: dict[str, Any] = {"model": spec}
     src_state: dict[str, torch.Tensor] | None = None
+    src_sections: list[Section] | None = None
+    src_names: list[str] | None = None
     path = Path(spec)
     if is_native(spec):
         sections = native_sections(spec, num_classes, imgsz, width_mult, anchors)
@@ -216,6 +276,7 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
             return model, info
         sections = set_classes(trained.sections, num_classes, imgsz, anchors)
         src_state = trained.state_dict()
+        src_sections, src_names = trained.sections, list(src.classes)
         info["init_from"] = str(src.path)
         info["init_names"] = list(src.classes)
     else:
@@ -238,11 +299,24 @@ def build_training_model(spec: str, num_classes: int, imgsz: int, width_mult: fl
         info.update(weights=str(wpath), weights_cutoff=cutoff)
         if cutoff is not None:  # only the first `cutoff` layers hold real values
             src_state = {k: v for k, v in src_state.items() if int(k.split(".")[1]) < cutoff}
+        else:
+            src_sections, src_names = source_model.sections, _source_names(source_model, None)
     copied: set[str] = set()
     if src_state is not None:
         n, total, copied = transfer_state(model, src_state)
         info["transferred"] = f"{n}/{total}"
+        info["head_pretrained"] = any(f"layers.{i - 1}.conv.weight" in copied for i in model.yolo_indices)
     init_head_biases(model, skip=copied)
+    if src_state is not None and src_sections is not None and names is not None:
+        head = transfer_head_classes(model, {k: v for k, v in src_state.items() if k not in copied},
+                                     src_sections, src_names, names)
+        if head["heads"]:
+            kept = ", ".join(head["matched"][:8]) + (" ..." if len(head["matched"]) > 8 else "")
+            info["head_classes"] = (f"box and objectness rows of {head['heads']} head(s) kept; "
+                                    f"{len(head['matched'])} of {len(names)} classes kept by name from the "
+                                    f"{head['of'] or 'source'}-class head" + (f" ({kept})" if kept else ""))
+            info["head_matched"] = head["matched"]
+            info["head_pretrained"] = True
     return model, info
 
 

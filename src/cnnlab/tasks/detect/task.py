@@ -64,11 +64,22 @@ class DetectTask(Task):
         else:
             from cnnlab.detect.train.model import build_training_model
 
-            anchors = resolve_anchors(cfg, train_set.samples, self.log)
+            check = cfg.anchors == "check"
+            anchors = None if check else resolve_anchors(cfg, train_set.samples, self.log)
             model, self.info = build_training_model(cfg.model, len(self.names), cfg.imgsz, cfg.width_mult,
-                                                    anchors, cfg.weights, cfg.seed)
-            if anchors is not None:
-                cfg.anchors = anchors
+                                                    anchors, cfg.weights, cfg.seed, names=self.names)
+            if check:   # a fresh head may take new anchors; a pretrained one keeps those it learnt
+                anchors = resolve_anchors(cfg, train_set.samples, self.log,
+                                          pretrained_head=bool(self.info.get("head_pretrained")))
+                if anchors is not None:
+                    model, self.info = build_training_model(cfg.model, len(self.names), cfg.imgsz,
+                                                            cfg.width_mult, anchors, cfg.weights, cfg.seed,
+                                                            names=self.names)
+            cfg.anchors = anchors   # what the run trains with (null: the cfg's), so a resume rebuilds it
+            if self.info.get("head_classes"):
+                self.log(f"head: {self.info['head_classes']}")
+            if cfg.optimizer.lower() == "auto":
+                self._auto_optimizer(cfg, len(train_set))
         if cfg.freeze:
             from cnnlab.detect.train.model import freeze_layers
 
@@ -83,6 +94,21 @@ class DetectTask(Task):
         self.loss_parts = tuple(getattr(self.criterion, "parts", ("box", "obj", "cls")))
         self.train_keys = ("loss", *(f"{k}_loss" for k in self.loss_parts))
         return model, loader
+
+    def _auto_optimizer(self, cfg: DetectTrainConfig, images: int) -> None:
+        """Replace ``optimizer auto`` by what it means for this run (saved so in config.yaml)."""
+        from cnnlab.engine.optim import auto_optimizer
+
+        name, lr, momentum, iterations = auto_optimizer(images, cfg.batch, cfg.epochs, len(self.names))
+        cfg.optimizer, cfg.lr = name, lr
+        if name == "sgd":
+            cfg.momentum = momentum
+        else:
+            cfg.betas = [momentum, 0.999]
+            cfg.warmup_bias_lr = 0.0 if cfg.warmup_bias_lr is not None else None   # no 0.1 bias lr for Adam
+        cfg.min_lr = None   # the schedule's floor follows the new lr
+        self.log(f"optimizer auto: {name} lr {lr:g} momentum {momentum:g} ({iterations} iterations "
+                 f"{'>' if name == 'sgd' else '<='} 10000, {len(self.names)} classes)")
 
     def run_config(self) -> dict[str, Any]:
         return {**self.cfg.to_dict(), "task": "detect", "names": self.names, "init": plain_data(self.info)}
@@ -113,7 +139,7 @@ class DetectTask(Task):
                 layer.eval()
 
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
-        self.train_data.mosaic_off = epoch - 1 >= self.cfg.epochs - self.cfg.close_mosaic
+        self.train_data.mosaic_off = epoch - 1 >= self.cfg.epochs - self.cfg.close_mosaic_epochs()
 
     def loss(self, model: nn.Module, batch: Any, engine: Engine) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         x, t = batch
