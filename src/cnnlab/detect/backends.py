@@ -95,8 +95,10 @@ def auto_choices(source: Resolved, device: str = "auto") -> list[tuple[str, str]
 
     On the CPU: a Darknet-family model OpenCV runs as is -> opencv (the fastest measured on these
     models, and its thread pool keeps its speed on a busy machine), then onnxruntime (the model
-    exported in memory), then torch; an ONNX file -> onnxruntime, then opencv. On a GPU (``device``
-    cuda/auto with CUDA present): torch (onnxruntime first for an ONNX file when it has CUDA).
+    exported in memory), then torch; an ONNX file -> onnxruntime, then opencv; a two-stage model
+    (Faster R-CNN) -> torch (its export takes seconds and fixes the input size; export it once with
+    ``export-detector`` to run it on ONNX Runtime). On a GPU (``device`` cuda/auto with CUDA present):
+    torch (onnxruntime first for an ONNX file when it has CUDA).
     """
     from cnnlab.devices import runtime_device
 
@@ -114,6 +116,9 @@ def auto_choices(source: Resolved, device: str = "auto") -> list[tuple[str, str]
         return [("opencv", "a Darknet cfg only OpenCV builds")]
     if gpu:
         out.append(("torch", f"a {runtime_device(device, 'torch')} device: torch runs the model there"))
+    if getattr(source.model, "two_stage", False):
+        return out or [("torch", "a two-stage model: exporting it to ONNX takes seconds and fixes its input "
+                                 "size (export-detector does it once)")]
     if opencv_runs_as_is(source) and (not gpu):
         out.append(("opencv", "a Darknet cfg: OpenCV DNN is the fastest CPU runtime for it"))
     if ort and not gpu:

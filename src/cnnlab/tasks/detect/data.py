@@ -114,6 +114,8 @@ def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample]
             return None
 
         current = _cfg_anchors(cfg)
+        if not current:   # a run of an anchor-free model: nothing to check or fit
+            return None
         n = len(current)
         wh = dataset_wh(train_samples, cfg.imgsz)
         if cfg.anchors == "check":
@@ -137,13 +139,16 @@ def resolve_anchors(cfg: DetectTrainConfig, train_samples: list[DetectionSample]
 
 
 def _cfg_anchors(cfg: DetectTrainConfig) -> list[list[float]]:
-    """The anchors (network pixels) of the model ``cfg`` names: a native architecture, a cfg, a run."""
+    """The anchors (network pixels) of the model ``cfg`` names: a native architecture, a cfg, a run (none
+    for a run of an anchor-free model)."""
     from cnnlab.detect.train.model import is_native, native_sections
 
     if is_native(cfg.model):
         secs = native_sections(cfg.model, 1, cfg.imgsz, cfg.width_mult)
     else:
         secs = _model_sections(cfg.model)
+        if secs is None:
+            return []
     yolo = [s for s in secs if s.type == "yolo"]
     if not yolo:
         raise UserError(f"{cfg.model}: no [yolo] layer, so no anchors to check")
@@ -159,4 +164,7 @@ def _model_sections(spec: str):
         return read_cfg(p)
     from cnnlab.sources import resolve
 
-    return parse_cfg_text(resolve(p, task="detect").model.to_cfg())
+    model = resolve(p, task="detect").model
+    if getattr(model, "anchor_free", False):   # a cnnlab-nano run: no cfg, no anchors
+        return None
+    return parse_cfg_text(model.to_cfg())

@@ -40,6 +40,8 @@ class TwoStageTask(DetectTask):
             self.info = dict(ckpt.get("init") or {})
         else:
             model, self.info = build_two_stage(cfg.model, len(self.names), cfg.imgsz, cfg.weights, cfg.seed)
+            if cfg.optimizer.lower() == "auto":
+                self._auto_optimizer(cfg, len(train_set))
         aug = AugmentOptions.from_config(cfg) if cfg.augment else None
         self.train_data = DetectionTrainSet(train_set.samples, cfg.imgsz, aug, cfg.seed, cfg.cache)
         loader = DetectionLoader(self.train_data, cfg.batch, shuffle=True, seed=cfg.seed,
