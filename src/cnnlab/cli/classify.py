@@ -68,8 +68,8 @@ def predict_command(
 def demo_command(
     project: Path = typer.Option(Path("runs"), "--project", help="Where the demo writes its runs."),
     part: list[str] | None = typer.Option(None, "--part", help="Run only the parts whose title contains this."),
-    full: bool = typer.Option(False, "--full", help="The full detection tour (30 epochs, about 15 min) instead "
-                              "of the quick one (the whole tour in about 3 min on 2 idle cores)."),
+    full: bool = typer.Option(False, "--full", help="The full detection tour (30 epochs, about 3 min) instead "
+                              "of the quick one (the whole tour in about 1 min on 2 idle cores)."),
 ) -> None:
     """The embedded tour (no downloads): a small CNN on the bundled digits, then a small YOLO on synthetic scenes streamed through the real-time pipeline."""
     from cnnlab import api

@@ -313,7 +313,7 @@ def _probe(model: Any, hw: tuple[int, int], counts: list[int], runs: int, budget
 
     import torch
 
-    x = torch.zeros(1, 3, *hw)
+    x = torch.zeros(1, int(getattr(model, "channels", 3)), *hw)   # a grey Darknet cfg takes 1 channel
     torch.set_num_threads(counts[0])
     with torch.inference_mode():
         t0 = time.perf_counter()
