@@ -72,8 +72,8 @@ def demo(project: str | os.PathLike = "runs", parts: Sequence[str] | None = None
     """The embedded tour: needs nothing downloaded; each registered part reports where its results are.
 
     The quick tour (default) takes about a minute on 2 idle cores (63 s measured; its detector reached
-    mAP50 0.55 on the synthetic scenes); ``full`` trains the detection part twice as long (about 2
-    minutes more). An overall ETA is printed before each part.
+    mAP50 0.55 on the synthetic scenes); ``full`` trains the detection part for 30 epochs (about 2
+    minutes for that part). An overall ETA is printed before each part.
     """
     from rich.console import Console
 
