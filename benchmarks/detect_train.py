@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _coco128 import coco128_split  # noqa: E402
 from _report import markdown_table, write_section  # noqa: E402
 
 
@@ -50,21 +51,6 @@ def synthetic(work: Path, quick: bool) -> dict:
             "init": "scratch", "imgsz": opts["imgsz"], "epochs": opts["epochs"], "mAP50": res.metrics["mAP50"],
             "mAP50_95": res.metrics["mAP50_95"], "train_s": res.metrics["train_seconds"], "cpu_s": res.metrics["train_cpu_seconds"],
             "wall_s": wall}
-
-
-def coco128_split(root: Path, work: Path, n_train: int, n_val: int) -> Path:
-    """A data.yaml whose train/val are image lists: the first ``n_train`` / last ``n_val`` labelled images."""
-    from cnnlab.detect.names import load_names
-    from cnnlab.io import atomic_write_text, write_yaml
-
-    images = sorted((root / "coco128" / "images" / "train2017").glob("*.jpg"))
-    labelled = [p for p in images if (root / "coco128" / "labels" / "train2017" / f"{p.stem}.txt").is_file()]
-    train, val = labelled[:n_train], labelled[-n_val:]
-    atomic_write_text(work / "coco128_train.txt", "".join(f"{p}\n" for p in train))
-    atomic_write_text(work / "coco128_val.txt", "".join(f"{p}\n" for p in val))
-    names = load_names(root / "yolo" / "coco.names")
-    return write_yaml(work / "coco128_split.yaml", {"path": str(work), "train": "coco128_train.txt",
-                                                    "val": "coco128_val.txt", "names": names})
 
 
 def coco128(root: Path, work: Path, quick: bool) -> list[dict]:

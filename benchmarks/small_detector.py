@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _coco128 import coco128_split  # noqa: E402
 from _report import markdown_table, write_section  # noqa: E402
 
 BACKENDS = ("torch", "onnxruntime", "opencv")
@@ -89,21 +90,6 @@ def shapes_part(work: Path, root: Path | None, args) -> list[dict]:
     return rows
 
 
-def coco_split(root: Path, work: Path, n_train: int, n_val: int) -> Path:
-    """A data.yaml whose train/val are image lists: the first ``n_train`` / last ``n_val`` labelled images."""
-    from cnnlab.detect.names import load_names
-    from cnnlab.io import atomic_write_text, write_yaml
-
-    images = sorted((root / "coco128" / "images" / "train2017").glob("*.jpg"))
-    labelled = [p for p in images if (root / "coco128" / "labels" / "train2017" / f"{p.stem}.txt").is_file()]
-    train_imgs, val_imgs = labelled[:n_train], labelled[-n_val:]
-    atomic_write_text(work / "coco128_train.txt", "".join(f"{p}\n" for p in train_imgs))
-    atomic_write_text(work / "coco128_val.txt", "".join(f"{p}\n" for p in val_imgs))
-    names = load_names(root / "yolo" / "coco.names")
-    return write_yaml(work / "coco128_split.yaml", {"path": str(work), "train": "coco128_train.txt",
-                                                    "val": "coco128_val.txt", "names": names})
-
-
 def measure(detector, images, samples, names, frames: int) -> dict[str, float]:
     """mAP over ``images`` (conf 0.001 as set on the detector) and median frames/s over ``frames`` of them."""
     import numpy as np
@@ -132,7 +118,7 @@ def coco_part(root: Path, work: Path, args) -> tuple[list[dict], list[dict]]:
 
     n_train, n_val = (8, 4) if args.smoke else (args.coco_train, args.coco_val)
     epochs = 1 if args.smoke else args.coco_epochs
-    data = coco_split(root, work, n_train, n_val)
+    data = coco128_split(root, work, n_train, n_val)
     set_name = f"coco128 {n_train}/{n_val}"
     res, wall = train(data, work, "coco-nano", model="cnnlab-nano", imgsz=320, epochs=epochs, lr=LR_SCRATCH,
                       width_mult=0.25 if args.smoke else 1.0)

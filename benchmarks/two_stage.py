@@ -33,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _coco128 import coco128_split  # noqa: E402
 from _report import markdown_table, write_section  # noqa: E402
 
 RCNN = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -45,22 +46,6 @@ def data_root(arg: str | None) -> Path | None:
         if cand and (Path(cand) / "coco128").is_dir() and (Path(cand) / "yolo").is_dir():
             return Path(cand)
     return None
-
-
-def coco128_split(root: Path, work: Path, n_train: int, n_val: int) -> Path:
-    """A data.yaml whose train/val are image lists: the first ``n_train`` / last ``n_val`` labelled images."""
-    from cnnlab.detect.names import load_names
-    from cnnlab.io import atomic_write_text, write_yaml
-
-    images = sorted((root / "coco128" / "images" / "train2017").glob("*.jpg"))
-    labelled = [p for p in images if (root / "coco128" / "labels" / "train2017" / f"{p.stem}.txt").is_file()]
-    if n_train + n_val > len(labelled):
-        raise SystemExit(f"--train + --val must be <= {len(labelled)} (labelled coco128 images)")
-    train, val = labelled[:n_train], labelled[-n_val:]
-    atomic_write_text(work / "train.txt", "".join(f"{p}\n" for p in train))
-    atomic_write_text(work / "val.txt", "".join(f"{p}\n" for p in val))
-    return write_yaml(work / "coco128_split.yaml", {"path": str(work), "train": "train.txt", "val": "val.txt",
-                                                    "names": load_names(root / "yolo" / "coco.names")})
 
 
 def time_detector(det: Any, images: list[Any], warmup: int) -> float:
@@ -125,7 +110,7 @@ def run(root: Path, work: Path, args: argparse.Namespace) -> list[dict[str, Any]
         images = [cv2.imread(str(p)) for p in sorted((shapes.parent / "images" / "val").glob("*.png"))]
         rows += train_and_score(shapes, images, work, args, "shapes", args.shapes_size, args.shapes_epochs)
     data = coco128_split(root, work, args.train, args.val)
-    images = [cv2.imread(line) for line in (work / "val.txt").read_text().split()]
+    images = [cv2.imread(line) for line in (work / "coco128_val.txt").read_text().split()]
     rows += train_and_score(data, images, work, args, "coco128", args.imgsz, args.epochs)
     for stem in ("yolo-fastest-1.1", "yolo-fastest-1.1-xl"):
         rows.append({"data": "coco128", "model": stem, "stages": 1, "init": "COCO weights as they are", "epochs": 0,

@@ -23,6 +23,18 @@ num=3
 {extra}"""
 
 
+# one strided BN conv and a head: the smallest detector the pipeline and backend tests run
+TINY_CFG = NET + """
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+""" + yolo_head()
+
+
 def v4_tiny_cfg(head_act: str = "logistic", new_coords: int = 1) -> str:
     """A YOLOv4-tiny-style block: CSP split with route groups/group_id, mish, swish, scale_x_y, new_coords."""
     return NET + """

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import cnnlab
+from _kill import KillMidEpoch
 from cnnlab.engine.callbacks import Callback
 from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.io import read_yaml
@@ -129,24 +130,6 @@ def test_demo_tour_has_classification_and_detection_parts():
     titles = [t.lower() for t, _ in DEMO_PARTS]
     assert any(t.startswith("classification") for t in titles)
     assert any(t.startswith("detection") for t in titles)
-
-
-class KillMidEpoch(Callback):
-    """Stops the process's training at batch ``batch`` of epoch ``epoch`` (as Ctrl-C or a kill would):
-    only the last completed epoch's checkpoint survives."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer):
-        loss = trainer.task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        trainer.task.loss = killing_loss
 
 
 def test_resume_after_a_mid_epoch_kill_is_bit_exact(tmp_path, monkeypatch):

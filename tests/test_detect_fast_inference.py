@@ -8,23 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from _cfgs import NET, yolo_head
+from _cfgs import TINY_CFG
 from cnnlab.darknet.model import load_darknet
 from cnnlab.detect import backends as B
 from cnnlab.detect.detector import Detector
 from cnnlab.detect.synthetic import random_yolo_files, synthetic_scene
 
 IMGSZ = 96
-
-TINY_CFG = NET + """
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-""" + yolo_head()
 
 
 @pytest.fixture(scope="module")

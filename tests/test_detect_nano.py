@@ -11,6 +11,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _kill import KillMidEpoch
+
 TINY = {"model": "cnnlab-nano", "width_mult": 0.25, "imgsz": 64, "epochs": 2, "batch": 4, "optimizer": "adam",
         "lr": 3e-3, "verbose": 0, "mosaic": 0.5, "ema_warmup": 5, "plots": False}
 
@@ -188,30 +190,6 @@ def test_detect_eval_reads_the_run(trained, shapes):
 
     out = detect_eval(shapes, model=trained.run_dir, save=False, verbose=False)
     assert out["mAP50"] == pytest.approx(trained.metrics["mAP50"], abs=0.02)
-
-
-class KillMidEpoch:
-    """Raises KeyboardInterrupt (as a kill would stop the process) at batch ``batch`` of ``epoch``."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer) -> None:
-        task = trainer.task
-        loss = task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        task.loss = killing_loss
-
-    def on_epoch_end(self, trainer, epoch, logs) -> None:
-        pass
-
-    def on_train_end(self, trainer, logs) -> None:
-        pass
 
 
 def test_resume_after_a_mid_epoch_kill_is_bit_exact(shapes, tmp_path):

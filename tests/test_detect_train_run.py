@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from _kill import KillMidEpoch
+
 TINY = {"model": "yolov3-tiny", "width_mult": 0.125, "imgsz": 64, "epochs": 2, "batch": 4, "optimizer": "adam",
         "lr": 1e-3, "verbose": 0, "mosaic": 0.5, "ema_warmup": 5}
 
@@ -62,31 +64,6 @@ def test_run_folder_and_resume_equality(shapes, tmp_path):
         for k, v in a[key].items():
             assert torch.equal(v, b[key][k]), (key, k)
     assert a["history"][1]["loss"] == b["history"][1]["loss"]
-
-
-class KillMidEpoch:
-    """Raises KeyboardInterrupt (as Ctrl-C / a kill would stop the process) at batch ``batch`` of ``epoch``:
-    the run keeps only the last completed epoch's checkpoint."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer) -> None:
-        task = trainer.task
-        loss = task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        task.loss = killing_loss
-
-    def on_epoch_end(self, trainer, epoch, logs) -> None:
-        pass
-
-    def on_train_end(self, trainer, logs) -> None:
-        pass
 
 
 def test_detection_resume_after_a_mid_epoch_kill_is_bit_exact(shapes, tmp_path):

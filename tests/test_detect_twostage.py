@@ -12,6 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _kill import KillMidEpoch
+
 ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
 TINY = {"model": ARCH, "imgsz": 64, "epochs": 2, "batch": 4, "verbose": 0, "mosaic": 0.0, "ema_warmup": 3,
         "lr": 0.02}
@@ -30,29 +32,6 @@ def trained(shapes, tmp_path_factory):
 
     torch.set_num_threads(1)   # as the function-scoped tests run (the resume test compares bit for bit)
     return train_detector(shapes, project=tmp_path_factory.mktemp("runs"), name="rcnn", **TINY)
-
-
-class KillMidEpoch:
-    """KeyboardInterrupt at batch ``batch`` of ``epoch`` (as a kill would): only the last epoch's checkpoint."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer) -> None:
-        loss = trainer.task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        trainer.task.loss = killing_loss
-
-    def on_epoch_end(self, trainer, epoch, logs) -> None:
-        pass
-
-    def on_train_end(self, trainer, logs) -> None:
-        pass
 
 
 def test_run_folder_checkpoint_and_losses(trained):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.engine.callbacks import Callback
+from _kill import KillMidEpoch
 from cnnlab.errors import UserError
 from cnnlab.io import torch_load_safe
 from cnnlab.tasks.localize.infer import (
@@ -67,23 +67,6 @@ def test_metrics_follow_their_definitions():
     assert float(h["accuracy"]) == 1.0          # the second prediction has the wrong class
     assert float(h["iou"]) == pytest.approx(2.0)  # both boxes are exact
     assert float(h["correct"]) == 1.0
-
-
-class KillMidEpoch(Callback):
-    """Stops training at batch ``batch`` of epoch ``epoch`` (as Ctrl-C would)."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer):
-        loss = trainer.task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        trainer.task.loss = killing_loss
 
 
 def test_resume_after_a_mid_epoch_kill_is_bit_exact(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.engine.callbacks import Callback
+from _kill import KillMidEpoch
 from cnnlab.errors import UserError
 from cnnlab.io import torch_load_safe
 from cnnlab.tasks.segment.infer import evaluate_segmenter, export_segmenter, predict_segmenter
@@ -76,21 +76,6 @@ def test_evaluate_reproduces_the_runs_validation_metrics(run):
     assert r["images"] == 8
     assert r["miou"] == pytest.approx(run.metrics["val_miou"], abs=1e-9)
     assert r["pixel_accuracy"] == pytest.approx(run.metrics["val_pixel_accuracy"], abs=1e-9)
-
-
-class KillMidEpoch(Callback):
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_train_begin(self, trainer):
-        loss = trainer.task.loss
-
-        def killing_loss(model, batch, engine):
-            if engine.epoch + 1 == self.epoch and engine.batch_index == self.batch:
-                raise KeyboardInterrupt
-            return loss(model, batch, engine)
-
-        trainer.task.loss = killing_loss
 
 
 def test_resume_after_a_mid_epoch_kill_is_bit_exact(tmp_path):

@@ -7,19 +7,9 @@ import json
 
 import pytest
 
-from _cfgs import NET, yolo_head
+from _cfgs import TINY_CFG
 from test_stream_units import count_video_frames, write_video
 from test_sweep_grid import make_dataset
-
-TINY_CFG = NET + """
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-""" + yolo_head()
 
 
 @pytest.fixture
