@@ -46,11 +46,13 @@ def keras_venv() -> Path:
     return py
 
 
-def run_in_keras(script: str, *args: str, env: dict | None = None) -> dict:
-    """Run ``script`` (Python source) in the Keras venv; it must print one JSON object last."""
+def run_in_keras(script: str, *args: str, env: dict | None = None, timeout: float | None = None) -> dict:
+    """Run ``script`` (Python source) in the Keras venv; it must print one JSON object last. ``timeout``
+    (seconds): a hung TensorFlow is killed and raises ``subprocess.TimeoutExpired``."""
     py = keras_venv()
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    proc = subprocess.run([str(py), "-c", script, *args], capture_output=True, text=True, env=full_env)
+    proc = subprocess.run([str(py), "-c", script, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise RuntimeError(f"Keras benchmark failed (exit {proc.returncode})")

@@ -1,6 +1,6 @@
 """Fine-tune Yolo-Fastest(-XL) from its COCO weights on a custom LabelImg person set, DEFAULT options.
 
-    python benchmarks/detect_finetune.py [--models yolo-fastest-1.1-xl,yolo-fastest-1.1] [--epochs 10]
+    python benchmarks/detect_finetune.py [--models yolo-fastest-1.1-xl,yolo-fastest-1.1] [--epochs N]
                                          [--imgsz 320] [--data DATA.yaml] [--no-report]
     python benchmarks/detect_finetune.py --smoke --out DIR      # the whole path in seconds (tests run it)
 
@@ -60,7 +60,7 @@ def _draw(run_dir: Path, data: Path, out: Path, n: int = 6) -> Path:
                             ds.names, tile=256)
 
 
-def finetune(name: str, cfg: Path, weights: Path, data: Path, epochs: int, imgsz: int, project: Path,
+def finetune(name: str, cfg: Path, weights: Path, data: Path, epochs: int | None, imgsz: int, project: Path,
              picture: Path, log: Any = print) -> dict[str, Any]:
     """One model: mAP50 before, a default fine-tune, mAP50 after, the picture."""
     from cnnlab.detect.train import train_detector
@@ -68,14 +68,15 @@ def finetune(name: str, cfg: Path, weights: Path, data: Path, epochs: int, imgsz
     before = _map50(data, cfg=cfg, weights=weights, imgsz=imgsz)
     log(f"{name}: mAP50 before fine-tuning {before:.3f}")
     t0 = time.perf_counter()
-    result = train_detector(str(data), model=str(cfg), weights=str(weights), imgsz=imgsz, epochs=epochs,
+    result = train_detector(str(data), model=str(cfg), weights=str(weights), imgsz=imgsz,
+                            **({} if epochs is None else {"epochs": epochs}),
                             project=str(project), name=name, verbose=2, log=log)
     seconds = time.perf_counter() - t0
     after = _map50(data, model=result.run_dir, imgsz=imgsz)
     _draw(result.run_dir, data, picture)
     m = result.metrics
     return {"model": name, "mAP50 before": round(before, 3), "mAP50 after": round(after, 3),
-            "best epoch": m.get("best_epoch"), "epochs": epochs,
+            "best epoch": m.get("best_epoch"), "epochs": len(result.history) or epochs,
             "train s": round(float(m.get("train_seconds") or 0.0), 1),
             "train CPU s": round(float(m.get("train_cpu_seconds") or 0.0), 1),
             "wall s (all)": round(seconds, 1), "picture": picture}
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="yolo-fastest-1.1-xl,yolo-fastest-1.1",
                     help="Darknet models in $CNNLAB_DATA/yolo (cfg + weights).")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="Default: detect-train's own (30).")
+    ap.add_argument("--sets", default="all,clear",
+                    help="Person sets from coco128: all (every person image) and clear (every box >= --min-size).")
+    ap.add_argument("--min-size", type=int, default=32, help="Shorter side in pixels of every box of the clear set.")
     ap.add_argument("--imgsz", type=int, default=320, help="The models' own input size.")
     ap.add_argument("--data", type=Path, default=None, help="A data.yaml (default: the coco128 person subset).")
     ap.add_argument("--out", type=Path, default=None, help="Pictures here (default docs/img; --smoke: required).")
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         if args.smoke:
             data, models = _smoke_files(root)
+            sets = [("smoke", data)]
             epochs, imgsz = 1, 64
         else:
             yolo = data_root(None) / "yolo"
@@ -127,20 +132,29 @@ def main(argv: list[str] | None = None) -> int:
             for _, c, w in models:
                 if not (c.is_file() and w.is_file()):
                     raise SystemExit(f"error: {c} / {w} not found (set CNNLAB_DATA)")
-            data = args.data
-            if data is None:
+            sets = [("custom", args.data)] if args.data is not None else []
+            if args.data is None:
                 from cnnlab.detect.labelimg import labelimg_subset
 
-                labelimg_subset(data_root(None) / "coco128", root / "person", "person", seed=0)
-                data = root / "person" / "data.yaml"
+                for which in [w for w in args.sets.split(",") if w]:
+                    if which not in ("all", "clear"):
+                        raise SystemExit(f"error: unknown set {which!r} (all, clear)")
+                    info = labelimg_subset(data_root(None) / "coco128", root / which, "person", seed=0,
+                                           min_size=args.min_size if which == "clear" else 0)
+                    label = ("person, clear" if which == "clear" else "person, all") + \
+                        f" ({info['train']} + {info['val']} images, {info['boxes']['train']} + " \
+                        f"{info['boxes']['val']} boxes)"
+                    sets.append((label, root / which / "data.yaml"))
             epochs, imgsz = args.epochs, args.imgsz
         out = args.out or REPO / "docs" / "img"
         out.mkdir(parents=True, exist_ok=True)
-        for name, cfg, weights in models:
-            rows.append(finetune(name, cfg, weights, data, epochs, imgsz, root / "runs",
-                                 out / f"detect_finetune_{name}.png"))
+        for label, data in sets:
+            tag = label.split(" (")[0].split(", ")[-1]
+            for name, cfg, weights in models:
+                rows.append({"set": label, **finetune(name, cfg, weights, data, epochs, imgsz, root / "runs" / tag,
+                                                      out / f"detect_finetune_{name}_{tag}.png")})
     for r in rows:
-        print(f"{r['model']}: mAP50 {r['mAP50 before']} -> {r['mAP50 after']} in {r['train s']} s "
+        print(f"{r['set']}: {r['model']}: mAP50 {r['mAP50 before']} -> {r['mAP50 after']} in {r['train s']} s "
               f"({r['epochs']} epochs); {r['picture']}")
     if args.smoke or args.no_report:
         return 0
@@ -148,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
              for r in rows]
     body = (
         "Fine-tuning the Darknet COCO weights on coco128's person images in the LabelImg layout "
-        f"(`data.yaml` + a VOC `.xml` beside each image), **default options** except the model's own input "
-        f"size ({imgsz}) and {epochs} epochs: optimizer auto (AdamW, lr 0.002 for one class), warm-up, EMA, "
+        "(`data.yaml` + a VOC `.xml` beside each image; seeded split, 20 % validation): every person image, "
+        f"and the *clear* set (only the images where every person box is at least {args.min_size} px on its "
+        "shorter side, as people label their own photos: no tiny, distant crowds), **default options** except "
+        f"the model's own input size ({imgsz}){'' if args.epochs is None else f' and {epochs} epochs'}: "
+        f"{'30 epochs (the default), ' if args.epochs is None else ''}optimizer auto (AdamW, lr 0.002 for one class), warm-up, EMA, "
         "mosaic with close-mosaic, the anchor check, the `person` head rows kept from COCO. "
         "mAP50 on the validation split, before (the COCO detector, its `person` mapped by name) and after "
         "(the run's best EMA weights), both through `detect-eval`'s path with the auto backend. Times are "

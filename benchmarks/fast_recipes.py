@@ -47,21 +47,17 @@ model = keras.Sequential([
 ])
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-class Clock(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.train_s, self.curve = 0.0, []
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        self.train_s += time.perf_counter() - self.t
-        acc = float(self.model.evaluate(xt, yt, batch_size=500, verbose=0)[1])
-        self.curve.append({"epoch": epoch + 1, "time_s": self.train_s, "accuracy": acc})
-        print(f"keras epoch {epoch + 1}: {self.train_s:.0f}s test {acc:.4f}", file=sys.stderr, flush=True)
-
-clock = Clock()
-model.fit(x, y, batch_size=128, epochs=epochs, verbose=0, callbacks=[clock])
-print(json.dumps({"curve": clock.curve, "params": model.count_params(),
+# one fit() per epoch, the test evaluation between them: evaluate() inside a fit() callback deadlocked
+# TensorFlow's thread pools here (every thread waiting on a futex after a few epochs)
+train_s, curve = 0.0, []
+for epoch in range(epochs):
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=128, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+    train_s += time.perf_counter() - t
+    acc = float(model.evaluate(xt, yt, batch_size=500, verbose=0)[1])
+    curve.append({"epoch": epoch + 1, "time_s": train_s, "accuracy": acc})
+    print(f"keras epoch {epoch + 1}: {train_s:.0f}s test {acc:.4f}", file=sys.stderr, flush=True)
+print(json.dumps({"curve": curve, "params": model.count_params(),
                   "versions": f"keras {keras.__version__}, tensorflow {tf.__version__}"}))
 """
 
@@ -76,7 +72,7 @@ def keras_textbook(images, labels, test_images, test_labels, epochs: int, thread
         np.savez(npz, x=images.permute(0, 2, 3, 1).numpy(), y=labels.numpy(),
                  xt=test_images.permute(0, 2, 3, 1).numpy(), yt=test_labels.numpy())
         return run_in_keras(KERAS_SCRIPT, str(threads), str(epochs), str(npz),
-                            env={"OMP_NUM_THREADS": str(threads)})
+                            env={"OMP_NUM_THREADS": str(threads)}, timeout=600 + 300 * epochs)
 
 
 def _time_steps(step, steps: int) -> float:
@@ -111,8 +107,11 @@ def conv_reference(bf16: bool, channels_last: bool, steps: int) -> float:
     return counter.get_total_flops() / _time_steps(step, steps) / 1e9
 
 
-def recipe_throughput(recipe: str, bf16: bool, channels_last: bool, steps: int) -> dict:
-    """Images/s of the recipe's training step (model, batch, SGD step; synthetic batch on the CPU)."""
+def recipe_throughput(recipe: str, bf16: bool, channels_last: bool, steps: int, compiled: bool = False) -> dict:
+    """Images/s of the recipe's training step (model, batch, SGD step; synthetic batch on the CPU);
+    ``compiled``: the model under ``torch.compile`` (inductor), its first step's seconds in ``compile_s``."""
+    import time
+
     import torch
 
     from cnnlab.experiments.speedrun import train_flops_per_image
@@ -128,16 +127,21 @@ def recipe_throughput(recipe: str, bf16: bool, channels_last: bool, steps: int) 
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    net = torch.compile(model) if compiled else model
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
+    t = time.perf_counter()
+    step()  # eager: oneDNN primitives; compiled: the graph is traced and compiled here
+    first = time.perf_counter() - t
     ips = cfg.batch / _time_steps(step, steps)
-    return {"images_per_s": ips, "gflops_per_s": ips * flops / 1e9, "train_flops_per_image": flops}
+    return {"images_per_s": ips, "gflops_per_s": ips * flops / 1e9, "train_flops_per_image": flops,
+            "compile_s": first}
 
 
 def throughput_table(recipes: list[str], steps: int) -> str:
@@ -156,9 +160,24 @@ def throughput_table(recipes: list[str], steps: int) -> str:
                 row[f"{r} GFLOP/s (% of ref)"] = f"{m['gflops_per_s']:.0f} ({100 * m['gflops_per_s'] / ref:.0f} %)"
             rows.append(row)
             print(row, flush=True)
+    ref = conv_reference(True, True, steps)
+    row = {"precision": "bf16 autocast", "layout": "channels_last + torch.compile",
+           "reference conv GFLOP/s": f"{ref:.0f}"}
+    for r in recipes:
+        try:
+            m = recipe_throughput(r, True, True, steps, compiled=True)
+        except Exception as e:  # noqa: BLE001 - no C++ compiler, an inductor gap: a row saying so
+            row[f"{r} img/s"] = f"failed: {type(e).__name__}"
+            continue
+        row[f"{r} img/s"] = f"{m['images_per_s']:.0f} (compile {m['compile_s']:.0f} s)"
+        row[f"{r} GFLOP/s (% of ref)"] = f"{m['gflops_per_s']:.0f} ({100 * m['gflops_per_s'] / ref:.0f} %)"
+    rows.append(row)
+    print(row, flush=True)
     return ("Training step throughput (synthetic batch of the recipe's size, SGD step), against a reference "
             "conv (3x3, 256 maps, 16x16, batch 64, forward + backward) in the same precision and layout; "
-            "GFLOP/s = images/s x the step's FLOPs per image (PyTorch's FLOP counter).\n\n" + markdown_table(rows))
+            "GFLOP/s = images/s x the step's FLOPs per image (PyTorch's FLOP counter); the last row compiles the "
+            "model with torch.compile (inductor; its first step, tracing and compiling, in brackets).\n\n"
+            + markdown_table(rows))
 
 
 COURSE_RECIPES = ["course-mnist-lenet5", "course-mnist-cnn", "course-fashion-mnist-cnn", "course-cifar10-cnn",
@@ -199,6 +218,20 @@ def course_runs(epochs: int, project: str, threads: int, data_dir: str | None, s
             "the course's figure is for the full schedule.\n\n" + markdown_table(rows))
 
 
+def _reused(args: argparse.Namespace, name: str):
+    """A finished speedrun of ``--project`` (its speedrun.json) when ``--reuse``, else None."""
+    import json
+    from types import SimpleNamespace
+
+    if not args.reuse:
+        return None
+    path = Path(args.project) / "speedrun" / name / "speedrun.json"
+    if not path.is_file():
+        raise SystemExit(f"error: --reuse: {path} not found")
+    print(f"reusing {path}", flush=True)
+    return SimpleNamespace(output=path.parent, summary=json.loads(path.read_text()))
+
+
 def first_reach(curve: list[dict], target: float) -> dict | None:
     return next((p for p in curve if p["accuracy"] >= target), None)
 
@@ -220,6 +253,13 @@ def main() -> None:
                     help="only run each course recipe by name, shortened to EPOCHS epochs")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per throughput cell")
     ap.add_argument("--skip-mnist", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true", help="no throughput table (run --throughput alone)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take the cifar10-fast speedruns already in --project (speedrun.json) instead of training")
+    ap.add_argument("--other-seeds", type=int, default=None,
+                    help="seeds for mnist-fast and fashion-mnist-fast (default: --seeds)")
+    ap.add_argument("--long-epochs", type=int, default=0, metavar="EPOCHS",
+                    help="also run cifar10-fast with epochs=EPOCHS (one seed): the 15-minute row")
     ap.add_argument("--smoke", action="store_true", help="tiny subsets and 1 epoch each; docs/benchmarks.md untouched")
     ap.add_argument("--project", default="runs/bench")
     ap.add_argument("--data-dir", default=None)
@@ -241,7 +281,10 @@ def main() -> None:
             write_section("course_recipes", "The course's recipes by name (shortened runs)", body)
         return
     recipes = ["cifar10-fast", "mnist-fast", "fashion-mnist-fast"]
-    table = throughput_table(recipes, 2 if args.smoke else args.steps)
+    if args.skip_throughput:
+        table = "Training step throughput: the section `fast_recipes_throughput` (`--throughput`)."
+    else:
+        table = throughput_table(recipes, 2 if args.smoke else args.steps)
     print(table)
     if args.throughput:
         if not args.smoke:
@@ -254,9 +297,17 @@ def main() -> None:
     seeds = 1 if args.smoke else args.seeds
     name = "smoke" if args.smoke else "fast"
 
-    fast = speedrun("cifar10-fast", seeds=seeds, targets=[args.target, *args.fast_targets], project=args.project,
-                    name=f"{name}_cifar10", data_dir=args.data_dir, threads=args.threads, **smoke)
+    targets = [args.target, *args.fast_targets]
+    common = {"project": args.project, "data_dir": args.data_dir, "threads": args.threads}
+    fast = _reused(args, f"{name}_cifar10") or speedrun("cifar10-fast", seeds=seeds, targets=targets,
+                                                         name=f"{name}_cifar10", **common, **smoke)
     print(f"cifar10-fast: {fast.output}", flush=True)
+    long = None
+    if args.long_epochs and not args.smoke:
+        long_name = f"{name}_cifar10_e{args.long_epochs}"
+        long = _reused(args, long_name) or speedrun("cifar10-fast", seeds=1, targets=targets, name=long_name,
+                                                     epochs=args.long_epochs, **common)
+        print(f"cifar10-fast epochs={args.long_epochs}: {long.output}", flush=True)
 
     keras = None
     if not args.skip_keras:
@@ -268,11 +319,11 @@ def main() -> None:
 
     others = []
     if not args.skip_mnist:
-        for recipe, targets in (("mnist-fast", [0.99, 0.996]), ("fashion-mnist-fast", [0.93, 0.945])):
-            others.append(speedrun(recipe, seeds=seeds, targets=targets, project=args.project,
-                                   name=f"{name}_{recipe}", data_dir=args.data_dir, threads=args.threads, **smoke))
+        for recipe, goals in (("mnist-fast", [0.99, 0.996]), ("fashion-mnist-fast", [0.93, 0.945])):
+            n_seeds = 1 if args.smoke else (args.other_seeds or seeds)
+            others.append(speedrun(recipe, seeds=n_seeds, targets=goals, name=f"{name}_{recipe}", **common, **smoke))
 
-    body = report(fast.summary, keras, others, args) + "\n\n" + table
+    body = report(fast.summary, keras, others, args, long.summary if long else None) + "\n\n" + table
     print(body)
     if not args.smoke:
         from _report import write_section
@@ -281,7 +332,18 @@ def main() -> None:
                       body)
 
 
-def report(fast: dict, keras: dict | None, others: list, args: argparse.Namespace) -> str:
+def _fast_row(label: str, fast: dict, args: argparse.Namespace) -> dict:
+    t = f"{args.target:g}"
+    hit = fast["targets"][t]
+    return {"program": label,
+            "final test %": _pm(fast["final_accuracy"], 100),
+            "train min": _pm(fast["train_time_s"], 1 / 60),
+            f"min to {args.target * 100:g} %": _pm(hit["time_s"], 1 / 60) + f" ({hit['reached']}/{hit['of']})",
+            **{f"min to {float(k) * 100:g} %": _pm(v["time_s"], 1 / 60) + f" ({v['reached']}/{v['of']})"
+               for k, v in fast["targets"].items() if k != t}}
+
+
+def report(fast: dict, keras: dict | None, others: list, args: argparse.Namespace, long: dict | None = None) -> str:
     from _report import markdown_table
 
     t = f"{args.target:g}"
@@ -289,13 +351,9 @@ def report(fast: dict, keras: dict | None, others: list, args: argparse.Namespac
     fast_s = fast_hit["time_s"]["mean"]
     lines = [f"Test accuracy after every epoch (not timed); time = training wall time. cifar10-fast: "
              f"{fast['final_accuracy']['n']} seed(s); figures are mean ± 95 % CI (t-distribution).", ""]
-    rows = [{"program": "cifar10-fast (cnnlab)",
-             "final test %": _pm(fast["final_accuracy"], 100),
-             "train min": _pm(fast["train_time_s"], 1 / 60),
-             f"min to {args.target * 100:g} %": _pm(fast_hit["time_s"], 1 / 60)
-             + f" ({fast_hit['reached']}/{fast_hit['of']})",
-             **{f"min to {float(k) * 100:g} %": _pm(v["time_s"], 1 / 60) + f" ({v['reached']}/{v['of']})"
-                for k, v in fast["targets"].items() if k != t}}]
+    rows = [_fast_row(f"cifar10-fast (cnnlab, {fast['config'].get('epochs', '?')} epochs)", fast, args)]
+    if long is not None:
+        rows.append(_fast_row(f"cifar10-fast epochs={args.long_epochs} (cnnlab, 1 seed)", long, args))
     ratio = ""
     if keras is not None:
         curve = keras["curve"]

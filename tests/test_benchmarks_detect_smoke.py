@@ -18,7 +18,7 @@ def test_detect_finetune_smoke(tmp_path, capsys):
     assert detect_finetune.main(["--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "tiny-smoke: mAP50" in out and "optimizer auto: adamw" in out
-    picture = cv2.imread(str(tmp_path / "detect_finetune_tiny-smoke.png"))
+    picture = cv2.imread(str(tmp_path / "detect_finetune_tiny-smoke_smoke.png"))
     assert picture is not None and picture.shape[0] >= 4 * 256 and picture.shape[1] == 2 * 256   # 4 val rows
 
 

@@ -217,6 +217,13 @@ def test_coco128_labelimg_subset_and_its_broken_copy(shared_data, tmp_path):
     report = check_detection_data(tmp_path / "broken" / "data.yaml")
     for d in planted:
         assert any(i.kind == d["kind"] and i.file == d["file"] for i in report.issues), d
+    clear = labelimg_subset(coco, tmp_path / "clear", "person", seed=0, min_size=32)
+    assert clear["train"] + clear["val"] == 36          # the images whose every person is >= 32 px a side
+    for split in ("train", "val"):
+        ds = load_detection_data(Path(clear["data_yaml"]), split=split, warn=False)
+        sides = [min(b[2] - b[0], b[3] - b[1]) for s in ds.samples for b in s.boxes]
+        assert len(sides) == clear["boxes"][split] and min(sides) >= 31   # LabelImg's 1-based pixels
+    assert "every box >= 32 px" in Path(clear["data_yaml"]).read_text()
 
 
 def test_detect_train_on_labelimg_data_piped_progress_and_a_truncated_jpeg(tmp_path, monkeypatch):

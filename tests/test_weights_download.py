@@ -9,7 +9,9 @@ import http.server
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from cnnlab.data import weights as zoo
 from cnnlab.data.download import DownloadFailed
@@ -164,3 +166,52 @@ def test_pinned_checksums_match_the_real_files(shared_data):
             assert zoo.sha256_of(path) == f.sha256, f.name
     cfg = next(f for f in zoo.KNOWN["yolov3-tiny"].files if f.name == "yolov3-tiny.cfg")
     assert zoo.sha256_of(shared_data("yolo/yolov3-tiny.cfg")) == cfg.sha256
+
+
+def test_pack_get_and_use_a_recipe_by_name(server, monkeypatch, tmp_path, cli):
+    """A run packed with ``weights pack`` (EMA weights, no optimizer state), published on a (local)
+    server, downloaded by recipe name with its pinned sha256, then used as ``mnist-fast`` by name."""
+    import cnnlab
+    from cnnlab.io import torch_load_safe
+
+    run = cnnlab.train(dataset="digits", model="lenet5", epochs=1, batch=64, ema=0.9, verbose=0, threads=1,
+                       project=tmp_path / "runs", name="r", plots=False)
+    code, out, err = cli("weights", "pack", str(run.run_dir), "--name", "mnist-fast", "-o", tmp_path / "pub")
+    assert code == 0, err
+    packed = tmp_path / "pub" / "mnist-fast.pt"
+    digest = _sha(packed.read_bytes())
+    assert f"sha256 {digest}" in out
+    slim = torch_load_safe(packed)
+    full = torch_load_safe(run.run_dir / "weights" / "best.pt")
+    assert "optimizer" not in slim and slim["ema"] is None and slim["classes"] == full["classes"]
+    assert all(torch.equal(slim["model"][k], full["ema"][k]) for k in full["ema"])  # the EMA weights
+    assert packed.stat().st_size < (run.run_dir / "weights" / "best.pt").stat().st_size
+
+    base, handler = server
+    handler.files = {"/mnist-fast.pt": packed.read_bytes()}
+    monkeypatch.setitem(zoo.KNOWN, "mnist-fast", zoo.KnownWeights(
+        "mnist-fast", "test", (zoo.KnownFile("mnist-fast.pt", f"{base}/mnist-fast.pt", digest),), folder="weights"))
+    monkeypatch.delenv("CNNLAB_DATA_MIRRORS", raising=False)
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "root"))
+    code, _, err = cli("predict", "mnist-fast", "x.png")  # not downloaded yet: one line naming the command
+    assert code == 2 and err.count("\n") == 1 and "cnnlab weights get mnist-fast" in err
+    [path] = zoo.get_weights("mnist-fast", quiet=True)
+    assert path == tmp_path / "root" / "weights" / "mnist-fast.pt" and zoo.sha256_of(path) == digest
+    images = list(np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1), dtype=np.uint8))
+    got, expected = cnnlab.load("mnist-fast").predict(images), cnnlab.load(run.run_dir).predict(images)
+    assert [[c for c, _ in top] for top in got] == [[c for c, _ in top] for top in expected]
+    assert np.allclose([[p for _, p in top] for top in got], [[p for _, p in top] for top in expected])
+
+
+def test_pack_refuses_what_is_not_a_run(tmp_path, cli):
+    code, _, err = cli("weights", "pack", "lenet5")
+    assert code == 2 and err.count("\n") == 1 and "not a cnnlab run folder or checkpoint" in err
+    code, _, err = cli("weights", "pack", str(tmp_path / "nope"))
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_recipe_weights_are_in_the_catalogue():
+    for name in zoo.RECIPE_WEIGHTS:
+        w = zoo.KNOWN[name]
+        assert w.folder == "weights" and [f.name for f in w.files] == [f"{name}.pt"]
+        assert w.files[0].url == f"{zoo.RELEASES}/{name}.pt"

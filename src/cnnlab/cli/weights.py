@@ -11,8 +11,9 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Data root (default $CNNLAB_DAT
 
 def register(app: typer.Typer) -> None:
     """Add the ``weights`` group to the main app."""
-    weights_app = typer.Typer(help="Known pretrained weights (YOLOv3-tiny, YOLOv4-tiny, Yolo-Fastest): "
-                                   "`weights` lists them, `weights get NAME` downloads one (sha256-checked).")
+    weights_app = typer.Typer(help="Known pretrained weights (YOLOv3-tiny, YOLOv4-tiny, Yolo-Fastest, cnnlab's "
+                                   "fast recipes): `weights` lists them, `weights get NAME` downloads one "
+                                   "(sha256-checked), `weights pack RUN` makes one to publish.")
 
     @weights_app.callback(invoke_without_command=True)
     def weights(ctx: typer.Context, data_dir: str | None = DATA_DIR) -> None:
@@ -47,5 +48,18 @@ def register(app: typer.Typer) -> None:
 
         for path in get_weights(name, data_dir, trust_new=trust_new, force=force, quiet=quiet):
             console.print(f"[green]ok[/] {path}", soft_wrap=True)
+
+    @weights_app.command("pack")
+    def pack(run: str = typer.Argument(..., help="A run folder or checkpoint (its best weights)."),
+             name: str | None = typer.Option(None, "--name", help="File name without .pt (default: the run's)."),
+             out: str = typer.Option(".", "--out", "-o", help="Folder to write NAME.pt into."),
+             no_ema: bool = typer.Option(False, "--no-ema", help="Pack the training weights, not the EMA ones.")
+             ) -> None:
+        """Write a run's weights as a slim inference checkpoint to publish, with its sha256 to pin."""
+        from cnnlab.data.weights import pack_weights
+
+        info = pack_weights(run, out, name=name, use_ema=not no_ema)
+        console.print(f"[green]ok[/] {info['path']} ({int(info['bytes']) / 1e6:.2f} MB)", soft_wrap=True)
+        console.print(f"sha256 {info['sha256']}", soft_wrap=True)
 
     app.add_typer(weights_app, name="weights")

@@ -1,6 +1,12 @@
 """Known pretrained weights by name, downloaded only when asked (``cnnlab weights get NAME``), checked by
-sha256, written atomically under the data root (``<root>/yolo/`` for Darknet files, where
-``cnnlab.paths.find_file`` finds them by bare name).
+sha256, written atomically under the data root (``<root>/yolo/`` for Darknet files, ``<root>/weights/``
+for cnnlab's own recipes, where ``cnnlab.paths.find_file`` finds them by bare name).
+
+cnnlab's own recipes (``cifar10-fast``, ``mnist-fast``, ``fashion-mnist-fast``) are published as one
+inference checkpoint each (``<recipe>.pt``: the EMA weights, config, classes and preprocessing, no
+optimizer state), made by :func:`pack_weights` (``cnnlab weights pack RUN``) from a run of the recipe,
+uploaded to :data:`RELEASES` and pinned here by sha256. Once present, the recipe's name is a model
+source: ``cnnlab predict cifar10-fast img.png``, ``cnnlab.load("mnist-fast")``.
 
 A file whose checksum cannot be pinned here (it could not be verified offline when the catalogue was
 written) downloads only with ``trust_new=True`` (``--trust-new``): its sha256 is then recorded in
@@ -21,6 +27,8 @@ SUMS = "SHA256SUMS"
 _PJ = "https://raw.githubusercontent.com/pjreddie/darknet/f86901f6177dfc6116360a13cc06ab680e0c86b0"
 _FASTEST = "https://github.com/dog-qiuqiu/Yolo-Fastest/raw/{commit}/ModelZoo/yolo-fastest-1.1_coco"
 _F11, _FXL = "99d03d0f26e2555275bdb30f43479d47cc19311f", "9c62b1c50e024fb73d29a651133b1d63548e63a1"
+# where cnnlab's own recipe weights are published (release assets); mirrors are tried first
+RELEASES = "https://github.com/cnnlab/cnnlab/releases/download/weights-v1"
 _COCO_NAMES_SHA = "634a1132eb33f8091d60f2c346ababe8b905ae08387037aed883953b7329af84"
 
 
@@ -75,6 +83,64 @@ KNOWN: dict[str, KnownWeights] = {w.name: w for w in (
                   "cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87"),
         _coco_names())),
 )}
+
+
+def _recipe(name: str, description: str, sha256: str | None) -> KnownWeights:
+    """The weights of one of cnnlab's recipes: a single inference checkpoint ``<name>.pt``."""
+    return KnownWeights(name, description, (KnownFile(f"{name}.pt", f"{RELEASES}/{name}.pt", sha256),),
+                        folder="weights")
+
+
+RECIPE_WEIGHTS = ("cifar10-fast", "mnist-fast", "fashion-mnist-fast")
+KNOWN.update({w.name: w for w in (
+    _recipe("cifar10-fast", "cnnlab recipe cifar10-fast (airbench-style net, CIFAR-10, 32x32, test 91.46 %)",
+            "d9779f40afd74b51b7fb51ab151614f64a14e1bc80a21820d54902a2be594a60"),    # 2,300,760 bytes
+    _recipe("mnist-fast", "cnnlab recipe mnist-fast (airbench-style net, MNIST, 28x28, test 99.68 %)",
+            "640140f2f884854649b4b2bcc5542c6cc3b39dc5beb71f1817b2ed5ac172e5a6"),    # 1,180,990 bytes
+    _recipe("fashion-mnist-fast", "cnnlab recipe fashion-mnist-fast (airbench-style net, Fashion-MNIST, 28x28, "
+            "test 94.08 %)", "fa0a021bd618261308675b6a855cc4f500f8659e2c061d349720641c00d6aa46"),  # 4,631,782 bytes
+)})
+
+
+def recipe_checkpoint(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The downloaded checkpoint of cnnlab recipe ``name`` (``<data root>/weights/<name>.pt``); absent:
+    one line naming the command that gets it and where the file goes."""
+    from cnnlab.paths import data_root, find_path
+
+    w = KNOWN[name]
+    found = find_path(w.files[0].name, "weights", data_dir)
+    if found is not None and found.is_file():
+        return found
+    folder = data_root(data_dir) / w.folder
+    raise UserError(f"{name}: its pretrained weights are not here; get them with: cnnlab weights get {name} "
+                    f"(or put {w.files[0].name} in {folder})")
+
+
+def pack_weights(run: str | os.PathLike, out: str | os.PathLike | None = None, name: str | None = None,
+                 use_ema: bool = True) -> dict[str, object]:
+    """Write a run's best checkpoint as a slim inference checkpoint ``<out>/<name>.pt`` (the EMA weights
+    as the model when ``use_ema`` and the run kept them; optimizer, scheduler and RNG state dropped) and
+    return ``{"path", "sha256", "bytes"}``: the file to publish and the checksum to pin in :data:`KNOWN`."""
+    from cnnlab.engine.checkpoint import check_checkpoint
+    from cnnlab.io import torch_load_safe, torch_save_atomic
+    from cnnlab.sources.kinds import identify
+
+    loc = identify(run)
+    if loc.kind not in ("classify-run", "detect-run", "classify-checkpoint", "detect-checkpoint"):
+        raise UserError(f"{run}: not a cnnlab run folder or checkpoint ({loc.describe()})")
+    ckpt = torch_load_safe(loc.path)
+    check_checkpoint(ckpt, loc.path)
+    slim = {k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "rng", "scaler", "ema")}
+    if use_ema and isinstance(ckpt.get("ema"), dict):
+        slim["model"] = ckpt["ema"]
+    slim["ema"] = None
+    check_checkpoint(slim, loc.path)
+    stem = name or (loc.run_dir.name if loc.run_dir is not None else Path(loc.path).stem)
+    if not stem or any(ch in stem for ch in "/\\") or stem.startswith("."):
+        raise UserError(f"bad weights name {stem!r} (a plain file name without folders)")
+    target = Path(out if out is not None else ".") / f"{stem}.pt"
+    torch_save_atomic(slim, target)
+    return {"path": target, "sha256": sha256_of(target), "bytes": target.stat().st_size}
 
 
 def known_weights(name: str) -> KnownWeights:

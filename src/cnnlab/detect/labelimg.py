@@ -80,10 +80,14 @@ def pixel_boxes(sample: DetectionSample) -> list[tuple[int, int, int, int]]:
 
 def labelimg_subset(data: str | os.PathLike, out: str | os.PathLike, class_name: str = "person",
                     split: str = "train", val_fraction: float = 0.2, seed: int = 0,
-                    max_images: int | None = None) -> dict[str, Any]:
+                    max_images: int | None = None, min_size: int = 0) -> dict[str, Any]:
     """Write the images of ``data`` (any layout cnnlab reads) that hold ``class_name`` as a single-class
     LabelImg dataset in ``out``: ``train/`` and ``val/`` (copies of the images, each with its VOC
     ``.xml`` holding only that class's boxes) and a ``data.yaml``.
+
+    ``min_size`` > 0 makes a *clear* set, as people label their own photos: an image is kept only when
+    every box of the class is at least ``min_size`` pixels on its shorter side (an image with a tiny
+    instance is left out whole, so no true object goes unlabelled).
 
     The split is seeded and independent of file order (sorted names, then a seeded permutation).
     Returns ``{"out", "data_yaml", "class", "train", "val", "boxes": {split: n}}``.
@@ -104,6 +108,9 @@ def labelimg_subset(data: str | os.PathLike, out: str | os.PathLike, class_name:
     k = ds.names.index(class_name)
     chosen = sorted((s for s in ds.samples if (s.class_ids == k).any()), key=lambda s: s.image_path.name)
     chosen = [s for s in chosen if pixel_boxes(_only(s, k))]
+    if min_size > 0:
+        chosen = [s for s in chosen
+                  if min(min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in pixel_boxes(_only(s, k))) >= min_size]
     if len(chosen) < 2:
         raise UserError(f"only {len(chosen)} images of {data} hold a {class_name!r}: too few for two splits")
     order = np.random.default_rng(seed).permutation(len(chosen))
@@ -125,8 +132,9 @@ def labelimg_subset(data: str | os.PathLike, out: str | os.PathLike, class_name:
             boxes[name] += len(objects)
             atomic_write_text(image.with_suffix(".xml"), voc_xml(image.resolve(), s.width, s.height, objects))
     data_yaml = out / "data.yaml"
+    clear = f", every box >= {min_size} px" if min_size > 0 else ""
     atomic_write_text(data_yaml, f"# {class_name} images of {Path(data).name} in the LabelImg layout "
-                                 f"(cnnlab.detect.labelimg, seed {seed})\n"
+                                 f"(cnnlab.detect.labelimg, seed {seed}{clear})\n"
                                  f"train: train\nval: val\nnc: 1\nnames: [{class_name}]\n")
     return {"out": str(out), "data_yaml": str(data_yaml), "class": class_name,
             "train": len(splits["train"]), "val": len(splits["val"]), "boxes": boxes}

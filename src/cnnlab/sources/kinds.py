@@ -97,6 +97,10 @@ def _identify(source: Any, task: str | None) -> Located:
     text = str(source)
     if not text.startswith("timm/") and (any(ch in text for ch in "/\\") or path.suffix):
         raise UserError(f"model not found: {text} (expected {EXPECTED})")
+    from cnnlab.data.weights import RECIPE_WEIGHTS, recipe_checkpoint
+
+    if text in RECIPE_WEIGHTS:  # a cnnlab recipe's published weights, once downloaded
+        return _file(recipe_checkpoint(text), task)
     return _model_name(text)
 
 
