@@ -101,13 +101,26 @@ def _smoke_files(root: Path) -> tuple[Path, list[tuple[str, Path, Path]]]:
     return data, [("tiny-smoke", root / "tiny.cfg", root / "tiny.weights")]
 
 
+SETS = {"all": "person, all", "clear": "person, clear",
+        "renamed": "walker (the clear set renamed: no COCO class matches, fresh head rows)"}
+
+
+def _rename_class(folder: Path, old: str, new: str) -> None:
+    """Rename the one class of a LabelImg set (its .xml files and data.yaml), so that nothing matches the
+    COCO names and the fine-tune must learn the class rows from the boxes."""
+    for path in [*folder.rglob("*.xml"), folder / "data.yaml"]:
+        text = path.read_text()
+        path.write_text(text.replace(f"<name>{old}</name>", f"<name>{new}</name>").replace(f"[{old}]", f"[{new}]"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="yolo-fastest-1.1-xl,yolo-fastest-1.1",
                     help="Darknet models in $CNNLAB_DATA/yolo (cfg + weights).")
     ap.add_argument("--epochs", type=int, default=None, help="Default: detect-train's own (30).")
     ap.add_argument("--sets", default="all,clear",
-                    help="Person sets from coco128: all (every person image) and clear (every box >= --min-size).")
+                    help="Sets from coco128's person images: all; clear (every box >= --min-size); renamed (the clear "
+                         "set with its class renamed 'walker': fresh head rows).")
     ap.add_argument("--min-size", type=int, default=32, help="Shorter side in pixels of every box of the clear set.")
     ap.add_argument("--imgsz", type=int, default=320, help="The models' own input size.")
     ap.add_argument("--data", type=Path, default=None, help="A data.yaml (default: the coco128 person subset).")
@@ -137,19 +150,20 @@ def main(argv: list[str] | None = None) -> int:
                 from cnnlab.detect.labelimg import labelimg_subset
 
                 for which in [w for w in args.sets.split(",") if w]:
-                    if which not in ("all", "clear"):
-                        raise SystemExit(f"error: unknown set {which!r} (all, clear)")
+                    if which not in SETS:
+                        raise SystemExit(f"error: unknown set {which!r} ({', '.join(SETS)})")
                     info = labelimg_subset(data_root(None) / "coco128", root / which, "person", seed=0,
-                                           min_size=args.min_size if which == "clear" else 0)
-                    label = ("person, clear" if which == "clear" else "person, all") + \
-                        f" ({info['train']} + {info['val']} images, {info['boxes']['train']} + " \
+                                           min_size=0 if which == "all" else args.min_size)
+                    if which == "renamed":
+                        _rename_class(root / which, "person", "walker")
+                    label = SETS[which] + f" ({info['train']} + {info['val']} images, {info['boxes']['train']} + " \
                         f"{info['boxes']['val']} boxes)"
                     sets.append((label, root / which / "data.yaml"))
             epochs, imgsz = args.epochs, args.imgsz
         out = args.out or REPO / "docs" / "img"
         out.mkdir(parents=True, exist_ok=True)
         for label, data in sets:
-            tag = label.split(" (")[0].split(", ")[-1]
+            tag = label.split(" (")[0].split(", ")[-1].split(" ")[0]
             for name, cfg, weights in models:
                 rows.append({"set": label, **finetune(name, cfg, weights, data, epochs, imgsz, root / "runs" / tag,
                                                       out / f"detect_finetune_{name}_{tag}.png")})
