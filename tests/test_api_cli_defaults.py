@@ -36,6 +36,7 @@ API = {
     "import-keras": ["cnnlab.models.keras_import:import_keras"],
     "models": ["cnnlab.models.registry:list_models"],
     "weights get": ["cnnlab.data.weights:get_weights"],
+    "weights pack": ["cnnlab.data.weights:pack_weights"],
     "data check": ["cnnlab.detect.check:check_detection_data"],
     "localize-eval": ["cnnlab.tasks.localize.infer:evaluate_localizer"],
     "localize": ["cnnlab.tasks.localize.infer:predict_localizer"],

@@ -52,13 +52,13 @@ def register(app: typer.Typer) -> None:
     @weights_app.command("pack")
     def pack(run: str = typer.Argument(..., help="A run folder or checkpoint (its best weights)."),
              name: str | None = typer.Option(None, "--name", help="File name without .pt (default: the run's)."),
-             out: str = typer.Option(".", "--out", "-o", help="Folder to write NAME.pt into."),
+             output: str = typer.Option(".", "--output", "-o", help="Folder to write NAME.pt into."),
              no_ema: bool = typer.Option(False, "--no-ema", help="Pack the training weights, not the EMA ones.")
              ) -> None:
         """Write a run's weights as a slim inference checkpoint to publish, with its sha256 to pin."""
         from cnnlab.data.weights import pack_weights
 
-        info = pack_weights(run, out, name=name, use_ema=not no_ema)
+        info = pack_weights(run, output, name=name, use_ema=not no_ema)
         console.print(f"[green]ok[/] {info['path']} ({int(info['bytes']) / 1e6:.2f} MB)", soft_wrap=True)
         console.print(f"sha256 {info['sha256']}", soft_wrap=True)
 

@@ -116,9 +116,9 @@ def recipe_checkpoint(name: str, data_dir: str | os.PathLike | None = None) -> P
                     f"(or put {w.files[0].name} in {folder})")
 
 
-def pack_weights(run: str | os.PathLike, out: str | os.PathLike | None = None, name: str | None = None,
+def pack_weights(run: str | os.PathLike, output: str | os.PathLike = ".", name: str | None = None,
                  use_ema: bool = True) -> dict[str, object]:
-    """Write a run's best checkpoint as a slim inference checkpoint ``<out>/<name>.pt`` (the EMA weights
+    """Write a run's best checkpoint as a slim inference checkpoint ``<output>/<name>.pt`` (the EMA weights
     as the model when ``use_ema`` and the run kept them; optimizer, scheduler and RNG state dropped) and
     return ``{"path", "sha256", "bytes"}``: the file to publish and the checksum to pin in :data:`KNOWN`."""
     from cnnlab.engine.checkpoint import check_checkpoint
@@ -138,7 +138,7 @@ def pack_weights(run: str | os.PathLike, out: str | os.PathLike | None = None, n
     stem = name or (loc.run_dir.name if loc.run_dir is not None else Path(loc.path).stem)
     if not stem or any(ch in stem for ch in "/\\") or stem.startswith("."):
         raise UserError(f"bad weights name {stem!r} (a plain file name without folders)")
-    target = Path(out if out is not None else ".") / f"{stem}.pt"
+    target = Path(output) / f"{stem}.pt"
     torch_save_atomic(slim, target)
     return {"path": target, "sha256": sha256_of(target), "bytes": target.stat().st_size}
 
