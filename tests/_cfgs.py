@@ -5,11 +5,11 @@ from __future__ import annotations
 NET = "[net]\nwidth=64\nheight=64\nchannels=3\n"
 
 
-def yolo_head(act: str = "linear", extra: str = "") -> str:
-    """A 1x1 convolution to 3 x (2 + 5) = 21 maps and a [yolo] layer on it (``extra``: more yolo keys)."""
+def yolo_head(act: str = "linear", extra: str = "", nc: int = 2) -> str:
+    """A 1x1 convolution to 3 x (5 + nc) maps and a [yolo] layer on it (``extra``: more yolo keys)."""
     return f"""
 [convolutional]
-filters=21
+filters={3 * (5 + nc)}
 size=1
 stride=1
 pad=1
@@ -18,13 +18,14 @@ activation={act}
 [yolo]
 mask=0,1,2
 anchors=10,14, 23,27, 37,58
-classes=2
+classes={nc}
 num=3
 {extra}"""
 
 
-# one strided BN conv and a head: the smallest detector the pipeline and backend tests run
-TINY_CFG = NET + """
+def tiny_cfg(nc: int = 2) -> str:
+    """One strided BN conv and a head for ``nc`` classes: the smallest detector the tests run."""
+    return NET + """
 [convolutional]
 batch_normalize=1
 filters=8
@@ -32,7 +33,10 @@ size=3
 stride=2
 pad=1
 activation=leaky
-""" + yolo_head()
+""" + yolo_head(nc=nc)
+
+
+TINY_CFG = tiny_cfg()
 
 
 def v4_tiny_cfg(head_act: str = "logistic", new_coords: int = 1) -> str:

@@ -111,34 +111,12 @@ def test_best_possible_recall_is_yolov5s_ratio_rule():
 
 
 def _model(nc: int, seed: int):
-    from _cfgs import NET
+    from _cfgs import tiny_cfg
     from cnnlab.darknet.cfg import parse_cfg_text
     from cnnlab.darknet.model import DarknetModel
 
     torch.manual_seed(seed)
-    text = NET + f"""
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-filters={3 * (5 + nc)}
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,14, 23,27, 37,58
-classes={nc}
-num=3
-"""
-    return DarknetModel(parse_cfg_text(text, source="t"))
+    return DarknetModel(parse_cfg_text(tiny_cfg(nc), source="t"))
 
 
 def test_reheading_keeps_box_objectness_and_matching_class_rows():
