@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def write_section(key: str, title: str, body: str, command: str | None = None) -
     """Replace (or append) the section ``key`` of docs/benchmarks.md with ``body``."""
     from cnnlab.io import atomic_write_text
 
-    command = command or "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    command = command or "python " + shlex.join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])  # as typed
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     section = (
         f"<!-- section:{key} -->\n## {title}\n\n"

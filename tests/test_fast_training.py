@@ -153,3 +153,73 @@ def test_bf16_cpu_autocasts_the_training_step(tmp_path):
         hook.remove()
         assert math.isfinite(trainer.history[-1]["loss"])
     assert seen == [torch.float32] * 2 + [torch.bfloat16] * 2
+
+
+# ------------------------------------------------------------------------------ translate TTA, bf16 evaluation
+def _mirrored(model, z, dims):
+    probs = model(z).softmax(1)
+    for d in dims:
+        probs = probs + model(z.flip(d)).softmax(1)
+    return probs / (len(dims) + 1)
+
+
+def test_translate_tta_averages_the_shifted_and_mirrored_views():
+    """airbench's second TTA level: half the flip average, half that of the 1-px shifted copies."""
+    from cnnlab.tasks.classify.evaluate import tta_probs
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 6 * 6, 4)).eval()
+    x = torch.randn(5, 3, 6, 6)
+    with torch.no_grad():
+        got = tta_probs(model, x, ("hflip", "translate1"))
+        # the same shifts written out: content moved 1 px down-right, and 1 px up-left (reflected edges)
+        down_right = torch.cat([x[..., 1:2, :], x[..., :-1, :]], dim=-2)
+        down_right = torch.cat([down_right[..., 1:2], down_right[..., :-1]], dim=-1)
+        up_left = torch.cat([x[..., 1:, :], x[..., -2:-1, :]], dim=-2)
+        up_left = torch.cat([up_left[..., 1:], up_left[..., -2:-1]], dim=-1)
+        want = 0.5 * _mirrored(model, x, [-1]) + 0.25 * (_mirrored(model, down_right, [-1])
+                                                         + _mirrored(model, up_left, [-1]))
+        assert torch.allclose(got, want, atol=1e-6)
+        assert torch.allclose(tta_probs(model, x, ("hflip",)), _mirrored(model, x, [-1]), atol=1e-6)
+        assert torch.allclose(tta_probs(model, x, ()), model(x).softmax(1), atol=1e-6)
+        assert torch.allclose(got.sum(1), torch.ones(5), atol=1e-5)
+        tiny = torch.randn(2, 3, 1, 1)  # nothing to shift in a 1x1 image: the flip average alone
+        flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 4)).eval()
+        assert torch.allclose(tta_probs(flat, tiny, ("translate2",)), flat(tiny).softmax(1), atol=1e-6)
+
+
+def test_tta_translate_option_is_checked_and_reaches_the_run_and_evaluate(tmp_path):
+    import cnnlab
+    from cnnlab.config import TrainConfig
+    from cnnlab.tasks.classify.evaluate import _tta_ops, tta_from_augment
+
+    assert tta_from_augment("standard", 1) == ("hflip", "translate1")
+    assert tta_from_augment({"rotation_range": 10}, 2) == ("translate2",)
+    assert _tta_ops(["hflip", "translate3"]) == ("hflip", "translate3")
+    for bad in (["translate9"], ["translate"], ["rotate"]):
+        with pytest.raises(UserError, match="unknown TTA"):
+            _tta_ops(bad)
+    for bad in (-1, 9):
+        with pytest.raises(UserError, match="tta_translate"):
+            TrainConfig(tta_translate=bad).validate()
+    run = cnnlab.train(recipe="cifar10-fast", dataset="digits", subset=200, epochs=1, batch=100, verbose=0,
+                       model_kwargs={"widths": [8, 8, 8]}, tta_translate=1, project=tmp_path, name="t")
+    assert run.metrics["test_accuracy"] > 0
+    r = cnnlab.evaluate(run.run_dir, tta=True, device="cpu")
+    assert r["tta"] == ["hflip", "translate1"]
+    assert r["accuracy"] == pytest.approx(run.metrics["test_accuracy"], abs=0.02)  # fp32 here, bf16 in the run
+
+
+def test_bf16_evaluation_on_cpu_matches_fp32():
+    from cnnlab.tasks.classify.evaluate import evaluate_model
+
+    torch.manual_seed(0)
+    model = create_model("airbench", num_classes=3, img_size=8, widths=[8, 8, 8]).eval()
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 3, (64,))
+    seen = []
+    hook = model.layers.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    fp32, _ = evaluate_model(model, [(x, y)], 3, "cpu")
+    bf16, _ = evaluate_model(model, [(x, y)], 3, "cpu", bf16=True, tta=["hflip", "translate1"])
+    hook.remove()
+    assert seen[0] == torch.float32 and set(seen[1:]) == {torch.bfloat16} and len(seen) == 1 + 6
+    assert abs(fp32["loss"] - bf16["loss"]) < 0.1 and math.isfinite(bf16["loss"])

@@ -153,7 +153,8 @@ def tta_ops(run_config: dict[str, Any] | None) -> tuple[str, ...]:
     if not run_config or "augment" not in run_config:
         warn("--tta: the model's training augmentation is unknown; averaging with horizontal mirrors")
         return ("hflip",)
-    ops = tta_from_augment(run_config.get("augment"))
+    translate = run_config.get("tta_translate") or 0
+    ops = tta_from_augment(run_config.get("augment"), translate if translate in range(1, 9) else 0)
     if not ops:
         warn("--tta: the run never trained with flips, so mirrored images would only mislead it; "
              "scoring without TTA")

@@ -121,11 +121,13 @@ def plain_data(obj: Any, other: Callable[[Any], Any] | None = None) -> Any:
 
 
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file, then rename into place."""
+    """``torch.save`` to a temporary file, then rename into place. Saved through a file object, so the zip's
+    inner folder name is always ``archive`` (not the temporary file's name): the same object gives the
+    same bytes, and a published file's sha256 can be reproduced."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return Path(path)
 
 

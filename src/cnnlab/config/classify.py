@@ -81,6 +81,8 @@ class TrainConfig(RunConfig):
                                "its weights then stay fixed.", section=MODEL)
     tta: bool = option(False, "Flip test-time augmentation in validation and the final test evaluation.",
                        section=REG)
+    tta_translate: int = option(0, "With tta: also average over the images shifted this many pixels up-left "
+                                "and down-right (reflected edges; airbench's translate TTA); 0: off.", section=REG)
     # shared options whose classification defaults differ
     monitor: str = option("val_accuracy", "Metric for the best checkpoint, early stopping and plateau.",
                           section="Callbacks and logging")
@@ -149,6 +151,8 @@ class TrainConfig(RunConfig):
             raise UserError(f"zca_epsilon must be > 0, got {self.zca_epsilon}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.tta_translate <= 8:
+            raise UserError(f"tta_translate must be 0 (off) to 8 pixels, got {self.tta_translate}")
         if self.unfreeze_epochs < 0:
             raise UserError(f"unfreeze_epochs must be >= 0, got {self.unfreeze_epochs}")
         for name in ("backbone_lr", "unfreeze_lr"):

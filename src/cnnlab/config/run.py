@@ -82,8 +82,9 @@ class RunConfig(Config):
     ema: float | None = option(None, "EMA decay of the weights, e.g. 0.999 (null: off).", section=NUM)
     ema_warmup: int = option(2000, "EMA decay ramps up over this many steps.", section=NUM)
     amp: bool = option(True, "Mixed precision (CUDA only).", section=NUM)
-    bf16_cpu: bool = option(False, "bfloat16 autocast of the training step on CPU (pays with AVX-512 BF16/AMX; "
-                            "measure: benchmarks/fast_recipes.py --throughput).", section=NUM)
+    bf16_cpu: bool = option(False, "bfloat16 autocast of the training step and of the run's evaluations on CPU "
+                            "(pays with AVX-512 BF16/AMX; measure: benchmarks/fast_recipes.py --throughput).",
+                            section=NUM)
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU oneDNN and CUDA).",
                                  section=NUM)
     seed: int = option(0, "Random seed (data order, augmentation, init).", section=NUM)

@@ -93,12 +93,12 @@ def _recipe(name: str, description: str, sha256: str | None) -> KnownWeights:
 
 RECIPE_WEIGHTS = ("cifar10-fast", "mnist-fast", "fashion-mnist-fast")
 KNOWN.update({w.name: w for w in (
-    _recipe("cifar10-fast", "cnnlab recipe cifar10-fast (airbench-style net, CIFAR-10, 32x32, test 91.46 %)",
-            "d9779f40afd74b51b7fb51ab151614f64a14e1bc80a21820d54902a2be594a60"),    # 2,300,760 bytes
+    _recipe("cifar10-fast", "cnnlab recipe cifar10-fast (airbench-style net, CIFAR-10, 32x32, test 91.85 %)",
+            "c60f17c4a8865f88eb8e5da8bcdd761dde16aeee57eb657bda2b4a6ebb79dab2"),    # 2,299,438 bytes
     _recipe("mnist-fast", "cnnlab recipe mnist-fast (airbench-style net, MNIST, 28x28, test 99.68 %)",
-            "640140f2f884854649b4b2bcc5542c6cc3b39dc5beb71f1817b2ed5ac172e5a6"),    # 1,180,990 bytes
+            "92be6eadd926177b3c9148fa869824c87f2308ff3d09422fe07609c1c1512bfd"),    # 1,179,758 bytes
     _recipe("fashion-mnist-fast", "cnnlab recipe fashion-mnist-fast (airbench-style net, Fashion-MNIST, 28x28, "
-            "test 94.08 %)", "fa0a021bd618261308675b6a855cc4f500f8659e2c061d349720641c00d6aa46"),  # 4,631,782 bytes
+            "test 94.77 %)", "36173855ee445fc1538c14b0825b83e4a61c068720f347d47c8a48c60d724033"),  # 4,630,638 bytes
 )})
 
 

@@ -3,10 +3,10 @@ file) with N seeds and reports the mean and 95 % confidence interval (t-distribu
 accuracy and, for each target, the training wall time, epochs and training FLOPs until the curve
 first reaches it.
 
-The curve is the accuracy of the evaluation weights (EMA when on; flip-TTA when the run's ``tta`` is
-on) on ``split`` after every epoch: ``test`` (the usual definition of time-to-accuracy, as DAWNBench
-and airbench measure it; tune on ``val`` so the test split is not tuned on) or ``val`` (the run's
-held-out part of the training set). Time is the engine's training wall time only: the per-epoch
+The curve is the accuracy of the evaluation weights (EMA when on; the run's test-time augmentation
+when its ``tta`` is on; bfloat16 with ``bf16_cpu``) on ``split`` after every epoch: ``test`` (the
+usual definition of time-to-accuracy, as DAWNBench and airbench measure it; tune on ``val`` so the
+test split is not tuned on) or ``val`` (the run's held-out part of the training set). Time is the engine's training wall time only: the per-epoch
 evaluations are not counted. Training FLOPs per image are counted once by PyTorch's FLOP counter
 (forward + backward of the model in training mode); the run's images/s times that is the compute
 rate the loop reached.
@@ -70,8 +70,8 @@ class AccuracyClock(Callback):
         if loader is None:
             raise UserError(f"speedrun --split test: dataset {trainer.cfg.dataset} has no test split; use --split val")
         result, _ = evaluate_model(trainer.eval_model, loader, task.num_classes, trainer.device,
-                                   tta=getattr(trainer.cfg, "tta", False), amp=trainer.amp,
-                                   channels_last=trainer.channels_last)
+                                   tta=getattr(task, "tta_ops", ()), amp=trainer.amp,
+                                   channels_last=trainer.channels_last, bf16=trainer.bf16_cpu)
         trainer.task.train_mode(trainer.model)
         return float(result["accuracy"])
 

@@ -136,7 +136,7 @@ class ClassifyTask(Task):
         if self.val_loader is None:
             return {}
         val, _ = evaluate_model(model, self.val_loader, self.num_classes or 0, engine.device, amp=engine.amp,
-                                channels_last=engine.channels_last, tta=self.tta_ops)
+                                channels_last=engine.channels_last, tta=self.tta_ops, bf16=engine.bf16_cpu)
         return {f"val_{k}": v for k, v in val.items() if k in ("loss", "accuracy", "top5_accuracy")}
 
     def fitness(self, logs: dict[str, Any]) -> float | None:
@@ -201,7 +201,7 @@ class ClassifyTask(Task):
             engine.log(f"{split} evaluation of the best weights: {len(eval_loader)} batches")
             logs, meter = evaluate_model(model, eval_loader, len(data.classes), engine.device, confusion=True,
                                          amp=engine.amp, channels_last=cfg.channels_last, tta=self.tta_ops,
-                                         progress=cfg.verbose > 0, label=f"{split} evaluation")
+                                         progress=cfg.verbose > 0, label=f"{split} evaluation", bf16=engine.bf16_cpu)
             metrics.update({f"{split}_{k}": v for k, v in logs.items() if k in ("loss", "accuracy", "top5_accuracy")})
             metrics[split] = {**logs, **confusion_report(meter.matrix, data.classes)}
             if cfg.plots:
@@ -249,21 +249,22 @@ class Trainer(Engine):
     def evaluate(self, loader: Iterable, tta: bool = False, confusion: bool = False) -> dict[str, Any]:
         """Loss and accuracies of the evaluation weights on ``loader`` (Keras ``model.evaluate``)."""
         logs, meter = evaluate_model(self.eval_model, loader, self.task.num_classes, self.device, tta=tta,  # type: ignore[attr-defined]
-                                     confusion=confusion, amp=self.amp, channels_last=self.channels_last)
+                                     confusion=confusion, amp=self.amp, channels_last=self.channels_last,
+                                     bf16=self.bf16_cpu)
         if confusion:
             logs["confusion"] = meter.matrix
         return logs
 
 
 def _tta_ops(cfg: TrainConfig) -> tuple[str, ...]:
-    """``--tta``: the flips the run trains with (a mirrored digit is another digit), with a warning when
-    there are none."""
+    """``--tta``: the flips the run trains with (a mirrored digit is another digit) and the shifted copies
+    of ``tta_translate``, with a warning when there are none."""
     if not cfg.tta:
         return ()
     from cnnlab.errors import warn
     from cnnlab.tasks.classify.evaluate import tta_from_augment
 
-    ops = tta_from_augment(cfg.augment)
+    ops = tta_from_augment(cfg.augment, cfg.tta_translate)
     if not ops:
         warn("--tta: the run does not train with flips, so mirrored images would only mislead it; "
              "validating without TTA")
